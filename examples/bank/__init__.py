@@ -1,0 +1,1 @@
+"""The bank-account service from the seed: an ordinary user of facta."""

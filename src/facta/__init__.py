@@ -1,0 +1,64 @@
+"""facta: event sourcing and CQRS for Python, typed and async.
+
+The public API is re-exported here; everything else is importable but internal.
+"""
+
+from facta.application import Application, CommandResult, EventEnvelope, StateAt
+from facta.codec import Codec
+from facta.domain import Aggregate, Command, DomainError, Event
+from facta.errors import (
+    DuplicateEventId,
+    EventDecodeError,
+    FactaError,
+    InvalidStreamId,
+    StoreUnavailable,
+    StreamNotFound,
+    UnknownEventType,
+    WrongExpectedVersion,
+)
+from facta.store import open_store
+from facta.store.base import (
+    ANY,
+    NO_STREAM,
+    START,
+    STREAM_EXISTS,
+    AppendResult,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    Position,
+    RecordedEvent,
+    Snapshot,
+)
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "START",
+    "STREAM_EXISTS",
+    "Aggregate",
+    "AppendResult",
+    "Application",
+    "Codec",
+    "Command",
+    "CommandResult",
+    "DomainError",
+    "DuplicateEventId",
+    "Event",
+    "EventDecodeError",
+    "EventEnvelope",
+    "EventStore",
+    "ExpectedVersion",
+    "FactaError",
+    "InvalidStreamId",
+    "NewEvent",
+    "Position",
+    "RecordedEvent",
+    "Snapshot",
+    "StateAt",
+    "StoreUnavailable",
+    "StreamNotFound",
+    "UnknownEventType",
+    "WrongExpectedVersion",
+    "open_store",
+]

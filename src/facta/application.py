@@ -1,0 +1,327 @@
+"""The command side: load an aggregate, decide, append with the expected version, retry.
+
+Commands for one stream are serialised within the process (a per-stream lock), so they never
+conflict with each other; conflicts with other processes are retried a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from facta._locks import KeyedLocks
+from facta.cache import StateCache
+from facta.codec import Codec
+from facta.domain import Aggregate, Command, Event
+from facta.errors import InvalidStreamId, StreamNotFound, WrongExpectedVersion
+from facta.store.base import (
+    START,
+    EventStore,
+    Position,
+    RecordedEvent,
+    Snapshot,
+    TransactionHook,
+    validate_stream_id,
+)
+
+log = logging.getLogger("facta.application")
+
+S = TypeVar("S")
+E = TypeVar("E", bound=Event)
+
+_COMMAND_NAMESPACE = uuid.UUID("6f1d8d2e-4a8f-4c1b-9a57-0b7f3d1c2e90")
+
+
+class CommandResult(msgspec.Struct, Generic[S, E], frozen=True):
+    """What a command did: the stream's version after it, the events it caused, the new state,
+    and the log position of its last event (for read-your-writes on projections)."""
+
+    stream_id: str
+    version: int
+    events: tuple[E, ...]
+    state: S
+    position: Position = START
+
+
+class StateAt(msgspec.Struct, Generic[S], frozen=True):
+    """An aggregate's state at a version of its stream (0: the stream has no events)."""
+
+    stream_id: str
+    version: int
+    state: S
+
+
+class EventEnvelope(msgspec.Struct, Generic[E], frozen=True, gc=False):
+    """A decoded event together with the record it was stored as."""
+
+    event: E
+    recorded: RecordedEvent
+
+
+class Application:
+    """Executes commands against aggregates stored in an EventStore.
+
+    ``max_retries`` bounds the retries after a conflict with another process;
+    ``cache_size`` bounds the state cache (0 turns it off); ``transaction_hook`` runs inside
+    every append's transaction (inline projections).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        codec: Codec | None = None,
+        max_retries: int = 10,
+        cache_size: int = 10_000,
+        transaction_hook: TransactionHook | None = None,
+    ) -> None:
+        self.store = store
+        self.codec = codec or Codec()
+        self.max_retries = max_retries
+        self.cache = StateCache(cache_size)
+        self.transaction_hook = transaction_hook
+        self._locks = KeyedLocks()
+        self._background: set[asyncio.Task[None]] = set()
+        self._state_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+    @staticmethod
+    def stream_id(aggregate: Aggregate[Any, Any, Any], entity_id: str) -> str:
+        """The stream of one aggregate instance: ``{aggregate.name}-{entity_id}``."""
+        if not entity_id:
+            raise InvalidStreamId("the id must not be empty")
+        return validate_stream_id(f"{aggregate.name}-{entity_id}")
+
+    async def execute(
+        self,
+        aggregate: Aggregate[S, Any, E],
+        entity_id: str,
+        command: Command,
+        *,
+        expected_version: int | None = None,
+        command_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CommandResult[S, E]:
+        """Decide ``command`` against the current state and append the events.
+
+        Raises the aggregate's DomainError unchanged when it rejects the command (nothing is
+        written); WrongExpectedVersion when ``expected_version`` is given and the stream is
+        elsewhere, or when conflicts outlast the retries. With ``command_id``, executing the
+        same command again returns the first result and writes nothing.
+        """
+        stream_id = self.stream_id(aggregate, entity_id)
+        self.codec.register_aggregate(aggregate)
+        meta = _metadata(metadata, command_id)
+        async with self._locks.hold(stream_id):
+            for attempt in range(self.max_retries + 1):
+                if command_id is not None:
+                    earlier = await self._earlier_result(aggregate, stream_id, command_id)
+                    if earlier is not None:
+                        return earlier
+                state, version = await self._current(aggregate, stream_id, expected_version)
+                if expected_version is not None and version != expected_version:
+                    raise WrongExpectedVersion(stream_id, expected_version, version)
+                events = aggregate.decide(state, command)
+                if not events:
+                    return CommandResult(stream_id, version, (), state)
+                new = [
+                    self.codec.encode(
+                        event,
+                        metadata=meta,
+                        event_id=None
+                        if command_id is None
+                        else _event_id(stream_id, command_id, i),
+                    )
+                    for i, event in enumerate(events)
+                ]
+                try:
+                    appended = await self.store.append(
+                        stream_id, new, version, hook=self.transaction_hook
+                    )
+                except WrongExpectedVersion:
+                    self.cache.discard(stream_id)
+                    if expected_version is not None or attempt == self.max_retries:
+                        raise
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                    continue
+                if command_id is not None and [e.data for e in appended.events] != [
+                    e.data for e in new
+                ]:
+                    # Another process executed this command first; answer with its result.
+                    earlier = await self._earlier_result(aggregate, stream_id, command_id)
+                    assert earlier is not None
+                    return earlier
+                new_state = aggregate.fold(events, state)
+                self.cache.put(stream_id, new_state, appended.version)
+                self._maybe_snapshot(aggregate, appended.events, new_state)
+                return CommandResult(
+                    stream_id, appended.version, tuple(events), new_state, appended.position
+                )
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _current(
+        self, aggregate: Aggregate[S, Any, Any], stream_id: str, expected: int | None
+    ) -> tuple[S, int]:
+        cached = self.cache.get(stream_id)
+        # A cache entry behind a pinned version may just be stale: only trust it when it agrees.
+        if cached is not None and (expected is None or cached[1] == expected):
+            return cached[0], cached[1]
+        loaded = await self._load(aggregate, stream_id, None, None)
+        self.cache.put(stream_id, loaded.state, loaded.version)
+        return loaded.state, loaded.version
+
+    async def load(
+        self,
+        aggregate: Aggregate[S, Any, Any],
+        entity_id: str,
+        *,
+        version: int | None = None,
+        at: float | None = None,
+    ) -> StateAt[S]:
+        """The state now, at ``version``, or as it was at Unix time ``at``.
+
+        Uses the nearest usable snapshot at or below the point. A stream with no events loads
+        as the initial state at version 0. Raises StreamNotFound when ``version`` is past the
+        stream's end.
+        """
+        self.codec.register_aggregate(aggregate)
+        return await self._load(aggregate, self.stream_id(aggregate, entity_id), version, at)
+
+    async def _load(
+        self,
+        aggregate: Aggregate[S, Any, Any],
+        stream_id: str,
+        version: int | None,
+        at: float | None,
+    ) -> StateAt[S]:
+        state, loaded_version = aggregate.initial, 0
+        if aggregate.snapshot_every:
+            snapshot = await self.store.load_snapshot(
+                stream_id, max_version=version, max_recorded_at=at
+            )
+            if snapshot is not None and snapshot.schema_version == aggregate.state_schema_version:
+                state, loaded_version = (
+                    self._decode_state(aggregate, snapshot.data),
+                    snapshot.version,
+                )
+        records = await self.store.read_stream(
+            stream_id, from_version=loaded_version + 1, to_version=version
+        )
+        decode, evolve = self.codec.decode, aggregate.evolve
+        for record in records:
+            if at is not None and record.recorded_at > at:
+                break
+            event = decode(record)
+            if event is not None:
+                state = evolve(state, event)
+            loaded_version = record.version
+        if version is not None and loaded_version < version:
+            raise StreamNotFound(stream_id, f"it has no version {version}")
+        return StateAt(stream_id, loaded_version, state)
+
+    async def history(
+        self,
+        aggregate: Aggregate[Any, Any, E],
+        entity_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[EventEnvelope[E]]:
+        """The stream's decoded events in version order (deprecated types left out)."""
+        self.codec.register_aggregate(aggregate)
+        records = await self.store.read_stream(
+            self.stream_id(aggregate, entity_id),
+            from_version=from_version,
+            to_version=to_version,
+            limit=limit,
+            backwards=backwards,
+        )
+        return self.decode_all(records)  # type: ignore[return-value]
+
+    def decode_all(self, records: Sequence[RecordedEvent]) -> list[EventEnvelope[Event]]:
+        """Decode stored events, leaving out deprecated types."""
+        decode = self.codec.decode
+        envelopes = []
+        for record in records:
+            event = decode(record)
+            if event is not None:
+                envelopes.append(EventEnvelope(event, record))
+        return envelopes
+
+    async def _earlier_result(
+        self, aggregate: Aggregate[S, Any, E], stream_id: str, command_id: str
+    ) -> CommandResult[S, E] | None:
+        first = await self.store.find_event(_event_id(stream_id, command_id, 0))
+        if first is None:
+            return None
+        records = await self.store.read_stream(stream_id, from_version=first.version)
+        mine = []
+        for record in records:
+            if record.meta.get("command_id") != command_id:
+                break
+            mine.append(record)
+        loaded = await self._load(aggregate, stream_id, mine[-1].version, None)
+        events = tuple(e.event for e in self.decode_all(mine))
+        return CommandResult(stream_id, loaded.version, events, loaded.state, mine[-1].position)  # type: ignore[arg-type]
+
+    def _decode_state(self, aggregate: Aggregate[S, Any, Any], data: bytes) -> S:
+        kind = aggregate.state_type
+        decoder = self._state_decoders.get(kind)
+        if decoder is None:
+            decoder = self._state_decoders[kind] = msgspec.json.Decoder(kind)
+        state: S = decoder.decode(data)
+        return state
+
+    def _maybe_snapshot(
+        self, aggregate: Aggregate[S, Any, Any], recorded: Sequence[RecordedEvent], state: S
+    ) -> None:
+        every = aggregate.snapshot_every
+        if not every or not recorded:
+            return
+        last = recorded[-1]
+        if last.version // every == (last.version - len(recorded)) // every:
+            return
+        snapshot = Snapshot(
+            last.stream_id,
+            last.version,
+            aggregate.state_schema_version,
+            msgspec.json.encode(state),
+            last.recorded_at,
+        )
+        task = asyncio.get_running_loop().create_task(self._save_snapshot(snapshot))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _save_snapshot(self, snapshot: Snapshot) -> None:
+        try:
+            await self.store.save_snapshot(snapshot)
+        except Exception:  # a lost snapshot only costs a longer load later
+            log.exception(
+                "saving the snapshot of %s at %d failed", snapshot.stream_id, snapshot.version
+            )
+
+    async def drain(self) -> None:
+        """Wait for background work (snapshots) to finish."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _metadata(metadata: Mapping[str, Any] | None, command_id: str | None) -> bytes:
+    meta = dict(metadata or {})
+    correlation = meta.setdefault("correlation_id", command_id or str(uuid.uuid4()))
+    meta.setdefault("causation_id", command_id or correlation)
+    if command_id is not None:
+        meta["command_id"] = command_id
+    return msgspec.json.encode(meta)
+
+
+def _event_id(stream_id: str, command_id: str, index: int) -> str:
+    """The id of the ``index``-th event a command causes: derived, so a repeat is detectable."""
+    return str(uuid.uuid5(_COMMAND_NAMESPACE, f"{stream_id}\n{command_id}\n{index}"))

@@ -1,0 +1,135 @@
+"""Encoding events to stored JSON and decoding them back, upcasting old shapes on the way.
+
+The fast path — a stored event whose type and schema version are current — is one msgspec
+decode into the class. Anything else (an old schema version, a renamed type, a deprecated
+type) goes through the JSON object: renamed, upcast step by step, then converted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from facta.domain import Aggregate, Event, type_name
+from facta.errors import EventDecodeError, UnknownEventType
+from facta.store.base import NewEvent, RecordedEvent
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns a stored event's JSON object at one schema version into the next version's."""
+
+
+class Codec:
+    """A registry of event classes by type name, with their upcasters, renames and deprecations."""
+
+    def __init__(self, events: Iterable[type[Event]] = ()) -> None:
+        self._classes: dict[str, type[Event]] = {}
+        # type name -> (current schema version, decoder): the fast path.
+        self._current: dict[str, tuple[int, msgspec.json.Decoder[Any]]] = {}
+        self._renamed: dict[str, str] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._deprecated: set[str] = set()
+        self._registered_aggregates: set[type[Aggregate[Any, Any, Any]]] = set()
+        self._encode = msgspec.json.Encoder(decimal_format="number").encode
+        for cls in events:
+            self.register(cls)
+
+    def register(self, cls: type[Event]) -> None:
+        """Make ``cls`` decodable under its type name. Registering it again is a no-op."""
+        name = type_name(cls)
+        known = self._classes.get(name)
+        if known is not None and known is not cls:
+            raise ValueError(f"event type {name!r} is registered for {known!r} already")
+        self._classes[name] = cls
+        self._current[name] = (cls.schema_version, msgspec.json.Decoder(cls))
+
+    def register_aggregate(self, aggregate: Aggregate[Any, Any, Any]) -> None:
+        """Register an aggregate's event classes and its declared schema evolution."""
+        kind = type(aggregate)
+        if kind in self._registered_aggregates:
+            return
+        for cls in kind.event_types:
+            self.register(cls)
+        for old_name, cls in kind.renamed_events.items():
+            self.rename(old_name, cls)
+        for (name, from_version), upcaster in kind.upcasters.items():
+            self.add_upcaster(name, from_version, upcaster)
+        for name in kind.deprecated_events:
+            self.deprecate(name)
+        self._registered_aggregates.add(kind)
+
+    def rename(self, old_name: str, cls: type[Event]) -> None:
+        """Read events stored under ``old_name`` as ``cls`` (after upcasting them)."""
+        self.register(cls)
+        self._renamed[old_name] = type_name(cls)
+
+    def add_upcaster(self, name: str, from_version: int, upcaster: Upcaster) -> None:
+        """Register the step from ``from_version`` to ``from_version + 1`` of type ``name``
+        (the current name, when the type was renamed)."""
+        self._upcasters[(name, from_version)] = upcaster
+
+    def deprecate(self, name: str) -> None:
+        """Skip stored events of type ``name`` on read (decode returns None)."""
+        self._deprecated.add(name)
+
+    def event_class(self, name: str) -> type[Event] | None:
+        """The class registered for a (current or old) type name."""
+        return self._classes.get(self._renamed.get(name, name))
+
+    def encode(
+        self, event: Event, *, metadata: bytes = b"{}", event_id: str | None = None
+    ) -> NewEvent:
+        """The NewEvent to append for ``event``."""
+        cls = type(event)
+        data = self._encode(event)
+        if event_id is None:
+            return NewEvent(type_name(cls), data, cls.schema_version, metadata)
+        return NewEvent(type_name(cls), data, cls.schema_version, metadata, event_id)
+
+    def decode(self, recorded: RecordedEvent) -> Event | None:
+        """The event object of a stored event, or None for a deprecated type.
+
+        Raises UnknownEventType for a type with no class, EventDecodeError when the data does
+        not fit the class even after upcasting.
+        """
+        current = self._current.get(recorded.type)
+        if current is not None and current[0] == recorded.schema_version:
+            try:
+                event: Event = current[1].decode(recorded.data)
+                return event
+            except msgspec.ValidationError as exc:
+                raise EventDecodeError(recorded.type, recorded.schema_version, str(exc)) from None
+        return self._decode_evolved(recorded)
+
+    def _decode_evolved(self, recorded: RecordedEvent) -> Event | None:
+        name = self._renamed.get(recorded.type, recorded.type)
+        if recorded.type in self._deprecated or name in self._deprecated:
+            return None
+        cls = self._classes.get(name)
+        if cls is None:
+            raise UnknownEventType(recorded.type, recorded.schema_version, recorded.stream_id)
+        version = recorded.schema_version
+        try:
+            data = msgspec.json.decode(recorded.data)
+            if not isinstance(data, dict):
+                raise EventDecodeError(recorded.type, version, "stored data is not a JSON object")
+            while version < cls.schema_version:
+                upcaster = self._upcasters.get((name, version))
+                if upcaster is None:
+                    raise EventDecodeError(
+                        recorded.type, version, f"no upcaster from version {version} of {name!r}"
+                    )
+                data = upcaster(data)
+                version += 1
+            if version > cls.schema_version:
+                raise EventDecodeError(
+                    recorded.type,
+                    version,
+                    f"newer than the code's version {cls.schema_version} of {name!r}",
+                )
+            data["type"] = name
+            event: Event = msgspec.convert(data, cls)
+            return event
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise EventDecodeError(recorded.type, recorded.schema_version, str(exc)) from None

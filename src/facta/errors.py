@@ -1,0 +1,76 @@
+"""Errors that callers of the store, codec and application can catch.
+
+Each carries the facts of the failure in its attributes and its message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FactaError(Exception):
+    """Base of every error facta raises itself (domain rejections are the domain's own)."""
+
+
+class WrongExpectedVersion(FactaError):
+    """An append found the stream at another version than expected; nothing was written."""
+
+    def __init__(self, stream_id: str, expected: Any, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, expected {_describe(expected)}"
+        )
+
+
+def _describe(expected: Any) -> str:
+    name = getattr(expected, "name", None)
+    return name if isinstance(name, str) else str(expected)
+
+
+class StreamNotFound(FactaError):
+    """The stream has no events (or the requested version does not exist)."""
+
+    def __init__(self, stream_id: str, detail: str = "") -> None:
+        self.stream_id = stream_id
+        super().__init__(f"stream {stream_id!r} not found" + (f": {detail}" if detail else ""))
+
+
+class DuplicateEventId(FactaError):
+    """An append reused an event id that is stored with different contents or in another stream."""
+
+    def __init__(self, event_id: str, detail: str) -> None:
+        self.event_id = event_id
+        super().__init__(f"event id {event_id} already stored: {detail}")
+
+
+class UnknownEventType(FactaError):
+    """A stored event's type has no registered class, rename or deprecation."""
+
+    def __init__(self, type_name: str, schema_version: int, stream_id: str = "") -> None:
+        self.type_name = type_name
+        self.schema_version = schema_version
+        self.stream_id = stream_id
+        where = f" in stream {stream_id!r}" if stream_id else ""
+        super().__init__(
+            f"no event class registered for type {type_name!r}"
+            f" (schema version {schema_version}){where}"
+        )
+
+
+class EventDecodeError(FactaError):
+    """A stored event's data does not fit its class, even after upcasting."""
+
+    def __init__(self, type_name: str, schema_version: int, reason: str) -> None:
+        self.type_name = type_name
+        self.schema_version = schema_version
+        super().__init__(f"cannot decode {type_name!r} (schema version {schema_version}): {reason}")
+
+
+class InvalidStreamId(FactaError, ValueError):
+    """A stream or entity id is empty, too long, or has characters outside the allowed set."""
+
+
+class StoreUnavailable(FactaError):
+    """The store could not be reached; the operation may be retried later."""

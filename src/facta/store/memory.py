@@ -1,0 +1,230 @@
+"""The in-memory event store: for tests, examples and benchmarks of everything above the store.
+
+Every operation runs without awaiting between its check and its write, so it is atomic on the
+event loop; appends with a transaction hook hold a lock across the hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from facta.errors import DuplicateEventId
+from facta.store._follow import follow
+from facta.store.base import (
+    ANY,
+    START,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    Position,
+    RecordedEvent,
+    Snapshot,
+    TransactionHook,
+    category_of,
+    check_expected_version,
+    validate_stream_id,
+)
+
+
+class MemoryTransaction:
+    """The handle a transaction hook receives: queued actions run only if the append commits."""
+
+    def __init__(self, store: MemoryEventStore) -> None:
+        self.store = store
+        self.on_commit: list[Callable[[], None]] = []
+
+
+class MemoryEventStore:
+    """An EventStore held in process memory; gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._log: list[RecordedEvent] = []
+        self._streams: dict[str, list[RecordedEvent]] = {}
+        self._by_id: dict[str, RecordedEvent] = {}
+        self._snapshots: dict[str, list[Snapshot]] = {}
+        self._hook_lock = asyncio.Lock()
+        self._appended = asyncio.Event()
+        self.closed = False
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+        *,
+        hook: TransactionHook | None = None,
+    ) -> AppendResult:
+        validate_stream_id(stream_id)
+        if not events:
+            actual = len(self._streams.get(stream_id, ()))
+            check_expected_version(stream_id, expected_version, actual)
+            return AppendResult(stream_id, actual, self._head(), ())
+        if hook is None:
+            return self._commit(self._prepare(stream_id, events, expected_version))
+        async with self._hook_lock:
+            prepared = self._prepare(stream_id, events, expected_version)
+            if isinstance(prepared, AppendResult):
+                return prepared
+            tx = MemoryTransaction(self)
+            await hook(tx, prepared)
+            # The hook awaited: check again that nobody appended to the stream meanwhile.
+            prepared = self._prepare(stream_id, events, expected_version)
+            if isinstance(prepared, AppendResult):
+                return prepared
+            result = self._commit(prepared)
+            for action in tx.on_commit:
+                action()
+            return result
+
+    def _prepare(
+        self, stream_id: str, events: Sequence[NewEvent], expected: ExpectedVersion
+    ) -> list[RecordedEvent] | AppendResult:
+        stream = self._streams.get(stream_id, [])
+        if (earlier := self._by_id.get(events[0].event_id)) is not None:
+            return self._repeat(stream_id, events, earlier)
+        check_expected_version(stream_id, expected, len(stream))
+        now = time.time()
+        sequence = len(self._log)
+        version = len(stream)
+        recorded = []
+        for offset, event in enumerate(events, 1):
+            if event.event_id in self._by_id:
+                raise DuplicateEventId(event.event_id, "stored in an earlier append")
+            recorded.append(
+                RecordedEvent(
+                    event.event_id,
+                    stream_id,
+                    version + offset,
+                    Position(0, sequence + offset),
+                    event.type,
+                    event.schema_version,
+                    event.data,
+                    event.metadata,
+                    now,
+                )
+            )
+        if len({e.event_id for e in events}) != len(events):
+            raise DuplicateEventId(events[0].event_id, "the same id twice in one append")
+        return recorded
+
+    def _repeat(
+        self, stream_id: str, events: Sequence[NewEvent], earlier: RecordedEvent
+    ) -> AppendResult:
+        """The result of the first append of these event ids, or DuplicateEventId."""
+        originals = [self._by_id.get(e.event_id) for e in events]
+        if any(o is None or o.stream_id != stream_id for o in originals):
+            raise DuplicateEventId(earlier.event_id, f"in stream {earlier.stream_id!r}")
+        stored = tuple(o for o in originals if o is not None)
+        return AppendResult(stream_id, stored[-1].version, stored[-1].position, stored)
+
+    def _commit(self, prepared: list[RecordedEvent] | AppendResult) -> AppendResult:
+        if isinstance(prepared, AppendResult):
+            return prepared
+        stream_id = prepared[0].stream_id
+        self._streams.setdefault(stream_id, []).extend(prepared)
+        self._log.extend(prepared)
+        for event in prepared:
+            self._by_id[event.event_id] = event
+        self._appended.set()
+        self._appended = asyncio.Event()
+        last = prepared[-1]
+        return AppendResult(stream_id, last.version, last.position, tuple(prepared))
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        stream = self._streams.get(stream_id, [])
+        last = len(stream) if to_version is None else min(to_version, len(stream))
+        selected = stream[max(from_version, 1) - 1 : max(last, 0)]
+        if backwards:
+            selected = selected[::-1]
+        return selected if limit is None else selected[:limit]
+
+    async def read_all(
+        self,
+        *,
+        after: Position = START,
+        limit: int = 1000,
+        categories: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        start = after.sequence  # sequence n is at index n - 1
+        if not categories and not types:
+            return self._log[start : start + limit]
+        wanted_categories = set(categories or ())
+        wanted_types = set(types or ())
+        page = []
+        for event in self._log[start:]:
+            if wanted_categories and category_of(event.stream_id) not in wanted_categories:
+                continue
+            if wanted_types and event.type not in wanted_types:
+                continue
+            page.append(event)
+            if len(page) == limit:
+                break
+        return page
+
+    def subscribe(
+        self,
+        *,
+        after: Position = START,
+        categories: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 1000,
+    ) -> AsyncIterator[RecordedEvent]:
+        return follow(self, after=after, categories=categories, types=types, batch_size=batch_size)
+
+    async def stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
+
+    async def head(self) -> Position:
+        return self._head()
+
+    def _head(self) -> Position:
+        return self._log[-1].position if self._log else START
+
+    async def find_event(self, event_id: str) -> RecordedEvent | None:
+        return self._by_id.get(event_id)
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        snapshots = self._snapshots.setdefault(snapshot.stream_id, [])
+        versions = [s.version for s in snapshots]
+        index = bisect.bisect_left(versions, snapshot.version)
+        if index < len(snapshots) and snapshots[index].version == snapshot.version:
+            snapshots[index] = snapshot
+        else:
+            snapshots.insert(index, snapshot)
+
+    async def load_snapshot(
+        self,
+        stream_id: str,
+        *,
+        max_version: int | None = None,
+        max_recorded_at: float | None = None,
+    ) -> Snapshot | None:
+        for snapshot in reversed(self._snapshots.get(stream_id, ())):
+            if max_version is not None and snapshot.version > max_version:
+                continue
+            if max_recorded_at is not None and snapshot.recorded_at > max_recorded_at:
+                continue
+            return snapshot
+        return None
+
+    async def wait_for_events(self, after: Position, max_wait: float) -> None:
+        if self._head() > after:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._appended.wait(), max_wait)
+
+    async def close(self) -> None:
+        self.closed = True

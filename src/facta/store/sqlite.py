@@ -1,0 +1,454 @@
+"""The SQLite event store: the embedded default, one file, no server.
+
+Durability: WAL mode with ``synchronous=FULL`` by default, so an acknowledged append has been
+fsynced and survives a crash of the process or the machine. ``synchronous=NORMAL`` (URL
+``?synchronous=NORMAL``) skips the fsync per commit: still safe against a process crash, but a
+power loss may drop the last commits. It is several times faster on slow disks.
+
+Concurrency: one writer thread owns the write connection. Appends that arrive while it is busy
+are committed together in one transaction (group commit), each in its own savepoint with its
+own expected-version check. Reads run on a small pool of reader threads, each with its own
+connection, which WAL lets read while the writer writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from facta.errors import DuplicateEventId
+from facta.store._follow import follow
+from facta.store._migrations import migration_files, statements, validate_identifier
+from facta.store.base import (
+    ANY,
+    START,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    Position,
+    RecordedEvent,
+    Snapshot,
+    TransactionHook,
+    category_of,
+    check_expected_version,
+    validate_stream_id,
+)
+
+_COLUMNS = (
+    "event_id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
+)
+
+
+def _recorded(rows: list[Any]) -> list[RecordedEvent]:
+    return [
+        RecordedEvent(r[0], r[1], r[2], Position(0, r[3]), r[4], r[5], r[6], r[7], r[8])
+        for r in rows
+    ]
+
+
+class SQLiteTransaction:
+    """The transaction handle a hook receives: the write connection, inside the append's
+    transaction. Use it synchronously; the writer thread waits while the hook runs."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement in the append's transaction."""
+        return self.connection.execute(sql, parameters)
+
+
+@dataclass(slots=True)
+class _Append:
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected: ExpectedVersion
+    hook: TransactionHook | None
+    future: asyncio.Future[AppendResult]
+    result: AppendResult | None = None
+    error: BaseException | None = None
+    loop: asyncio.AbstractEventLoop | None = field(default=None)
+
+
+class SQLiteEventStore:
+    """An EventStore in one SQLite file. Open it with :meth:`open` (creates the schema)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        prefix: str = "",
+        synchronous: str = "FULL",
+        readers: int = 2,
+    ) -> None:
+        self.path = path
+        self.prefix = validate_identifier(prefix, "table prefix", allow_empty=True)
+        if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
+            raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
+        self.synchronous = synchronous.upper()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="facta-sqlite-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="facta-sqlite-reader")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._pending: list[_Append] = []
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._appended = asyncio.Event()
+        p = self.prefix
+        self._sql_version = f"SELECT max(version) FROM {p}events WHERE stream_id = ?"
+        self._sql_insert = (
+            f"INSERT INTO {p}events (event_id, stream_id, category, version, type,"
+            " schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._sql_by_id = f"SELECT {_COLUMNS} FROM {p}events WHERE event_id = ?"
+
+    @classmethod
+    async def open(cls, path: str, **options: Any) -> SQLiteEventStore:
+        """Open (creating the file and migrating the schema if needed) the store at ``path``."""
+        store = cls(path, **options)
+        await store.migrate()
+        return store
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        connection.execute("PRAGMA busy_timeout=30000")
+        with self._connections_lock:
+            self._connections.append(connection)
+        return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (one per writer or reader thread)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect()
+        return connection
+
+    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        def run() -> list[Any]:
+            return self._connection().execute(sql, parameters).fetchall()
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    # -- schema --------------------------------------------------------------------------
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations this file lacks; returns the versions applied. Safe to run
+        from several processes at once (each migration runs under the write lock)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._migrate)
+
+    def _migrate(self) -> list[int]:
+        connection = self._connection()
+        table = f"{self.prefix}schema_migrations"
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {table}"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        applied = []
+        for version, name, sql in migration_files("sqlite"):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                done = connection.execute(
+                    f"SELECT 1 FROM {table} WHERE version = ?", (version,)
+                ).fetchone()
+                if not done:
+                    for statement in statements(sql, prefix=self.prefix):
+                        connection.execute(statement)
+                    connection.execute(
+                        f"INSERT INTO {table} VALUES (?, ?, ?)", (version, name, time.time())
+                    )
+                    applied.append(version)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return applied
+
+    # -- appending -----------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+        *,
+        hook: TransactionHook | None = None,
+    ) -> AppendResult:
+        validate_stream_id(stream_id)
+        loop = asyncio.get_running_loop()
+        request = _Append(
+            stream_id, events, expected_version, hook, loop.create_future(), loop=loop
+        )
+        self._pending.append(request)
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush())
+        return await request.future
+
+    async def _flush(self) -> None:
+        """Commit pending appends, as many per transaction as have queued up meanwhile."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await loop.run_in_executor(self._writer, self._write, batch)
+                except BaseException as exc:  # the executor itself failed: fail the batch
+                    for request in batch:
+                        request.error = request.error or exc
+                wrote = False
+                for request in batch:
+                    if request.future.done():
+                        continue
+                    if request.error is not None:
+                        request.future.set_exception(request.error)
+                    else:
+                        assert request.result is not None
+                        request.future.set_result(request.result)
+                        wrote = wrote or bool(request.result.events)
+                if wrote:
+                    self._appended.set()
+                    self._appended = asyncio.Event()
+        finally:
+            self._flushing = False
+
+    def _write(self, batch: list[_Append]) -> None:
+        """Runs on the writer thread: one transaction for the whole batch."""
+        connection = self._connection()
+        isolate = len(batch) > 1
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for request in batch:
+                if isolate:
+                    connection.execute("SAVEPOINT append")
+                try:
+                    request.result = self._append_one(connection, request)
+                except Exception as exc:
+                    request.error = exc
+                    if isolate:
+                        connection.execute("ROLLBACK TO append")
+                    else:
+                        connection.execute("ROLLBACK")
+                        return
+                if isolate:
+                    connection.execute("RELEASE append")
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for request in batch:
+                request.result = None
+                request.error = request.error or exc
+
+    def _append_one(self, connection: sqlite3.Connection, request: _Append) -> AppendResult:
+        stream_id, events = request.stream_id, request.events
+        if events:
+            earlier = connection.execute(self._sql_by_id, (events[0].event_id,)).fetchone()
+            if earlier is not None:
+                return self._repeat(connection, stream_id, events)
+        actual = connection.execute(self._sql_version, (stream_id,)).fetchone()[0] or 0
+        check_expected_version(stream_id, request.expected, actual)
+        if not events:
+            last = connection.execute(f"SELECT max(position) FROM {self.prefix}events").fetchone()
+            return AppendResult(stream_id, actual, Position(0, last[0] or 0), ())
+        now = time.time()
+        category = category_of(stream_id)
+        recorded = []
+        insert = self._sql_insert
+        for offset, event in enumerate(events, 1):
+            version = actual + offset
+            try:
+                cursor = connection.execute(
+                    insert,
+                    (
+                        event.event_id,
+                        stream_id,
+                        category,
+                        version,
+                        event.type,
+                        event.schema_version,
+                        event.data,
+                        event.metadata,
+                        now,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateEventId(event.event_id, str(exc)) from None
+            assert cursor.lastrowid is not None
+            recorded.append(
+                RecordedEvent(
+                    event.event_id,
+                    stream_id,
+                    version,
+                    Position(0, cursor.lastrowid),
+                    event.type,
+                    event.schema_version,
+                    event.data,
+                    event.metadata,
+                    now,
+                )
+            )
+        if request.hook is not None:
+            assert request.loop is not None
+            work = request.hook(SQLiteTransaction(connection), recorded)
+            asyncio.run_coroutine_threadsafe(work, request.loop).result()  # type: ignore[arg-type]
+        last = recorded[-1]
+        return AppendResult(stream_id, last.version, last.position, tuple(recorded))
+
+    def _repeat(
+        self, connection: sqlite3.Connection, stream_id: str, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """The result of the first append of these event ids, or DuplicateEventId."""
+        stored = []
+        for event in events:
+            row = connection.execute(self._sql_by_id, (event.event_id,)).fetchone()
+            if row is None or row[1] != stream_id:
+                where = "not all of them" if row is None else f"in stream {row[1]!r}"
+                raise DuplicateEventId(event.event_id, f"an earlier append stored {where}")
+            stored.extend(_recorded([row]))
+        return AppendResult(stream_id, stored[-1].version, stored[-1].position, tuple(stored))
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        order = "DESC" if backwards else "ASC"
+        sql = (
+            f"SELECT {_COLUMNS} FROM {self.prefix}events WHERE stream_id = ? AND version >= ?"
+            f" AND version <= ? ORDER BY version {order} LIMIT ?"
+        )
+        upper = to_version if to_version is not None else 2**62
+        rows = await self._read(
+            sql, (stream_id, from_version, upper, -1 if limit is None else limit)
+        )
+        return _recorded(rows)
+
+    async def read_all(
+        self,
+        *,
+        after: Position = START,
+        limit: int = 1000,
+        categories: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        where = ["position > ?"]
+        parameters: list[Any] = [after.sequence]
+        if categories:
+            where.append(f"category IN ({', '.join('?' * len(categories))})")
+            parameters.extend(categories)
+        if types:
+            where.append(f"type IN ({', '.join('?' * len(types))})")
+            parameters.extend(types)
+        sql = (
+            f"SELECT {_COLUMNS} FROM {self.prefix}events WHERE {' AND '.join(where)}"
+            " ORDER BY position LIMIT ?"
+        )
+        parameters.append(limit)
+        return _recorded(await self._read(sql, parameters))
+
+    def subscribe(
+        self,
+        *,
+        after: Position = START,
+        categories: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 1000,
+    ) -> AsyncIterator[RecordedEvent]:
+        return follow(self, after=after, categories=categories, types=types, batch_size=batch_size)
+
+    async def stream_version(self, stream_id: str) -> int:
+        rows = await self._read(self._sql_version, (stream_id,))
+        return int(rows[0][0] or 0)
+
+    async def head(self) -> Position:
+        rows = await self._read(f"SELECT max(position) FROM {self.prefix}events")
+        return Position(0, rows[0][0] or 0)
+
+    async def find_event(self, event_id: str) -> RecordedEvent | None:
+        rows = await self._read(self._sql_by_id, (event_id,))
+        return _recorded(rows)[0] if rows else None
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        sql = f"INSERT OR REPLACE INTO {self.prefix}snapshots VALUES (?, ?, ?, ?, ?)"
+        row = (
+            snapshot.stream_id,
+            snapshot.version,
+            snapshot.schema_version,
+            snapshot.data,
+            snapshot.recorded_at,
+        )
+
+        def run() -> None:
+            self._connection().execute(sql, row)
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    async def load_snapshot(
+        self,
+        stream_id: str,
+        *,
+        max_version: int | None = None,
+        max_recorded_at: float | None = None,
+    ) -> Snapshot | None:
+        sql = (
+            "SELECT stream_id, version, schema_version, data, recorded_at"
+            f" FROM {self.prefix}snapshots"
+            " WHERE stream_id = ? AND version <= ? AND recorded_at <= ?"
+            " ORDER BY version DESC LIMIT 1"
+        )
+        rows = await self._read(
+            sql,
+            (
+                stream_id,
+                2**62 if max_version is None else max_version,
+                float("inf") if max_recorded_at is None else max_recorded_at,
+            ),
+        )
+        return Snapshot(*rows[0]) if rows else None
+
+    # -- waiting and closing -------------------------------------------------------------
+
+    async def wait_for_events(self, after: Position, max_wait: float) -> None:
+        """Wake on this process's appends at once; notice other processes' commits by a
+        cheap check of the log's head every 50 ms."""
+        deadline = time.monotonic() + max_wait
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or await self.head() > after:
+                return
+            try:
+                await asyncio.wait_for(self._appended.wait(), min(remaining, 0.05))
+                return
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
