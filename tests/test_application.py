@@ -1,0 +1,232 @@
+"""The command side against every backend: execute, conflicts, idempotency, time travel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+from bank.domain import (
+    Account,
+    AccountError,
+    AccountOpened,
+    AccountState,
+    Deposit,
+    MoneyDeposited,
+    MoneyWithdrawn,
+    OpenAccount,
+    Withdraw,
+)
+from facta import (
+    Application,
+    EventStore,
+    InvalidStreamId,
+    Snapshot,
+    StreamNotFound,
+    WrongExpectedVersion,
+)
+
+account = Account()
+
+
+async def open_alice(app: Application, entity: str = "acc-001", balance: str = "1000.0") -> None:
+    await app.execute(account, entity, OpenAccount("Alice", Decimal(balance)))
+
+
+async def test_the_seed_walkthrough(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app)
+    await app.execute(account, "acc-001", Deposit(Decimal("500.0")))
+    result = await app.execute(account, "acc-001", Withdraw(Decimal("200.0")))
+    assert (result.stream_id, result.version) == ("account-acc-001", 3)
+    assert result.events == (MoneyWithdrawn(Decimal("200.0")),)
+    assert result.state == AccountState(True, "Alice", Decimal("1300.0"))
+    assert result.position == await store.head()
+    history = await app.history(account, "acc-001")
+    assert [h.event for h in history] == [
+        AccountOpened("Alice", Decimal("1000.0")),
+        MoneyDeposited(Decimal("500.0")),
+        MoneyWithdrawn(Decimal("200.0")),
+    ]
+    stored = await store.read_stream("account-acc-001")
+    assert stored[0].data == b'{"type":"AccountOpened","owner":"Alice","initial_balance":1000.0}'
+    # a fresh application (no cache) loads the same state from the store
+    loaded = await Application(store).load(account, "acc-001")
+    assert (loaded.version, loaded.state.balance) == (3, Decimal("1300.0"))
+
+
+async def test_a_rejected_command_raises_the_domain_error_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    app = Application(store)
+    await open_alice(app, balance="10")
+    head = await store.head()
+    with pytest.raises(AccountError, match="Insufficient funds"):
+        await app.execute(account, "acc-001", Withdraw(Decimal(11)))
+    with pytest.raises(AccountError, match="Account not open"):
+        await app.execute(account, "acc-404", Deposit(Decimal(1)))
+    assert await store.head() == head
+
+
+async def test_fifty_concurrent_withdrawals_that_can_afford_ten(store: EventStore) -> None:
+    # Two applications on one store stand for two processes: separate caches and locks, so
+    # they really conflict and must retry through the store's expected-version check.
+    first, second = Application(store), Application(store)
+    await open_alice(first, balance="100.0")
+
+    async def withdraw(app: Application) -> str:
+        try:
+            await app.execute(account, "acc-001", Withdraw(Decimal(10)))
+            return "ok"
+        except AccountError as error:
+            return str(error)
+
+    outcomes = await asyncio.gather(*(withdraw((first, second)[i % 2]) for i in range(50)))
+    assert outcomes.count("ok") == 10
+    assert outcomes.count("Insufficient funds") == 40
+    events = await store.read_stream("account-acc-001")
+    assert len(events) == 11
+    running = []
+    folded = account.initial
+    for envelope in first.decode_all(events):
+        folded = account.evolve(folded, envelope.event)  # type: ignore[arg-type]
+        running.append(folded.balance)
+    assert min(running) >= 0
+    assert running[-1] == 0
+
+
+async def test_a_pinned_expected_version_is_not_retried(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app)
+    ok = await app.execute(account, "acc-001", Deposit(Decimal(1)), expected_version=1)
+    assert ok.version == 2
+    with pytest.raises(WrongExpectedVersion) as caught:
+        await app.execute(account, "acc-001", Deposit(Decimal(1)), expected_version=1)
+    assert (caught.value.expected, caught.value.actual) == (1, 2)
+    assert await store.stream_version("account-acc-001") == 2
+
+
+async def test_a_stale_cache_costs_a_retry_not_a_wrong_answer(store: EventStore) -> None:
+    mine, theirs = Application(store), Application(store)
+    await open_alice(mine, balance="100")
+    await mine.execute(account, "acc-001", Deposit(Decimal(1)))  # cached at version 2
+    await theirs.execute(account, "acc-001", Withdraw(Decimal(101)))  # balance now 0
+    with pytest.raises(AccountError, match="Insufficient funds"):
+        await mine.execute(account, "acc-001", Withdraw(Decimal(1)))
+    result = await mine.execute(account, "acc-001", Deposit(Decimal(5)))
+    assert (result.version, result.state.balance) == (4, Decimal(5))
+
+
+async def test_a_command_id_makes_a_command_idempotent(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app, balance="50")
+    first = await app.execute(account, "acc-001", Withdraw(Decimal(50)), command_id="req-1")
+    # the repeat would now be rejected (balance 0), yet it returns the first result
+    again = await app.execute(account, "acc-001", Withdraw(Decimal(50)), command_id="req-1")
+    other_app = await Application(store).execute(
+        account, "acc-001", Withdraw(Decimal(50)), command_id="req-1"
+    )
+    assert again == first == other_app
+    assert await store.stream_version("account-acc-001") == 2
+    # the same key on another account is another command
+    await open_alice(app, "acc-002")
+    elsewhere = await app.execute(account, "acc-002", Deposit(Decimal(1)), command_id="req-1")
+    assert elsewhere.version == 2
+
+
+async def test_concurrent_repeats_of_one_command_apply_once(store: EventStore) -> None:
+    apps = [Application(store) for _ in range(4)]
+    await open_alice(apps[0], balance="0")
+    results = await asyncio.gather(
+        *(
+            apps[i % 4].execute(account, "acc-001", Deposit(Decimal(7)), command_id="pay-9")
+            for i in range(12)
+        )
+    )
+    assert {(r.version, r.state.balance) for r in results} == {(2, Decimal(7))}
+    assert await store.stream_version("account-acc-001") == 2
+
+
+async def test_metadata_flows_into_events(store: EventStore) -> None:
+    app = Application(store)
+    await app.execute(
+        account,
+        "acc-001",
+        OpenAccount("Alice", Decimal(1)),
+        command_id="cmd-1",
+        metadata={"correlation_id": "corr-1", "user": "alice"},
+    )
+    await app.execute(account, "acc-001", Deposit(Decimal(1)))
+    first, second = await store.read_stream("account-acc-001")
+    assert first.meta == {
+        "correlation_id": "corr-1",
+        "causation_id": "cmd-1",
+        "command_id": "cmd-1",
+        "user": "alice",
+    }
+    assert second.meta["correlation_id"] == second.meta["causation_id"]
+    assert "command_id" not in second.meta
+
+
+async def test_time_travel_by_version_and_by_time(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app, balance="0")
+    for _ in range(5):
+        await app.execute(account, "acc-001", Deposit(Decimal(1)))
+    at_three = await app.load(account, "acc-001", version=3)
+    assert (at_three.version, at_three.state.balance) == (3, Decimal(2))
+    events = await store.read_stream("account-acc-001")
+    at_time = await app.load(account, "acc-001", at=events[1].recorded_at)
+    assert at_time.version >= 2
+    assert at_time.state.balance == at_time.version - 1
+    before_anything = await app.load(account, "acc-001", at=events[0].recorded_at - 10)
+    assert before_anything.version == 0
+    with pytest.raises(StreamNotFound, match="no version 7"):
+        await app.load(account, "acc-001", version=7)
+    never = await app.load(account, "nobody")
+    assert (never.version, never.state) == (0, account.initial)
+
+
+async def test_snapshots_are_taken_and_used(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app, balance="0")
+    for _ in range(249):  # Account snapshots every 100 events
+        await app.execute(account, "acc-001", Deposit(Decimal(1)))
+    await app.drain()
+    snapshot = await store.load_snapshot("account-acc-001")
+    assert snapshot is not None
+    assert snapshot.version == 200
+    assert msgspec.json.decode(snapshot.data, type=AccountState).balance == 199
+    # Prove loads start from the snapshot: plant one whose state differs from the fold.
+    fake = AccountState(True, "Planted", Decimal(1_000_000))
+    await store.save_snapshot(
+        Snapshot("account-acc-001", 240, 1, msgspec.json.encode(fake), time.time())
+    )
+    loaded = await Application(store).load(account, "acc-001")
+    assert (loaded.version, loaded.state.owner) == (250, "Planted")
+    at_230 = await Application(store).load(account, "acc-001", version=230)
+    assert (at_230.state.owner, at_230.state.balance) == ("Alice", 229)
+
+
+async def test_a_snapshot_of_another_state_schema_is_ignored(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app, balance="5")
+    await store.save_snapshot(Snapshot("account-acc-001", 1, 99, b'{"not":"a state"}', time.time()))
+    loaded = await Application(store).load(account, "acc-001")
+    assert (loaded.version, loaded.state.balance) == (1, Decimal(5))
+
+
+async def test_the_state_cache_is_bounded(store: EventStore) -> None:
+    app = Application(store, cache_size=3)
+    for i in range(6):
+        await open_alice(app, f"acc-{i}")
+    assert len(app.cache) == 3
+
+
+@pytest.mark.parametrize("bad", ["", "white space", "x" * 400])
+async def test_bad_ids_are_refused(store: EventStore, bad: str) -> None:
+    with pytest.raises(InvalidStreamId):
+        await Application(store).execute(account, bad, Deposit(Decimal(1)))
