@@ -123,3 +123,28 @@ def test_encode_gives_the_type_schema_version_and_json() -> None:
     assert isinstance(event, NewEvent)
     assert (event.type, event.schema_version, event.metadata) == ("WalletOpened", 2, b'{"k":1}')
     assert event.data == b'{"type":"WalletOpened","owner":"A","currency":"NOK"}'
+
+
+async def test_verify_reports_the_first_undecodable_event_of_each_type(store: EventStore) -> None:
+    from facta.verification import verify_events
+
+    await write_with_v1(store)
+    good = Codec()
+    good.register_aggregate(v3.Wallet())
+    report = await verify_events(store, good, batch_size=2)
+    assert report.ok
+    assert report.checked == 4
+    assert report.by_type == {"WalletOpened": 1, "FundsAdded": 2, "WalletFrozen": 1}
+    assert report.deprecated == {"WalletFrozen": 1}
+
+    # Version 3 without its rename and upcasters: every old type fails, each reported once.
+    bare = Codec([v3.WalletOpened, v3.MoneyDeposited])
+    seen: list[int] = []
+    report = await verify_events(store, bare, batch_size=3, progress=seen.append)
+    assert not report.ok
+    assert sum(seen) == 4
+    assert set(report.failures) == {"WalletOpened", "FundsAdded", "WalletFrozen"}
+    assert report.failure_counts["FundsAdded"] == 2
+    first = report.failures["FundsAdded"]
+    assert (first.stream_id, first.version) == ("wallet-w-1", 2)
+    assert "FundsAdded" in first.error
