@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
-from facta import EventStore
+from facta import EventStore, StoreUnavailable
 from facta.store.memory import MemoryEventStore
+from facta.store.postgres import PostgresEventStore
 from facta.store.sqlite import SQLiteEventStore
 
 REQUIRE_SERVICES = os.environ.get("FACTA_REQUIRE_SERVICES") == "1"
@@ -33,10 +37,40 @@ async def _sqlite(tmp_path: Path) -> EventStore:
     return await SQLiteEventStore.open(str(tmp_path / "events.db"))
 
 
-# Backends every conformance test runs against; PostgreSQL registers itself in its conftest.
+POSTGRES_URL = os.environ.get("FACTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class ScratchPostgresStore(PostgresEventStore):
+    """A PostgreSQL store in a fresh schema of its own, dropped again when it closes."""
+
+    async def close(self) -> None:
+        await super().close()
+        connection = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await connection.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        finally:
+            await connection.close()
+
+
+async def open_scratch_postgres(**options: Any) -> ScratchPostgresStore:
+    """A migrated store in a new schema ``test_<random>``, so that runs never collide."""
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    try:
+        return await ScratchPostgresStore.open(POSTGRES_URL, schema=schema, **options)
+    except StoreUnavailable as exc:
+        service_missing(f"PostgreSQL is unreachable: {exc}")
+        raise
+
+
+async def _postgres(tmp_path: Path) -> EventStore:
+    return await open_scratch_postgres()
+
+
+# Backends every conformance test runs against.
 BACKENDS: dict[str, Callable[[Path], Awaitable[EventStore]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 

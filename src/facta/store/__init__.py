@@ -30,6 +30,10 @@ async def open_store(url: str, **options: Any) -> EventStore:
         if not path:
             raise ValueError(f"no file path in SQLite URL {url!r} (use sqlite:///facta.db)")
         return await SQLiteEventStore.open(path, **query)
+    if parts.scheme in ("postgresql", "postgres"):
+        from facta.store.postgres import PostgresEventStore
+
+        return await PostgresEventStore.open(url, **options)
     raise ValueError(
         f"unknown store URL {url!r}: use memory://, sqlite:///PATH or postgresql://HOST/DB"
     )

@@ -1,0 +1,733 @@
+"""The PostgreSQL event store: several processes writing at once, readers that never skip.
+
+Open it with ``await PostgresEventStore.open("postgresql://user@host/db", schema=..., prefix=...)``
+or ``open_store("postgresql://user@host/db?schema=...&prefix=...")``; both migrate the schema
+first (:meth:`PostgresEventStore.migrate`, what ``facta migrate`` runs).
+
+Global order. Every event row carries the id of the transaction that wrote it (``commit_xid``,
+``pg_current_xact_id()``) and a sequence number, and the log is ordered by that pair (it is the
+event's :class:`~facta.store.base.Position`). Readers return only rows whose transaction id is
+below the ``xmin`` of their snapshot: every transaction below it has ended, and every one still
+running or yet to start has a larger id, so no row can later commit in front of a position a
+reader has passed. Writers take no lock but the unique index entries of their own stream, so
+they never queue behind each other. The price: a transaction that holds an id for long
+*anywhere in the cluster* (another app, a forgotten ``BEGIN`` in psql) holds delivery of every
+later event back until it ends. It never costs correctness, only lag; :meth:`held_back` counts
+the events that are committed but not deliverable yet, and ``pg_stat_activity`` (``backend_xid``,
+``xact_start``) names the transaction to blame.
+
+Appending. One round trip per append: a plpgsql function (``{prefix}append``) checks the
+expected version, inserts, recognises a retry of the same event ids, and signals listeners with
+``pg_notify``, which PostgreSQL delivers on commit. Appends that arrive while another is in
+flight are queued and sent together (group commit): one call, one transaction, one fsync, each
+request still checked against its own expected version and succeeding or failing on its own.
+Appends with a transaction hook (inline projections) run in their own transaction: the hook gets
+the asyncpg connection with the transaction open, and an error in it rolls the append back.
+
+Durability: PostgreSQL's own (``synchronous_commit`` on by default): an acknowledged append has
+been flushed to the WAL. Connections that cannot be made or are lost raise StoreUnavailable; an
+append that raises it may or may not have committed, and retrying it with the same event ids is
+safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Self, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from facta.errors import DuplicateEventId, StoreUnavailable, WrongExpectedVersion
+from facta.store._follow import follow
+from facta.store._migrations import migration_files, validate_identifier
+from facta.store.base import (
+    ANY,
+    NO_STREAM,
+    START,
+    STREAM_EXISTS,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    Position,
+    RecordedEvent,
+    Snapshot,
+    TransactionHook,
+    check_expected_version,
+    validate_stream_id,
+)
+
+log = logging.getLogger("facta.store.postgres")
+
+_COLUMNS = (
+    "event_id, stream_id, version, commit_xid, sequence, type, schema_version, data, metadata,"
+    " recorded_at"
+)
+_VISIBLE = "commit_xid < pg_snapshot_xmin(pg_current_snapshot())"
+_EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, STREAM_EXISTS: -3}
+_APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE, _RACE = range(5)
+
+_MAX_BATCH = 500
+"""Most appends sent in one group-commit transaction."""
+
+_OPTIONS = {"schema", "prefix", "pool_size", "application_name", "max_flushes"}
+
+# Errors that mean the server cannot be reached or dropped the connection (not bad requests).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+_CANNOT_LISTEN: tuple[type[BaseException], ...] = (StoreUnavailable, *_UNAVAILABLE)
+
+
+def _unavailable(exc: BaseException, where: str) -> StoreUnavailable:
+    return StoreUnavailable(f"PostgreSQL at {where} is unreachable: {type(exc).__name__}: {exc}")
+
+
+def _recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
+    # Unpacking the row and calling tuple.__new__ skips two Python frames per event.
+    new, position = tuple.__new__, Position
+    return [
+        RecordedEvent(i, s, v, new(position, (c, q)), t, sv, d, m, at)
+        for i, s, v, c, q, t, sv, d, m, at in rows
+    ]
+
+
+@dataclass(slots=True)
+class _Request:
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected: ExpectedVersion
+    future: asyncio.Future[AppendResult]
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset that sends nothing: the store leaves no session state behind, and asyncpg's
+    default reset would cost a round trip on every release."""
+
+
+class PostgresEventStore:
+    """An EventStore in a PostgreSQL schema. Open it with :meth:`open` (migrates the schema).
+
+    ``schema`` and ``prefix`` (lowercase identifiers) place the tables, so several apps or
+    tenants can share one database; ``pool_size`` bounds the connections (plus one for
+    listening); ``max_flushes`` bounds the group-commit transactions in flight at once.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        prefix: str = "",
+        pool_size: int | str = 10,
+        application_name: str = "facta",
+        max_flushes: int | str = 2,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = validate_identifier(schema, "schema")
+        self.prefix = validate_identifier(prefix, "table prefix", allow_empty=True)
+        self.pool_size = int(pool_size)
+        self.max_flushes = int(max_flushes)
+        if self.pool_size < 2 or self.max_flushes < 1 or self.max_flushes >= self.pool_size:
+            raise ValueError("need pool_size >= 2 and 1 <= max_flushes < pool_size")
+        self._server_settings = {"application_name": application_name, "jit": "off"}
+        parts = urlsplit(dsn)
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        self._pool: asyncpg.Pool | None = None
+        self._listener = _Listener(self)
+        self._pending: list[_Request] = []
+        self._busy: set[str] = set()
+        self._flushes = 0
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.channel = f"facta.{self.schema}.{self.prefix}events"
+        t = f"{self.schema}.{self.prefix}"
+        self._sql_append = f"SELECT * FROM {t}append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        self._sql_by_ids = (
+            f"SELECT {_COLUMNS} FROM {t}events WHERE event_id = ANY($1::text[]) ORDER BY version"
+        )
+        self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}events WHERE stream_id = $1"
+        self._sql_head = (
+            f"SELECT commit_xid, sequence FROM {t}events WHERE {_VISIBLE}"
+            " ORDER BY commit_xid DESC, sequence DESC LIMIT 1"
+        )
+        self._sql_stream = {
+            order: f"SELECT {_COLUMNS} FROM {t}events WHERE stream_id = $1 AND version >= $2"
+            f" AND version <= $3 ORDER BY version {order} LIMIT $4"
+            for order in ("ASC", "DESC")
+        }
+        self._sql_all: dict[tuple[bool, bool], str] = {}
+        for by_category in (False, True):
+            for by_type in (False, True):
+                where = f"(commit_xid, sequence) > ($1, $2) AND {_VISIBLE}"
+                if by_category:
+                    where += " AND category = ANY($4::text[])"
+                if by_type:
+                    where += f" AND type = ANY(${4 + by_category}::text[])"
+                self._sql_all[by_category, by_type] = (
+                    f"SELECT {_COLUMNS} FROM {t}events WHERE {where}"
+                    " ORDER BY commit_xid, sequence LIMIT $3"
+                )
+
+    @classmethod
+    async def open(cls, dsn: str, **options: Any) -> Self:
+        """Connect to ``dsn`` and migrate the schema.
+
+        Options may also come as query parameters of ``dsn`` (``?schema=app&prefix=t1_``);
+        keyword arguments win. Raises StoreUnavailable when the server cannot be reached,
+        ValueError for a bad schema, prefix or size.
+        """
+        parts = urlsplit(dsn)
+        query = parse_qsl(parts.query)
+        mine = {k: v for k, v in query if k in _OPTIONS}
+        rest = urlencode([(k, v) for k, v in query if k not in _OPTIONS])
+        store = cls(urlunsplit(parts._replace(query=rest)), **{**mine, **options})
+        try:
+            await store.migrate()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _connect(self) -> asyncpg.Connection:
+        """A connection outside the pool (for listening)."""
+        try:
+            connection: asyncpg.Connection = await asyncpg.connect(
+                self.dsn, server_settings=self._server_settings, timeout=10
+            )
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc, self._where) from exc
+        return connection
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    server_settings=self._server_settings,
+                    reset=_keep_session,
+                    timeout=10,
+                )
+            except _UNAVAILABLE as exc:
+                raise _unavailable(exc, self._where) from exc
+        return self._pool
+
+    async def _fetch(self, sql: str, *arguments: Any) -> list[Any]:
+        pool = self._pool or await self._get_pool()
+        try:
+            rows: list[Any] = await pool.fetch(sql, *arguments)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc, self._where) from exc
+        return rows
+
+    # -- schema --------------------------------------------------------------------------
+
+    async def migrate(self) -> list[int]:
+        """Create or bring up to date this store's schema; returns the versions applied.
+
+        Idempotent, and safe when several processes migrate at once: the whole run holds a
+        transaction-level advisory lock per schema, and applies each missing migration, in
+        version order, in the same transaction as its record in ``{prefix}schema_migrations``.
+        """
+        pool = await self._get_pool()
+        table = f"{self.schema}.{self.prefix}schema_migrations"
+        applied: list[int] = []
+        try:
+            async with pool.acquire() as connection, connection.transaction():
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"facta.migrate.{self.schema}",
+                )
+                await connection.execute(
+                    f"CREATE SCHEMA IF NOT EXISTS {self.schema};"
+                    f" CREATE TABLE IF NOT EXISTS {table} (version integer PRIMARY KEY,"
+                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {r[0] for r in await connection.fetch(f"SELECT version FROM {table}")}
+                for version, name, sql in migration_files("postgres"):
+                    if version in done:
+                        continue
+                    await connection.execute(
+                        sql.replace("{schema}", self.schema).replace("{prefix}", self.prefix)
+                    )
+                    await connection.execute(
+                        f"INSERT INTO {table} (version, name) VALUES ($1, $2)", version, name
+                    )
+                    applied.append(version)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc, self._where) from exc
+        if applied:
+            log.info("migrated %s.%s* to version %d", self.schema, self.prefix, applied[-1])
+        return applied
+
+    # -- appending -----------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+        *,
+        hook: TransactionHook | None = None,
+    ) -> AppendResult:
+        validate_stream_id(stream_id)
+        if isinstance(expected_version, int) and expected_version < 0:
+            raise ValueError(f"expected version must be 0 or more, not {expected_version}")
+        if not events:
+            return await self._append_nothing(stream_id, expected_version)
+        if len(events) > 1 and len({e.event_id for e in events}) != len(events):
+            raise DuplicateEventId(events[0].event_id, "the same id twice in one append")
+        if hook is not None:
+            return await self._append_with_hook(stream_id, events, expected_version, hook)
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Request(stream_id, events, expected_version, future))
+        if self._flushes < self.max_flushes:
+            self._start_flush()
+        return await future
+
+    def _start_flush(self) -> None:
+        self._flushes += 1
+        task = asyncio.get_running_loop().create_task(self._flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        """Send queued appends, as many per transaction as have queued up meanwhile.
+
+        Runs as its own task, so a caller that is cancelled never cancels the others' appends.
+        """
+        try:
+            while batch := self._take():
+                try:
+                    await self._write(batch)
+                finally:
+                    for request in batch:
+                        self._busy.discard(request.stream_id)
+        finally:
+            self._flushes -= 1
+            if self._pending and self._flushes < self.max_flushes:
+                self._start_flush()  # requests held back behind a busy stream
+
+    def _take(self) -> list[_Request]:
+        """The next batch: pending requests in order, except those for a stream that another
+        batch in flight writes to (they keep their place for the next batch)."""
+        pending = self._pending
+        if not pending:
+            return []
+        if not self._busy and len(pending) <= _MAX_BATCH:
+            self._pending = []
+            batch = pending
+        else:
+            batch, held, kept = [], set(), []
+            for request in pending:
+                stream = request.stream_id
+                if len(batch) < _MAX_BATCH and stream not in held and stream not in self._busy:
+                    batch.append(request)
+                else:
+                    held.add(stream)
+                    kept.append(request)
+            self._pending = kept
+        for request in batch:
+            self._busy.add(request.stream_id)
+        return batch
+
+    def _arguments(self, batch: Sequence[_Request], recorded_at: float) -> list[Any]:
+        streams, expected, counts = [], [], []
+        ids: list[str] = []
+        types: list[str] = []
+        versions: list[int] = []
+        data: list[bytes] = []
+        metadata: list[bytes] = []
+        codes = _EXPECTED_CODES
+        for request in batch:
+            streams.append(request.stream_id)
+            wanted = request.expected
+            expected.append(wanted if isinstance(wanted, int) else codes[wanted])
+            counts.append(len(request.events))
+            for event in request.events:
+                ids.append(event.event_id)
+                types.append(event.type)
+                versions.append(event.schema_version)
+                data.append(event.data)
+                metadata.append(event.metadata)
+        return [
+            streams,
+            expected,
+            counts,
+            ids,
+            types,
+            versions,
+            data,
+            metadata,
+            recorded_at,
+            self.channel,
+        ]
+
+    async def _write(self, batch: list[_Request]) -> None:
+        """One transaction for the whole batch; settles every request's future."""
+        recorded_at = time.time()
+        pool = self._pool or await self._get_pool()
+        try:
+            rows = await pool.fetch(self._sql_append, *self._arguments(batch, recorded_at))
+        except _UNAVAILABLE as exc:
+            error = _unavailable(exc, self._where)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(error)
+            return
+        except Exception as exc:
+            if len(batch) > 1:
+                # A deadlock with another process, or one request the server refuses: send
+                # them one by one so that each gets its own answer.
+                for request in batch:
+                    await self._write([request])
+                return
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        for request, row in zip(batch, rows, strict=True):
+            if request.future.done():
+                continue
+            try:
+                result = self._result(request, row, recorded_at)
+            except Exception as exc:
+                request.future.set_exception(exc)
+                continue
+            if result is None:
+                self._pending.append(request)  # lost a race under ANY: the next batch retries
+            elif result is True:
+                self._spawn(self._settle_repeat(request))
+            else:
+                assert isinstance(result, AppendResult)
+                request.future.set_result(result)
+
+    def _result(
+        self, request: _Request, row: Any, recorded_at: float
+    ) -> AppendResult | bool | None:
+        """One row of the append function as a result; True for a repeat whose result must be
+        read, None for a lost race that may be retried; raises the request's error."""
+        status, version, sequences, commit, event_id, detail = row
+        stream_id, events = request.stream_id, request.events
+        if status == _APPENDED:
+            first = version - len(events)
+            new, position = tuple.__new__, Position
+            recorded = tuple(
+                RecordedEvent(
+                    e.event_id,
+                    stream_id,
+                    first + n,
+                    new(position, (commit, sequence)),
+                    e.type,
+                    e.schema_version,
+                    e.data,
+                    e.metadata,
+                    recorded_at,
+                )
+                for n, (e, sequence) in enumerate(zip(events, sequences, strict=True), 1)
+            )
+            return AppendResult(stream_id, version, recorded[-1].position, recorded)
+        if status == _REPEATED:
+            return True
+        if status == _DUPLICATE:
+            raise DuplicateEventId(event_id, detail)
+        if status == _RACE and request.expected in (ANY, STREAM_EXISTS):
+            return None
+        raise WrongExpectedVersion(stream_id, request.expected, version)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle_repeat(self, request: _Request) -> None:
+        try:
+            result = await self._repeat(None, request.stream_id, request.events)
+        except Exception as exc:
+            if not request.future.done():
+                request.future.set_exception(exc)
+            return
+        if not request.future.done():
+            request.future.set_result(result)
+
+    async def _repeat(
+        self, connection: Any, stream_id: str, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """The result of the earlier append that stored these event ids in this stream."""
+        ids = [e.event_id for e in events]
+        if connection is None:
+            rows = await self._fetch(self._sql_by_ids, ids)
+        else:
+            rows = await connection.fetch(self._sql_by_ids, ids)
+        stored = tuple(_recorded(rows))
+        if len(stored) != len(events) or any(e.stream_id != stream_id for e in stored):
+            raise DuplicateEventId(ids[0], "stored again since, differently")  # pragma: no cover
+        return AppendResult(stream_id, stored[-1].version, stored[-1].position, stored)
+
+    async def _append_with_hook(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: ExpectedVersion,
+        hook: TransactionHook,
+    ) -> AppendResult:
+        """Its own transaction: append, run the hook, commit (or roll back on any error)."""
+        request = _Request(stream_id, events, expected, asyncio.get_running_loop().create_future())
+        pool = self._pool or await self._get_pool()
+        try:
+            async with pool.acquire() as connection, connection.transaction():
+                while True:
+                    recorded_at = time.time()
+                    [row] = await connection.fetch(
+                        self._sql_append, *self._arguments([request], recorded_at)
+                    )
+                    result = self._result(request, row, recorded_at)
+                    if result is True:
+                        return await self._repeat(connection, stream_id, events)
+                    if isinstance(result, AppendResult):
+                        await hook(connection, result.events)
+                        return result
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc, self._where) from exc
+
+    async def _append_nothing(self, stream_id: str, expected: ExpectedVersion) -> AppendResult:
+        actual = await self.stream_version(stream_id)
+        check_expected_version(stream_id, expected, actual)
+        return AppendResult(stream_id, actual, await self.head(), ())
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        rows = await self._fetch(
+            self._sql_stream["DESC" if backwards else "ASC"],
+            stream_id,
+            from_version,
+            2**62 if to_version is None else to_version,
+            limit,  # NULL: no limit
+        )
+        return _recorded(rows)
+
+    async def read_all(
+        self,
+        *,
+        after: Position = START,
+        limit: int = 1000,
+        categories: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` events after ``after`` in log order, of transactions that have all
+        ended before every transaction still running (see the module's notes on lag)."""
+        arguments: list[Any] = [after.commit, after.sequence, limit]
+        if categories:
+            arguments.append(list(categories))
+        if types:
+            arguments.append(list(types))
+        sql = self._sql_all[bool(categories), bool(types)]
+        return _recorded(await self._fetch(sql, *arguments))
+
+    def subscribe(
+        self,
+        *,
+        after: Position = START,
+        categories: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 1000,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch up, then follow live; when the server drops the connection, reconnect (with
+        back-off) and resume after the last event delivered, so nothing is lost or repeated."""
+        return self._subscribe(after, categories, types, batch_size)
+
+    async def _subscribe(
+        self,
+        after: Position,
+        categories: Sequence[str] | None,
+        types: Sequence[str] | None,
+        batch_size: int,
+    ) -> AsyncIterator[RecordedEvent]:
+        position = after
+        delay = 0.1
+        while True:
+            events = cast(
+                AsyncGenerator[RecordedEvent, None],
+                follow(
+                    self, after=position, categories=categories, types=types, batch_size=batch_size
+                ),
+            )
+            try:
+                async for event in events:
+                    position = event.position
+                    delay = 0.1
+                    yield event
+            except StoreUnavailable as exc:
+                log.warning("subscription resumes after %s in %.1f s: %s", position, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                await events.aclose()
+
+    async def stream_version(self, stream_id: str) -> int:
+        rows = await self._fetch(self._sql_version, stream_id)
+        return int(rows[0][0])
+
+    async def head(self) -> Position:
+        """The last event readers can see: the same visibility rule as :meth:`read_all`."""
+        rows = await self._fetch(self._sql_head)
+        return Position(rows[0][0], rows[0][1]) if rows else START
+
+    async def held_back(self) -> int:
+        """How many committed events readers cannot see yet because an older transaction in
+        the cluster is still running (the delivery lag the module's notes describe)."""
+        rows = await self._fetch(
+            f"SELECT count(*) FROM {self.schema}.{self.prefix}events"
+            " WHERE commit_xid >= pg_snapshot_xmin(pg_current_snapshot())"
+        )
+        return int(rows[0][0])
+
+    async def find_event(self, event_id: str) -> RecordedEvent | None:
+        rows = await self._fetch(self._sql_by_ids, [event_id])
+        return _recorded(rows)[0] if rows else None
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        await self._fetch(
+            f"INSERT INTO {self.schema}.{self.prefix}snapshots"
+            " (stream_id, version, schema_version, recorded_at, data)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id, version) DO UPDATE SET"
+            " schema_version = excluded.schema_version, recorded_at = excluded.recorded_at,"
+            " data = excluded.data",
+            snapshot.stream_id,
+            snapshot.version,
+            snapshot.schema_version,
+            snapshot.recorded_at,
+            snapshot.data,
+        )
+
+    async def load_snapshot(
+        self,
+        stream_id: str,
+        *,
+        max_version: int | None = None,
+        max_recorded_at: float | None = None,
+    ) -> Snapshot | None:
+        rows = await self._fetch(
+            "SELECT stream_id, version, schema_version, data, recorded_at"
+            f" FROM {self.schema}.{self.prefix}snapshots"
+            " WHERE stream_id = $1 AND version <= $2 AND recorded_at <= $3"
+            " ORDER BY version DESC LIMIT 1",
+            stream_id,
+            2**62 if max_version is None else max_version,
+            float("inf") if max_recorded_at is None else max_recorded_at,
+        )
+        return Snapshot(*rows[0]) if rows else None
+
+    # -- waiting and closing -------------------------------------------------------------
+
+    async def wait_for_events(self, after: Position, max_wait: float) -> None:
+        """Return when the log may hold events after ``after``: at a notification from any
+        process's commit, or after ``max_wait`` (the polling fallback while not listening)."""
+        await self._listener.wait(after, max_wait)
+
+    async def close(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._listener.close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except _UNAVAILABLE:  # includes TimeoutError
+                pool.terminate()
+
+
+class _Listener:
+    """One LISTEN connection per store, shared by every waiter; reconnects when lost."""
+
+    RETRY_AFTER = 1.0
+    """Seconds between attempts to reconnect; waiters poll meanwhile."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        self._store = store
+        self._connection: asyncpg.Connection | None = None
+        self._woken = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._retry_at = 0.0
+        self._closed = False
+        self.connects = 0
+        """How many times a listening connection was made (a reconnect adds one)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id of the listening connection, while there is one."""
+        connection = self._connection
+        return None if connection is None else connection.get_server_pid()
+
+    async def wait(self, after: Position, max_wait: float) -> None:
+        woken = self._woken  # taken before the check below, so no wake-up falls in between
+        await self._listen()
+        if await self._store.head() > after:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), max_wait)
+
+    async def _listen(self) -> bool:
+        """Make sure the listening connection is up; False while it cannot be made."""
+        if self._connection is not None and not self._connection.is_closed():
+            return True
+        if self._closed or time.monotonic() < self._retry_at:
+            return False
+        async with self._lock:
+            if self._connection is not None and not self._connection.is_closed():
+                return True
+            try:
+                connection = await self._store._connect()
+                await connection.add_listener(self._store.channel, self._notified)
+            except _CANNOT_LISTEN as exc:
+                log.warning("cannot listen for new events, polling instead: %s", exc)
+                self._retry_at = time.monotonic() + self.RETRY_AFTER
+                return False
+            connection.add_termination_listener(self._lost)
+            self._connection = connection
+            self.connects += 1
+            return True
+
+    def _notified(self, *_: Any) -> None:
+        self._wake()
+
+    def _lost(self, connection: Any) -> None:
+        if connection is self._connection:
+            self._connection = None
+        self._wake()  # waiters check the log at once, then poll until a reconnect
+
+    def _wake(self) -> None:
+        self._woken.set()
+        self._woken = asyncio.Event()
+
+    async def close(self) -> None:
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await asyncio.wait_for(connection.close(), 5)
