@@ -149,10 +149,9 @@ class Application:
                         raise
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
                     continue
-                if command_id is not None and [e.data for e in appended.events] != [
-                    e.data for e in new
-                ]:
-                    # Another process executed this command first; answer with its result.
+                if appended.events[0].version != version + 1:
+                    # The store returned an earlier append of these event ids: another
+                    # process executed this command first. Answer with its result.
                     earlier = await self._earlier_result(aggregate, stream_id, command_id)
                     assert earlier is not None
                     return earlier
