@@ -1,0 +1,201 @@
+"""The seam between the read side and each database: what a read-model backend provides.
+
+Internal. A projection's storage is a *slot*: one row in the catalog (version, checkpoint,
+lease, state, error) and one documents table ``{prefix}rm_{name}_{slot}``. A new version or a
+manual rebuild gets a new slot, built beside the active one and switched to when caught up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, Protocol
+
+from facta.projections.documents import Condition, DocumentSpec
+from facta.projections.status import DeadLetter
+from facta.store.base import Position
+
+
+@dataclass(slots=True)
+class SlotRow:
+    """One catalog row."""
+
+    name: str
+    slot: int
+    version: int
+    active: bool
+    state: str  # running | rebuilding | failed | inline
+    position: Position
+    checkpoint_at: float | None = None
+    handled: int = 0
+    owner: str | None = None
+    lease_until: float = 0.0
+    error: str | None = None
+    error_event_id: str | None = None
+    error_position: str | None = None
+    failed_at: float | None = None
+    fresh: bool = False  # created by this claim: its setup has not run
+
+
+class Failure(NamedTuple):
+    """A handler error that stops a projection, as recorded in its catalog row."""
+
+    event_id: str
+    position: str
+    error: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one commit writes: document changes, the new checkpoint, parked events, and
+    (when the projection stops) the failure."""
+
+    position: Position
+    upserts: list[tuple[Any, ...]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    checkpoint_at: float | None = None
+    handled: int = 0
+    parked: list[DeadLetter] = field(default_factory=list)
+    failure: Failure | None = None
+
+
+class Unit(Protocol):
+    """One batch's unit of work on a worker's connection."""
+
+    @property
+    def connection(self) -> Any:
+        """The raw connection, inside the batch's transaction once ``begin`` ran."""
+        ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]: ...
+
+    async def begin(self) -> None:
+        """Open the write transaction now rather than at commit."""
+        ...
+
+    async def commit(self, batch: Batch) -> None:
+        """Write the batch and move the checkpoint from where the slot was, in one
+        transaction; raise LeaseLost (writing nothing) if this runner no longer holds it."""
+        ...
+
+    async def rollback(self) -> None: ...
+
+
+Plan = tuple[Literal["take"], int] | tuple[Literal["create"], bool] | tuple[Literal["wait"], str]
+
+
+def plan_claim(rows: Sequence[SlotRow], version: int, owner: str, now: float) -> Plan:
+    """Which slot a runner of ``version`` should work on: take an existing one, create one
+    (active or not), or wait (and why). Pure, so every backend decides the same way."""
+    active = next((r for r in rows if r.active), None)
+    if active is not None and active.version == version:
+        return _take(active, owner, now)
+    if active is not None and active.version > version:
+        return ("wait", f"superseded by version {active.version}")
+    building = [r for r in rows if not r.active and r.version == version and r.state != "inline"]
+    if building:
+        return _take(max(building, key=lambda r: r.slot), owner, now)
+    return ("create", active is None)
+
+
+def _take(row: SlotRow, owner: str, now: float) -> Plan:
+    if row.state == "failed":
+        return ("wait", f"failed at {row.error_position}: {row.error}")
+    if row.state == "inline":
+        return ("wait", "maintained inline")
+    if row.owner not in (None, owner) and row.lease_until > now:
+        return ("wait", f"held by {row.owner}")
+    return ("take", row.slot)
+
+
+class Worker(Protocol):
+    """A runner's connection for one projection: claims, leases, batches, switches."""
+
+    async def claim(
+        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+    ) -> SlotRow | str:
+        """Take the slot this version should work on (creating it and its table if needed)
+        and lease it; or say why not."""
+        ...
+
+    async def new_slot(
+        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+    ) -> SlotRow:
+        """Create and lease a fresh slot beside the active one (a manual rebuild)."""
+        ...
+
+    async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool: ...
+
+    async def release(self, slot: SlotRow, owner: str) -> None: ...
+
+    def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit: ...
+
+    async def switch(self, slot: SlotRow, owner: str) -> None:
+        """Make ``slot`` the active one and drop the one it replaces; raise LeaseLost if this
+        runner no longer holds it."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Row(NamedTuple):
+    """A query result row: the document's JSON, its ordering value and its key."""
+
+    data: bytes
+    value: Any
+    key: str
+
+
+class Backend(Protocol):
+    """The read-model store of one event store's database."""
+
+    prefix: str
+
+    async def worker(self) -> Worker: ...
+
+    async def slots(self, name: str | None = None) -> list[SlotRow]: ...
+
+    async def active(self, name: str) -> SlotRow | None: ...
+
+    async def restart(self, name: str) -> int:
+        """Clear the failure of the projection's slots; returns how many were failed."""
+        ...
+
+    async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]: ...
+
+    async def mark_inline(self, name: str) -> None:
+        """Hand the active slot over to inline maintenance (no runner works on it)."""
+        ...
+
+    def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit: ...
+
+    async def get(self, slot: SlotRow, key: str) -> bytes | None: ...
+
+    async def query(
+        self,
+        slot: SlotRow,
+        spec: DocumentSpec[Any],
+        conditions: list[Condition],
+        order_by: str,
+        descending: bool,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[Row]: ...
+
+    async def aggregate(
+        self,
+        slot: SlotRow,
+        spec: DocumentSpec[Any],
+        function: Literal["count", "sum"],
+        field: str,
+        conditions: list[Condition],
+    ) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+def table_name(prefix: str, name: str, slot: int) -> str:
+    """The documents table of a slot (other tables of the slot add ``_suffix`` to it)."""
+    return f"{prefix}rm_{name}_{slot}"

@@ -1,0 +1,287 @@
+"""The read-model store of the in-memory event store: dicts beside its log, same lifetime.
+
+Internal. Everything runs on the event loop without awaiting between check and write, so
+each operation is atomic; leases work as on SQLite (an owner and an expiry time).
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, Literal
+
+from facta.projections._backend import (
+    Batch,
+    Row,
+    SlotRow,
+    Unit,
+    plan_claim,
+    table_name,
+)
+from facta.projections.documents import Condition, DocumentSpec
+from facta.projections.errors import LeaseLost
+from facta.projections.status import DeadLetter
+from facta.store.base import START
+from facta.store.memory import MemoryEventStore, MemoryTransaction
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+}
+
+# (json, index values by field) per key
+_Table = dict[str, tuple[bytes, dict[str, Any]]]
+
+
+class _Database:
+    def __init__(self) -> None:
+        self.slots: dict[tuple[str, int], SlotRow] = {}
+        self.tables: dict[str, _Table] = {}
+        self.dead_letters: list[DeadLetter] = []
+
+
+_DATABASES: weakref.WeakKeyDictionary[MemoryEventStore, _Database] = weakref.WeakKeyDictionary()
+
+
+class MemoryBackend:
+    """Read models of one MemoryEventStore."""
+
+    def __init__(self, store: MemoryEventStore) -> None:
+        self.store = store
+        self.prefix = ""
+        self.db = _DATABASES.setdefault(store, _Database())
+
+    async def worker(self) -> _MemoryWorker:
+        return _MemoryWorker(self.db)
+
+    async def slots(self, name: str | None = None) -> list[SlotRow]:
+        return [
+            replace(row)
+            for row in sorted(self.db.slots.values(), key=lambda r: (r.name, r.slot))
+            if name is None or row.name == name
+        ]
+
+    async def active(self, name: str) -> SlotRow | None:
+        return next(
+            (replace(r) for r in self.db.slots.values() if r.name == name and r.active), None
+        )
+
+    async def restart(self, name: str) -> int:
+        count = 0
+        for row in self.db.slots.values():
+            if row.name == name and row.state == "failed":
+                row.state = "running" if row.active else "rebuilding"
+                row.error = row.error_event_id = row.error_position = row.failed_at = None
+                count += 1
+        return count
+
+    async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]:
+        return [d for d in self.db.dead_letters if d.name == name][:limit]
+
+    async def mark_inline(self, name: str) -> None:
+        for row in self.db.slots.values():
+            if row.name == name and row.active:
+                row.state, row.owner, row.lease_until = "inline", None, 0.0
+
+    def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+        assert isinstance(tx, MemoryTransaction)
+        return _MemoryUnit(self.db, slot, spec, None, tx)
+
+    async def get(self, slot: SlotRow, key: str) -> bytes | None:
+        found = self.db.tables.get(table_name("", slot.name, slot.slot), {}).get(key)
+        return None if found is None else found[0]
+
+    def _select(
+        self, slot: SlotRow, conditions: list[Condition]
+    ) -> list[tuple[str, bytes, dict[str, Any]]]:
+        table = self.db.tables.get(table_name("", slot.name, slot.slot), {})
+        rows = []
+        for key, (data, values) in table.items():
+            fields = {"key": key, **values}
+            if all(_OPS[c.op](fields[c.field], c.value) for c in conditions):
+                rows.append((key, data, fields))
+        return rows
+
+    async def query(
+        self,
+        slot: SlotRow,
+        spec: DocumentSpec[Any],
+        conditions: list[Condition],
+        order_by: str,
+        descending: bool,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[Row]:
+        rows = self._select(slot, conditions)
+        if after is not None:
+            compare = operator.lt if descending else operator.gt
+            rows = [r for r in rows if compare((r[2][order_by], r[0]), after)]
+        rows.sort(key=lambda r: (r[2][order_by], r[0]), reverse=descending)
+        return [Row(data, fields[order_by], key) for key, data, fields in rows[:limit]]
+
+    async def aggregate(
+        self,
+        slot: SlotRow,
+        spec: DocumentSpec[Any],
+        function: Literal["count", "sum"],
+        field: str,
+        conditions: list[Condition],
+    ) -> Any:
+        rows = self._select(slot, conditions)
+        if function == "count":
+            return len(rows)
+        zero = Decimal(0) if spec.types[field] is Decimal else 0
+        return sum((r[2][field] for r in rows), zero)
+
+    async def close(self) -> None:
+        pass
+
+
+class _MemoryWorker:
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+        self.ttl = 10.0
+
+    async def claim(
+        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+    ) -> SlotRow | str:
+        self.ttl = ttl
+        now = time.time()
+        rows = [r for r in self.db.slots.values() if r.name == name]
+        plan = plan_claim(rows, version, owner, now)
+        if plan[0] == "wait":
+            return plan[1]
+        if plan[0] == "create":
+            return self._create(name, version, owner, now + ttl, active=plan[1])
+        row = self.db.slots[(name, plan[1])]
+        row.owner, row.lease_until = owner, now + ttl
+        return replace(row)
+
+    def _create(
+        self, name: str, version: int, owner: str, until: float, *, active: bool
+    ) -> SlotRow:
+        slot = 1 + max((s for n, s in self.db.slots if n == name), default=0)
+        state = "running" if active else "rebuilding"
+        row = SlotRow(name, slot, version, active, state, START, owner=owner, lease_until=until)
+        self.db.slots[(name, slot)] = row
+        self.db.tables[table_name("", name, slot)] = {}
+        return replace(row, fresh=True)
+
+    async def new_slot(
+        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+    ) -> SlotRow:
+        self.ttl = ttl
+        now = time.time()
+        for key, row in list(self.db.slots.items()):
+            if row.name == name and not row.active and row.lease_until < now:
+                self._drop(key)  # an abandoned earlier rebuild
+        has_active = any(r.active for r in self.db.slots.values() if r.name == name)
+        return self._create(name, version, owner, now + ttl, active=not has_active)
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        del self.db.slots[key]
+        self.db.tables.pop(table_name("", *key), None)
+        self.db.dead_letters = [d for d in self.db.dead_letters if (d.name, d.slot) != key]
+
+    def _held(self, slot: SlotRow, owner: str) -> SlotRow:
+        row = self.db.slots.get((slot.name, slot.slot))
+        if row is None or row.owner != owner or row.state == "failed":
+            raise LeaseLost(slot.name, slot.slot)
+        return row
+
+    async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
+        try:
+            self._held(slot, owner).lease_until = time.time() + ttl
+            return True
+        except LeaseLost:
+            return False
+
+    async def release(self, slot: SlotRow, owner: str) -> None:
+        row = self.db.slots.get((slot.name, slot.slot))
+        if row is not None and row.owner == owner:
+            row.owner, row.lease_until = None, 0.0
+
+    def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+        return _MemoryUnit(self.db, slot, spec, self, None)
+
+    async def switch(self, slot: SlotRow, owner: str) -> None:
+        row = self._held(slot, owner)
+        for key, other in list(self.db.slots.items()):
+            if other.name == slot.name and other.active:
+                self._drop(key)
+        row.active, row.state = True, "running"
+
+    async def close(self) -> None:
+        pass
+
+
+class _MemoryUnit:
+    def __init__(
+        self,
+        db: _Database,
+        slot: SlotRow,
+        spec: DocumentSpec[Any],
+        worker: _MemoryWorker | None,
+        tx: MemoryTransaction | None,
+    ) -> None:
+        self.db = db
+        self.slot = slot
+        self.spec = spec
+        self.worker = worker
+        self.tx = tx
+        self.table = db.tables.setdefault(table_name("", slot.name, slot.slot), {})
+
+    @property
+    def connection(self) -> Any:
+        return None
+
+    async def get(self, key: str) -> bytes | None:
+        found = self.table.get(key)
+        return None if found is None else found[0]
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        table = self.table
+        return {k: table[k][0] for k in keys if k in table}
+
+    async def begin(self) -> None:
+        pass
+
+    async def commit(self, batch: Batch) -> None:
+        if self.tx is not None:
+            self.tx.on_commit.append(lambda: self._write(batch))
+            return
+        assert self.worker is not None
+        row = self.worker._held(self.slot, self.slot.owner or "")
+        if row.position != self.slot.position:
+            raise LeaseLost(self.slot.name, self.slot.slot)
+        self._write(batch)
+        row.position = batch.position
+        row.checkpoint_at = batch.checkpoint_at or row.checkpoint_at
+        row.handled += batch.handled
+        row.lease_until = time.time() + self.worker.ttl
+        if batch.failure is not None:
+            row.state, row.owner, row.lease_until = "failed", None, 0.0
+            row.error_event_id, row.error_position, row.error = batch.failure
+            row.failed_at = time.time()
+        self.db.dead_letters.extend(batch.parked)
+        self.slot.position = batch.position
+
+    def _write(self, batch: Batch) -> None:
+        table = self.table
+        indexes = self.spec.indexes
+        for key in batch.deletes:
+            table.pop(key, None)
+        for row in batch.upserts:
+            table[row[0]] = (row[1], dict(zip(indexes, row[2:], strict=True)))
+
+    async def rollback(self) -> None:
+        pass

@@ -1,0 +1,569 @@
+"""The read-model store of the SQLite event store: tables in the same file as the events.
+
+Internal. A runner's batch commits its documents and its checkpoint in one ``BEGIN
+IMMEDIATE`` transaction on the worker's own connection; the checkpoint update only matches
+while the runner still holds the lease and the checkpoint is where the batch started, so a
+runner that lost its lease writes nothing. Point reads during a batch run on the event loop
+(microseconds, in-process); anything that may wait for the write lock runs on a thread.
+Indexed Decimal fields are REAL columns: filters and ordering on them are at double
+precision (the documents themselves keep the exact value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+from facta.projections import _sql
+from facta.projections._backend import (
+    Batch,
+    Row,
+    SlotRow,
+    Unit,
+    plan_claim,
+    table_name,
+)
+from facta.projections.documents import Condition, DocumentSpec
+from facta.projections.errors import LeaseLost
+from facta.projections.status import DeadLetter
+from facta.store.base import Position
+from facta.store.sqlite import SQLiteEventStore, SQLiteTransaction
+
+T = TypeVar("T")
+
+_TYPES = {
+    "text": "TEXT",
+    "integer": "INTEGER",
+    "real": "REAL",
+    "boolean": "INTEGER",
+    "numeric": "REAL",
+}
+_SLOT_COLUMNS = (
+    "name, slot, version, active, state, checkpoint_commit, checkpoint_sequence, checkpoint_at,"
+    " handled, owner, lease_until, error, error_event_id, error_position, failed_at"
+)
+
+
+def _mark(_: int) -> str:
+    return "?"
+
+
+def _adapt(_: str, value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _slot(row: Sequence[Any]) -> SlotRow:
+    return SlotRow(
+        row[0],
+        row[1],
+        row[2],
+        bool(row[3]),
+        row[4],
+        Position(row[5], row[6]),
+        *row[7:],
+    )
+
+
+def _row_adapter(spec: DocumentSpec[Any]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
+    """Converts Decimal values of a stored row to float (None when no column needs it)."""
+    decimals = [i + 2 for i, f in enumerate(spec.indexes) if spec.kinds[f] == "numeric"]
+    if not decimals:
+        return None
+
+    def adapt(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for i in decimals:
+            values[i] = float(values[i])
+        return tuple(values)
+
+    return adapt
+
+
+class SQLiteBackend:
+    """Read models in the SQLite file of one SQLiteEventStore."""
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self.path = store.path
+        self.prefix = store.prefix
+        self.synchronous = store.synchronous
+        self.slots_table = f"{self.prefix}projection_slots"
+        self.dead_table = f"{self.prefix}projection_dead_letters"
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="facta-read-models")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with the store's settings."""
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        connection.execute("PRAGMA busy_timeout=30000")
+        return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.connect()
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            return work(self._connection())
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    async def worker(self) -> SQLiteWorker:
+        return SQLiteWorker(self, self.connect())
+
+    async def slots(self, name: str | None = None) -> list[SlotRow]:
+        sql = f"SELECT {_SLOT_COLUMNS} FROM {self.slots_table}"
+        if name is None:
+            rows = await self._run(lambda c: c.execute(sql + " ORDER BY name, slot").fetchall())
+        else:
+            rows = await self._run(
+                lambda c: c.execute(sql + " WHERE name = ? ORDER BY slot", (name,)).fetchall()
+            )
+        return [_slot(r) for r in rows]
+
+    async def active(self, name: str) -> SlotRow | None:
+        sql = f"SELECT {_SLOT_COLUMNS} FROM {self.slots_table} WHERE name = ? AND active = 1"
+        rows = await self._run(lambda c: c.execute(sql, (name,)).fetchall())
+        return _slot(rows[0]) if rows else None
+
+    async def restart(self, name: str) -> int:
+        sql = (
+            f"UPDATE {self.slots_table} SET state = CASE WHEN active = 1 THEN 'running'"
+            " ELSE 'rebuilding' END, error = NULL, error_event_id = NULL,"
+            " error_position = NULL, failed_at = NULL WHERE name = ? AND state = 'failed'"
+        )
+        return await self._run(lambda c: c.execute(sql, (name,)).rowcount)
+
+    async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]:
+        sql = (
+            "SELECT name, slot, event_id, position, stream_id, type, error, parked_at"
+            f" FROM {self.dead_table} WHERE name = ? ORDER BY parked_at, event_id LIMIT ?"
+        )
+        rows = await self._run(lambda c: c.execute(sql, (name, limit)).fetchall())
+        return [DeadLetter(*r) for r in rows]
+
+    async def mark_inline(self, name: str) -> None:
+        sql = (
+            f"UPDATE {self.slots_table} SET state = 'inline', owner = NULL, lease_until = 0"
+            " WHERE name = ? AND active = 1"
+        )
+        await self._run(lambda c: c.execute(sql, (name,)))
+
+    def _insert_slot(
+        self,
+        c: sqlite3.Connection,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        state: str,
+        owner: str | None,
+        lease_until: float,
+        active: bool,
+    ) -> SlotRow:
+        last = c.execute(
+            f"SELECT max(slot) FROM {self.slots_table} WHERE name = ?", (name,)
+        ).fetchone()[0]
+        slot = (last or 0) + 1
+        c.execute(
+            f"INSERT INTO {self.slots_table} (name, slot, version, active, state, owner,"
+            " lease_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, slot, version, int(active), state, owner, lease_until),
+        )
+        for statement in _sql.create_table(
+            table_name(self.prefix, name, slot), spec, _TYPES, "BLOB"
+        ):
+            c.execute(statement)
+        return SlotRow(
+            name,
+            slot,
+            version,
+            active,
+            state,
+            Position(0, 0),
+            None,
+            0,
+            owner,
+            lease_until,
+            fresh=True,
+        )
+
+    def _drop_slot(self, c: sqlite3.Connection, name: str, slot: int) -> None:
+        base = table_name(self.prefix, name, slot)
+        tables = c.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        for (table,) in tables:
+            if table == base or table.startswith(base + "_"):
+                c.execute(f"DROP TABLE IF EXISTS {table}")
+        c.execute(f"DELETE FROM {self.slots_table} WHERE name = ? AND slot = ?", (name, slot))
+        c.execute(f"DELETE FROM {self.dead_table} WHERE name = ? AND slot = ?", (name, slot))
+
+    def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+        assert isinstance(tx, SQLiteTransaction)
+        return _InlineUnit(tx.connection, table_name(self.prefix, slot.name, slot.slot), spec)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    async def get(self, slot: SlotRow, key: str) -> bytes | None:
+        sql = f"SELECT doc FROM {table_name(self.prefix, slot.name, slot.slot)} WHERE doc_key = ?"
+        rows = await self._run(lambda c: c.execute(sql, (key,)).fetchall())
+        return rows[0][0] if rows else None
+
+    async def query(
+        self,
+        slot: SlotRow,
+        spec: DocumentSpec[Any],
+        conditions: list[Condition],
+        order_by: str,
+        descending: bool,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[Row]:
+        table = table_name(self.prefix, slot.name, slot.slot)
+        sql, parameters = _sql.select_page(
+            table, conditions, order_by, descending, after, limit, _mark, _adapt
+        )
+        rows = await self._run(lambda c: c.execute(sql, parameters).fetchall())
+        return [Row(*r) for r in rows]
+
+    async def aggregate(
+        self,
+        slot: SlotRow,
+        spec: DocumentSpec[Any],
+        function: Literal["count", "sum"],
+        field: str,
+        conditions: list[Condition],
+    ) -> Any:
+        table = table_name(self.prefix, slot.name, slot.slot)
+        if function == "count":
+            expression = "count(*)"
+        elif spec.kinds[field] == "numeric":
+            # Sum the documents' exact decimal text, not the REAL column.
+            expression = f"group_concat(json_extract(doc, '$.{field}'), ',')"
+        else:
+            expression = f"coalesce(sum({_sql.column(field)}), 0)"
+        sql, parameters = _sql.select_aggregate(table, expression, conditions, _mark, _adapt)
+        [[value]] = await self._run(lambda c: c.execute(sql, parameters).fetchall())
+        if function == "sum" and spec.kinds[field] == "numeric":
+            return sum((Decimal(v) for v in (value or "").split(",") if v), Decimal(0))
+        return value
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+
+class _Immediate:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _immediate(connection: sqlite3.Connection) -> _Immediate:
+    return _Immediate(connection)
+
+
+class SQLiteWorker:
+    """A runner's connection for one projection."""
+
+    def __init__(self, backend: SQLiteBackend, connection: sqlite3.Connection) -> None:
+        self.backend = backend
+        self.connection = connection
+        self.ttl = 10.0
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.to_thread(work)
+
+    async def claim(
+        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+    ) -> SlotRow | str:
+        self.ttl = ttl
+        table = self.backend.slots_table
+
+        def run() -> SlotRow | str:
+            c = self.connection
+            with _immediate(c):
+                now = time.time()
+                rows = [
+                    _slot(r)
+                    for r in c.execute(
+                        f"SELECT {_SLOT_COLUMNS} FROM {table} WHERE name = ?", (name,)
+                    ).fetchall()
+                ]
+                plan = plan_claim(rows, version, owner, now)
+                if plan[0] == "wait":
+                    return plan[1]
+                if plan[0] == "create":
+                    state = "running" if plan[1] else "rebuilding"
+                    return self.backend._insert_slot(
+                        c, name, version, spec, state, owner, now + ttl, plan[1]
+                    )
+                c.execute(
+                    f"UPDATE {table} SET owner = ?, lease_until = ? WHERE name = ? AND slot = ?",
+                    (owner, now + ttl, name, plan[1]),
+                )
+                row = next(r for r in rows if r.slot == plan[1])
+                row.owner, row.lease_until = owner, now + ttl
+                return row
+
+        return await self._run(run)
+
+    async def new_slot(
+        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+    ) -> SlotRow:
+        self.ttl = ttl
+        table = self.backend.slots_table
+
+        def run() -> SlotRow:
+            c = self.connection
+            with _immediate(c):
+                now = time.time()
+                stale = c.execute(
+                    f"SELECT slot FROM {table} WHERE name = ? AND active = 0 AND lease_until < ?",
+                    (name, now),
+                ).fetchall()
+                for (slot,) in stale:  # abandoned earlier rebuilds
+                    self.backend._drop_slot(c, name, slot)
+                active = c.execute(
+                    f"SELECT 1 FROM {table} WHERE name = ? AND active = 1", (name,)
+                ).fetchone()
+                state = "rebuilding" if active else "running"
+                return self.backend._insert_slot(
+                    c, name, version, spec, state, owner, now + ttl, not active
+                )
+
+        return await self._run(run)
+
+    async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
+        sql = (
+            f"UPDATE {self.backend.slots_table} SET lease_until = ?"
+            " WHERE name = ? AND slot = ? AND owner = ? AND state != 'failed'"
+        )
+
+        def run() -> bool:
+            return (
+                self.connection.execute(
+                    sql, (time.time() + ttl, slot.name, slot.slot, owner)
+                ).rowcount
+                == 1
+            )
+
+        return await self._run(run)
+
+    async def release(self, slot: SlotRow, owner: str) -> None:
+        sql = (
+            f"UPDATE {self.backend.slots_table} SET owner = NULL, lease_until = 0"
+            " WHERE name = ? AND slot = ? AND owner = ?"
+        )
+        await self._run(lambda: self.connection.execute(sql, (slot.name, slot.slot, owner)))
+
+    def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+        return _WorkerUnit(self, slot, spec)
+
+    async def switch(self, slot: SlotRow, owner: str) -> None:
+        table = self.backend.slots_table
+
+        def run() -> None:
+            c = self.connection
+            with _immediate(c):
+                held = c.execute(
+                    f"SELECT 1 FROM {table} WHERE name = ? AND slot = ? AND owner = ?"
+                    " AND state = 'rebuilding'",
+                    (slot.name, slot.slot, owner),
+                ).fetchone()
+                if not held:
+                    raise LeaseLost(slot.name, slot.slot)
+                old = c.execute(
+                    f"SELECT slot FROM {table} WHERE name = ? AND active = 1", (slot.name,)
+                ).fetchall()
+                for (number,) in old:
+                    self.backend._drop_slot(c, slot.name, number)
+                c.execute(
+                    f"UPDATE {table} SET active = 1, state = 'running' WHERE name = ? AND slot = ?",
+                    (slot.name, slot.slot),
+                )
+
+        await self._run(run)
+
+    async def close(self) -> None:
+        await self._run(self.connection.close)
+
+
+class _WorkerUnit:
+    """A runner's batch on SQLite."""
+
+    def __init__(self, worker: SQLiteWorker, slot: SlotRow, spec: DocumentSpec[Any]) -> None:
+        self.worker = worker
+        self.slot = slot
+        self.spec = spec
+        self.table = table_name(worker.backend.prefix, slot.name, slot.slot)
+        self._connection = worker.connection
+        self._get = f"SELECT doc FROM {self.table} WHERE doc_key = ?"
+        self._begun = False
+
+    @property
+    def connection(self) -> Any:
+        return self._connection if self._begun else None
+
+    async def get(self, key: str) -> bytes | None:
+        row = self._connection.execute(self._get, (key,)).fetchone()
+        return None if row is None else row[0]
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        c = self._connection
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sql = (
+                f"SELECT doc_key, doc FROM {self.table}"
+                f" WHERE doc_key IN ({', '.join('?' * len(chunk))})"
+            )
+            found.update(c.execute(sql, chunk).fetchall())
+        return found
+
+    async def begin(self) -> None:
+        if not self._begun:
+            await asyncio.to_thread(self._connection.execute, "BEGIN IMMEDIATE")
+            self._begun = True
+
+    async def commit(self, batch: Batch) -> None:
+        await asyncio.to_thread(self._commit, batch)
+        self.slot.position = batch.position
+
+    def _commit(self, batch: Batch) -> None:
+        c = self._connection
+        slot, backend = self.slot, self.worker.backend
+        if not self._begun:
+            c.execute("BEGIN IMMEDIATE")
+            self._begun = True
+        try:
+            now = time.time()
+            failure = batch.failure
+            moved = c.execute(
+                f"UPDATE {backend.slots_table} SET checkpoint_commit = ?,"
+                " checkpoint_sequence = ?, checkpoint_at = coalesce(?, checkpoint_at),"
+                " handled = handled + ?, lease_until = ?,"
+                " state = CASE WHEN ? THEN 'failed' ELSE state END,"
+                " owner = CASE WHEN ? THEN NULL ELSE owner END,"
+                " error_event_id = ?, error_position = ?, error = ?, failed_at = ?"
+                " WHERE name = ? AND slot = ? AND owner = ? AND state != 'failed'"
+                " AND checkpoint_commit = ? AND checkpoint_sequence = ?",
+                (
+                    batch.position.commit,
+                    batch.position.sequence,
+                    batch.checkpoint_at,
+                    batch.handled,
+                    now + self.worker.ttl,
+                    failure is not None,
+                    failure is not None,
+                    *(failure or (None, None, None)),
+                    now if failure else None,
+                    slot.name,
+                    slot.slot,
+                    slot.owner,
+                    slot.position.commit,
+                    slot.position.sequence,
+                ),
+            ).rowcount
+            if moved != 1:
+                raise LeaseLost(slot.name, slot.slot)
+            if batch.deletes:
+                c.executemany(
+                    f"DELETE FROM {self.table} WHERE doc_key = ?", [(k,) for k in batch.deletes]
+                )
+            if batch.upserts:
+                adapt = _row_adapter(self.spec)
+                rows = batch.upserts if adapt is None else [adapt(r) for r in batch.upserts]
+                c.executemany(_sql.upsert(self.table, self.spec, _mark), rows)
+            if batch.parked:
+                c.executemany(
+                    f"INSERT OR REPLACE INTO {backend.dead_table} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            d.name,
+                            d.slot,
+                            d.event_id,
+                            d.position,
+                            d.stream_id,
+                            d.type,
+                            d.error,
+                            d.parked_at,
+                        )
+                        for d in batch.parked
+                    ],
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        finally:
+            self._begun = False
+
+    async def rollback(self) -> None:
+        if self._begun:
+            self._begun = False
+            await asyncio.to_thread(self._connection.execute, "ROLLBACK")
+
+
+class _InlineUnit:
+    """An inline projection's writes inside an append's transaction on SQLite."""
+
+    def __init__(self, connection: sqlite3.Connection, table: str, spec: DocumentSpec[Any]) -> None:
+        self._connection = connection
+        self.table = table
+        self.spec = spec
+
+    @property
+    def connection(self) -> Any:
+        return self._connection
+
+    async def get(self, key: str) -> bytes | None:
+        row = self._connection.execute(
+            f"SELECT doc FROM {self.table} WHERE doc_key = ?", (key,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        return {k: v for k in keys if (v := await self.get(k)) is not None}
+
+    async def begin(self) -> None:
+        pass
+
+    async def commit(self, batch: Batch) -> None:
+        c = self._connection
+        if batch.deletes:
+            c.executemany(
+                f"DELETE FROM {self.table} WHERE doc_key = ?", [(k,) for k in batch.deletes]
+            )
+        if batch.upserts:
+            adapt = _row_adapter(self.spec)
+            rows = batch.upserts if adapt is None else [adapt(r) for r in batch.upserts]
+            c.executemany(_sql.upsert(self.table, self.spec, _mark), rows)
+
+    async def rollback(self) -> None:
+        pass

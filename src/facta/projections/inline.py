@@ -1,0 +1,94 @@
+"""Inline projections: read models written inside the append's transaction.
+
+A read model kept inline is never behind its events: the command that appends them returns
+after both committed, and if a handler fails the append rolls back and the caller gets the
+error. The price: every process that appends must run the same inline projections (an
+append made without them is not seen by them), and the projection's work adds to every
+append's latency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from facta.application import EventEnvelope
+from facta.codec import Codec
+from facta.projections._backend import Batch, SlotRow, table_name
+from facta.projections.projection import Projection
+from facta.projections.read_store import backend_for
+from facta.projections.runner import ProgressCallback, ProjectionRunner
+from facta.projections.session import Session
+from facta.store.base import START, EventStore, RecordedEvent, TransactionHook
+
+
+class InlineProjections:
+    """Several inline projections composed into one transaction hook.
+
+    Pass the same ``codec`` to the Application, and the object itself as its
+    ``transaction_hook``. Call ``setup`` before the first command: it builds a projection's
+    storage from the log when it is new or its version changed (do this before serving, so
+    no append happens meanwhile).
+    """
+
+    def __init__(
+        self, store: EventStore, projections: Sequence[Projection[Any]], *, codec: Codec
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.projections = list(projections)
+        self.backend = backend_for(store)
+        self._slots: dict[str, SlotRow] = {}
+        self._types = {type(p).name: frozenset(p.type_names()) for p in self.projections}
+        for projection in self.projections:
+            for kind in type(projection).event_types:
+                codec.register(kind)
+
+    async def setup(self, *, progress: ProgressCallback | None = None) -> None:
+        """Make sure each projection's current version is stored and up to date."""
+        for projection in self.projections:
+            kind = type(projection)
+            active = await self.backend.active(kind.name)
+            if active is None or active.version != kind.version or active.state != "inline":
+                runner = ProjectionRunner(self.store, [projection], codec=self.codec)
+                try:
+                    await runner.rebuild(kind.name, progress=progress)
+                finally:
+                    await runner.close()
+                await self.backend.mark_inline(kind.name)
+                active = await self.backend.active(kind.name)
+            assert active is not None
+            self._slots[kind.name] = active
+
+    async def __call__(self, tx: Any, records: Sequence[RecordedEvent]) -> None:
+        """The transaction hook: apply ``records`` to every projection that wants them."""
+        if len(self._slots) != len(self.projections):
+            raise RuntimeError("InlineProjections.setup() has not run")
+        decode = self.codec.decode
+        for projection in self.projections:
+            wanted = self._types[type(projection).name]
+            relevant = [r for r in records if r.type in wanted]
+            if not relevant:
+                continue
+            slot = self._slots[type(projection).name]
+            spec = projection.spec()
+            unit = self.backend.inline_unit(tx, slot, spec)
+            session: Session[Any] = Session(
+                unit, spec, table_name(self.backend.prefix, slot.name, slot.slot)
+            )
+            for record in relevant:
+                event = decode(record)
+                if event is not None:
+                    await projection.handle(EventEnvelope(event, record), session)
+            await unit.commit(session._fill(Batch(START)))
+
+
+def compose_hooks(*hooks: TransactionHook) -> TransactionHook:
+    """One transaction hook that runs ``hooks`` in order (the first error stops the rest
+    and rolls the append back)."""
+
+    async def composed(tx: Any, records: Sequence[RecordedEvent]) -> None:
+        for hook in hooks:
+            await hook(tx, records)
+
+    return composed

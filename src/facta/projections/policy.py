@@ -1,0 +1,96 @@
+"""Policy: a reaction to events that executes commands (a process manager or saga).
+
+A runner runs policies like projections, from a checkpoint. Delivery is at least once (a
+crash between a command and the checkpoint replays the event), so every command a policy
+executes gets a command id derived from the causing event: executing it again is a no-op
+that returns the first result. Correlation is carried over and causation is the event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar, Literal, TypeVar
+
+from facta.application import Application, CommandResult, EventEnvelope, StateAt
+from facta.domain import Aggregate, Command, Event, type_name
+from facta.errors import StoreUnavailable
+from facta.store._migrations import validate_identifier
+
+S = TypeVar("S")
+E = TypeVar("E", bound=Event)
+
+_POLICY_NAMESPACE = uuid.UUID("0c5f8f3e-2b7d-4d8e-9a8e-5a3c1d7e4b21")
+
+
+class PolicyContext:
+    """What a policy's handler acts through for one event."""
+
+    def __init__(self, app: Application, policy: str, envelope: EventEnvelope[Event]) -> None:
+        self.app = app
+        self.policy = policy
+        self.envelope = envelope
+        self._counts: dict[str, int] = {}
+        meta = envelope.recorded.meta
+        self.correlation_id: str = meta.get("correlation_id") or envelope.recorded.event_id
+
+    async def execute(
+        self,
+        aggregate: Aggregate[S, Any, E],
+        entity_id: str,
+        command: Command,
+        *,
+        step: str | None = None,
+    ) -> CommandResult[S, E]:
+        """Execute ``command`` once per causing event (and ``step``): a replay of the same
+        event returns the first result and writes nothing. Without ``step``, the commands of
+        one event to one stream are told apart by their order, so keep the handler
+        deterministic. Raises what Application.execute raises (domain errors unchanged)."""
+        stream = Application.stream_id(aggregate, entity_id)
+        if step is None:
+            count = self._counts[stream] = self._counts.get(stream, 0) + 1
+            step = f"{type_name(type(command))}#{count}"
+        recorded = self.envelope.recorded
+        command_id = str(
+            uuid.uuid5(_POLICY_NAMESPACE, f"{self.policy}\n{recorded.event_id}\n{stream}\n{step}")
+        )
+        return await self.app.execute(
+            aggregate,
+            entity_id,
+            command,
+            command_id=command_id,
+            metadata={"correlation_id": self.correlation_id, "causation_id": recorded.event_id},
+        )
+
+    async def load(self, aggregate: Aggregate[S, Any, Any], entity_id: str) -> StateAt[S]:
+        """The current state of one aggregate instance."""
+        return await self.app.load(aggregate, entity_id)
+
+
+class Policy:
+    """A process manager: subclass it, set ``name`` and ``event_types``, write ``handle``.
+
+    ``on_error``, ``transient_errors`` and ``retries`` work as for projections. Guard each
+    step with the state it needs (load it through the context): after a crash an event may
+    be handled again, and only the commands are idempotent, not the decisions around them.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    event_types: ClassVar[tuple[type[Event], ...]] = ()
+    on_error: ClassVar[Literal["stop", "park"]] = "stop"
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        ConnectionError,
+        TimeoutError,
+        StoreUnavailable,
+    )
+    retries: ClassVar[int] = 3
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None:
+            validate_identifier(name, "policy name")
+
+    async def handle(self, envelope: EventEnvelope[Event], context: PolicyContext) -> None:
+        """React to one event. Raise to fail it (see ``on_error``)."""
+        raise NotImplementedError

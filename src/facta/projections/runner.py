@@ -1,0 +1,450 @@
+"""The projection runner: catches projections and policies up from their checkpoints in
+batches, then follows the log live.
+
+Each batch's read-model writes and its checkpoint commit in one transaction, and the
+checkpoint only moves from where the batch started while this runner holds the projection's
+lease, so every event takes effect exactly once, across crashes and takeovers. Several runner
+processes may run the same projections: each projection is worked on by one lease holder at a
+time, and when it dies another takes over from the checkpoint once the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from facta.application import Application, EventEnvelope
+from facta.codec import Codec
+from facta.domain import Event, type_name
+from facta.projections._backend import Batch, Failure, SlotRow, Unit, Worker, table_name
+from facta.projections.documents import DocumentSpec
+from facta.projections.errors import LeaseLost, ProjectionNotFound
+from facta.projections.policy import Policy, PolicyContext
+from facta.projections.projection import Projection
+from facta.projections.read_store import backend_for
+from facta.projections.session import Session
+from facta.projections.status import DeadLetter, RebuildProgress
+from facta.store.base import EventStore, Position, RecordedEvent
+
+log = logging.getLogger("facta.projections")
+
+Handler = Projection[Any] | Policy
+ProgressCallback = Callable[[RebuildProgress], None]
+
+
+class _Stopped(Exception):
+    """The projection failed and stopped; its error is recorded in its slot."""
+
+
+class _Target:
+    """A projection or policy as the runner drives it."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        kind = type(handler)
+        if not getattr(kind, "name", None):
+            raise ValueError(f"{kind.__name__} has no name")
+        if not kind.event_types:
+            raise ValueError(f"{kind.__name__} handles no event types")
+        self.name: str = kind.name
+        self.version: int = kind.version
+        self.types = [type_name(t) for t in kind.event_types]
+        self.policy = isinstance(handler, Policy)
+        if isinstance(handler, Projection):
+            self.spec: DocumentSpec[Any] = handler.spec()
+            self.uses_connection = kind.uses_connection  # type: ignore[union-attr]
+            self.keyed = type(handler).key_of is not Projection.key_of
+            self.has_setup = type(handler).setup is not Projection.setup
+        else:
+            from facta.projections.projection import _NoDocument
+
+            self.spec = DocumentSpec(_NoDocument)
+            self.uses_connection = self.keyed = self.has_setup = False
+
+
+class ProjectionRunner:
+    """Runs projections and policies against ``store`` (their read models in its database).
+
+    ``app`` is needed for policies (they execute commands through it); ``codec`` decodes
+    events (default: the app's). ``batch_size`` events are read, handled and committed at a
+    time. ``lease_ttl`` seconds after this process dies another runner takes its projections
+    over. ``owner`` names this runner in the status (default: host, pid and a random part).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        handlers: Sequence[Handler],
+        *,
+        app: Application | None = None,
+        codec: Codec | None = None,
+        batch_size: int = 1000,
+        lease_ttl: float = 10.0,
+        poll_interval: float = 1.0,
+        owner: str | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= 100_000:
+            raise ValueError(f"batch_size must be 1 to 100000, not {batch_size}")
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl must be positive, not {lease_ttl}")
+        self.store = store
+        self.app = app
+        self.codec = codec or (app.codec if app is not None else Codec())
+        self.batch_size = batch_size
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.backend = backend_for(store)
+        self._targets: dict[str, _Target] = {}
+        for handler in handlers:
+            target = _Target(handler)
+            if target.name in self._targets:
+                raise ValueError(f"two handlers are named {target.name!r}")
+            if target.policy and app is None:
+                raise ValueError(f"policy {target.name!r} needs an Application (app=...)")
+            for kind in type(handler).event_types:
+                self.codec.register(kind)
+            self._targets[target.name] = target
+        self.waiting: dict[str, str] = {}
+        """Why a projection is not being worked on by this runner (held elsewhere, failed)."""
+
+    # -- public ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work on every projection and policy until cancelled; releases the leases on exit."""
+        tasks = [asyncio.create_task(self._work(t)) for t in self._targets.values()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def catch_up(self) -> None:
+        """Bring every projection and policy this runner can hold up to the log's head once,
+        then return (for scripts and tests; a service uses ``run``)."""
+        for target in self._targets.values():
+            worker = await self.backend.worker()
+            slot: SlotRow | None = None
+            try:
+                claimed = await worker.claim(
+                    target.name, target.version, target.spec, self.owner, self.lease_ttl
+                )
+                if isinstance(claimed, str):
+                    self.waiting[target.name] = claimed
+                    continue
+                slot = claimed
+                await self._drive(target, worker, slot, follow=False)
+            except _Stopped:
+                pass
+            finally:
+                if slot is not None:
+                    await worker.release(slot, self.owner)
+                await worker.close()
+
+    async def rebuild(self, name: str, *, progress: ProgressCallback | None = None) -> None:
+        """Rebuild projection ``name`` from the start of the log into new storage while the
+        current one keeps answering, then switch to it. ``progress`` is called after each
+        batch (and once with ``done=True``). Raises ProjectionNotFound for an unknown name,
+        ValueError for a policy, and the recorded error if a handler fails (the new storage
+        is then left failed beside the old one, which keeps answering).
+        """
+        target = self._targets.get(name)
+        if target is None:
+            raise ProjectionNotFound(name)
+        if target.policy:
+            raise ValueError(f"{name!r} is a policy: policies are not rebuilt")
+        owner = f"{self.owner}/rebuild"
+        worker = await self.backend.worker()
+        slot = await worker.new_slot(name, target.version, target.spec, owner, self.lease_ttl)
+        try:
+            await self._drive(target, worker, slot, follow=False, progress=progress)
+        except _Stopped:
+            failed = await self.backend.slots(name)
+            row = next((r for r in failed if r.slot == slot.slot), None)
+            raise RuntimeError(
+                f"rebuild of {name!r} failed at {row.error_position if row else '?'}:"
+                f" {row.error if row else '?'}"
+            ) from None
+        finally:
+            await worker.release(slot, owner)
+            await worker.close()
+
+    async def close(self) -> None:
+        """Release the connections the runner opened for itself."""
+        await self.backend.close()
+
+    # -- the work loop ---------------------------------------------------------------------
+
+    async def _work(self, target: _Target) -> None:
+        delay = 0.1
+        worker: Worker | None = None
+        slot: SlotRow | None = None
+        try:
+            while True:
+                try:
+                    if worker is None:
+                        worker = await self.backend.worker()
+                    claimed = await worker.claim(
+                        target.name, target.version, target.spec, self.owner, self.lease_ttl
+                    )
+                    if isinstance(claimed, str):
+                        self.waiting[target.name] = claimed
+                        await asyncio.sleep(self.poll_interval)
+                        continue
+                    self.waiting.pop(target.name, None)
+                    slot, delay = claimed, 0.1
+                    await self._drive(target, worker, slot, follow=True)
+                except (LeaseLost, _Stopped):
+                    slot = None
+                except Exception as exc:
+                    log.exception("projection %s: %s; retrying in %.1fs", target.name, exc, delay)
+                    self.waiting[target.name] = f"retrying after {type(exc).__name__}: {exc}"
+                    if worker is not None:
+                        with contextlib.suppress(Exception):
+                            await worker.close()
+                    worker, slot = None, None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+        finally:
+            if worker is not None:
+                with contextlib.suppress(Exception):
+                    if slot is not None:
+                        await worker.release(slot, self.owner)
+                    await worker.close()
+
+    async def _page(
+        self, after: Position, types: list[str]
+    ) -> tuple[Position, list[RecordedEvent]]:
+        # The head first: a short page then proves nothing wanted lies up to that head.
+        head = await self.store.head()
+        return head, await self.store.read_all(after=after, limit=self.batch_size, types=types)
+
+    async def _drive(
+        self,
+        target: _Target,
+        worker: Worker,
+        slot: SlotRow,
+        *,
+        follow: bool,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Work on a held slot: catch up, switch to it if it is a rebuild, then (with
+        ``follow``) wait for new events, forever."""
+        owner = slot.owner or self.owner
+        if slot.fresh and target.has_setup:
+            await self._setup(target, worker, slot)
+        position = slot.position
+        started_head = await self.store.head()
+        handled = 0
+        renew_every = self.lease_ttl / 3
+        renew_at = time.monotonic() + renew_every
+        wait = 0.01
+        pending: asyncio.Future[tuple[Position, list[RecordedEvent]]] | None
+        pending = asyncio.ensure_future(self._page(position, target.types))
+        try:
+            while True:
+                assert pending is not None
+                head, records = await pending
+                pending = None
+                full = len(records) == self.batch_size
+                goal = records[-1].position if records else position
+                if not full and head > goal:
+                    goal = head
+                if full:  # read the next page while this one is handled
+                    pending = asyncio.ensure_future(self._page(goal, target.types))
+                if goal != position:
+                    reached = await self._apply(target, worker, slot, records, goal)
+                    renew_at = time.monotonic() + renew_every
+                    handled += len(records)
+                    position = reached
+                    if progress is not None:
+                        progress(RebuildProgress(target.name, handled, position, started_head))
+                    if reached != goal:  # a parked event: go on right after it
+                        if pending is not None:
+                            pending.cancel()
+                        pending = asyncio.ensure_future(self._page(position, target.types))
+                        continue
+                if full:
+                    continue
+                if not slot.active:
+                    await worker.switch(slot, owner)
+                    slot.active, slot.state = True, "running"
+                    log.info("projection %s: version %d is now active", target.name, slot.version)
+                if not follow:
+                    if progress is not None:
+                        progress(
+                            RebuildProgress(target.name, handled, position, started_head, True)
+                        )
+                    return
+                if time.monotonic() >= renew_at:
+                    if not await worker.renew(slot, owner, self.lease_ttl):
+                        raise LeaseLost(slot.name, slot.slot)
+                    renew_at = time.monotonic() + renew_every
+                if records:
+                    wait = 0.01
+                else:
+                    await self.store.wait_for_events(position, min(wait, renew_every))
+                    wait = min(wait * 2, 1.0)
+                pending = asyncio.ensure_future(self._page(position, target.types))
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+
+    async def _setup(self, target: _Target, worker: Worker, slot: SlotRow) -> None:
+        assert isinstance(target.handler, Projection)
+        unit = worker.unit(slot, target.spec)
+        try:
+            await unit.begin()
+            session = Session(unit, target.spec, self._table(slot))
+            await target.handler.setup(session)
+            await unit.commit(session._fill(Batch(slot.position)))
+        except BaseException:
+            await unit.rollback()
+            raise
+
+    def _table(self, slot: SlotRow) -> str:
+        return table_name(self.backend.prefix, slot.name, slot.slot)
+
+    # -- batches ---------------------------------------------------------------------------
+
+    async def _handle(
+        self, target: _Target, unit: Unit, slot: SlotRow, records: Sequence[RecordedEvent]
+    ) -> tuple[Session[Any] | None, int, int, BaseException | None]:
+        """Handle ``records`` in ``unit``: (session, events handled, failing index, error)."""
+        decode = self.codec.decode
+        envelopes: list[tuple[int, EventEnvelope[Event]]] = []
+        failed_at, error = len(records), None
+        for index, record in enumerate(records):
+            try:
+                event = decode(record)
+            except Exception as exc:
+                failed_at, error = index, exc
+                break
+            if event is not None:
+                envelopes.append((index, EventEnvelope(event, record)))
+        handler = target.handler
+        if isinstance(handler, Projection):
+            session: Session[Any] = Session(unit, target.spec, self._table(slot))
+            if target.uses_connection:
+                await unit.begin()
+            if target.keyed:
+                key_of = handler.key_of
+                await session._prefetch(key for _, e in envelopes if (key := key_of(e)) is not None)
+            handle = handler.handle
+            for index, envelope in envelopes:
+                try:
+                    await handle(envelope, session)
+                except Exception as exc:
+                    return session, index, index, exc
+            return session, len(envelopes), failed_at, error
+        assert self.app is not None
+        for index, envelope in envelopes:
+            try:
+                await handler.handle(envelope, PolicyContext(self.app, target.name, envelope))
+            except Exception as exc:
+                return None, index, index, exc
+        return None, len(envelopes), failed_at, error
+
+    @staticmethod
+    def _batch(
+        session: Session[Any] | None,
+        position: Position,
+        records: Sequence[RecordedEvent],
+        handled: int,
+    ) -> Batch:
+        batch = Batch(position, checkpoint_at=records[-1].recorded_at if records else None)
+        batch.handled = handled
+        return batch if session is None else session._fill(batch)
+
+    async def _apply(
+        self,
+        target: _Target,
+        worker: Worker,
+        slot: SlotRow,
+        records: Sequence[RecordedEvent],
+        position: Position,
+    ) -> Position:
+        """Handle and commit one batch; returns the checkpoint it reached."""
+        attempt = 0
+        while True:
+            unit = worker.unit(slot, target.spec)
+            try:
+                session, handled, failed_at, error = await self._handle(target, unit, slot, records)
+                if error is None:
+                    await unit.commit(self._batch(session, position, records, handled))
+                    return position
+            except BaseException:
+                await unit.rollback()
+                raise
+            await unit.rollback()
+            handler_kind = type(target.handler)
+            if isinstance(error, handler_kind.transient_errors) and attempt < handler_kind.retries:
+                attempt += 1
+                log.warning(
+                    "projection %s: transient %r at %s, retry %d",
+                    target.name,
+                    error,
+                    records[failed_at].position,
+                    attempt,
+                )
+                await asyncio.sleep(min(0.05 * 2**attempt, 5.0))
+                continue
+            return await self._fail(target, worker, slot, records, failed_at, error)
+
+    async def _fail(
+        self,
+        target: _Target,
+        worker: Worker,
+        slot: SlotRow,
+        records: Sequence[RecordedEvent],
+        index: int,
+        error: BaseException,
+    ) -> Position:
+        """Commit the events before the failing one, then park it or stop at it."""
+        while True:
+            before = records[:index]
+            unit = worker.unit(slot, target.spec)
+            session, handled, again_at, again = await self._handle(target, unit, slot, before)
+            if again is None:
+                break
+            await unit.rollback()
+            index, error = again_at, again  # the handler is not deterministic: stop earlier
+        record = records[index]
+        text = f"{type(error).__name__}: {error}"[:2000]
+        try:
+            if type(target.handler).on_error == "park":
+                batch = self._batch(session, record.position, before, handled)
+                batch.parked.append(
+                    DeadLetter(
+                        target.name,
+                        slot.slot,
+                        record.event_id,
+                        str(record.position),
+                        record.stream_id,
+                        record.type,
+                        text,
+                        time.time(),
+                    )
+                )
+                await unit.commit(batch)
+                log.warning("projection %s: parked %s: %s", target.name, record.position, text)
+                return record.position
+            position = before[-1].position if before else slot.position
+            batch = self._batch(session, position, before, handled)
+            batch.failure = Failure(record.event_id, str(record.position), text)
+            await unit.commit(batch)
+        except BaseException:
+            await unit.rollback()
+            raise
+        log.error("projection %s stopped at %s: %s", target.name, record.position, text)
+        raise _Stopped(text)

@@ -1,0 +1,63 @@
+"""What the read side reports about itself: projection status, dead letters, rebuild progress."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from facta.store.base import Position
+
+State = Literal["running", "stopped", "failed", "rebuilding", "inline"]
+
+
+class ProjectionStatus(msgspec.Struct, frozen=True):
+    """Where one projection (one storage slot of it) stands.
+
+    ``state``: ``running`` (a runner holds it and follows the log), ``rebuilding`` (a new
+    version or a manual rebuild building beside the active one), ``stopped`` (nobody holds
+    it), ``failed`` (stopped at ``error_position`` by ``error``; restart it after a fix),
+    ``inline`` (written inside appends). ``lag_events`` counts log positions between the
+    checkpoint and the head (exact on SQLite and in memory, an estimate on PostgreSQL);
+    ``lag_seconds`` is the age of the oldest event not yet handled.
+    """
+
+    name: str
+    version: int
+    slot: int
+    active: bool
+    state: State
+    position: Position
+    head: Position
+    lag_events: int
+    lag_seconds: float
+    handled: int
+    owner: str | None
+    error: str | None = None
+    error_event_id: str | None = None
+    error_position: str | None = None
+    failed_at: float | None = None
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """An event a projection could not handle and parked to go on."""
+
+    name: str
+    slot: int
+    event_id: str
+    position: str
+    stream_id: str
+    type: str
+    error: str
+    parked_at: float
+
+
+class RebuildProgress(msgspec.Struct, frozen=True):
+    """How far a rebuild is: events handled so far, the position reached, the log's head
+    when the rebuild started (``head.sequence`` is a fair total for a progress bar)."""
+
+    name: str
+    events: int
+    position: Position
+    head: Position
+    done: bool = False
