@@ -28,7 +28,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 run: $(STAMP)
-	$(BIN)/python -m bank
+	$(BIN)/facta serve
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet '.[bench]'

@@ -1,0 +1,49 @@
+"""The ``facta`` command: one module per command group, each exposing ``command``.
+
+To add a group, write ``facta/cli/NAME.py`` with a click command or group named ``command``
+and add NAME to :data:`COMMANDS`. Modules import their heavy dependencies (Litestar, drivers)
+inside the command, so that ``facta --help`` stays fast.
+
+Built on click (with rich for tables and progress bars): Litestar, our HTTP layer, already
+depends on both, so the CLI adds no dependency, and click's groups are what lets each command
+live in its own module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+import click
+
+COMMANDS = ("serve", "migrate", "streams", "events", "projections", "relay", "bench")
+"""The modules of ``facta.cli`` whose ``command`` is a top-level command or group."""
+
+SUBCOMMANDS = {"events": ("verify",)}
+"""Modules whose ``command`` joins a group defined in another module."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="facta")
+def cli() -> None:
+    """facta: event sourcing and CQRS. Serve the API, look inside a store, run the read side."""
+
+
+def _register() -> None:
+    for name in COMMANDS:
+        group = importlib.import_module(f"facta.cli.{name}").command
+        for extra in SUBCOMMANDS.get(name, ()):
+            assert isinstance(group, click.Group)
+            group.add_command(importlib.import_module(f"facta.cli.{extra}").command)
+        cli.add_command(group)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``facta`` command line (``argv`` defaults to ``sys.argv[1:]``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="facta")
+
+
+__all__ = ["COMMANDS", "cli", "main"]

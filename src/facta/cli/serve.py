@@ -1,0 +1,80 @@
+"""``facta serve``: run an HTTP service (the bank example by default) under uvicorn."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from facta.cli._common import console, opened_store, redact, run, store_option
+
+DEFAULT_APP = "bank.service:create_app"
+
+
+def load_factory(spec: str) -> Any:
+    """The callable named by ``MODULE:NAME``."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise click.BadParameter(f"{spec!r} is not MODULE:NAME", param_hint="--app")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(
+            f"cannot import {module_name!r}: {exc}", param_hint="--app"
+        ) from None
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise click.BadParameter(f"{module_name!r} has no callable {name!r}", param_hint="--app")
+    return factory
+
+
+async def _check_store(url: str) -> None:
+    # Fail before binding the port: one clear line beats a traceback from the lifespan.
+    async with opened_store(url, create=True):
+        pass
+
+
+@click.command()
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--app",
+    "app_spec",
+    default=DEFAULT_APP,
+    show_default=True,
+    envvar="FACTA_APP",
+    metavar="MODULE:FACTORY",
+    help="The factory of the Litestar app: called as FACTORY(store_url, projections=...).",
+)
+@click.option(
+    "--no-projections",
+    is_flag=True,
+    help="Do not run the async projections in this process (run `facta projections run`).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(
+    store_url: str, host: str, port: int, app_spec: str, no_projections: bool, log_level: str
+) -> None:
+    """Serve the HTTP API (the bank example by default) on the store."""
+    factory = load_factory(app_spec)
+    run(_check_store, store_url)
+    try:
+        from facta.http import serve as serve_http
+    except ImportError as exc:  # pragma: no cover - without the http extra
+        raise click.ClickException(f"the HTTP service needs facta[http]: {exc}") from None
+    app = factory(store_url, projections=not no_projections)
+    console.print(
+        f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
+        f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
+    )
+    serve_http(app, host=host, port=port, log_level=log_level)
+
+
+command = serve

@@ -1,0 +1,27 @@
+"""The HTTP edge: a Litestar layer any facta application can serve itself with.
+
+    runtime = Runtime(open_my_application)
+    app = create_app(runtime, [AggregateResource(Account(), "/accounts", view, AccountView)])
+
+gives ``POST/GET /accounts/{id}``, ``GET /accounts/{id}/events``, the global feed ``GET
+/events`` (and ``/events/live`` as Server-Sent Events), ``/health``, ``/ready``,
+``/metrics``, and the docs at ``/docs``. Errors are JSON (see :mod:`facta.http.errors`).
+Needs the ``http`` extra.
+"""
+
+from facta.http.app import MAX_BODY_SIZE, create_app
+from facta.http.errors import ApiError, error_response
+from facta.http.resource import AggregateResource, aggregate_routes
+from facta.http.runtime import Runtime
+from facta.http.server import serve
+
+__all__ = [
+    "MAX_BODY_SIZE",
+    "AggregateResource",
+    "ApiError",
+    "Runtime",
+    "aggregate_routes",
+    "create_app",
+    "error_response",
+    "serve",
+]

@@ -1,0 +1,80 @@
+"""Parsing what clients put in headers and query strings: entity tags, times, positions.
+
+Every parser raises ApiError(422) with a message naming the parameter, never anything else.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+from facta.http.errors import ApiError
+from facta.store.base import Position
+
+MAX_VERSION = 2**53
+"""The largest version or limit a client may name: exact in every JSON parser, fits int64."""
+
+MAX_SEQUENCE = 2**63 - 1
+
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*|\s*([0-9]+)\s*')
+
+
+def etag(version: int) -> str:
+    """The ``ETag`` of a resource at ``version``."""
+    return f'"{version}"'
+
+
+def if_match_versions(header: str) -> set[int] | None:
+    """The versions an ``If-Match`` header accepts; None for ``*`` (any existing version).
+
+    Tags that are not one of our versions can never match, so they add nothing: a header of
+    only such tags accepts no version at all (the precondition fails).
+    """
+    if header.strip() == "*":
+        return None
+    versions = set()
+    for part in header.split(","):
+        match = _ENTITY_TAG.fullmatch(part)
+        if match is None:
+            continue
+        text = match.group(1) if match.group(1) is not None else match.group(2)
+        if text.isascii() and text.isdigit() and len(text) <= 16:
+            versions.add(int(text))
+    return versions
+
+
+def parse_time(text: str, name: str = "at") -> float:
+    """Unix seconds from ``text``: a number of seconds or an ISO 8601 date-time (UTC if it
+    has no offset)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ApiError(
+                422, f"{name} must be Unix seconds or an ISO 8601 date-time, not {text[:60]!r}"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        try:
+            seconds = moment.timestamp()
+        except (OverflowError, OSError, ValueError):
+            raise ApiError(422, f"{name} is out of range") from None
+    if not math.isfinite(seconds) or not 0 <= seconds <= 2**40:
+        raise ApiError(422, f"{name} must be a time between 1970 and year 36812")
+    return seconds
+
+
+def parse_position(text: str, name: str = "after") -> Position:
+    """A log position as ``str(Position)`` writes it."""
+    try:
+        position = Position.parse(text)
+    except ValueError:
+        raise ApiError(
+            422, f"{name} must be a log position such as '42', not {text[:60]!r}"
+        ) from None
+    if position.commit > MAX_SEQUENCE or position.sequence > MAX_SEQUENCE:
+        raise ApiError(422, f"{name} is out of range")
+    return position

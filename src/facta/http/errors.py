@@ -1,0 +1,211 @@
+"""Every failure as a JSON error with a clear message, and never a 500 for a client's input.
+
+The body is always ``{"status": 400, "error": "command_rejected", "message": "Insufficient
+funds"}``, with ``details`` for validation failures. Which status means what:
+
+- 400 ``command_rejected``: the domain refused the command (a DomainError); nothing written.
+- 404 ``not_found``: no such resource (an unknown id, a version past the end, a bad route).
+- 409 ``version_conflict``: concurrent writers outlasted the retries; try again.
+- 412 ``precondition_failed``: ``If-Match`` named a version the resource is no longer at.
+- 413 ``body_too_large``: the request body is over the service's limit.
+- 422 ``invalid_input``: malformed JSON, an unknown command type, a value out of range, a bad
+  id, query parameter or header.
+- 503 ``store_unavailable``: the event store cannot be reached; retry after ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.types import ExceptionHandlersMap
+
+from facta.domain import DomainError
+from facta.errors import InvalidStreamId, StoreUnavailable, StreamNotFound, WrongExpectedVersion
+from facta.http._json import MEDIA_TYPE, encode
+
+log = logging.getLogger("facta.http")
+
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "version_conflict",
+    412: "precondition_failed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "store_unavailable",
+}
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """The JSON body of every error response."""
+
+    status: int
+    error: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+    current_version: int | None = None
+
+
+class ApiError(Exception):
+    """Raise from a handler to answer with this status and message (and extra headers)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        current_version: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error = error or _CODES.get(status, "error")
+        self.headers = dict(headers or {})
+        self.current_version = current_version
+
+
+_DESCRIPTIONS = {
+    400: "The command was rejected by a business rule; nothing was written.",
+    404: "No such resource.",
+    409: "Concurrent writers outlasted the retries; nothing was written, try again.",
+    412: "If-Match names a version the resource is no longer at; nothing was written.",
+    413: "The request body is over the service's limit.",
+    422: "Malformed or out-of-range input; nothing was written.",
+    503: "The event store is unavailable; retry after Retry-After seconds.",
+}
+
+
+def documented_errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI descriptions of the error responses a route may give."""
+    return {
+        status: ResponseSpec(ErrorBody, description=_DESCRIPTIONS[status], generate_examples=False)
+        for status in statuses
+    }
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    error: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    current_version: int | None = None,
+) -> Response[bytes]:
+    """The JSON error response for ``status``."""
+    body = ErrorBody(
+        status, error or _CODES.get(status, "error"), message, details, current_version
+    )
+    return Response(
+        encode(body), status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {})
+    )
+
+
+# Errors of a store that cannot be reached: backends raise StoreUnavailable; OSError and
+# TimeoutError cover a driver error that slips through, sqlite3's a locked or vanished file.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    StoreUnavailable,
+    OSError,
+    TimeoutError,
+    sqlite3.OperationalError,
+)
+
+
+def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    return error_response(
+        exc.status,
+        exc.message,
+        error=exc.error,
+        headers=exc.headers,
+        current_version=exc.current_version,
+    )
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return error_response(400, str(exc) or type(exc).__name__, error="command_rejected")
+
+
+def _conflict(request: Request[Any, Any, Any], exc: WrongExpectedVersion) -> Response[bytes]:
+    return error_response(
+        409,
+        f"the resource changed concurrently and is at version {exc.actual}; try again",
+        current_version=exc.actual,
+    )
+
+
+def _not_found(request: Request[Any, Any, Any], exc: StreamNotFound) -> Response[bytes]:
+    return error_response(404, str(exc))
+
+
+def _invalid_id(request: Request[Any, Any, Any], exc: InvalidStreamId) -> Response[bytes]:
+    return error_response(422, str(exc))
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    details = exc.extra if isinstance(exc.extra, list) else None
+    message = str(exc.detail)
+    if details and isinstance(details[0], dict) and details[0].get("message"):
+        # Litestar's detail is generic ("Validation failed for POST /..."): lead with the cause.
+        first = details[0]
+        cause, key = str(first["message"]), first.get("key")
+        if key == "data" and first.get("source") == "body":
+            if cause == "'data'":  # Litestar found no body at all
+                cause = "the request body is empty; send a JSON object"
+            message = f"{cause} (in the request body)"
+        else:
+            message = f"{cause} (in {first.get('source', 'request')} {key})"
+    return error_response(422, message, details=details)
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("HTTP %d for %s %s: %s", status, request.method, request.url.path, exc.detail)
+    message = str(exc.detail)
+    if status == 413:
+        message = "the request body is too large"
+    elif status == 400:
+        # Litestar's own 400s are all unreadable input (malformed JSON, a bad form); the
+        # service keeps 400 for commands the domain rejects.
+        status = 422
+    return error_response(status, message, headers=exc.headers)
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503, "the event store is unavailable; retry shortly", headers={"Retry-After": "1"}
+    )
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, UNAVAILABLE):
+        return _unavailable(request, exc)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal server error")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ApiError: _api_error,
+    DomainError: _domain_error,
+    WrongExpectedVersion: _conflict,
+    StreamNotFound: _not_found,
+    InvalidStreamId: _invalid_id,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _internal,
+}
+"""Litestar exception handlers for every error above; pass to ``Litestar(exception_handlers=)``."""

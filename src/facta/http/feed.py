@@ -1,0 +1,222 @@
+"""The global event feed: every stored event in log order, paged or live as Server-Sent Events.
+
+- ``GET /events?after=POSITION&limit=N&category=&type=`` a page of the log after a position;
+  ``next`` in the answer is the position to ask after next time (polling from it never misses
+  or repeats an event).
+- ``GET /events/live?after=POSITION`` the same events as an endless ``text/event-stream``, from
+  ``after`` (or the ``Last-Event-ID`` a reconnecting browser sends; by default from now on).
+  Each message has the position as ``id``, the event type as ``event`` and the feed JSON as
+  ``data``; a comment line every 15 s keeps proxies from closing an idle stream.
+
+Event data are passed through as stored, whatever aggregate wrote them: the feed needs no
+event classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from facta.http._json import encode, json_response, timestamp
+from facta.http._params import parse_position
+from facta.http.errors import ApiError, documented_errors
+from facta.http.runtime import Runtime
+from facta.store.base import RecordedEvent
+
+MAX_PAGE = 1000
+KEEPALIVE_SECONDS = 15.0
+_NAME_PATTERN = r"^[A-Za-z0-9_.:@+=~]{1,200}$"
+_NAME = re.compile(_NAME_PATTERN)
+
+
+class FeedEvent(msgspec.Struct):
+    """One stored event in the feed (``data`` and ``metadata`` are the stored JSON)."""
+
+    position: str
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    event_id: str
+    recorded_at: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class FeedPage(msgspec.Struct):
+    """A page of the log: the events, and the position to read after for the next page."""
+
+    events: list[FeedEvent]
+    next: str
+
+
+class _RawFeedEvent(msgspec.Struct):
+    # FeedEvent as it is sent: the stored JSON passed through without decoding it.
+    position: str
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    event_id: str
+    recorded_at: str
+    data: msgspec.Raw
+    metadata: msgspec.Raw
+
+
+class _RawFeedPage(msgspec.Struct):
+    events: list[_RawFeedEvent]
+    next: str
+
+
+def _raw(record: RecordedEvent) -> _RawFeedEvent:
+    return _RawFeedEvent(
+        str(record.position),
+        record.stream_id,
+        record.version,
+        record.type,
+        record.schema_version,
+        record.event_id,
+        timestamp(record.recorded_at),
+        msgspec.Raw(record.data),
+        msgspec.Raw(record.metadata),
+    )
+
+
+def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
+    """The handlers of ``GET /events`` and ``GET /events/live``."""
+
+    @get(
+        "/events",
+        summary="A page of the global event log, in log order",
+        tags=["events"],
+        operation_id="get_events",
+        responses=documented_errors(422, 503),
+    )
+    async def read_feed(
+        after: Annotated[
+            str,
+            Parameter(
+                default="0", max_length=41, description="Read the events after this position."
+            ),
+        ],
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, default=100)],
+        category: Annotated[
+            list[str] | None,
+            Parameter(required=False, max_items=20, description="Only these stream categories."),
+        ] = None,
+        type: Annotated[
+            list[str] | None,
+            Parameter(required=False, max_items=20, description="Only these event types."),
+        ] = None,
+    ) -> Response[FeedPage]:
+        start = parse_position(after)
+        records = await runtime.application.store.read_all(
+            after=start,
+            limit=limit,
+            categories=_names(category, "category"),
+            types=_names(type, "type"),
+        )
+        following = str(records[-1].position) if records else str(start)
+        page = _RawFeedPage([_raw(r) for r in records], following)
+        return json_response(encode(page))  # type: ignore[no-any-return]
+
+    @get(
+        "/events/live",
+        summary="The global event log, live, as Server-Sent Events",
+        description="Each message: `id` the position, `event` the type, `data` a feed event.",
+        tags=["events"],
+        operation_id="follow_events",
+        responses=documented_errors(422, 503),
+    )
+    async def follow_feed(
+        after: Annotated[
+            str | None,
+            Parameter(
+                required=False,
+                max_length=41,
+                description="Start after this position (default: from now on).",
+            ),
+        ] = None,
+        last_event_id: Annotated[
+            str | None, Parameter(header="Last-Event-ID", required=False, max_length=41)
+        ] = None,
+        category: Annotated[
+            list[str] | None,
+            Parameter(required=False, max_items=20, description="Only these stream categories."),
+        ] = None,
+        type: Annotated[
+            list[str] | None,
+            Parameter(required=False, max_items=20, description="Only these event types."),
+        ] = None,
+    ) -> ServerSentEvent:
+        store = runtime.application.store
+        if last_event_id is not None:
+            start = parse_position(last_event_id, "Last-Event-ID")
+        elif after is not None:
+            start = parse_position(after)
+        else:
+            start = await store.head()
+        records = store.subscribe(
+            after=start, categories=_names(category, "category"), types=_names(type, "type")
+        )
+        return ServerSentEvent(_messages(records))
+
+    return [read_feed, follow_feed]
+
+
+def _names(values: list[str] | None, what: str) -> Sequence[str] | None:
+    for value in values or ():
+        if not _NAME.fullmatch(value):
+            raise ApiError(
+                422, f"{what} must be 1-200 letters, digits or _.:@+=~, not {value[:60]!r}"
+            )
+    return values or None
+
+
+async def _messages(records: AsyncIterator[RecordedEvent]) -> AsyncIterator[ServerSentEventMessage]:
+    """Feed messages from a subscription, with a keep-alive comment when it is quiet.
+
+    The subscription runs in its own task feeding a small queue, so that waiting for the
+    keep-alive never cancels it in the middle of a read.
+    """
+    queue: asyncio.Queue[RecordedEvent | BaseException] = asyncio.Queue(maxsize=256)
+
+    async def pump() -> None:
+        try:
+            async for record in records:
+                await queue.put(record)
+        except Exception as exc:  # the store failed: end the stream, the client reconnects
+            await queue.put(exc)
+
+    task = asyncio.get_running_loop().create_task(pump())
+    try:
+        yield ServerSentEventMessage(comment="facta live feed", retry=1000)
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                yield ServerSentEventMessage(comment="keep-alive")
+                continue
+            if isinstance(item, BaseException):
+                return
+            yield ServerSentEventMessage(
+                data=encode(_raw(item)).decode(), event=item.type, id=str(item.position)
+            )
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        with contextlib.suppress(Exception):
+            await records.aclose()  # type: ignore[attr-defined]
+
+
+__all__ = ["FeedEvent", "FeedPage", "feed_routes"]
