@@ -86,26 +86,29 @@ class Unit(Protocol):
 Plan = tuple[Literal["take"], int] | tuple[Literal["create"], bool] | tuple[Literal["wait"], str]
 
 
-def plan_claim(rows: Sequence[SlotRow], version: int, owner: str, now: float) -> Plan:
+def plan_claim(
+    rows: Sequence[SlotRow], version: int, owner: str, now: float, *, leases: bool = True
+) -> Plan:
     """Which slot a runner of ``version`` should work on: take an existing one, create one
-    (active or not), or wait (and why). Pure, so every backend decides the same way."""
+    (active or not), or wait (and why). Pure, so every backend decides the same way.
+    ``leases=False``: the backend checks who holds a slot itself (advisory locks)."""
     active = next((r for r in rows if r.active), None)
     if active is not None and active.version == version:
-        return _take(active, owner, now)
+        return _take(active, owner, now, leases)
     if active is not None and active.version > version:
         return ("wait", f"superseded by version {active.version}")
     building = [r for r in rows if not r.active and r.version == version and r.state != "inline"]
     if building:
-        return _take(max(building, key=lambda r: r.slot), owner, now)
+        return _take(max(building, key=lambda r: r.slot), owner, now, leases)
     return ("create", active is None)
 
 
-def _take(row: SlotRow, owner: str, now: float) -> Plan:
+def _take(row: SlotRow, owner: str, now: float, leases: bool) -> Plan:
     if row.state == "failed":
         return ("wait", f"failed at {row.error_position}: {row.error}")
     if row.state == "inline":
         return ("wait", "maintained inline")
-    if row.owner not in (None, owner) and row.lease_until > now:
+    if leases and row.owner not in (None, owner) and row.lease_until > now:
         return ("wait", f"held by {row.owner}")
     return ("take", row.slot)
 

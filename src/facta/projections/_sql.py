@@ -18,15 +18,16 @@ def column(field: str) -> str:
 
 
 def create_table(
-    table: str, spec: DocumentSpec[Any], types: dict[str, str], blob: str
+    table: str, spec: DocumentSpec[Any], types: dict[str, str], blob: str, index: str
 ) -> list[str]:
-    """Statements that create a slot's documents table and its indexes."""
+    """Statements that create a slot's documents table and its indexes (named ``index``
+    and a number: unqualified, as PostgreSQL wants index names)."""
     columns = ["doc_key TEXT PRIMARY KEY", f"doc {blob} NOT NULL"]
     columns += [f"{column(f)} {types[spec.kinds[f]]} NOT NULL" for f in spec.indexes]
     statements = [f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)})"]
     for i, f in enumerate(spec.indexes):
         statements.append(
-            f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {table} ({column(f)}, doc_key)"
+            f"CREATE INDEX IF NOT EXISTS {index}_i{i} ON {table} ({column(f)}, doc_key)"
         )
     return statements
 

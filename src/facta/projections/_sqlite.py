@@ -188,9 +188,8 @@ class SQLiteBackend:
             " lease_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, slot, version, int(active), state, owner, lease_until),
         )
-        for statement in _sql.create_table(
-            table_name(self.prefix, name, slot), spec, _TYPES, "BLOB"
-        ):
+        table = table_name(self.prefix, name, slot)
+        for statement in _sql.create_table(table, spec, _TYPES, "BLOB", table):
             c.execute(statement)
         return SlotRow(
             name,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Literal, TypeVar
@@ -42,9 +41,11 @@ def backend_for(store: EventStore) -> Backend:
 
         return SQLiteBackend(store)
     if type(store).__module__ == "facta.store.postgres":
-        module = importlib.import_module("facta.projections._postgres")
-        backend: Backend = module.PostgresBackend(store)
-        return backend
+        from facta.projections._postgres import PostgresBackend
+        from facta.store.postgres import PostgresEventStore
+
+        assert isinstance(store, PostgresEventStore)
+        return PostgresBackend(store)
     raise TypeError(f"no read-model store for {type(store).__name__}")
 
 
