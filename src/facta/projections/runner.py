@@ -221,11 +221,23 @@ class ProjectionRunner:
                     await worker.close()
 
     async def _page(
-        self, after: Position, types: list[str]
-    ) -> tuple[Position, list[RecordedEvent]]:
-        # The head first: a short page then proves nothing wanted lies up to that head.
+        self, after: Position, wanted: frozenset[str]
+    ) -> tuple[bool, Position, list[RecordedEvent]]:
+        """(more may follow, the position the page covers up to, its events of ``wanted``
+        types).
+
+        The log is read whole and filtered here: a page of log positions costs the same
+        whatever the types, where a database filter on several types may sort everything
+        after the checkpoint for each page (PostgreSQL without fresh statistics does).
+        """
+        # The head first: a short page then proves nothing lies up to that head.
         head = await self.store.head()
-        return head, await self.store.read_all(after=after, limit=self.batch_size, types=types)
+        page = await self.store.read_all(after=after, limit=self.batch_size)
+        more = len(page) == self.batch_size
+        end = page[-1].position if page else after
+        if not more and head > end:
+            end = head
+        return more, end, [r for r in page if r.type in wanted]
 
     async def _drive(
         self,
@@ -247,20 +259,18 @@ class ProjectionRunner:
         renew_every = self.lease_ttl / 3
         renew_at = time.monotonic() + renew_every
         wait = 0.01
-        pending: asyncio.Future[tuple[Position, list[RecordedEvent]]] | None
-        pending = asyncio.ensure_future(self._page(position, target.types))
+        wanted = frozenset(target.types)
+        pending: asyncio.Future[tuple[bool, Position, list[RecordedEvent]]] | None
+        pending = asyncio.ensure_future(self._page(position, wanted))
         try:
             while True:
                 assert pending is not None
-                head, records = await pending
+                full, goal, records = await pending
                 pending = None
-                full = len(records) == self.batch_size
-                goal = records[-1].position if records else position
-                if not full and head > goal:
-                    goal = head
                 if full:  # read the next page while this one is handled
-                    pending = asyncio.ensure_future(self._page(goal, target.types))
-                if goal != position:
+                    pending = asyncio.ensure_future(self._page(goal, wanted))
+                moved = goal != position
+                if moved:
                     reached = await self._apply(target, worker, slot, records, goal)
                     renew_at = time.monotonic() + renew_every
                     handled += len(records)
@@ -270,7 +280,7 @@ class ProjectionRunner:
                     if reached != goal:  # a parked event: go on right after it
                         if pending is not None:
                             pending.cancel()
-                        pending = asyncio.ensure_future(self._page(position, target.types))
+                        pending = asyncio.ensure_future(self._page(position, wanted))
                         continue
                 if full:
                     continue
@@ -288,12 +298,12 @@ class ProjectionRunner:
                     if not await worker.renew(slot, owner, self.lease_ttl):
                         raise LeaseLost(slot.name, slot.slot)
                     renew_at = time.monotonic() + renew_every
-                if records:
+                if moved:
                     wait = 0.01
                 else:
                     await self.store.wait_for_events(position, min(wait, renew_every))
                     wait = min(wait * 2, 1.0)
-                pending = asyncio.ensure_future(self._page(position, target.types))
+                pending = asyncio.ensure_future(self._page(position, wanted))
         finally:
             if pending is not None:
                 pending.cancel()
