@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from typing import Any
 
 import msgspec
 
@@ -36,29 +37,44 @@ def sqlite_single_transactions(target: Target, scale: Scale) -> Measurement:
     return Measurement(count / seconds, "transactions/s", seconds)
 
 
+_ENVELOPE = (
+    "position INTEGER PRIMARY KEY, event_id TEXT, stream_id TEXT, version INTEGER, type TEXT,"
+    " schema_version INTEGER, data BLOB, metadata BLOB, recorded_at REAL"
+)
+_SELECT = "SELECT event_id, stream_id, version, position, type, schema_version, data, metadata,"
+
+
+def _envelopes(count: int) -> Any:
+    """Rows shaped like a stored event envelope (the same columns facta stores and reads)."""
+    for n in range(count):
+        yield (str(uuid.uuid4()), f"account-{n // 1000}", n % 1000 + 1, "MoneyDeposited", 1, _ROW)
+
+
 def sqlite_fetch_decode(target: Target, scale: Scale) -> Measurement:
+    """Fetch every column of an envelope table in pages of 10,000 and decode each event's
+    data: what reading the whole log costs the driver and the decoder alone."""
     connection = sqlite3.connect(_sqlite_path(target), isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, event_id TEXT, data BLOB)")
+    connection.execute(f"CREATE TABLE t ({_ENVELOPE})")
     connection.execute("BEGIN")
     connection.executemany(
-        "INSERT INTO t (event_id, data) VALUES (?, ?)",
-        ((str(uuid.uuid4()), _ROW) for _ in range(scale.log)),
+        "INSERT INTO t (event_id, stream_id, version, type, schema_version, data, metadata,"
+        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, '{}', 0.0)",
+        _envelopes(scale.log),
     )
     connection.execute("COMMIT")
     decode = msgspec.json.Decoder(MoneyDeposited).decode
+    sql = f"{_SELECT} recorded_at FROM t WHERE position > ? ORDER BY position LIMIT 10000"
     started = time.perf_counter()
     last, count = 0, 0
     while True:
-        rows = connection.execute(
-            "SELECT id, event_id, data FROM t WHERE id > ? ORDER BY id LIMIT 10000", (last,)
-        ).fetchall()
+        rows = connection.execute(sql, (last,)).fetchall()
         for row in rows:
-            decode(row[2])
+            decode(row[6])
         count += len(rows)
         if len(rows) < 10_000:
             break
-        last = rows[-1][0]
+        last = rows[-1][3]
     seconds = time.perf_counter() - started
     return Measurement(count / seconds, "events/s", seconds)
 
@@ -85,26 +101,28 @@ async def postgres_fetch_decode(target: Target, scale: Scale) -> Measurement:
     schema = target.es_env["POSTGRES_SCHEMA"]
     connection = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
     await connection.execute(
-        f"CREATE TABLE {schema}.t (id bigserial PRIMARY KEY, event_id uuid, data bytea)"
+        f"CREATE TABLE {schema}.t (position bigserial PRIMARY KEY, event_id uuid, stream_id text,"
+        " version bigint, type text, schema_version int, data bytea, metadata bytea,"
+        " recorded_at double precision)"
     )
     await connection.copy_records_to_table(
         "t",
         schema_name=schema,
-        columns=["event_id", "data"],
-        records=((uuid.uuid4(), _ROW) for _ in range(scale.log)),
+        columns=["event_id", "stream_id", "version", "type", "schema_version", "data"],
+        records=((uuid.UUID(r[0]), *r[1:]) for r in _envelopes(scale.log)),
     )
     decode = msgspec.json.Decoder(MoneyDeposited).decode
-    sql = f"SELECT id, event_id, data FROM {schema}.t WHERE id > $1 ORDER BY id LIMIT 10000"
+    sql = f"{_SELECT} recorded_at FROM {schema}.t WHERE position > $1 ORDER BY position LIMIT 10000"
     started = time.perf_counter()
     last, count = 0, 0
     while True:
         rows = await connection.fetch(sql, last)
         for row in rows:
-            decode(row[2])
+            decode(row[6])
         count += len(rows)
         if len(rows) < 10_000:
             break
-        last = rows[-1][0]
+        last = rows[-1][3]
     seconds = time.perf_counter() - started
     await connection.close()
     return Measurement(count / seconds, "events/s", seconds)

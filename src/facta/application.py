@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from facta._ids import new_uuid
 from facta._locks import KeyedLocks
 from facta.cache import StateCache
 from facta.codec import Codec
@@ -152,6 +153,7 @@ class Application:
                 if appended.events[0].version != version + 1:
                     # The store returned an earlier append of these event ids: another
                     # process executed this command first. Answer with its result.
+                    assert command_id is not None  # random event ids never repeat
                     earlier = await self._earlier_result(aggregate, stream_id, command_id)
                     assert earlier is not None
                     return earlier
@@ -313,8 +315,11 @@ class Application:
 
 
 def _metadata(metadata: Mapping[str, Any] | None, command_id: str | None) -> bytes:
+    if not metadata and command_id is None:  # the common case, without building a dict
+        correlation = new_uuid()
+        return b'{"correlation_id":"%s","causation_id":"%s"}' % ((correlation.encode(),) * 2)
     meta = dict(metadata or {})
-    correlation = meta.setdefault("correlation_id", command_id or str(uuid.uuid4()))
+    correlation = meta.setdefault("correlation_id", command_id or new_uuid())
     meta.setdefault("causation_id", command_id or correlation)
     if command_id is not None:
         meta["command_id"] = command_id

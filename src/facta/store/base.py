@@ -11,10 +11,10 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
-from uuid import uuid4
 
 import msgspec
 
+from facta._ids import new_uuid
 from facta.errors import InvalidStreamId, WrongExpectedVersion
 
 
@@ -74,7 +74,7 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     data: bytes
     schema_version: int = 1
     metadata: bytes = b"{}"
-    event_id: str = msgspec.field(default_factory=lambda: str(uuid4()))
+    event_id: str = msgspec.field(default_factory=new_uuid)
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
