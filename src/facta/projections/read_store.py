@@ -40,7 +40,7 @@ def backend_for(store: EventStore) -> Backend:
         from facta.projections._sqlite import SQLiteBackend
 
         return SQLiteBackend(store)
-    if type(store).__module__ == "facta.store.postgres":
+    if any(k.__module__ == "facta.store.postgres" for k in type(store).__mro__):
         from facta.projections._postgres import PostgresBackend
         from facta.store.postgres import PostgresEventStore
 

@@ -1,0 +1,88 @@
+"""Projections and events the read-side tests share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import msgspec
+
+from facta import Codec, Event, EventEnvelope, EventStore, NewEvent
+from facta.projections import Projection, Session
+
+
+class Tick(Event, frozen=True):
+    n: int
+
+
+class Tock(Event, frozen=True):
+    n: int
+
+
+codec = Codec([Tick, Tock])
+
+
+class Counter(msgspec.Struct, frozen=True):
+    stream: str
+    events: int
+    total: int
+    last_version: int
+
+
+class Counters(Projection[Counter]):
+    """One document per stream; raises if an event arrives out of order or twice, so any
+    double application or gap fails the projection."""
+
+    name = "counters"
+    event_types = (Tick,)
+    document = Counter
+    indexes = ("events", "total")
+
+    def key_of(self, envelope: EventEnvelope[Event]) -> str:
+        return envelope.recorded.stream_id
+
+    async def handle(self, envelope: EventEnvelope[Event], session: Session[Counter]) -> None:
+        recorded = envelope.recorded
+        assert isinstance(envelope.event, Tick)
+        current = await session.get(recorded.stream_id) or Counter(recorded.stream_id, 0, 0, 0)
+        tick_versions = recorded.version  # Ticks only: every event of a tick stream is a Tick
+        if tick_versions != current.last_version + 1:
+            raise AssertionError(
+                f"{recorded.stream_id} v{recorded.version} after v{current.last_version}"
+            )
+        session.put(
+            recorded.stream_id,
+            Counter(
+                recorded.stream_id,
+                current.events + 1,
+                current.total + envelope.event.n,
+                recorded.version,
+            ),
+        )
+
+
+async def fill(store: EventStore, streams: int, per_stream: int, *, start: int = 0) -> None:
+    """Append ``per_stream`` Ticks (n = version) to each of ``streams`` streams."""
+    appends = []
+    for s in range(start, start + streams):
+        version = await store.stream_version(f"tick-{s}")
+        events = [
+            NewEvent("Tick", msgspec.json.encode({"n": version + i}))
+            for i in range(1, per_stream + 1)
+        ]
+        appends.append(store.append(f"tick-{s}", events, version))
+    await asyncio.gather(*appends)
+
+
+async def eventually(check: Callable[[], object], seconds: float = 10.0) -> None:
+    """Wait until the async ``check`` returns true."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
