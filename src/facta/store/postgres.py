@@ -77,18 +77,29 @@ _MAX_BATCH = 500
 
 _OPTIONS = {"schema", "prefix", "pool_size", "application_name", "max_flushes"}
 
-# Errors that mean the server cannot be reached or dropped the connection (not bad requests).
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
+# Errors that mean the connection could not be made or is gone, not that a request is bad.
+_LOST: tuple[type[BaseException], ...] = (
     OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
+    TimeoutError,  # connecting
+    asyncpg.PostgresConnectionError,  # class 08, "connection was closed in the middle ..."
     asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    asyncpg.InternalClientError,  # a connection killed while idle in the pool, used anyway
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
 )
-_CANNOT_LISTEN: tuple[type[BaseException], ...] = (StoreUnavailable, *_UNAVAILABLE)
+
+
+def _lost(exc: BaseException) -> bool:
+    return isinstance(exc, _LOST) and not isinstance(exc, asyncpg.DataError)  # bad arguments
+
+
+def _drop_if_lost(connection: Any, exc: BaseException) -> None:
+    """Close a pooled connection that failed as lost, so the pool replaces it: the pool's
+    reset (which would notice) is skipped for speed, see :func:`_keep_session`."""
+    if _lost(exc):
+        connection.terminate()
 
 
 def _unavailable(exc: BaseException, where: str) -> StoreUnavailable:
@@ -140,8 +151,8 @@ class PostgresEventStore:
         self.prefix = validate_identifier(prefix, "table prefix", allow_empty=True)
         self.pool_size = int(pool_size)
         self.max_flushes = int(max_flushes)
-        if self.pool_size < 2 or self.max_flushes < 1 or self.max_flushes >= self.pool_size:
-            raise ValueError("need pool_size >= 2 and 1 <= max_flushes < pool_size")
+        if self.pool_size < 1 or self.max_flushes < 1:
+            raise ValueError("pool_size and max_flushes must be at least 1")
         self._server_settings = {"application_name": application_name, "jit": "off"}
         parts = urlsplit(dsn)
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
@@ -208,7 +219,7 @@ class PostgresEventStore:
             connection: asyncpg.Connection = await asyncpg.connect(
                 self.dsn, server_settings=self._server_settings, timeout=10
             )
-        except _UNAVAILABLE as exc:
+        except _LOST as exc:
             raise _unavailable(exc, self._where) from exc
         return connection
 
@@ -223,16 +234,23 @@ class PostgresEventStore:
                     reset=_keep_session,
                     timeout=10,
                 )
-            except _UNAVAILABLE as exc:
+            except _LOST as exc:
                 raise _unavailable(exc, self._where) from exc
         return self._pool
 
     async def _fetch(self, sql: str, *arguments: Any) -> list[Any]:
         pool = self._pool or await self._get_pool()
         try:
-            rows: list[Any] = await pool.fetch(sql, *arguments)
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc, self._where) from exc
+            async with pool.acquire() as connection:
+                try:
+                    rows: list[Any] = await connection.fetch(sql, *arguments)
+                except BaseException as exc:
+                    _drop_if_lost(connection, exc)
+                    raise
+        except Exception as exc:
+            if _lost(exc):
+                raise _unavailable(exc, self._where) from exc
+            raise
         return rows
 
     # -- schema --------------------------------------------------------------------------
@@ -249,6 +267,7 @@ class PostgresEventStore:
         applied: list[int] = []
         try:
             async with pool.acquire() as connection, connection.transaction():
+                # Serialises migrations of this schema, by any process, until the commit.
                 await connection.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                     f"facta.migrate.{self.schema}",
@@ -269,8 +288,10 @@ class PostgresEventStore:
                         f"INSERT INTO {table} (version, name) VALUES ($1, $2)", version, name
                     )
                     applied.append(version)
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc, self._where) from exc
+        except Exception as exc:
+            if _lost(exc):
+                raise _unavailable(exc, self._where) from exc
+            raise
         if applied:
             log.info("migrated %s.%s* to version %d", self.schema, self.prefix, applied[-1])
         return applied
@@ -381,21 +402,28 @@ class PostgresEventStore:
     async def _write(self, batch: list[_Request]) -> None:
         """One transaction for the whole batch; settles every request's future."""
         recorded_at = time.time()
-        pool = self._pool or await self._get_pool()
+        arguments = self._arguments(batch, recorded_at)
         try:
-            rows = await pool.fetch(self._sql_append, *self._arguments(batch, recorded_at))
-        except _UNAVAILABLE as exc:
-            error = _unavailable(exc, self._where)
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(error)
-            return
+            pool = self._pool or await self._get_pool()
+            async with pool.acquire() as connection:
+                try:
+                    rows = await connection.fetch(self._sql_append, *arguments)
+                except BaseException as exc:
+                    _drop_if_lost(connection, exc)
+                    raise
         except Exception as exc:
-            if len(batch) > 1:
-                # A deadlock with another process, or one request the server refuses: send
-                # them one by one so that each gets its own answer.
+            if _lost(exc) or isinstance(exc, StoreUnavailable):
+                error = exc if isinstance(exc, StoreUnavailable) else _unavailable(exc, self._where)
                 for request in batch:
-                    await self._write([request])
+                    if not request.future.done():
+                        request.future.set_exception(error)
+                return
+            if len(batch) > 1:
+                # A deadlock with another process, or a request the server refuses: send each
+                # half on its own, down to single requests that get their own answers.
+                half = len(batch) // 2
+                await self._write(batch[:half])
+                await self._write(batch[half:])
                 return
             if not batch[0].future.done():
                 batch[0].future.set_exception(exc)
@@ -488,21 +516,36 @@ class PostgresEventStore:
         """Its own transaction: append, run the hook, commit (or roll back on any error)."""
         request = _Request(stream_id, events, expected, asyncio.get_running_loop().create_future())
         pool = self._pool or await self._get_pool()
+        hook_error: BaseException | None = (
+            None  # the hook's own errors reach the caller as they are
+        )
         try:
-            async with pool.acquire() as connection, connection.transaction():
-                while True:
-                    recorded_at = time.time()
-                    [row] = await connection.fetch(
-                        self._sql_append, *self._arguments([request], recorded_at)
-                    )
-                    result = self._result(request, row, recorded_at)
-                    if result is True:
-                        return await self._repeat(connection, stream_id, events)
-                    if isinstance(result, AppendResult):
-                        await hook(connection, result.events)
-                        return result
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc, self._where) from exc
+            async with pool.acquire() as connection:
+                try:
+                    async with connection.transaction():
+                        while True:
+                            recorded_at = time.time()
+                            [row] = await connection.fetch(
+                                self._sql_append, *self._arguments([request], recorded_at)
+                            )
+                            result = self._result(request, row, recorded_at)
+                            if result is True:
+                                return await self._repeat(connection, stream_id, events)
+                            if isinstance(result, AppendResult):
+                                try:
+                                    await hook(connection, result.events)
+                                except BaseException as exc:
+                                    hook_error = exc
+                                    raise
+                                return result
+                except BaseException as exc:
+                    if exc is not hook_error:
+                        _drop_if_lost(connection, exc)
+                    raise
+        except Exception as exc:
+            if exc is not hook_error and _lost(exc):
+                raise _unavailable(exc, self._where) from exc
+            raise
 
     async def _append_nothing(self, stream_id: str, expected: ExpectedVersion) -> AppendResult:
         actual = await self.stream_version(stream_id)
@@ -658,7 +701,7 @@ class PostgresEventStore:
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), 10)
-            except _UNAVAILABLE:  # includes TimeoutError
+            except _LOST:  # includes TimeoutError
                 pool.terminate()
 
 
@@ -704,7 +747,7 @@ class _Listener:
             try:
                 connection = await self._store._connect()
                 await connection.add_listener(self._store.channel, self._notified)
-            except _CANNOT_LISTEN as exc:
+            except (StoreUnavailable, asyncpg.PostgresError) as exc:
                 log.warning("cannot listen for new events, polling instead: %s", exc)
                 self._retry_at = time.monotonic() + self.RETRY_AFTER
                 return False
@@ -729,5 +772,5 @@ class _Listener:
         self._closed = True
         connection, self._connection = self._connection, None
         if connection is not None:
-            with contextlib.suppress(*_UNAVAILABLE):
+            with contextlib.suppress(*_LOST):
                 await asyncio.wait_for(connection.close(), 5)
