@@ -148,3 +148,10 @@ async def test_verify_reports_the_first_undecodable_event_of_each_type(store: Ev
     first = report.failures["FundsAdded"]
     assert (first.stream_id, first.version) == ("wallet-w-1", 2)
     assert "FundsAdded" in first.error
+
+
+def test_a_failing_upcaster_is_reported_with_its_step() -> None:
+    codec = Codec()
+    codec.register_aggregate(v2.Wallet())
+    with pytest.raises(EventDecodeError, match="upcaster from version 1 failed: KeyError"):
+        codec.decode(recorded("FundsAdded", 1, b'{"type":"FundsAdded","pennies":5}'))

@@ -98,7 +98,7 @@ class Codec:
             try:
                 event: Event = current[1].decode(recorded.data)
                 return event
-            except msgspec.ValidationError as exc:
+            except msgspec.DecodeError as exc:  # malformed JSON, or a shape that does not fit
                 raise EventDecodeError(recorded.type, recorded.schema_version, str(exc)) from None
         return self._decode_evolved(recorded)
 
@@ -120,7 +120,14 @@ class Codec:
                     raise EventDecodeError(
                         recorded.type, version, f"no upcaster from version {version} of {name!r}"
                     )
-                data = upcaster(data)
+                try:
+                    data = upcaster(data)
+                except Exception as exc:  # user code: report which step broke, on what
+                    raise EventDecodeError(
+                        recorded.type,
+                        version,
+                        f"the upcaster from version {version} failed: {exc!r}",
+                    ) from exc
                 version += 1
             if version > cls.schema_version:
                 raise EventDecodeError(
@@ -131,5 +138,5 @@ class Codec:
             data["type"] = name
             event: Event = msgspec.convert(data, cls)
             return event
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except msgspec.DecodeError as exc:
             raise EventDecodeError(recorded.type, recorded.schema_version, str(exc)) from None
