@@ -354,6 +354,14 @@ def es_projection(target: Target, scale: Scale) -> Measurement:
 
 # -- registry ----------------------------------------------------------------------------
 
+
+async def facta_projection(target: Target, scale: Scale) -> Measurement:
+    from benchmarks.projections import facta_projection as catch_up
+
+    measurement: Measurement = await catch_up(target, scale)
+    return measurement
+
+
 FactaWorkload = Callable[[Target, Scale], Awaitable[Measurement]]
 EsWorkload = Callable[[Target, Scale], Measurement]
 
@@ -366,14 +374,8 @@ WORKLOADS: dict[str, tuple[str, FactaWorkload | None, EsWorkload | None]] = {
     "4b-load-snapshot": ("load 10k-event stream, snapshot", facta_load_snapshot, es_load_snapshot),
     "4c-load-version": ("load at version 9,999", facta_load_version, es_load_version),
     "5-read-log": ("read whole log, decoded", facta_read_log, es_read_log),
-    "6-projection": ("projection catch-up", None, es_projection),
+    "6-projection": ("projection catch-up", facta_projection, es_projection),
 }
-
-
-def register_facta(name: str, workload: FactaWorkload) -> None:
-    """Plug in a facta side for a workload defined here (used by feature benchmarks)."""
-    label, _, es = WORKLOADS[name]
-    WORKLOADS[name] = (label, workload, es)
 
 
 def cpu_count() -> int:
