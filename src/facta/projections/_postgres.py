@@ -341,7 +341,7 @@ class PostgresWorker:
         b, c = self.backend, self.connection
         async with c.transaction():
             held = await c.fetchval(
-                f"SELECT count(*) FROM {b.slots_table} WHERE name = $1 AND slot = $2"
+                f"SELECT 1 FROM {b.slots_table} WHERE name = $1 AND slot = $2"
                 " AND owner = $3 AND state = 'rebuilding' FOR UPDATE",
                 slot.name,
                 slot.slot,

@@ -142,6 +142,8 @@ class ProjectionRunner:
                     continue
                 slot = claimed
                 await self._drive(target, worker, slot, follow=False)
+            except LeaseLost as exc:
+                self.waiting[target.name] = str(exc)
             except _Stopped:
                 pass
             finally:
