@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
-from facta import Event, EventEnvelope, EventStore, NewEvent
+from facta import Event, EventEnvelope, EventStore, NewEvent, Position
 from facta.projections import (
     Projection,
     ProjectionNotFound,
@@ -349,7 +349,9 @@ async def test_status_shows_lag_in_events_and_seconds(store: EventStore) -> None
     await runner.catch_up()
     await runner.close()
     await fill(store, 1, 3)
-    await store.append("other-1", [NewEvent("Other", b"{}")])
+    last = await store.append("other-1", [NewEvent("Other", b"{}")])
+    # PostgreSQL shows events only once every older transaction in the cluster has ended.
+    await eventually(lambda: _head_is(store, last.position))
     await asyncio.sleep(0.05)
     read_store = ReadStore(store)
     [status] = await read_store.status("counters")
@@ -357,6 +359,10 @@ async def test_status_shows_lag_in_events_and_seconds(store: EventStore) -> None
     assert 0.05 <= status.lag_seconds < 10
     assert status.head == await store.head()
     await read_store.close()
+
+
+async def _head_is(store: EventStore, position: Position) -> bool:
+    return await store.head() == position
 
 
 def test_bad_runner_configuration_is_refused() -> None:
