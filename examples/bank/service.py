@@ -2,24 +2,39 @@
 
 ``POST /accounts/{id}`` takes the seed's commands and answers with the account as ``GET
 /accounts/{id}`` shows it: ``{"id": "acc-001", "owner": "Alice", "balance": 1300.0,
-"version": 3}``. ``facta serve`` runs it (see :func:`create_app`).
+"version": 3}``. ``GET /accounts`` lists accounts from the ``accounts`` read model, kept
+inline (in each append's transaction, so a list never lags a command that returned).
+``POST /transfers/{id}`` requests a transfer that the transfer saga carries out; the saga
+runs in-process unless the service is started with ``projections=False`` (``facta serve
+--no-projections``; then run it with ``facta projections run``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, get
+from litestar.params import Parameter
 
-from bank.domain import Account, AccountState, OpenAccount
-from facta import Application, open_store
-from facta.http import AggregateResource, Runtime
+from bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount
+from bank.read_model import Accounts, AccountsProjection, AccountSummary
+from bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
+from facta import Application, Codec, open_store
+from facta.http import AggregateResource, ApiError, Runtime
 from facta.http import create_app as create_http_app
+from facta.http._json import encode, json_response, timestamp
+from facta.http.errors import documented_errors
+from facta.projections import InlineProjections, ProjectionRunner, ReadStore
 
 DEFAULT_STORE = "sqlite:///facta.db"
 """The embedded default: a SQLite file in the working directory."""
+
+MAX_LIST_PAGE = 500
 
 
 class AccountView(msgspec.Struct):
@@ -36,6 +51,54 @@ def account_view(entity_id: str, version: int, state: AccountState) -> AccountVi
     return AccountView(entity_id, state.owner, state.balance, version)
 
 
+class TransferView(msgspec.Struct):
+    """A transfer as the API shows it: where the saga has got to."""
+
+    id: str
+    status: str
+    source: str
+    target: str
+    amount: Decimal
+    reason: str | None
+    version: int
+
+
+def transfer_view(entity_id: str, version: int, state: TransferState) -> TransferView:
+    """The API's view of a transfer's state at a version."""
+    return TransferView(
+        entity_id, state.status, state.source, state.target, state.amount, state.reason, version
+    )
+
+
+class AccountListItem(msgspec.Struct):
+    """An account in a list: the seed's shape plus when it was opened and last changed."""
+
+    id: str
+    owner: str
+    balance: Decimal
+    version: int
+    opened_at: str
+    updated_at: str
+
+
+class AccountList(msgspec.Struct):
+    """A page of accounts; pass ``next`` as ``after`` for the following page (null: last)."""
+
+    accounts: list[AccountListItem]
+    next: str | None
+
+
+def _list_item(summary: AccountSummary) -> AccountListItem:
+    return AccountListItem(
+        summary.account_id,
+        summary.owner,
+        summary.balance,
+        summary.version,
+        timestamp(summary.opened_at),
+        timestamp(summary.updated_at),
+    )
+
+
 ACCOUNTS = AggregateResource(
     Account(),
     "/accounts",
@@ -46,20 +109,109 @@ ACCOUNTS = AggregateResource(
     noun="account",
 )
 
+TRANSFERS = AggregateResource(
+    Transfer(),
+    "/transfers",
+    transfer_view,
+    TransferView,
+    commands=(RequestTransfer,),  # the other transfer commands are the saga's own
+    creation_commands=(RequestTransfer,),
+    tag="transfers",
+    noun="transfer",
+)
+
+
+def _min_balance(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ApiError(422, f"min_balance must be a number, not {text[:40]!r}") from None
+    if not value.is_finite() or abs(value) > MAX_AMOUNT:
+        raise ApiError(422, f"min_balance must be a finite number within ±{MAX_AMOUNT}")
+    return value
+
 
 def create_app(store_url: str | None = None, *, projections: bool = True) -> Litestar:
     """The bank service on the store at ``store_url`` (default: ``FACTA_STORE``, else a SQLite
     file ``facta.db`` in the working directory). The store is opened when the server starts.
+    With ``projections``, the transfer saga runs in this process.
     """
     url = store_url or os.environ.get("FACTA_STORE") or DEFAULT_STORE
+    queries: dict[str, Accounts] = {}
 
     async def open_application() -> Application:
-        return Application(await open_store(url))
+        store = await open_store(url)
+        try:
+            codec = Codec()
+            inline = InlineProjections(store, [AccountsProjection()], codec=codec)
+            await inline.setup()
+            application = Application(store, codec=codec, transaction_hook=inline)
+            read_store = ReadStore(store)
+        except BaseException:
+            await store.close()
+            raise
+        runtime.cleanup.push_async_callback(read_store.close)
+        queries["accounts"] = Accounts(read_store)
+        if projections:
+            runner = ProjectionRunner(store, [TransferSaga()], app=application)
+            task = asyncio.get_running_loop().create_task(runner.run())
+
+            async def stop_runner() -> None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                await runner.close()
+
+            runtime.cleanup.push_async_callback(stop_runner)
+        return application
+
+    runtime = Runtime(open_application)
+
+    @get(
+        "/accounts",
+        summary="List accounts from the read model",
+        description="Filtered by owner and minimum balance, sorted, one page at a time.",
+        tags=["accounts"],
+        operation_id="list_accounts",
+        responses=documented_errors(422, 503),
+    )
+    async def list_accounts(
+        owner: Annotated[str | None, Parameter(required=False, max_length=200)] = None,
+        min_balance: Annotated[
+            str | None, Parameter(required=False, max_length=40, description="A number.")
+        ] = None,
+        sort: Literal["account_id", "owner", "balance"] = "account_id",
+        descending: bool = False,
+        after: Annotated[
+            str | None,
+            Parameter(required=False, max_length=1000, description="`next` of the last page."),
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_LIST_PAGE)] = 50,
+    ) -> AccountList:
+        runtime.application  # noqa: B018 - 503 until the store is open
+        minimum = None if min_balance is None else _min_balance(min_balance)
+        try:
+            page = await queries["accounts"].list(
+                owner=owner,
+                min_balance=minimum,
+                sort=sort,
+                descending=descending,
+                after=after,
+                limit=limit,
+            )
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
+        body: Any = json_response(
+            encode(AccountList([_list_item(s) for s in page.items], page.next))
+        )
+        return body  # type: ignore[no-any-return]
 
     return create_http_app(
-        Runtime(open_application),
-        [ACCOUNTS],
+        runtime,
+        [ACCOUNTS, TRANSFERS],
+        route_handlers=[list_accounts],
         title="facta bank",
         description="Bank accounts, event-sourced: open, deposit, withdraw; state at any"
-        " version or time; the full history; the global event feed.",
+        " version or time; the full history; a read model to list accounts; transfers run by"
+        " a saga; the global event feed.",
     )

@@ -33,6 +33,7 @@ from facta.http.runtime import Runtime
 from facta.store.base import RecordedEvent
 
 MAX_PAGE = 1000
+MAX_NAMES = 20
 KEEPALIVE_SECONDS = 15.0
 _NAME_PATTERN = r"^[A-Za-z0-9_.:@+=~]{1,200}$"
 _NAME = re.compile(_NAME_PATTERN)
@@ -111,11 +112,13 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, default=100)],
         category: Annotated[
             list[str] | None,
-            Parameter(required=False, max_items=20, description="Only these stream categories."),
+            Parameter(
+                required=False, max_items=MAX_NAMES, description="Only these stream categories."
+            ),
         ] = None,
         type: Annotated[
             list[str] | None,
-            Parameter(required=False, max_items=20, description="Only these event types."),
+            Parameter(required=False, max_items=MAX_NAMES, description="Only these event types."),
         ] = None,
     ) -> Response[FeedPage]:
         start = parse_position(after)
@@ -151,11 +154,13 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
         ] = None,
         category: Annotated[
             list[str] | None,
-            Parameter(required=False, max_items=20, description="Only these stream categories."),
+            Parameter(
+                required=False, max_items=MAX_NAMES, description="Only these stream categories."
+            ),
         ] = None,
         type: Annotated[
             list[str] | None,
-            Parameter(required=False, max_items=20, description="Only these event types."),
+            Parameter(required=False, max_items=MAX_NAMES, description="Only these event types."),
         ] = None,
     ) -> ServerSentEvent:
         store = runtime.application.store
@@ -174,6 +179,8 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
 
 
 def _names(values: list[str] | None, what: str) -> Sequence[str] | None:
+    if values is not None and len(values) > MAX_NAMES:
+        raise ApiError(422, f"at most {MAX_NAMES} {what} values")
     for value in values or ():
         if not _NAME.fullmatch(value):
             raise ApiError(
@@ -199,12 +206,12 @@ async def _messages(records: AsyncIterator[RecordedEvent]) -> AsyncIterator[Serv
 
     task = asyncio.get_running_loop().create_task(pump())
     try:
-        yield ServerSentEventMessage(comment="facta live feed", retry=1000)
+        yield ServerSentEventMessage(data=None, comment="facta live feed", retry=1000)
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
-                yield ServerSentEventMessage(comment="keep-alive")
+                yield ServerSentEventMessage(data=None, comment="keep-alive")
                 continue
             if isinstance(item, BaseException):
                 return

@@ -50,15 +50,17 @@ class AggregateResource(Generic[S]):
 
     ``view(id, version, state)`` renders a state as the JSON the API promises (a msgspec
     Struct of type ``view_type``, which also documents it in OpenAPI). A stream with no events
-    is answered with 404. ``creation_commands`` lists the commands that may act on an entity
-    that does not exist yet: when the domain rejects any other command on such an entity, the
-    client gets 404 instead of 400.
+    is answered with 404. ``commands`` limits the commands clients may send (default: all of
+    the aggregate's; leave out those only a saga sends). ``creation_commands`` lists the
+    commands that may act on an entity that does not exist yet: when the domain rejects any
+    other command on such an entity, the client gets 404 instead of 400.
     """
 
     aggregate: Aggregate[S, Any, Any]
     path: str
     view: Callable[[str, int, S], msgspec.Struct]
     view_type: type[msgspec.Struct]
+    commands: tuple[type[Command], ...] = ()
     creation_commands: tuple[type[Command], ...] = ()
     tag: str = ""
     noun: str = field(default="")
@@ -77,7 +79,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
     """The route handlers of ``resource``, reading the running Application from ``runtime``."""
     aggregate = resource.aggregate
     kind = type(aggregate)
-    command_type = _union(kind.command_types)
+    command_type = _union(resource.commands or kind.command_types)
     event_type = _union(kind.event_types)
     view, label, path = resource.view, resource.label, resource.path.rstrip("/")
     tags = [resource.tag or path.strip("/")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from facta.application import Application
@@ -12,11 +13,14 @@ class Runtime:
     """Holds the service's Application once startup has opened it.
 
     ``open_application`` is awaited at startup, inside the server's event loop (drivers bind
-    their connections to the loop that opened them).
+    their connections to the loop that opened them). Whatever else it opens (a read store, a
+    projection runner) it registers on :attr:`cleanup`, which is closed at shutdown, last in
+    first out, before the Application's store.
     """
 
     def __init__(self, open_application: Callable[[], Awaitable[Application]]) -> None:
         self.open_application = open_application
+        self.cleanup = contextlib.AsyncExitStack()
         self._application: Application | None = None
 
     @property
@@ -28,12 +32,16 @@ class Runtime:
 
     async def start(self) -> Application:
         """Open the Application (called by the app's lifespan)."""
+        self.cleanup = contextlib.AsyncExitStack()
         self._application = await self.open_application()
         return self._application
 
     async def stop(self) -> None:
-        """Wait for background work and close the store."""
+        """Close what startup opened, wait for background work, close the store."""
         application, self._application = self._application, None
-        if application is not None:
-            await application.drain()
-            await application.store.close()
+        try:
+            await self.cleanup.aclose()
+        finally:
+            if application is not None:
+                await application.drain()
+                await application.store.close()
