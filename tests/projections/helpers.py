@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from facta import Codec, Event, EventEnvelope, EventStore, NewEvent
+from facta import Codec, Event, EventEnvelope, EventStore, NewEvent, Position
 from facta.projections import Projection, Session
 
 
@@ -61,8 +61,9 @@ class Counters(Projection[Counter]):
         )
 
 
-async def fill(store: EventStore, streams: int, per_stream: int, *, start: int = 0) -> None:
-    """Append ``per_stream`` Ticks (n = version) to each of ``streams`` streams."""
+async def fill(store: EventStore, streams: int, per_stream: int, *, start: int = 0) -> Position:
+    """Append ``per_stream`` Ticks (n = version) to each of ``streams`` streams; returns when
+    readers can see them (PostgreSQL holds events back while an older transaction runs)."""
     appends = []
     for s in range(start, start + streams):
         version = await store.stream_version(f"tick-{s}")
@@ -71,7 +72,10 @@ async def fill(store: EventStore, streams: int, per_stream: int, *, start: int =
             for i in range(1, per_stream + 1)
         ]
         appends.append(store.append(f"tick-{s}", events, version))
-    await asyncio.gather(*appends)
+    last = max(r.position for r in await asyncio.gather(*appends))
+    while await store.head() < last:
+        await store.wait_for_events(await store.head(), 0.05)
+    return last
 
 
 async def eventually(check: Callable[[], object], seconds: float = 10.0) -> None:

@@ -127,9 +127,11 @@ class ProjectionRunner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, *, until: Position | None = None) -> None:
         """Bring every projection and policy this runner can hold up to the log's head once,
-        then return (for scripts and tests; a service uses ``run``)."""
+        then return (for scripts and tests; a service uses ``run``). With ``until``, wait
+        for the log to reach that position first (on PostgreSQL an event becomes visible
+        only once every older transaction in the cluster has ended)."""
         for target in self._targets.values():
             worker = await self.backend.worker()
             slot: SlotRow | None = None
@@ -141,7 +143,7 @@ class ProjectionRunner:
                     self.waiting[target.name] = claimed
                     continue
                 slot = claimed
-                await self._drive(target, worker, slot, follow=False)
+                await self._drive(target, worker, slot, follow=False, until=until)
             except LeaseLost as exc:
                 self.waiting[target.name] = str(exc)
             except _Stopped:
@@ -249,9 +251,10 @@ class ProjectionRunner:
         *,
         follow: bool,
         progress: ProgressCallback | None = None,
+        until: Position | None = None,
     ) -> None:
-        """Work on a held slot: catch up, switch to it if it is a rebuild, then (with
-        ``follow``) wait for new events, forever."""
+        """Work on a held slot: catch up (to ``until`` at least), switch to it if it is a
+        rebuild, then (with ``follow``) wait for new events, forever."""
         owner = slot.owner or self.owner
         if slot.fresh and target.has_setup:
             await self._setup(target, worker, slot)
@@ -290,7 +293,7 @@ class ProjectionRunner:
                     await worker.switch(slot, owner)
                     slot.active, slot.state = True, "running"
                     log.info("projection %s: version %d is now active", target.name, slot.version)
-                if not follow:
+                if not follow and (until is None or position >= until):
                     if progress is not None:
                         progress(
                             RebuildProgress(target.name, handled, position, started_head, True)
