@@ -1,23 +1,197 @@
-"""``facta relay run``: publish the log to a broker. A stub until the relay package fills it."""
+"""``facta relay run --to URL``: publish the log to a broker from the relay's checkpoint, and
+``facta relay status``: where each relay is."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from typing import Any
+
 import click
 
-from facta.cli._common import store_option
-from facta.cli._stub import not_yet
+from facta.cli._common import (
+    StoreError,
+    console,
+    opened_store,
+    redact,
+    run,
+    store_option,
+    timestamp,
+)
 
 
 @click.group()
 def relay() -> None:
-    """The broker relay."""
+    """The broker relay: the event log is the outbox."""
+
+
+def _codec(aggregates: tuple[str, ...]) -> Any:
+    """A codec with the aggregates named ``MODULE:NAME`` registered, or None."""
+    if not aggregates:
+        return None
+    from facta.codec import Codec
+
+    codec = Codec()
+    for spec in aggregates:
+        module_name, _, name = spec.partition(":")
+        if not module_name or not name:
+            raise click.BadParameter(f"{spec!r} is not MODULE:NAME", param_hint="--aggregate")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise click.BadParameter(
+                f"cannot import {module_name!r}: {exc}", param_hint="--aggregate"
+            ) from None
+        aggregate: Any = getattr(module, name, None)
+        try:
+            # The class or an instance of it: the codec reads what the class declares.
+            codec.register_aggregate(aggregate() if isinstance(aggregate, type) else aggregate)
+        except (AttributeError, TypeError):
+            raise click.BadParameter(
+                f"{spec!r} is not an aggregate", param_hint="--aggregate"
+            ) from None
+    return codec
 
 
 @relay.command("run")
 @store_option
-def run_relay(store_url: str) -> None:
+@click.option(
+    "--to",
+    "destination",
+    required=True,
+    envvar="FACTA_BROKER",
+    show_envvar=True,
+    metavar="URL",
+    help="amqp://USER:PASS@HOST:PORT/VHOST?exchange=facta or nats://HOST:PORT?stream=FACTA",
+)
+@click.option("--name", default=None, help="The checkpoint's name [default: the destination].")
+@click.option(
+    "--aggregate",
+    "aggregates",
+    multiple=True,
+    metavar="MODULE:NAME",
+    help="Publish the current shape of this aggregate's events (upcast); repeatable.",
+)
+@click.option("--category", "categories", multiple=True, help="Publish only this category.")
+@click.option("--type", "types", multiple=True, help="Publish only this event type.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--max-in-flight",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Events sent but not yet confirmed by the broker, at most.",
+)
+@click.option(
+    "--lease-ttl",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds before another relay takes over from a silent one (SQLite).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def run_relay(
+    store_url: str,
+    destination: str,
+    name: str | None,
+    aggregates: tuple[str, ...],
+    categories: tuple[str, ...],
+    types: tuple[str, ...],
+    batch_size: int,
+    max_in_flight: int,
+    lease_ttl: float,
+    quiet: bool,
+) -> None:
     """Publish the global log to the broker from the relay's checkpoint, until interrupted."""
-    not_yet("facta relay run")
+    try:
+        from facta.relay import Relay, open_publisher
+    except ImportError as exc:  # pragma: no cover - without the brokers extra
+        raise click.ClickException(f"the relay needs facta[brokers]: {exc}") from None
+    try:
+        publisher = open_publisher(destination)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    codec = _codec(aggregates)
+    if max_in_flight < batch_size:
+        raise click.BadParameter("must be at least --batch-size", param_hint="--max-in-flight")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    async def work() -> None:
+        async with opened_store(store_url) as store:
+            try:
+                relayer = Relay(
+                    store,
+                    publisher,
+                    codec=codec,
+                    name=name,
+                    batch_size=batch_size,
+                    max_in_flight=max_in_flight,
+                    categories=categories,
+                    types=types,
+                    lease_ttl=lease_ttl,
+                )
+            except TypeError as exc:
+                raise StoreError(str(exc)) from None
+            console.print(
+                f"[bold]facta relay[/] {redact(store_url)} -> {redact(destination)}"
+                f"  (checkpoint {relayer.name!r})"
+            )
+            task = asyncio.create_task(relayer.run())
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            try:
+                shown: tuple[Any, ...] = ()
+                while not task.done():
+                    await asyncio.wait([task], timeout=1.0)
+                    s = relayer.status
+                    line = (s.published, s.position, s.connected, s.holding, s.reconnects)
+                    if not quiet and line != shown:
+                        shown = line
+                        state = "connected" if s.connected else "down" if s.holding else "waiting"
+                        console.print(
+                            f"published {s.published}  at {s.position}  {state}"
+                            f"  reconnects {s.reconnects}"
+                        )
+                await task
+            except asyncio.CancelledError:
+                pass
+            finally:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                await relayer.close()
+
+    run(work)
+
+
+@relay.command("status")
+@store_option
+@click.argument("name")
+def relay_status(store_url: str, name: str) -> None:
+    """Show relay NAME's checkpoint (NAME: its destination or --name)."""
+    from facta.relay import checkpoints_for
+
+    async def work() -> None:
+        async with opened_store(store_url) as store:
+            checkpoints = checkpoints_for(store)
+            try:
+                row = await checkpoints.get(name)
+            finally:
+                await checkpoints.close()
+            if row is None:
+                raise click.ClickException(f"no relay named {name!r} has run on this store")
+            head = await store.head()
+            when = timestamp(row.updated_at) if row.updated_at else "never"
+            console.print(
+                f"{row.name}: at {row.position} (head {head}), {row.published} published,"
+                f" last checkpoint {when}, held by {row.owner or 'nobody'}"
+            )
+
+    run(work)
 
 
 command = relay

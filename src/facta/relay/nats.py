@@ -1,0 +1,297 @@
+"""NATS JetStream (nats-py): the relay's publisher and a consumer for other services.
+
+Publishing: the subject is ``{subject}.{category}.{type}`` (``facta.account.MoneyDeposited``)
+in a JetStream stream (default ``FACTA``, subjects ``facta.>``, file storage), created if
+absent. Every message carries ``Nats-Msg-Id`` = the event id, so the server drops a resend of
+an event it stored within the stream's duplicate window (default two minutes): after a relay
+restart or reconnect, the stream holds each event once. The envelope is in the headers (see
+:mod:`facta.relay.message`). ``publish`` returns when JetStream acked every message (stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from facta.codec import Codec
+from facta.relay.consumer import DeadLetter, Deduplicator, Dispatcher, Handler, backoff
+from facta.relay.message import Message
+from facta.relay.publisher import PublishError
+
+log = logging.getLogger("facta.relay")
+
+MSG_ID = "Nats-Msg-Id"
+
+_NATS_ERRORS: tuple[type[BaseException], ...] = (
+    nats.errors.Error,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+async def ensure_stream(
+    js: JetStreamContext, name: str, subjects: list[str], duplicate_window: float
+) -> None:
+    """Create the JetStream stream ``name`` for ``subjects`` unless it exists."""
+    try:
+        await js.stream_info(name)
+        return
+    except nats.js.errors.NotFoundError:
+        pass
+    try:
+        await js.add_stream(
+            api.StreamConfig(
+                name=name,
+                subjects=subjects,
+                storage=api.StorageType.FILE,
+                duplicate_window=duplicate_window,
+            )
+        )
+    except nats.js.errors.BadRequestError:
+        await js.stream_info(name)  # created by another process meanwhile; else this raises
+
+
+class NatsPublisher:
+    """Publishes to a JetStream stream with ``Nats-Msg-Id`` de-duplication.
+
+    ``url``: ``nats://host:port``; ``stream`` and ``subject`` (the subjects' first token);
+    ``timeout`` seconds to wait for a batch's acks; ``duplicate_window`` seconds for a stream
+    this creates; ``name`` shows in the server's connection list.
+    """
+
+    OPTIONS = ("stream", "subject", "timeout", "duplicate_window", "name")
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str = "FACTA",
+        subject: str = "facta",
+        timeout: float | str = 10.0,
+        duplicate_window: float | str = 120.0,
+        name: str = "facta-relay",
+    ) -> None:
+        if not stream or not subject or "." in subject:
+            raise ValueError(f"stream and subject must be one token, not {stream!r}, {subject!r}")
+        self.url = url
+        self.stream = stream
+        self.subject = subject
+        self.timeout = float(timeout)
+        self.duplicate_window = float(duplicate_window)
+        self.name = name
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._broken: asyncio.Future[None] | None = None
+
+    @property
+    def destination(self) -> str:
+        parts = urlsplit(self.url)
+        return f"nats://{parts.hostname}:{parts.port or 4222}?stream={self.stream}"
+
+    async def connect(self) -> None:
+        broken = self._broken = asyncio.get_running_loop().create_future()
+
+        async def lost() -> None:
+            if not broken.done():
+                broken.set_result(None)
+
+        async def error(exc: Exception) -> None:
+            log.debug("NATS connection of %s: %r", self.destination, exc)
+
+        try:
+            # No automatic reconnect: nats-py would resend what it buffered after a gap in
+            # what reached the server; the relay reconnects itself and resends from its
+            # checkpoint, which keeps the order within a stream.
+            self._nc = await nats.connect(
+                self.url,
+                name=self.name,
+                allow_reconnect=False,
+                connect_timeout=min(self.timeout, 5.0),
+                disconnected_cb=lost,
+                closed_cb=lost,
+                error_cb=error,
+            )
+            # The relay's window bounds what is in flight; nats-py's own bound stays out of it.
+            self._js = self._nc.jetstream(timeout=self.timeout, publish_async_max_pending=1 << 20)
+            await ensure_stream(self._js, self.stream, [f"{self.subject}.>"], self.duplicate_window)
+        except _NATS_ERRORS as exc:
+            await self.close()
+            raise PublishError(f"cannot connect to NATS at {self.destination}: {exc!r}") from exc
+
+    async def publish(self, messages: Sequence[Message]) -> Awaitable[None]:
+        js, broken = self._js, self._broken
+        if js is None or broken is None or broken.done():
+            raise PublishError(f"not connected to NATS at {self.destination}")
+        prefix = f"{self.subject}."
+        acks: list[asyncio.Future[api.PubAck]] = []
+        try:
+            for m in messages:
+                headers = dict(m.headers)
+                headers[MSG_ID] = m.event_id
+                acks.append(await js.publish_async(prefix + m.topic, m.body, headers=headers))
+        except _NATS_ERRORS as exc:
+            for ack in acks:
+                ack.cancel()
+            raise PublishError(f"NATS at {self.destination} failed: {exc!r}") from exc
+        return asyncio.ensure_future(self._acked(acks, broken))
+
+    async def _acked(
+        self, acks: list[asyncio.Future[api.PubAck]], broken: asyncio.Future[None]
+    ) -> None:
+        everything = asyncio.gather(*acks)
+        waiting: list[asyncio.Future[Any]] = [everything, broken]
+        done, _ = await asyncio.wait(
+            waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if everything not in done:
+            everything.cancel()
+            with contextlib.suppress(BaseException):
+                await everything
+            reason = (
+                "lost the connection" if broken.done() else f"acked nothing for {self.timeout}s"
+            )
+            raise PublishError(f"NATS at {self.destination} {reason}")
+        try:
+            everything.result()
+        except Exception as exc:
+            raise PublishError(
+                f"JetStream at {self.destination} refused a message: {exc!r}"
+            ) from exc
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 5.0)
+
+
+class NatsConsumer:
+    """Feeds relayed events from a durable JetStream pull consumer to ``handler``.
+
+    ``durable`` names the consumer (its position survives restarts); ``filter`` narrows the
+    subjects after ``{subject}.`` (``account.*``; default everything). Messages are handled in
+    turn, in the stream's order (the log's order within a stream), and acked only after the
+    handler returned; a repeat of an event id already handled is acked and skipped; a handler
+    that fails ``max_tries`` times publishes the message, with its error in the
+    ``Facta-Error`` header, to ``{subject}-dlq.{durable}.{category}.{type}`` (stream
+    ``{stream}_DLQ``, created if absent), then it is acked. The client reconnects by itself;
+    what was not acked comes back after ``ack_wait`` seconds.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        durable: str,
+        handler: Handler,
+        *,
+        stream: str = "FACTA",
+        subject: str = "facta",
+        filter: str = ">",
+        codec: Codec | None = None,
+        deduplicator: Deduplicator | None = None,
+        max_tries: int = 5,
+        retry_delay: float = 0.05,
+        batch: int = 256,
+        ack_wait: float = 30.0,
+        name: str = "facta-consumer",
+    ) -> None:
+        self.url = url
+        self.durable = durable
+        self.stream = stream
+        self.subject = subject
+        self.filter = filter
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.name = name
+        self.dispatcher = Dispatcher(
+            handler,
+            codec=codec,
+            deduplicator=deduplicator,
+            max_tries=max_tries,
+            retry_delay=retry_delay,
+        )
+        self.connected = asyncio.Event()
+        """Set once the consumer is subscribed (for readiness checks)."""
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        failures = 0
+        while True:
+            try:
+                await self._consume()
+            except _NATS_ERRORS as exc:
+                self.connected.clear()
+                failures += 1
+                delay = backoff(failures)
+                log.warning("consumer %s lost NATS (%r); again in %.2fs", self.durable, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _consume(self) -> None:
+        async def error(exc: Exception) -> None:
+            log.debug("NATS connection of consumer %s: %r", self.durable, exc)
+
+        nc = await nats.connect(
+            self.url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=error,
+        )
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, self.stream, [f"{self.subject}.>"], 120.0)
+            dead_stream, dead_subject = f"{self.stream}_DLQ", f"{self.subject}-dlq"
+            await ensure_stream(js, dead_stream, [f"{dead_subject}.>"], 120.0)
+            subscription = await js.pull_subscribe(
+                f"{self.subject}.{self.filter}",
+                durable=self.durable,
+                stream=self.stream,
+                config=api.ConsumerConfig(
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    ack_wait=self.ack_wait,
+                    max_ack_pending=max(1000, self.batch * 4),
+                ),
+            )
+            self.connected.set()
+            while True:
+                try:
+                    messages = await subscription.fetch(self.batch, timeout=1.0)
+                except nats.errors.TimeoutError:
+                    continue
+                for message in messages:
+                    await self._handle(js, f"{dead_subject}.{self.durable}", message)
+        finally:
+            self.connected.clear()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 5.0)
+
+    async def _handle(self, js: JetStreamContext, dead_prefix: str, message: Msg) -> None:
+        headers: dict[str, Any] = dict(message.headers or {})
+        failure = await self.dispatcher.deliver(
+            message.data, headers, keep_alive=message.in_progress
+        )
+        if failure is not None:
+            await self._dead_letter(js, dead_prefix, message, failure)
+        await message.ack()
+
+    async def _dead_letter(
+        self, js: JetStreamContext, dead_prefix: str, message: Msg, failure: DeadLetter
+    ) -> None:
+        headers = dict(message.headers or {})
+        headers["Facta-Error"] = failure.error.replace("\r", " ").replace("\n", " ")
+        headers["Facta-Tries"] = str(failure.tries)
+        headers["Facta-Subject"] = message.subject
+        tail = message.subject.removeprefix(f"{self.subject}.")
+        await js.publish(f"{dead_prefix}.{tail}", message.data, headers=headers)
