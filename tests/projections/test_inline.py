@@ -1,0 +1,109 @@
+"""Inline projections on every backend: written in the append's transaction, so a failing
+handler rolls the append back, and a query right after the append sees its effect."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from facta import EventStore, NewEvent
+from facta.projections import InlineProjections, ReadStore, compose_hooks
+from tests.projections.helpers import Counter, Counters, Tick, codec, fill
+
+
+def ticks(*versions: int) -> list[NewEvent]:
+    return [codec.encode(Tick(v)) for v in versions]
+
+
+async def docs(store: EventStore) -> dict[str, Counter]:
+    read_store = ReadStore(store)
+    page = await read_store.documents(Counters).query()
+    await read_store.close()
+    return {c.stream: c for c in page.items}
+
+
+async def test_an_append_and_its_inline_projection_commit_together(store: EventStore) -> None:
+    inline = InlineProjections(store, [Counters()], codec=codec)
+    await inline.setup()
+    await store.append("tick-1", ticks(1, 2), 0, hook=inline)
+    assert await docs(store) == {"tick-1": Counter("tick-1", 2, 3, 2)}
+    read_store = ReadStore(store)
+    [status] = await read_store.status("counters")
+    assert (status.state, status.active, status.lag_events) == ("inline", True, 0)
+    await read_store.close()
+
+
+async def test_a_failing_inline_handler_rolls_the_append_back(store: EventStore) -> None:
+    inline = InlineProjections(store, [Counters()], codec=codec)
+    await inline.setup()
+    await store.append("tick-1", ticks(1), 0, hook=inline)
+    # Counters refuses a stream that does not start at version 1: tick-2 gets version 1, so
+    # fake the gap with a stream whose first event the projection never saw.
+    await store.append("tick-2", ticks(1))  # no hook: the projection misses it
+    with pytest.raises(AssertionError, match="tick-2 v2 after v0"):
+        await store.append("tick-2", ticks(2), 1, hook=inline)
+    assert await store.stream_version("tick-2") == 1  # the append was rolled back
+    assert await docs(store) == {"tick-1": Counter("tick-1", 1, 1, 1)}
+
+
+async def test_concurrent_appends_fail_or_commit_each_on_their_own(store: EventStore) -> None:
+    inline = InlineProjections(store, [Counters()], codec=codec)
+    await inline.setup()
+    await store.append("tick-9", ticks(1))  # unseen by the projection: appending v2 fails
+    results = await asyncio.gather(
+        *(store.append(f"tick-{i}", ticks(1), 0, hook=inline) for i in range(5)),
+        store.append("tick-9", ticks(2), 1, hook=inline),
+        return_exceptions=True,
+    )
+    assert [isinstance(r, AssertionError) for r in results] == [False] * 5 + [True]
+    assert await docs(store) == {f"tick-{i}": Counter(f"tick-{i}", 1, 1, 1) for i in range(5)}
+
+
+async def test_setup_builds_from_the_log_and_rebuilds_a_new_version(store: EventStore) -> None:
+    await fill(store, 3, 4)
+    inline = InlineProjections(store, [Counters()], codec=codec)
+    await inline.setup()
+    assert await docs(store) == {f"tick-{s}": Counter(f"tick-{s}", 4, 10, 4) for s in range(3)}
+    await inline.setup()  # nothing to do: the same version is stored inline
+    await store.append("tick-0", ticks(5), 4, hook=inline)
+
+    class CountersV2(Counters):
+        version = 2
+
+    seen: list[Any] = []
+    inline2 = InlineProjections(store, [CountersV2()], codec=codec)
+    await inline2.setup(progress=seen.append)
+    assert seen[-1].done
+    read_store = ReadStore(store)
+    [status] = await read_store.status("counters")
+    assert (status.version, status.state, status.handled) == (2, "inline", 13)
+    await read_store.close()
+    assert (await docs(store))["tick-0"] == Counter("tick-0", 5, 15, 5)
+
+
+async def test_composed_hooks_run_in_order_inside_the_transaction(store: EventStore) -> None:
+    inline = InlineProjections(store, [Counters()], codec=codec)
+    await inline.setup()
+    calls: list[str] = []
+
+    async def audit(tx: Any, records: Any) -> None:
+        calls.append(records[0].stream_id)
+        if records[0].stream_id == "tick-7":
+            raise RuntimeError("audit refused")
+
+    hook = compose_hooks(inline, audit)
+    await store.append("tick-1", ticks(1), 0, hook=hook)
+    with pytest.raises(RuntimeError, match="audit refused"):
+        await store.append("tick-7", ticks(1), 0, hook=hook)
+    assert calls == ["tick-1", "tick-7"]
+    assert await store.stream_version("tick-7") == 0
+    assert list(await docs(store)) == ["tick-1"]
+
+
+async def test_the_hook_refuses_to_run_before_setup(store: EventStore) -> None:
+    inline = InlineProjections(store, [Counters()], codec=codec)
+    with pytest.raises(RuntimeError, match="setup"):
+        await store.append("tick-1", ticks(1), 0, hook=inline)
+    assert await store.stream_version("tick-1") == 0
