@@ -21,6 +21,7 @@ from facta.cache import StateCache
 from facta.codec import Codec
 from facta.domain import Aggregate, Command, Event
 from facta.errors import InvalidStreamId, StreamNotFound, WrongExpectedVersion
+from facta.observability import tracing
 from facta.store.base import (
     START,
     EventStore,
@@ -118,7 +119,9 @@ class Application:
         stream_id = self.stream_id(aggregate, entity_id)
         self.codec.register_aggregate(aggregate)
         meta = _metadata(metadata, command_id)
-        async with self._locks.hold(stream_id):
+        scope = tracing.CommandScope(aggregate.name, stream_id, command)
+        async with scope, self._locks.hold(stream_id):
+            meta = scope.stamp(meta)
             for attempt in range(self.max_retries + 1):
                 if command_id is not None:
                     earlier = await self._earlier_result(aggregate, stream_id, command_id)
@@ -141,10 +144,12 @@ class Application:
                     for i, event in enumerate(events)
                 ]
                 try:
-                    appended = await self.store.append(
-                        stream_id, new, version, hook=self.transaction_hook
-                    )
+                    with tracing.AppendScope(stream_id, len(new), version):
+                        appended = await self.store.append(
+                            stream_id, new, version, hook=self.transaction_hook
+                        )
                 except WrongExpectedVersion:
+                    scope.conflict()
                     self.cache.discard(stream_id)
                     if expected_version is not None or attempt == self.max_retries:
                         raise
@@ -160,6 +165,7 @@ class Application:
                 new_state = aggregate.fold(events, state)
                 self.cache.put(stream_id, new_state, appended.version)
                 self._maybe_snapshot(aggregate, appended.events, new_state)
+                scope.done(appended.version, len(events))
                 return CommandResult(
                     stream_id, appended.version, tuple(events), new_state, appended.position
                 )
@@ -200,6 +206,16 @@ class Application:
         version: int | None,
         at: float | None,
     ) -> StateAt[S]:
+        with tracing.loading(stream_id, version):
+            return await self._replay(aggregate, stream_id, version, at)
+
+    async def _replay(
+        self,
+        aggregate: Aggregate[S, Any, Any],
+        stream_id: str,
+        version: int | None,
+        at: float | None,
+    ) -> StateAt[S]:
         state, loaded_version = aggregate.initial, 0
         if aggregate.snapshot_every:
             snapshot = await self.store.load_snapshot(
@@ -213,6 +229,7 @@ class Application:
         records = await self.store.read_stream(
             stream_id, from_version=loaded_version + 1, to_version=version
         )
+        tracing.loaded(len(records), loaded_version)
         decode, evolve = self.codec.decode, aggregate.evolve
         for record in records:
             if at is not None and record.recorded_at > at:

@@ -1,0 +1,140 @@
+"""OpenTelemetry metrics of the command side, the projections and the relay.
+
+The instruments come from the global MeterProvider (or the one given to
+:func:`facta.observability.instrument`); with none configured every call is a no-op. Served
+as Prometheus text on the HTTP service's ``/metrics`` through
+:func:`facta.observability.prometheus.bridge`, they are named:
+
+- ``facta_application_commands_total{aggregate, outcome}``: executed commands by outcome
+  (``accepted``, ``rejected``, ``conflict``, ``unavailable``, ``error``);
+- ``facta_application_conflicts_total{aggregate}``: appends refused with WrongExpectedVersion;
+- ``facta_application_retries_total{aggregate}``: retries those conflicts caused;
+- ``facta_append_duration_seconds``: the latency of each append (a histogram);
+- ``facta_projection_lag_events{projection}`` and ``facta_projection_lag_seconds{projection}``:
+  how many events of the log a projection has still to handle, and how long ago the last
+  event it handled was recorded (both sampled after each batch);
+- ``facta_relay_lag_events{relay}`` and ``facta_relay_lag_seconds{relay}``: the same for a
+  relay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter, MeterProvider
+
+if TYPE_CHECKING:
+    from facta.store.base import Position, RecordedEvent
+
+METER_NAME = "facta"
+"""The instrumentation scope of every facta metric."""
+
+# Bucket bounds for append latency: from an in-memory append (~10 µs) to a slow fsync.
+_APPEND_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0
+)  # fmt: skip
+
+
+class _Instruments:
+    """The instruments of one meter, and attribute dicts built once per label value."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.commands = meter.create_counter(
+            "facta.application.commands",
+            unit="{command}",
+            description="Commands executed by Application.execute, by aggregate and outcome.",
+        )
+        self.conflicts = meter.create_counter(
+            "facta.application.conflicts",
+            unit="{conflict}",
+            description="Appends refused because another writer moved the stream first.",
+        )
+        self.retries = meter.create_counter(
+            "facta.application.retries",
+            unit="{retry}",
+            description="Commands decided again after a conflict.",
+        )
+        self.append_duration = meter.create_histogram(
+            "facta.append.duration",
+            unit="s",
+            description="The latency of one append to the event store.",
+            explicit_bucket_boundaries_advisory=_APPEND_BUCKETS,
+        )
+        self.lag_events = {
+            kind: meter.create_gauge(
+                f"facta.{kind}.lag.events",
+                unit="{event}",
+                description=f"Events of the log the {kind} has still to handle.",
+            )
+            for kind in ("projection", "relay")
+        }
+        self.lag_seconds = {
+            kind: meter.create_gauge(
+                f"facta.{kind}.lag",
+                unit="s",
+                description=f"Seconds since the last event the {kind} handled was recorded.",
+            )
+            for kind in ("projection", "relay")
+        }
+        self.attributes: dict[tuple[str, ...], dict[str, str]] = {}
+
+    def labels(self, *pairs: str) -> dict[str, str]:
+        """The attribute dict of ``key, value, key, value...``, built once."""
+        found = self.attributes.get(pairs)
+        if found is None:
+            found = self.attributes[pairs] = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        return found
+
+
+_instruments = _Instruments(metrics.get_meter(METER_NAME))
+
+
+def use_meter_provider(provider: MeterProvider | None) -> None:
+    """Record facta's metrics with ``provider`` (None: the global provider)."""
+    global _instruments
+    meter = metrics.get_meter(METER_NAME) if provider is None else provider.get_meter(METER_NAME)
+    _instruments = _Instruments(meter)
+
+
+def command_done(aggregate: str, outcome: str, conflicts: int) -> None:
+    """Count one executed command, and the conflicts and retries it went through."""
+    ins = _instruments
+    ins.commands.add(1, ins.labels("aggregate", aggregate, "outcome", outcome))
+    if conflicts:
+        labels = ins.labels("aggregate", aggregate)
+        ins.conflicts.add(conflicts, labels)
+        retries = conflicts - 1 if outcome == "conflict" else conflicts
+        if retries:
+            ins.retries.add(retries, labels)
+
+
+def append_done(seconds: float) -> None:
+    """Record the latency of one append."""
+    _instruments.append_duration.record(seconds)
+
+
+def lag(
+    kind: str,
+    name: str,
+    records: Sequence[RecordedEvent],
+    reached: Position,
+    head: Position | None,
+) -> None:
+    """Sample the lag of projection or relay ``name`` after a batch that reached ``reached``.
+
+    Events behind are counted from the log's sequence numbers (on PostgreSQL an estimate:
+    rolled-back transactions leave unused numbers); ``head`` is the newest head the caller
+    has seen (None: unknown, the event lag is not sampled).
+    """
+    ins = _instruments
+    labels = ins.labels(kind, name)
+    behind = None if head is None else max(0, head.sequence - reached.sequence)
+    if behind is not None:
+        ins.lag_events[kind].set(behind, labels)
+    if records:
+        ins.lag_seconds[kind].set(max(0.0, time.time() - records[-1].recorded_at), labels)
+    elif behind == 0:
+        ins.lag_seconds[kind].set(0.0, labels)

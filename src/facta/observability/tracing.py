@@ -1,0 +1,391 @@
+"""OpenTelemetry spans of facta's work, and the trace context carried in event metadata.
+
+Spans (all under the instrumentation scope ``facta``):
+
+- ``facta.execute`` a command: ``facta.aggregate``, ``facta.stream``, ``facta.command``,
+  ``facta.correlation_id``, ``facta.causation_id``, ``facta.command_id``, ``facta.version``,
+  ``facta.retries``, ``facta.outcome``;
+- ``facta.append`` an append: ``facta.stream``, ``facta.events``, ``facta.expected_version``;
+- ``facta.load`` a replay: ``facta.stream``, ``facta.events_replayed``, ``facta.snapshot_version``;
+- ``facta.projection.batch`` and ``facta.relay.batch``: ``facta.projection`` or
+  ``facta.relay``, ``facta.batch.events``, ``facta.batch.position``,
+  ``facta.correlation_ids``.
+
+A command writes the W3C ``traceparent`` of its span into every event's metadata; a batch
+continues the trace of its first traced event and links the others, so one trace shows a
+command and everything it caused, however many processes that took.
+
+The hot path stays cheap: with no SDK configured :func:`tracing_on` is one function call and
+spans are a shared no-op context manager; metadata is only decoded when a span records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from facta.domain import DomainError
+from facta.errors import StoreUnavailable, WrongExpectedVersion
+from facta.observability import logging as _logs
+from facta.observability import metrics as _metrics
+
+if TYPE_CHECKING:
+    from facta.store.base import Position, RecordedEvent
+
+TRACER_NAME = "facta"
+"""The instrumentation scope of every facta span."""
+
+TRACEPARENT = "traceparent"
+"""The metadata key of an event's W3C trace context (``00-TRACE_ID-SPAN_ID-FLAGS``)."""
+
+MAX_LINKS = 32
+"""At most this many other traces are linked from one batch span."""
+
+_propagator = TraceContextTextMapPropagator()
+_NULL: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
+
+
+class _State:
+    tracer: Tracer = trace.get_tracer(TRACER_NAME)
+    provider: TracerProvider | None = None
+    explicit = False
+    global_on = False
+
+
+def instrument(
+    tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
+) -> None:
+    """Send facta's spans to ``tracer_provider`` and its metrics to ``meter_provider``
+    instead of the global providers (None: back to the global one).
+
+    Without this call facta uses whatever provider is set globally (for example by
+    ``opentelemetry-instrument``), and does nothing while there is none.
+    """
+    if tracer_provider is None:
+        _State.tracer, _State.explicit = trace.get_tracer(TRACER_NAME), False
+    else:
+        _State.tracer, _State.explicit = tracer_provider.get_tracer(TRACER_NAME), True
+    _State.provider = tracer_provider
+    _metrics.use_meter_provider(meter_provider)
+
+
+def tracing_on() -> bool:
+    """Whether spans go anywhere: a provider was given to :func:`instrument` or set globally."""
+    if _State.explicit or _State.global_on:
+        return True
+    if isinstance(trace.get_tracer_provider(), ProxyTracerProvider | NoOpTracerProvider):
+        return False
+    _State.global_on = True  # a global provider can only be set once: it stays
+    return True
+
+
+def tracer_provider() -> TracerProvider | None:
+    """The provider facta's spans go to, if any (for instrumenting the HTTP edge alike)."""
+    if not tracing_on():
+        return None
+    return _State.provider or trace.get_tracer_provider()
+
+
+def span(
+    name: str,
+    attributes: dict[str, Any] | None = None,
+    *,
+    context: Context | None = None,
+    links: Sequence[Link] | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> AbstractContextManager[Span]:
+    """A span made current for the ``with`` block; a shared no-op when tracing is off."""
+    if not tracing_on():
+        return _NULL
+    return _State.tracer.start_as_current_span(
+        name, context=context, kind=kind, attributes=attributes, links=links
+    )
+
+
+def _outcome(exc: BaseException | None) -> str:
+    if exc is None:
+        return "accepted"
+    if isinstance(exc, DomainError):
+        return "rejected"
+    if isinstance(exc, WrongExpectedVersion):
+        return "conflict"
+    if isinstance(exc, StoreUnavailable | OSError | TimeoutError):
+        return "unavailable"
+    return "error"
+
+
+class CommandScope:
+    """The span, metrics and log ids of one ``Application.execute`` (``async with``).
+
+    Counts the command by outcome when it ends (a DomainError is ``rejected`` and is not a
+    span error); :meth:`conflict` counts a refused append; :meth:`stamp` puts the trace
+    context into the events' metadata.
+    """
+
+    __slots__ = ("_cm", "_log", "aggregate", "command", "conflicts", "span", "stream_id")
+
+    def __init__(self, aggregate: str, stream_id: str, command: object) -> None:
+        self.aggregate = aggregate
+        self.stream_id = stream_id
+        self.command = command
+        self.conflicts = 0
+        self.span: Span = INVALID_SPAN
+        self._cm: AbstractContextManager[Span] | None = None
+        self._log: Any = None
+
+    async def __aenter__(self) -> CommandScope:
+        if tracing_on():
+            self._cm = _State.tracer.start_as_current_span(
+                "facta.execute",
+                attributes={
+                    "facta.aggregate": self.aggregate,
+                    "facta.stream": self.stream_id,
+                    "facta.command": type(self.command).__name__,
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            self.span = self._cm.__enter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        outcome = _outcome(exc)
+        _metrics.command_done(self.aggregate, outcome, self.conflicts)
+        if self._log is not None:
+            _logs.unbind(self._log)
+        if self._cm is not None:
+            span = self.span
+            span.set_attribute("facta.outcome", outcome)
+            span.set_attribute(
+                "facta.retries", self.conflicts - (outcome == "conflict") if self.conflicts else 0
+            )
+            if outcome in ("conflict", "unavailable", "error") and exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self._cm.__exit__(exc_type, exc, tb)
+
+    def conflict(self) -> None:
+        """An append of this command was refused by another writer's concurrent append."""
+        self.conflicts += 1
+
+    def stamp(self, metadata: bytes) -> bytes:
+        """The events' ``metadata`` with this span's ``traceparent`` added (unless the caller
+        set one), and its ids recorded on the span and bound for log lines."""
+        recording = self.span.is_recording()
+        if not recording and not _logs.enabled():
+            return metadata
+        values: dict[str, Any] = msgspec.json.decode(metadata)
+        ids = {
+            key: values[key]
+            for key in ("correlation_id", "causation_id", "command_id")
+            if isinstance(values.get(key), str)
+        }
+        if recording:
+            self.span.set_attributes({f"facta.{key}": value for key, value in ids.items()})
+            if TRACEPARENT not in values:
+                _propagator.inject(values)
+                metadata = msgspec.json.encode(values)
+        if _logs.enabled():
+            self._log = _logs.bind(stream=self.stream_id, **ids)
+        return metadata
+
+    def done(self, version: int, events: int) -> None:
+        """The command appended ``events`` events and left the stream at ``version``."""
+        if self._cm is not None:
+            self.span.set_attribute("facta.version", version)
+            self.span.set_attribute("facta.events", events)
+
+
+class AppendScope:
+    """Times one append (the latency histogram) and spans it when tracing is on."""
+
+    __slots__ = ("_cm", "_started", "attributes")
+
+    def __init__(self, stream_id: str, events: int, expected: object) -> None:
+        self.attributes = (stream_id, events, expected)
+        self._cm: AbstractContextManager[Span] | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> Span:
+        self._started = time.perf_counter()
+        if not tracing_on():
+            return INVALID_SPAN
+        stream_id, events, expected = self.attributes
+        self._cm = _State.tracer.start_as_current_span(
+            "facta.append",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "facta.stream": stream_id,
+                "facta.events": events,
+                "facta.expected_version": str(expected),
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        return self._cm.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _metrics.append_done(time.perf_counter() - self._started)
+        if self._cm is not None:
+            if exc is not None:
+                span = trace.get_current_span()
+                conflict = isinstance(exc, WrongExpectedVersion)
+                span.set_attribute("facta.conflict", conflict)
+                if not conflict:
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self._cm.__exit__(exc_type, exc, tb)
+
+
+def loading(stream_id: str, version: int | None) -> AbstractContextManager[Span]:
+    """The span of replaying one stream (to ``version``, or its end)."""
+    if not tracing_on():
+        return _NULL
+    attributes: dict[str, Any] = {"facta.stream": stream_id}
+    if version is not None:
+        attributes["facta.to_version"] = version
+    return _State.tracer.start_as_current_span("facta.load", attributes=attributes)
+
+
+def loaded(replayed: int, snapshot_version: int) -> None:
+    """Record on the current load span how many events it replayed and from which snapshot
+    version (0: none used)."""
+    if tracing_on():
+        current = trace.get_current_span()
+        current.set_attribute("facta.events_replayed", replayed)
+        current.set_attribute("facta.snapshot_version", snapshot_version)
+
+
+def context_of(record: RecordedEvent) -> Context | None:
+    """The trace context an event's metadata carries, if any."""
+    if b'"traceparent"' not in record.metadata:
+        return None
+    try:
+        values = msgspec.json.decode(record.metadata)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(values, dict) or not isinstance(values.get(TRACEPARENT), str):
+        return None
+    context = _propagator.extract(values)
+    return context if trace.get_current_span(context).get_span_context().is_valid else None
+
+
+class BatchScope:
+    """The span and lag metrics of one projection or relay batch (``with``).
+
+    The span continues the trace of the batch's first traced event and links up to
+    :data:`MAX_LINKS` other traces; on exit the lag is sampled (see
+    :func:`facta.observability.metrics.lag`).
+    """
+
+    __slots__ = ("_cm", "_log", "head", "kind", "name", "reached", "records")
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        records: Sequence[RecordedEvent],
+        reached: Position,
+        head: Position | None,
+    ) -> None:
+        self.kind, self.name, self.records = kind, name, records
+        self.reached, self.head = reached, head
+        self._cm: AbstractContextManager[Span] | None = None
+        self._log: Any = None
+
+    def __enter__(self) -> Span:
+        if _logs.enabled():
+            self._log = _logs.bind(**{self.kind: self.name})
+        if not tracing_on():
+            return INVALID_SPAN
+        parent: Context | None = None
+        links: list[Link] = []
+        seen: set[int] = set()
+        correlations: list[str] = []
+        for record in self.records:
+            context = context_of(record)
+            if context is None:
+                continue
+            span_context = trace.get_current_span(context).get_span_context()
+            if parent is None:
+                parent = context
+                seen.add(span_context.trace_id)
+            elif span_context.trace_id not in seen and len(links) < MAX_LINKS:
+                seen.add(span_context.trace_id)
+                links.append(Link(span_context))
+            correlation = record.meta.get("correlation_id")
+            if isinstance(correlation, str) and len(correlations) < MAX_LINKS:
+                correlations.append(correlation)
+        attributes: dict[str, Any] = {
+            f"facta.{self.kind}": self.name,
+            "facta.batch.events": len(self.records),
+            "facta.batch.position": str(self.reached),
+        }
+        if correlations:
+            attributes["facta.correlation_ids"] = sorted(set(correlations))
+        self._cm = _State.tracer.start_as_current_span(
+            f"facta.{self.kind}.batch",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes=attributes,
+        )
+        return self._cm.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            _metrics.lag(self.kind, self.name, self.records, self.reached, self.head)
+        if self._log is not None:
+            _logs.unbind(self._log)
+        if self._cm is not None:
+            self._cm.__exit__(exc_type, exc, tb)
+
+
+def projection_batch(
+    name: str, records: Sequence[RecordedEvent], reached: Position, head: Position | None
+) -> BatchScope:
+    """The scope of one batch of projection or policy ``name`` that reaches ``reached``."""
+    return BatchScope("projection", name, records, reached, head)
+
+
+def relay_batch(
+    name: str, records: Sequence[RecordedEvent], reached: Position, head: Position | None
+) -> BatchScope:
+    """The scope of one batch relay ``name`` publishes, up to ``reached``."""
+    return BatchScope("relay", name, records, reached, head)
