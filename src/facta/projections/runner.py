@@ -23,6 +23,7 @@ from typing import Any
 from facta.application import Application, EventEnvelope
 from facta.codec import Codec
 from facta.domain import Event, type_name
+from facta.observability import tracing
 from facta.projections._backend import Batch, Failure, SlotRow, Unit, Worker, table_name
 from facta.projections.documents import DocumentSpec
 from facta.projections.errors import LeaseLost, ProjectionNotFound
@@ -112,6 +113,7 @@ class ProjectionRunner:
             for kind in type(handler).event_types:
                 self.codec.register(kind)
             self._targets[target.name] = target
+        self._head: Position | None = None  # the newest log head read: the lag metric's
         self.waiting: dict[str, str] = {}
         """Why a projection is not being worked on by this runner (held elsewhere, failed)."""
 
@@ -235,7 +237,7 @@ class ProjectionRunner:
         after the checkpoint for each page (PostgreSQL without fresh statistics does).
         """
         # The head first: a short page then proves nothing lies up to that head.
-        head = await self.store.head()
+        head = self._head = await self.store.head()
         page = await self.store.read_all(after=after, limit=self.batch_size)
         more = len(page) == self.batch_size
         end = page[-1].position if page else after
@@ -276,7 +278,8 @@ class ProjectionRunner:
                     pending = asyncio.ensure_future(self._page(goal, wanted))
                 moved = goal != position
                 if moved:
-                    reached = await self._apply(target, worker, slot, records, goal)
+                    with tracing.projection_batch(target.name, records, goal, self._head):
+                        reached = await self._apply(target, worker, slot, records, goal)
                     renew_at = time.monotonic() + renew_every
                     handled += len(records)
                     position = reached
