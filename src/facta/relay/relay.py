@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from facta.codec import Codec
 from facta.errors import StoreUnavailable
+from facta.observability import tracing
 from facta.relay.checkpoints import CheckpointStore, RelayLeaseLost, checkpoints_for
 from facta.relay.consumer import backoff
 from facta.relay.message import to_message
@@ -195,7 +196,8 @@ class Relay:
                     )
                     if events:
                         messages = [m for e in events if (m := to_message(e, codec)) is not None]
-                        confirmed = await publisher.publish(messages) if messages else None
+                        with tracing.relay_batch(self.name, events, events[-1].position, head):
+                            confirmed = await publisher.publish(messages) if messages else None
                         read_to = events[-1].position
                         window.append(_Batch(confirmed, read_to, len(events), len(messages)))
                         in_flight += len(events)
