@@ -20,6 +20,8 @@ from facta.http.health import health_routes
 from facta.http.metrics import MetricsController, prometheus_config
 from facta.http.resource import AggregateResource, aggregate_routes
 from facta.http.runtime import Runtime
+from facta.observability.http import tracing_middleware
+from facta.observability.prometheus import bridge
 
 MAX_BODY_SIZE = 64 * 1024
 """Request bodies above this many bytes are refused with 413: commands are small."""
@@ -60,10 +62,11 @@ def create_app(
     handlers.extend(route_handlers)
     handlers.extend(feed_routes(runtime))
     handlers.extend(health_routes(runtime))
-    middleware = []
+    middleware = tracing_middleware()  # outermost: the request's span covers all the rest
     if metrics:
         handlers.append(MetricsController)
         middleware.append(prometheus_config().middleware)
+        bridge()  # facta's OpenTelemetry metrics on the same /metrics page
     return Litestar(
         route_handlers=handlers,
         lifespan=[open_and_close, *lifespans],

@@ -309,18 +309,20 @@ class BatchScope:
     :func:`facta.observability.metrics.lag`).
     """
 
-    __slots__ = ("_cm", "_log", "head", "kind", "name", "reached", "records")
+    __slots__ = ("_cm", "_log", "head", "kind", "name", "reached", "records", "span_name")
 
     def __init__(
         self,
         kind: str,
         name: str,
         records: Sequence[RecordedEvent],
-        reached: Position,
+        reached: Position | None,
         head: Position | None,
+        span_name: str = "",
     ) -> None:
         self.kind, self.name, self.records = kind, name, records
         self.reached, self.head = reached, head
+        self.span_name = span_name or f"facta.{kind}.batch"
         self._cm: AbstractContextManager[Span] | None = None
         self._log: Any = None
 
@@ -350,12 +352,13 @@ class BatchScope:
         attributes: dict[str, Any] = {
             f"facta.{self.kind}": self.name,
             "facta.batch.events": len(self.records),
-            "facta.batch.position": str(self.reached),
         }
+        if self.reached is not None:
+            attributes["facta.batch.position"] = str(self.reached)
         if correlations:
             attributes["facta.correlation_ids"] = sorted(set(correlations))
         self._cm = _State.tracer.start_as_current_span(
-            f"facta.{self.kind}.batch",
+            self.span_name,
             context=parent,
             kind=SpanKind.CONSUMER,
             links=links,
@@ -369,7 +372,7 @@ class BatchScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
+        if exc is None and self.reached is not None:
             _metrics.lag(self.kind, self.name, self.records, self.reached, self.head)
         if self._log is not None:
             _logs.unbind(self._log)
@@ -389,3 +392,11 @@ def relay_batch(
 ) -> BatchScope:
     """The scope of one batch relay ``name`` publishes, up to ``reached``."""
     return BatchScope("relay", name, records, reached, head)
+
+
+def inline_projection(name: str, records: Sequence[RecordedEvent]) -> BatchScope:
+    """The scope of inline projection ``name`` handling ``records`` inside their append.
+
+    Parented by the events' own trace context, not the current one: a backend may commit
+    several commands' appends in one transaction, from a writer task of its own."""
+    return BatchScope("projection", name, records, None, None, "facta.projection.inline")

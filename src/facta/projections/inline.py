@@ -14,6 +14,7 @@ from typing import Any
 
 from facta.application import EventEnvelope
 from facta.codec import Codec
+from facta.observability import tracing
 from facta.projections._backend import Batch, SlotRow, table_name
 from facta.projections.projection import Projection
 from facta.projections.read_store import backend_for
@@ -76,11 +77,12 @@ class InlineProjections:
             session: Session[Any] = Session(
                 unit, spec, table_name(self.backend.prefix, slot.name, slot.slot)
             )
-            for record in relevant:
-                event = decode(record)
-                if event is not None:
-                    await projection.handle(EventEnvelope(event, record), session)
-            await unit.commit(session._fill(Batch(START)))
+            with tracing.inline_projection(slot.name, relevant):
+                for record in relevant:
+                    event = decode(record)
+                    if event is not None:
+                        await projection.handle(EventEnvelope(event, record), session)
+                await unit.commit(session._fill(Batch(START)))
 
 
 def compose_hooks(*hooks: TransactionHook) -> TransactionHook:
