@@ -1,0 +1,284 @@
+"""Spans, metrics and JSON logs of the command side, projections and the relay.
+
+Spans go to the SDK's in-memory exporter and metrics to its in-memory reader, handed to
+facta with ``instrument`` (and taken back after each test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from bank.domain import Account, AccountError, Deposit, OpenAccount, Withdraw
+from bank.read_model import AccountsProjection
+from facta import Application, WrongExpectedVersion
+from facta.observability import configure_logging, instrument, log_context, tracing_on
+from facta.observability import logging as facta_logging
+from facta.projections import ProjectionRunner
+from facta.store.memory import MemoryEventStore
+from tests.conftest import service_missing
+
+ACCOUNT = Account()
+
+
+class Otel:
+    """What the code under test recorded."""
+
+    def __init__(self, spans: InMemorySpanExporter, metrics: InMemoryMetricReader) -> None:
+        self.exporter = spans
+        self.reader = metrics
+
+    def spans(self, name: str) -> list[ReadableSpan]:
+        return [s for s in self.exporter.get_finished_spans() if s.name == name]
+
+    def points(self, metric: str) -> dict[tuple[tuple[str, Any], ...], float]:
+        found: dict[tuple[tuple[str, Any], ...], float] = {}
+        data = self.reader.get_metrics_data()
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for item in scope.metrics:
+                    if item.name == metric:
+                        for point in item.data.data_points:
+                            key = tuple(sorted((point.attributes or {}).items()))
+                            found[key] = getattr(point, "value", None) or getattr(point, "count", 0)
+        return found
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrument(tracer_provider, meter_provider)
+    yield Otel(exporter, reader)
+    instrument(None, None)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+def attributes(span: ReadableSpan) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+async def test_without_a_provider_nothing_is_recorded_and_metadata_stays_plain() -> None:
+    assert not tracing_on()
+    app = Application(MemoryEventStore())
+    await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(1)))
+    [record] = await app.store.read_stream("account-a")
+    assert set(record.meta) == {"correlation_id", "causation_id"}
+
+
+async def test_a_command_spans_execute_load_and_append_and_stamps_its_events(otel: Otel) -> None:
+    app = Application(MemoryEventStore(), cache_size=0)
+    await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(10)), command_id="cmd-1")
+    await app.execute(ACCOUNT, "a", Deposit(Decimal(5)), metadata={"user": "u1"})
+
+    first, second = otel.spans("facta.execute")
+    assert attributes(first) == {
+        "facta.aggregate": "account",
+        "facta.stream": "account-a",
+        "facta.command": "OpenAccount",
+        "facta.correlation_id": "cmd-1",
+        "facta.causation_id": "cmd-1",
+        "facta.command_id": "cmd-1",
+        "facta.version": 1,
+        "facta.events": 1,
+        "facta.outcome": "accepted",
+        "facta.retries": 0,
+    }
+    assert attributes(second)["facta.version"] == 2
+    loads = otel.spans("facta.load")
+    assert [attributes(s)["facta.events_replayed"] for s in loads] == [0, 1]
+    appends = otel.spans("facta.append")
+    assert [attributes(s)["facta.events"] for s in appends] == [1, 1]
+    for execute, append in zip((first, second), appends, strict=True):
+        assert append.parent is not None
+        assert execute.context is not None
+        assert append.parent.span_id == execute.context.span_id
+
+    records = await app.store.read_stream("account-a")
+    for execute, record in zip((first, second), records, strict=True):
+        assert execute.context is not None
+        trace_id, span_id = record.meta["traceparent"].split("-")[1:3]
+        assert (int(trace_id, 16), int(span_id, 16)) == (
+            execute.context.trace_id,
+            execute.context.span_id,
+        )
+    assert records[1].meta["user"] == "u1"  # the caller's keys are kept
+    assert otel.points("facta.application.commands") == {
+        (("aggregate", "account"), ("outcome", "accepted")): 2
+    }
+    assert sum(otel.points("facta.append.duration").values()) == 2
+
+
+async def test_loading_from_a_snapshot_says_so(otel: Otel) -> None:
+    app = Application(MemoryEventStore(), cache_size=0)
+    await app.execute(ACCOUNT, "s", OpenAccount("Sam", Decimal(0)))
+    for _ in range(Account.snapshot_every or 0):
+        await app.execute(ACCOUNT, "s", Deposit(Decimal(1)))
+    await app.drain()
+    otel.exporter.clear()
+    await app.load(ACCOUNT, "s")
+    [load] = otel.spans("facta.load")
+    assert attributes(load)["facta.snapshot_version"] == Account.snapshot_every
+    assert attributes(load)["facta.events_replayed"] == 1
+
+
+async def test_conflicts_retries_and_rejections_are_counted(otel: Otel) -> None:
+    store = MemoryEventStore()
+    one, other = Application(store), Application(store)  # two processes, in effect
+    await one.execute(ACCOUNT, "c", OpenAccount("Cy", Decimal(10)))  # one caches version 1
+    await other.execute(ACCOUNT, "c", Deposit(Decimal(1)))  # version 2
+    await one.execute(ACCOUNT, "c", Deposit(Decimal(1)))  # stale cache: conflict, retried
+    await other.execute(ACCOUNT, "c", Deposit(Decimal(1)))  # the same the other way
+    with pytest.raises(AccountError):
+        await one.execute(ACCOUNT, "c", Withdraw(Decimal(1000)))
+    with pytest.raises(WrongExpectedVersion):
+        await one.execute(ACCOUNT, "c", Deposit(Decimal(1)), expected_version=1)
+
+    commands = otel.points("facta.application.commands")
+    assert commands == {
+        (("aggregate", "account"), ("outcome", "accepted")): 4,
+        (("aggregate", "account"), ("outcome", "rejected")): 1,
+        (("aggregate", "account"), ("outcome", "conflict")): 1,
+    }
+    assert otel.points("facta.application.conflicts") == {(("aggregate", "account"),): 2}
+    assert otel.points("facta.application.retries") == {(("aggregate", "account"),): 2}
+
+    by_outcome = {attributes(s)["facta.outcome"]: s for s in otel.spans("facta.execute")}
+    assert attributes(by_outcome["accepted"])["facta.retries"] in (0, 1)
+    assert by_outcome["rejected"].status.status_code is StatusCode.UNSET  # not a failure
+    assert by_outcome["conflict"].status.status_code is StatusCode.ERROR
+    retried = [s for s in otel.spans("facta.execute") if attributes(s)["facta.retries"] == 1]
+    assert len(retried) == 2
+    refused = [s for s in otel.spans("facta.append") if attributes(s).get("facta.conflict")]
+    assert len(refused) == 2
+
+
+async def test_a_projection_batch_continues_the_commands_trace_and_reports_its_lag(
+    otel: Otel,
+) -> None:
+    store = MemoryEventStore()
+    app = Application(store)
+    await app.execute(ACCOUNT, "p", OpenAccount("Pat", Decimal(3)))
+    await app.execute(ACCOUNT, "q", OpenAccount("Quin", Decimal(4)))
+    runner = ProjectionRunner(store, [AccountsProjection()], app=app)
+    try:
+        await runner.catch_up()
+    finally:
+        await runner.close()
+
+    first, second = otel.spans("facta.execute")
+    [batch] = otel.spans("facta.projection.batch")
+    assert first.context is not None
+    assert second.context is not None
+    assert batch.context is not None
+    assert batch.context.trace_id == first.context.trace_id  # continues the first event's
+    assert [link.context.trace_id for link in batch.links] == [second.context.trace_id]
+    assert attributes(batch)["facta.projection"] == "accounts"
+    assert attributes(batch)["facta.batch.events"] == 2
+    assert otel.points("facta.projection.lag.events") == {(("projection", "accounts"),): 0}
+    [seconds] = otel.points("facta.projection.lag").values()
+    assert 0 <= seconds < 5
+
+
+async def test_a_relay_batch_continues_the_trace_and_reports_its_lag(otel: Otel) -> None:
+    nats = pytest.importorskip("nats")
+    from facta.relay import Relay
+    from facta.relay.nats import NatsPublisher
+
+    url = os.environ.get("FACTA_TEST_NATS", "nats://127.0.0.1:4222")
+    try:
+        connection = await nats.connect(url, connect_timeout=1, allow_reconnect=False)
+    except Exception:
+        service_missing(f"NATS is not reachable at {url}")
+    stream = f"OTEL_{uuid.uuid4().hex[:10].upper()}"
+    store = MemoryEventStore()
+    app = Application(store)
+    await app.execute(ACCOUNT, "r", OpenAccount("Ray", Decimal(1)))
+    relay = Relay(store, NatsPublisher(url, stream=stream, subject=stream.lower()))
+    try:
+        await relay.catch_up()
+    finally:
+        await relay.close()
+        with contextlib.suppress(Exception):
+            await connection.jetstream().delete_stream(stream)
+        await connection.close()
+    [execute] = otel.spans("facta.execute")
+    [batch] = otel.spans("facta.relay.batch")
+    assert execute.context is not None
+    assert batch.context is not None
+    assert batch.context.trace_id == execute.context.trace_id
+    assert attributes(batch)["facta.relay"] == relay.name
+    [seconds] = otel.points("facta.relay.lag").values()
+    assert 0 <= seconds < 5
+
+
+class _Noisy(Account):
+    """An account whose decide logs (only a test does that: decide is pure)."""
+
+    def decide(self, state: Any, command: Any) -> Any:
+        logging.getLogger("tests.noisy").info("deciding", extra={"amount": "5"})
+        return super().decide(state, command)
+
+
+async def test_json_log_lines_carry_the_commands_ids_and_trace(otel: Otel) -> None:
+    out = io.StringIO()
+    handler = configure_logging(logging.INFO, stream=out, logger="tests.noisy")
+    try:
+        app = Application(MemoryEventStore())
+        await app.execute(_Noisy(), "l", OpenAccount("Lee", Decimal(1)), command_id="k-1")
+        assert log_context() == {}  # unbound after the command
+    finally:
+        logging.getLogger("tests.noisy").removeHandler(handler)
+        facta_logging.enable(False)
+    line = msgspec.json.decode(out.getvalue().splitlines()[0])
+    [execute] = otel.spans("facta.execute")
+    assert execute.context is not None
+    assert line["message"] == "deciding"
+    assert line["level"] == "INFO"
+    assert line["amount"] == "5"
+    assert (line["stream"], line["correlation_id"], line["causation_id"]) == (
+        "account-l",
+        "k-1",
+        "k-1",
+    )
+    assert line["command_id"] == "k-1"
+    assert line["trace_id"] == format(execute.context.trace_id, "032x")
+    assert line["span_id"] == format(execute.context.span_id, "016x")
+
+
+async def test_the_service_serves_facta_metrics_on_its_prometheus_page(tmp_path: Any) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from bank.service import create_app
+
+    app = create_app(f"sqlite:///{tmp_path / 'm.db'}", projections=False)
+    async with AsyncTestClient(app) as client:
+        opened = await client.post(
+            "/accounts/m1", json={"type": "OpenAccount", "owner": "Mo", "initial_balance": 1}
+        )
+        assert opened.status_code == 200
+        page = (await client.get("/metrics")).text
+    assert 'facta_application_commands_total{aggregate="account"' in page
+    assert "facta_append_duration_seconds_bucket" in page
+    assert "facta_http_requests_total" in page  # prometheus-client's own, beside them
+    await asyncio.sleep(0)
