@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from benchmarks.raw_limits import RAW
+from benchmarks.telemetry import configure_from_env
 from benchmarks.workloads import WORKLOADS, Measurement, Scale, Target
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -88,6 +89,7 @@ def run(library: str, backend: str, workload: str, scale: Scale, scratch: Path) 
 
 def main() -> None:
     library, backend, workload, scale_name, scratch = sys.argv[1:6]
+    configure_from_env()  # FACTA_BENCH_OTEL=1: with the OpenTelemetry SDK recording
     result = run(library, backend, workload, Scale.named(scale_name), Path(scratch))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(msgspec.json.encode({**asdict(result), "peak_mb": round(peak_mb, 1)}).decode())
