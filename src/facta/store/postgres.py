@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -70,7 +70,7 @@ _COLUMNS = (
 )
 _VISIBLE = "commit_xid < pg_snapshot_xmin(pg_current_snapshot())"
 _EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, STREAM_EXISTS: -3}
-_APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE, _RACE = range(5)
+_APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE = range(4)  # the append function's statuses
 
 _MAX_BATCH = 500
 """Most appends sent in one group-commit transaction."""
@@ -318,12 +318,12 @@ class PostgresEventStore:
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(stream_id, events, expected_version, future))
         if self._flushes < self.max_flushes:
-            self._start_flush()
+            self._flushes += 1
+            self._spawn(self._flush())
         return await future
 
-    def _start_flush(self) -> None:
-        self._flushes += 1
-        task = asyncio.get_running_loop().create_task(self._flush())
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -342,26 +342,27 @@ class PostgresEventStore:
         finally:
             self._flushes -= 1
             if self._pending and self._flushes < self.max_flushes:
-                self._start_flush()  # requests held back behind a busy stream
+                self._flushes += 1  # requests that waited behind a busy stream
+                self._spawn(self._flush())
 
     def _take(self) -> list[_Request]:
-        """The next batch: pending requests in order, except those for a stream that another
-        batch in flight writes to (they keep their place for the next batch)."""
+        """The next batch: pending requests in order, but each stream once, and none for a
+        stream that a batch in flight writes to (those keep their place for the next batch)."""
         pending = self._pending
         if not pending:
             return []
-        if not self._busy and len(pending) <= _MAX_BATCH:
+        if len(pending) == 1 and not self._busy:
             self._pending = []
             batch = pending
         else:
-            batch, held, kept = [], set(), []
+            batch, taken, kept = [], set(self._busy), []
             for request in pending:
                 stream = request.stream_id
-                if len(batch) < _MAX_BATCH and stream not in held and stream not in self._busy:
+                if len(batch) < _MAX_BATCH and stream not in taken:
                     batch.append(request)
                 else:
-                    held.add(stream)
                     kept.append(request)
+                taken.add(stream)  # also keeps a held-back stream's later requests in order
             self._pending = kept
         for request in batch:
             self._busy.add(request.stream_id)
@@ -400,7 +401,7 @@ class PostgresEventStore:
         ]
 
     async def _write(self, batch: list[_Request]) -> None:
-        """One transaction for the whole batch; settles every request's future."""
+        """One call, one transaction for the whole batch; settles every request's future."""
         recorded_at = time.time()
         arguments = self._arguments(batch, recorded_at)
         try:
@@ -412,43 +413,54 @@ class PostgresEventStore:
                     _drop_if_lost(connection, exc)
                     raise
         except Exception as exc:
-            if _lost(exc) or isinstance(exc, StoreUnavailable):
-                error = exc if isinstance(exc, StoreUnavailable) else _unavailable(exc, self._where)
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(error)
-                return
-            if len(batch) > 1:
-                # A deadlock with another process, or a request the server refuses: send each
-                # half on its own, down to single requests that get their own answers.
+            if len(batch) > 1 and not _lost(exc) and not isinstance(exc, StoreUnavailable):
+                # A race with another process, a deadlock, or a request the server refuses:
+                # send each half on its own, down to single requests with their own answers.
                 half = len(batch) // 2
                 await self._write(batch[:half])
                 await self._write(batch[half:])
-                return
-            if not batch[0].future.done():
-                batch[0].future.set_exception(exc)
+            else:
+                await self._settle_failure(batch, exc)
             return
         for request, row in zip(batch, rows, strict=True):
             if request.future.done():
                 continue
             try:
                 result = self._result(request, row, recorded_at)
+                if result is None:
+                    result = await self._resolve(request, None)
             except Exception as exc:
                 request.future.set_exception(exc)
                 continue
             if result is None:
-                self._pending.append(request)  # lost a race under ANY: the next batch retries
-            elif result is True:
-                self._spawn(self._settle_repeat(request))
+                self._pending.append(request)  # ANY lost a race: the next batch retries it
             else:
-                assert isinstance(result, AppendResult)
                 request.future.set_result(result)
 
-    def _result(
-        self, request: _Request, row: Any, recorded_at: float
-    ) -> AppendResult | bool | None:
-        """One row of the append function as a result; True for a repeat whose result must be
-        read, None for a lost race that may be retried; raises the request's error."""
+    async def _settle_failure(self, batch: list[_Request], exc: Exception) -> None:
+        error: Exception = exc
+        if _lost(exc):
+            error = _unavailable(exc, self._where)
+        elif isinstance(exc, asyncpg.UniqueViolationError):
+            # Only a lone request gets here: resolve its conflict.
+            [request] = batch
+            try:
+                result = await self._resolve(request, None)
+            except Exception as resolved:
+                error = resolved
+            else:
+                if result is None:
+                    self._pending.append(request)
+                elif not request.future.done():
+                    request.future.set_result(result)
+                return
+        for request in batch:
+            if not request.future.done():
+                request.future.set_exception(error)
+
+    def _result(self, request: _Request, row: Any, recorded_at: float) -> AppendResult | None:
+        """One row of the append function as a result, or None when the events may be stored
+        already (read them with :meth:`_resolve`); raises the request's error."""
         status, version, sequences, commit, event_id, detail = row
         stream_id, events = request.stream_id, request.events
         if status == _APPENDED:
@@ -470,41 +482,33 @@ class PostgresEventStore:
             )
             return AppendResult(stream_id, version, recorded[-1].position, recorded)
         if status == _REPEATED:
-            return True
+            return None
         if status == _DUPLICATE:
             raise DuplicateEventId(event_id, detail)
-        if status == _RACE and request.expected in (ANY, STREAM_EXISTS):
-            return None
         raise WrongExpectedVersion(stream_id, request.expected, version)
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _settle_repeat(self, request: _Request) -> None:
-        try:
-            result = await self._repeat(None, request.stream_id, request.events)
-        except Exception as exc:
-            if not request.future.done():
-                request.future.set_exception(exc)
-            return
-        if not request.future.done():
-            request.future.set_result(result)
-
-    async def _repeat(
-        self, connection: Any, stream_id: str, events: Sequence[NewEvent]
-    ) -> AppendResult:
-        """The result of the earlier append that stored these event ids in this stream."""
+    async def _resolve(self, request: _Request, connection: Any) -> AppendResult | None:
+        """After a conflict: the first result if these event ids are stored in this stream
+        already (a retry), else DuplicateEventId or WrongExpectedVersion; None when the
+        request expects ANY or STREAM_EXISTS and may simply be sent again."""
+        stream_id, events = request.stream_id, request.events
         ids = [e.event_id for e in events]
         if connection is None:
             rows = await self._fetch(self._sql_by_ids, ids)
         else:
             rows = await connection.fetch(self._sql_by_ids, ids)
         stored = tuple(_recorded(rows))
-        if len(stored) != len(events) or any(e.stream_id != stream_id for e in stored):
-            raise DuplicateEventId(ids[0], "stored again since, differently")  # pragma: no cover
-        return AppendResult(stream_id, stored[-1].version, stored[-1].position, stored)
+        for event in stored:
+            if event.stream_id != stream_id:
+                raise DuplicateEventId(event.event_id, f"in stream {event.stream_id!r}")
+        if len(stored) == len(events):
+            return AppendResult(stream_id, stored[-1].version, stored[-1].position, stored)
+        if stored:
+            raise DuplicateEventId(stored[0].event_id, "an earlier append stored it with other ids")
+        if request.expected is ANY or request.expected is STREAM_EXISTS:
+            return None
+        actual = await self.stream_version(stream_id)
+        raise WrongExpectedVersion(stream_id, request.expected, actual)
 
     async def _append_with_hook(
         self,
@@ -516,36 +520,45 @@ class PostgresEventStore:
         """Its own transaction: append, run the hook, commit (or roll back on any error)."""
         request = _Request(stream_id, events, expected, asyncio.get_running_loop().create_future())
         pool = self._pool or await self._get_pool()
-        hook_error: BaseException | None = (
-            None  # the hook's own errors reach the caller as they are
-        )
-        try:
-            async with pool.acquire() as connection:
-                try:
-                    async with connection.transaction():
-                        while True:
+        while True:
+            hook_error: BaseException | None = None  # the hook's errors reach the caller as is
+            try:
+                async with pool.acquire() as connection:
+                    try:
+                        async with connection.transaction():
                             recorded_at = time.time()
                             [row] = await connection.fetch(
                                 self._sql_append, *self._arguments([request], recorded_at)
                             )
                             result = self._result(request, row, recorded_at)
-                            if result is True:
-                                return await self._repeat(connection, stream_id, events)
-                            if isinstance(result, AppendResult):
-                                try:
-                                    await hook(connection, result.events)
-                                except BaseException as exc:
-                                    hook_error = exc
-                                    raise
-                                return result
-                except BaseException as exc:
-                    if exc is not hook_error:
-                        _drop_if_lost(connection, exc)
+                            if result is None:
+                                return await self._resolve_or_fail(request, connection)
+                            try:
+                                await hook(connection, result.events)
+                            except BaseException as exc:
+                                hook_error = exc
+                                raise
+                            return result
+                    except BaseException as exc:
+                        if exc is not hook_error:
+                            _drop_if_lost(connection, exc)
+                        raise
+            except asyncpg.UniqueViolationError as exc:
+                if exc is hook_error:
                     raise
-        except Exception as exc:
-            if exc is not hook_error and _lost(exc):
-                raise _unavailable(exc, self._where) from exc
-            raise
+                resolved = await self._resolve(request, None)
+                if resolved is not None:
+                    return resolved
+            except Exception as exc:
+                if exc is not hook_error and _lost(exc):
+                    raise _unavailable(exc, self._where) from exc
+                raise
+
+    async def _resolve_or_fail(self, request: _Request, connection: Any) -> AppendResult:
+        result = await self._resolve(request, connection)
+        if result is None:  # pragma: no cover - the function reports a repeat only when stored
+            raise DuplicateEventId(request.events[0].event_id, "stored, then gone")
+        return result
 
     async def _append_nothing(self, stream_id: str, expected: ExpectedVersion) -> AppendResult:
         actual = await self.stream_version(stream_id)
@@ -744,12 +757,15 @@ class _Listener:
         async with self._lock:
             if self._connection is not None and not self._connection.is_closed():
                 return True
+            connection = None
             try:
                 connection = await self._store._connect()
                 await connection.add_listener(self._store.channel, self._notified)
-            except (StoreUnavailable, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # whatever it is, polling still works
                 log.warning("cannot listen for new events, polling instead: %s", exc)
                 self._retry_at = time.monotonic() + self.RETRY_AFTER
+                if connection is not None:
+                    connection.terminate()
                 return False
             connection.add_termination_listener(self._lost)
             self._connection = connection

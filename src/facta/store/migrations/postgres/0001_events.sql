@@ -34,16 +34,17 @@ CREATE TABLE {schema}.{prefix}snapshots (
 -- Appends a batch of requests in one transaction (group commit), each checked on its own.
 -- Request i writes the next p_counts[i] events of the event arrays to stream p_streams[i] if
 -- the stream's version satisfies p_expected[i]: >= 0 exactly that version, -1 any, -2 no
--- stream yet, -3 the stream exists. One row comes back per request, in order, with r_version
--- the stream's version after it and r_status:
+-- stream yet, -3 the stream exists. A batch holds each stream once. One row comes back per
+-- request, in order, with r_version the stream's version after it and r_status:
 --   0 appended          r_sequences = the sequence numbers of the new rows
 --   1 wrong version     nothing written
---   2 already appended  these event ids are stored in this stream: a retry; fetch the result
+--   2 already appended  these event ids are stored in this stream: a retry; read its result
 --   3 duplicate id      r_event_id is stored elsewhere, r_detail says where
---   4 lost a race       another transaction wrote the version first; ANY may simply retry
--- A failing request writes nothing. There is no exception block (one per request would start
--- a subtransaction each): the insert skips conflicting rows, and a short insert deletes the
--- request's own rows again.
+-- The version check and the insert are not atomic: a transaction that commits the same
+-- stream version (or event id) in between makes the insert fail with a unique violation,
+-- which fails the whole call; the caller then resolves it (a retry, or WrongExpectedVersion).
+-- That race is rare, and keeping the common path free of ON CONFLICT and of exception blocks
+-- (a subtransaction each) is what makes it cheap.
 CREATE FUNCTION {schema}.{prefix}append(
     p_streams         text[],
     p_expected        bigint[],
@@ -57,7 +58,8 @@ CREATE FUNCTION {schema}.{prefix}append(
     p_channel         text
 ) RETURNS TABLE (r_status integer, r_version bigint, r_sequences bigint[], r_commit xid8,
                  r_event_id text, r_detail text)
-LANGUAGE plpgsql AS $$
+-- Generic plans: a custom plan per call (the default here) costs more than the work itself.
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_commit   xid8 := pg_current_xact_id();
     v_first    integer := 1;
@@ -68,52 +70,25 @@ DECLARE
     v_ids      text[];
     v_stored   bigint;
     v_other    text;
+    v_sequence bigint;
     v_wrote    boolean := false;
 BEGIN
+    r_commit := v_commit;
     FOR i IN 1 .. coalesce(cardinality(p_streams), 0) LOOP
         v_stream := p_streams[i];
         v_expected := p_expected[i];
         v_count := p_counts[i];
-        v_ids := p_event_ids[v_first : v_first + v_count - 1];
         r_status := 0;
         r_sequences := NULL;
-        r_commit := v_commit;
         r_event_id := NULL;
         r_detail := NULL;
         SELECT coalesce(max(e.version), 0) INTO v_actual
             FROM {schema}.{prefix}events e WHERE e.stream_id = v_stream;
         IF NOT (v_expected = -1 OR v_expected = v_actual
                 OR (v_expected = -2 AND v_actual = 0) OR (v_expected = -3 AND v_actual > 0)) THEN
+            -- Refused: but a retry of an earlier append gets that append's result instead.
             r_status := 1;
-        ELSE
-            WITH inserted AS (
-                INSERT INTO {schema}.{prefix}events AS e (commit_xid, version, recorded_at,
-                    schema_version, event_id, stream_id, category, type, data, metadata)
-                SELECT v_commit, v_actual + n, p_recorded_at, p_schema_versions[v_first + n - 1],
-                       v_ids[n], v_stream, split_part(v_stream, '-', 1),
-                       p_types[v_first + n - 1], p_data[v_first + n - 1],
-                       p_metadata[v_first + n - 1]
-                FROM generate_series(1, v_count) AS n
-                ORDER BY n
-                ON CONFLICT DO NOTHING
-                RETURNING e.sequence
-            )
-            SELECT array_agg(inserted.sequence ORDER BY inserted.sequence) INTO r_sequences
-                FROM inserted;
-            IF coalesce(cardinality(r_sequences), 0) = v_count THEN
-                v_actual := v_actual + v_count;
-                v_wrote := true;
-            ELSE
-                DELETE FROM {schema}.{prefix}events e
-                    WHERE e.commit_xid = v_commit AND e.sequence = ANY(r_sequences);
-                r_sequences := NULL;
-                r_status := 4;
-                SELECT coalesce(max(e.version), 0) INTO v_actual
-                    FROM {schema}.{prefix}events e WHERE e.stream_id = v_stream;
-            END IF;
-        END IF;
-        IF r_status <> 0 THEN
-            -- Failed: was it a retry of an earlier append, or does an id live elsewhere?
+            v_ids := p_event_ids[v_first : v_first + v_count - 1];
             SELECT e.event_id, e.stream_id INTO r_event_id, v_other
                 FROM {schema}.{prefix}events e
                 WHERE e.event_id = ANY(v_ids) AND e.stream_id <> v_stream LIMIT 1;
@@ -130,6 +105,32 @@ BEGIN
                     r_detail := 'an earlier append stored it with other ids';
                 END IF;
             END IF;
+        ELSIF v_count = 1 THEN
+            INSERT INTO {schema}.{prefix}events (commit_xid, version, recorded_at,
+                schema_version, event_id, stream_id, category, type, data, metadata)
+            VALUES (v_commit, v_actual + 1, p_recorded_at, p_schema_versions[v_first],
+                    p_event_ids[v_first], v_stream, split_part(v_stream, '-', 1),
+                    p_types[v_first], p_data[v_first], p_metadata[v_first])
+            RETURNING sequence INTO v_sequence;
+            r_sequences := ARRAY[v_sequence];
+            v_actual := v_actual + 1;
+            v_wrote := true;
+        ELSE
+            WITH inserted AS (
+                INSERT INTO {schema}.{prefix}events AS e (commit_xid, version, recorded_at,
+                    schema_version, event_id, stream_id, category, type, data, metadata)
+                SELECT v_commit, v_actual + n, p_recorded_at, p_schema_versions[v_first + n - 1],
+                       p_event_ids[v_first + n - 1], v_stream, split_part(v_stream, '-', 1),
+                       p_types[v_first + n - 1], p_data[v_first + n - 1],
+                       p_metadata[v_first + n - 1]
+                FROM generate_series(1, v_count) AS n
+                ORDER BY n
+                RETURNING e.sequence
+            )
+            SELECT array_agg(inserted.sequence ORDER BY inserted.sequence) INTO r_sequences
+                FROM inserted;
+            v_actual := v_actual + v_count;
+            v_wrote := true;
         END IF;
         r_version := v_actual;
         RETURN NEXT;
