@@ -119,7 +119,7 @@ class Application:
         stream_id = self.stream_id(aggregate, entity_id)
         self.codec.register_aggregate(aggregate)
         meta = _metadata(metadata, command_id)
-        scope = tracing.CommandScope(aggregate.name, stream_id, command)
+        scope = tracing.command_scope(aggregate.name, stream_id, command)
         async with scope, self._locks.hold(stream_id):
             meta = scope.stamp(meta)
             for attempt in range(self.max_retries + 1):
@@ -144,7 +144,7 @@ class Application:
                     for i, event in enumerate(events)
                 ]
                 try:
-                    with tracing.AppendScope(stream_id, len(new), version):
+                    with scope.appending(len(new), version):
                         appended = await self.store.append(
                             stream_id, new, version, hook=self.transaction_hook
                         )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.metrics import _internal as _api
 
 if TYPE_CHECKING:
     from facta.store.base import Position, RecordedEvent
@@ -90,6 +91,12 @@ class _Instruments:
 
 
 _instruments = _Instruments(metrics.get_meter(METER_NAME))
+_UNKNOWN = object()
+
+
+class _State:
+    explicit = False
+    global_on = False
 
 
 def use_meter_provider(provider: MeterProvider | None) -> None:
@@ -97,6 +104,21 @@ def use_meter_provider(provider: MeterProvider | None) -> None:
     global _instruments
     meter = metrics.get_meter(METER_NAME) if provider is None else provider.get_meter(METER_NAME)
     _instruments = _Instruments(meter)
+    _State.explicit = provider is not None
+
+
+def metrics_on() -> bool:
+    """Whether metrics go anywhere: a provider was given to ``instrument`` or set globally."""
+    if _State.explicit or _State.global_on:
+        return True
+    # As for tracing: get_meter_provider() probes os.environ on every call until one is set.
+    if getattr(_api, "_METER_PROVIDER", _UNKNOWN) is None:
+        return False
+    # The API's placeholder until one is set is a private class: compare by name.
+    if type(metrics.get_meter_provider()).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
+        return False
+    _State.global_on = True  # a global provider can only be set once: it stays
+    return True
 
 
 def command_done(aggregate: str, outcome: str, conflicts: int) -> None:

@@ -64,6 +64,7 @@ MAX_LINKS = 32
 
 _propagator = TraceContextTextMapPropagator()
 _NULL: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
+_UNKNOWN = object()
 
 
 class _State:
@@ -94,6 +95,10 @@ def tracing_on() -> bool:
     """Whether spans go anywhere: a provider was given to :func:`instrument` or set globally."""
     if _State.explicit or _State.global_on:
         return True
+    # get_tracer_provider() probes os.environ on every call until a provider is set (a
+    # KeyError each time, ~1 µs): read the API's global first, where this version keeps it.
+    if getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None:
+        return False
     if isinstance(trace.get_tracer_provider(), ProxyTracerProvider | NoOpTracerProvider):
         return False
     _State.global_on = True  # a global provider can only be set once: it stays
@@ -133,6 +138,19 @@ def _outcome(exc: BaseException | None) -> str:
     if isinstance(exc, StoreUnavailable | OSError | TimeoutError):
         return "unavailable"
     return "error"
+
+
+def observed() -> bool:
+    """Whether any of spans, metrics or log ids is being recorded (else the scopes below are
+    shared no-ops)."""
+    return tracing_on() or _metrics.metrics_on() or _logs.enabled()
+
+
+def command_scope(aggregate: str, stream_id: str, command: object) -> CommandScope:
+    """The scope of one ``Application.execute``: a shared no-op when nothing is observed."""
+    if not observed():
+        return _QUIET_COMMAND
+    return CommandScope(aggregate, stream_id, command)
 
 
 class CommandScope:
@@ -215,11 +233,47 @@ class CommandScope:
             self._log = _logs.bind(stream=self.stream_id, **ids)
         return metadata
 
+    def appending(self, events: int, expected: object) -> AbstractContextManager[Any]:
+        """The scope of one append of this command (timed, and a span when tracing)."""
+        return AppendScope(self.stream_id, events, expected)
+
     def done(self, version: int, events: int) -> None:
         """The command appended ``events`` events and left the stream at ``version``."""
         if self._cm is not None:
             self.span.set_attribute("facta.version", version)
             self.span.set_attribute("facta.events", events)
+
+
+class _QuietCommandScope(CommandScope):
+    """CommandScope when nothing is observed: stateless, so one instance serves all."""
+
+    async def __aenter__(self) -> CommandScope:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def conflict(self) -> None:
+        """Nothing to count."""
+
+    def stamp(self, metadata: bytes) -> bytes:
+        """The metadata unchanged."""
+        return metadata
+
+    def appending(self, events: int, expected: object) -> AbstractContextManager[Any]:
+        """A shared no-op."""
+        return _NULL
+
+    def done(self, version: int, events: int) -> None:
+        """Nothing to record."""
+
+
+_QUIET_COMMAND = _QuietCommandScope("", "", None)
 
 
 class AppendScope:
