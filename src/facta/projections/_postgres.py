@@ -9,6 +9,7 @@ last committed checkpoint. Documents are written with one ``unnest`` upsert per 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -448,7 +449,8 @@ class _Unit:
                 )
             await self._transaction.commit()
         except BaseException:
-            await self._transaction.rollback()
+            with contextlib.suppress(Exception):  # a broken connection: the server rolls back
+                await self._transaction.rollback()
             raise
         finally:
             self._transaction = None
@@ -487,4 +489,5 @@ class _Unit:
     async def rollback(self) -> None:
         if self._transaction is not None:
             transaction, self._transaction = self._transaction, None
-            await transaction.rollback()
+            with contextlib.suppress(Exception):  # a broken connection: the server rolls back
+                await transaction.rollback()

@@ -288,15 +288,21 @@ def _immediate(connection: sqlite3.Connection) -> _Immediate:
 
 
 class SQLiteWorker:
-    """A runner's connection for one projection."""
+    """A runner's connection for one projection.
+
+    Everything that may wait for the write lock runs on the worker's own thread, one thing
+    at a time: a task cancelled while its commit runs there must not close the connection
+    under it.
+    """
 
     def __init__(self, backend: SQLiteBackend, connection: sqlite3.Connection) -> None:
         self.backend = backend
         self.connection = connection
         self.ttl = 10.0
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="facta-projection")
 
     async def _run(self, work: Callable[[], T]) -> T:
-        return await asyncio.to_thread(work)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def claim(
         self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
@@ -411,6 +417,7 @@ class SQLiteWorker:
 
     async def close(self) -> None:
         await self._run(self.connection.close)
+        self._thread.shutdown(wait=False)
 
 
 class _WorkerUnit:
@@ -447,11 +454,11 @@ class _WorkerUnit:
 
     async def begin(self) -> None:
         if not self._begun:
-            await asyncio.to_thread(self._connection.execute, "BEGIN IMMEDIATE")
+            await self.worker._run(lambda: self._connection.execute("BEGIN IMMEDIATE"))
             self._begun = True
 
     async def commit(self, batch: Batch) -> None:
-        await asyncio.to_thread(self._commit, batch)
+        await self.worker._run(lambda: self._commit(batch))
         self.slot.position = batch.position
 
     def _commit(self, batch: Batch) -> None:
@@ -526,7 +533,12 @@ class _WorkerUnit:
     async def rollback(self) -> None:
         if self._begun:
             self._begun = False
-            await asyncio.to_thread(self._connection.execute, "ROLLBACK")
+
+            def rollback() -> None:
+                if self._connection.in_transaction:  # a cancelled commit may have finished
+                    self._connection.execute("ROLLBACK")
+
+            await self.worker._run(rollback)
 
 
 class _InlineUnit:

@@ -211,6 +211,9 @@ class ProjectionRunner:
                 except (LeaseLost, _Stopped):
                     slot = None
                 except Exception as exc:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # cancelled while cleaning up: do not swallow the cancellation
                     log.exception("projection %s: %s; retrying in %.1fs", target.name, exc, delay)
                     self.waiting[target.name] = f"retrying after {type(exc).__name__}: {exc}"
                     if worker is not None:
