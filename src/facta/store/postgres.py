@@ -132,8 +132,9 @@ class PostgresEventStore:
     """An EventStore in a PostgreSQL schema. Open it with :meth:`open` (migrates the schema).
 
     ``schema`` and ``prefix`` (lowercase identifiers) place the tables, so several apps or
-    tenants can share one database; ``pool_size`` bounds the connections (plus one for
-    listening); ``max_flushes`` bounds the group-commit transactions in flight at once.
+    tenants can share one database. Connections: a pool of up to ``pool_size`` for reads and
+    hooked appends, up to ``max_flushes`` for group commits (the number of append
+    transactions in flight at once), and one that listens for new events.
     """
 
     def __init__(
@@ -162,6 +163,7 @@ class PostgresEventStore:
         self._busy: set[str] = set()
         self._flushes = 0
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._idle_writers: list[asyncpg.Connection] = []
         self.channel = f"facta.{self.schema}.{self.prefix}events"
         t = f"{self.schema}.{self.prefix}"
         self._sql_append = f"SELECT * FROM {t}append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -316,7 +318,22 @@ class PostgresEventStore:
         if hook is not None:
             return await self._append_with_hook(stream_id, events, expected_version, hook)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Request(stream_id, events, expected_version, future))
+        request = _Request(stream_id, events, expected_version, future)
+        if self._flushes < self.max_flushes and not self._pending and not self._busy:
+            # Nothing else to send with it: write it from this task, which saves a task
+            # switch per append for a lone client. Cancelling it cancels only this append.
+            self._flushes += 1
+            self._busy.add(stream_id)
+            try:
+                await self._write([request])
+            finally:
+                self._busy.discard(stream_id)
+                self._flushes -= 1
+                if self._pending and self._flushes < self.max_flushes:
+                    self._flushes += 1
+                    self._spawn(self._flush())
+            return await future  # done already, unless it lost a race and went back in line
+        self._pending.append(request)
         if self._flushes < self.max_flushes:
             self._flushes += 1
             self._spawn(self._flush())
@@ -405,13 +422,7 @@ class PostgresEventStore:
         recorded_at = time.time()
         arguments = self._arguments(batch, recorded_at)
         try:
-            pool = self._pool or await self._get_pool()
-            async with pool.acquire() as connection:
-                try:
-                    rows = await connection.fetch(self._sql_append, *arguments)
-                except BaseException as exc:
-                    _drop_if_lost(connection, exc)
-                    raise
+            rows = await self._call_append(arguments)
         except Exception as exc:
             if len(batch) > 1 and not _lost(exc) and not isinstance(exc, StoreUnavailable):
                 # A race with another process, a deadlock, or a request the server refuses:
@@ -436,6 +447,28 @@ class PostgresEventStore:
                 self._pending.append(request)  # ANY lost a race: the next batch retries it
             else:
                 request.future.set_result(result)
+
+    async def _call_append(self, arguments: list[Any]) -> list[Any]:
+        """Run the append function on a writer connection of its own (no pool: acquiring and
+        releasing would cost about as much again as the call)."""
+        for attempt in (1, 2):
+            idle = self._idle_writers
+            while idle and idle[-1].is_closed():
+                idle.pop()
+            connection = idle.pop() if idle else await self._connect()
+            try:
+                rows: list[Any] = await connection.fetch(self._sql_append, *arguments)
+            except BaseException as exc:
+                if _lost(exc) or not isinstance(exc, Exception):  # lost, or cancelled mid-call
+                    connection.terminate()
+                else:
+                    idle.append(connection)
+                if attempt == 1 and isinstance(exc, asyncpg.InternalClientError):
+                    continue  # it had died while idle: nothing was sent, so try a fresh one
+                raise
+            idle.append(connection)
+            return rows
+        raise AssertionError("unreachable")
 
     async def _settle_failure(self, batch: list[_Request], exc: Exception) -> None:
         error: Exception = exc
@@ -710,6 +743,10 @@ class PostgresEventStore:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._listener.close()
+        writers, self._idle_writers = self._idle_writers, []
+        for writer in writers:
+            with contextlib.suppress(*_LOST):
+                await asyncio.wait_for(writer.close(), 5)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
