@@ -57,6 +57,30 @@ def _recorded(rows: list[Any]) -> list[RecordedEvent]:
     ]
 
 
+def _drive(work: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Run a hook's coroutine right here on the writer thread (a hook that opts in with
+    ``runs_on_writer_thread = True`` does only synchronous work on the transaction), sparing
+    the round trip through a busy event loop that holds the write transaction open. If it
+    suspends after all, the rest of it runs on the loop."""
+    try:
+        waiting = work.send(None)
+    except StopIteration:
+        return
+    asyncio.run_coroutine_threadsafe(_resume(work, waiting), loop).result()
+
+
+async def _resume(work: Any, waiting: Any) -> None:
+    while True:
+        if waiting is None:
+            await asyncio.sleep(0)
+        else:
+            await asyncio.wait([waiting])
+        try:
+            waiting = work.send(None)
+        except StopIteration:
+            return
+
+
 class SQLiteTransaction:
     """The transaction handle a hook receives: the write connection, inside the append's
     transaction. Use it synchronously; the writer thread waits while the hook runs."""
@@ -312,7 +336,10 @@ class SQLiteEventStore:
         if request.hook is not None:
             assert request.loop is not None
             work = request.hook(SQLiteTransaction(connection), recorded)
-            asyncio.run_coroutine_threadsafe(work, request.loop).result()  # type: ignore[arg-type]
+            if getattr(request.hook, "runs_on_writer_thread", False):
+                _drive(work, request.loop)
+            else:
+                asyncio.run_coroutine_threadsafe(work, request.loop).result()  # type: ignore[arg-type]
         last = recorded[-1]
         return AppendResult(stream_id, last.version, last.position, tuple(recorded))
 
