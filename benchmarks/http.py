@@ -56,13 +56,22 @@ def free_port() -> int:
         return port
 
 
-def start(store_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(store_url: str, workdir: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     script = Path(sys.executable).parent / "facta"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "facta.cli"]
     process = subprocess.Popen(
-        [*command, "serve", "--store", store_url, "--port", str(port), "--log-level", "warning"]
-        + (["--app", os.environ["FACTA_BENCH_APP"]] if "FACTA_BENCH_APP" in os.environ else []),
+        [
+            *command,
+            "serve",
+            "--store",
+            store_url,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *extra,
+        ],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
@@ -97,7 +106,9 @@ def open_accounts(url: str, count: int) -> None:
     asyncio.run(run())
 
 
-def wrk(url: str, path: str, connections: int, seconds: int, script: Path | None) -> dict[str, float]:
+def wrk(
+    url: str, path: str, connections: int, seconds: int, script: Path | None
+) -> dict[str, float]:
     command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
@@ -131,7 +142,8 @@ async def main():
     done = errors = 0
     stop = time.monotonic() + {seconds}
     latencies = []
-    async with httpx.AsyncClient(base_url={url!r}, limits=httpx.Limits(max_connections={connections})) as http:
+    limits = httpx.Limits(max_connections={connections})
+    async with httpx.AsyncClient(base_url={url!r}, limits=limits) as http:
         async def worker(n):
             nonlocal done, errors
             i = n
@@ -150,8 +162,9 @@ async def main():
         await asyncio.gather(*(worker(n) for n in range({connections})))
         elapsed = time.monotonic() - began
     latencies.sort()
-    print(json.dumps({{"rps": done / elapsed, "errors": errors,
-        "p50": latencies[len(latencies) // 2] * 1000, "p99": latencies[int(len(latencies) * .99)] * 1000}}))
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * .99)]
+    rate = done / elapsed
+    print(json.dumps({{"rps": rate, "errors": errors, "p50": p50 * 1e3, "p99": p99 * 1e3}}))
 asyncio.run(main())
 """
     output = subprocess.run(
@@ -167,7 +180,8 @@ def measure(backend: str, args: argparse.Namespace) -> list[tuple[str, dict[str,
             store_url = f"sqlite:///{Path(workdir) / 'bench.db'}"
         else:
             store_url = f"{POSTGRES}?schema=bench_http_{uuid.uuid4().hex[:8]}"
-        process, url = start(store_url, Path(workdir))
+        extra = ["--app", args.app] if args.app else []
+        process, url = start(store_url, Path(workdir), extra + args.serve_option)
         try:
             open_accounts(url, args.accounts)
             script = Path(workdir) / "deposit.lua"
@@ -202,10 +216,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--app", help="MODULE:FACTORY to serve instead of the bank service")
+    parser.add_argument(
+        "--serve-option", action="append", default=[], help="passed to `facta serve`"
+    )
     args = parser.parse_args()
     tool = "wrk -t1" if shutil.which("wrk") else "python load generator (wrk not installed)"
     print(f"load: {tool}, {args.connections} connections, {args.seconds}s per endpoint")
-    print(f"{'backend':<9} {'endpoint':<13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    header = ("backend", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx")
+    print("{:<9} {:<13} {:>9} {:>8} {:>8} {:>8}".format(*header))
     for backend in args.backends.split(","):
         rows = measure(backend, args)
         for name, result in rows:
