@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests examples benchmarks
 
-.PHONY: install test lint typecheck run bench clean
+.PHONY: install test lint typecheck run bench soak clean
 
 install: $(STAMP)
 
@@ -31,8 +31,14 @@ run: $(STAMP)
 	$(BIN)/facta serve
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet '.[bench]'
+	$(BIN)/python -m pip install --quiet -e '.[all,bench]'
 	$(BIN)/python benchmarks/run.py
+
+# The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
+# latency and memory required to stay flat, then the kill-under-load campaign scaled up.
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak --minutes 10 --rate 200
+	FACTA_CRASH_KILLS=10 FACTA_CRASH_SECONDS=3 $(BIN)/pytest -s tests/reliability
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
