@@ -154,7 +154,14 @@ class PostgresEventStore:
         self.max_flushes = int(max_flushes)
         if self.pool_size < 1 or self.max_flushes < 1:
             raise ValueError("pool_size and max_flushes must be at least 1")
-        self._server_settings = {"application_name": application_name, "jit": "off"}
+        # Generic plans: the log's queries are the same every time, and without statistics
+        # (a young table) a custom plan may sort the whole log for one page. No JIT: it costs
+        # more than it saves on queries this size.
+        self._server_settings = {
+            "application_name": application_name,
+            "jit": "off",
+            "plan_cache_mode": "force_generic_plan",
+        }
         parts = urlsplit(dsn)
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
         self._pool: asyncpg.Pool | None = None
