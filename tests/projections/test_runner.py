@@ -377,3 +377,29 @@ def test_bad_runner_configuration_is_refused() -> None:
 
         class BadName(Counters):
             name = "Bad-Name"
+
+
+async def test_a_rebuild_while_a_runner_follows_hands_the_new_storage_to_that_runner(
+    store: EventStore,
+) -> None:
+    """The CLI's rebuild runs in its own process while the service's runner follows the
+    log: after the switch the service's runner carries on with the new storage."""
+    await fill(store, 3, 10)
+    service = ProjectionRunner(store, [Counters()], codec=codec, poll_interval=0.05)
+    read_store = ReadStore(store)
+    async with running(service):
+        await eventually(lambda: _equal(store, expected(3, 10)))
+        cli = ProjectionRunner(store, [Counters()], codec=codec, batch_size=4)
+        await cli.rebuild("counters")
+        await cli.close()
+        [status] = await read_store.status("counters")
+        assert status.slot == 2
+        await fill(store, 3, 2)
+        await eventually(lambda: _equal(store, expected(3, 12)))
+        await eventually(lambda: _owned_by(read_store, service.owner))
+    await read_store.close()
+
+
+async def _owned_by(read_store: ReadStore, owner: str) -> bool:
+    [status] = await read_store.status("counters")
+    return status.owner == owner and status.slot == 2

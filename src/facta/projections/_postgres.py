@@ -162,6 +162,10 @@ class PostgresBackend:
         )
 
     async def drop_slot(self, c: asyncpg.Connection, name: str, slot: int) -> None:
+        # The catalog row first, as a runner's batch locks it first too: a batch in flight
+        # finishes (and then finds its slot gone) before the tables are dropped, no deadlock.
+        await c.execute(f"DELETE FROM {self.slots_table} WHERE name = $1 AND slot = $2", name, slot)
+        await c.execute(f"DELETE FROM {self.dead_table} WHERE name = $1 AND slot = $2", name, slot)
         base = table_name(self.prefix, name, slot)
         tables = await c.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND starts_with(tablename, $2)",
@@ -171,8 +175,6 @@ class PostgresBackend:
         for (table,) in tables:
             if table == base or table.startswith(base + "_"):
                 await c.execute(f"DROP TABLE IF EXISTS {self.schema}.{table}")
-        await c.execute(f"DELETE FROM {self.slots_table} WHERE name = $1 AND slot = $2", name, slot)
-        await c.execute(f"DELETE FROM {self.dead_table} WHERE name = $1 AND slot = $2", name, slot)
 
     def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         assert isinstance(tx, asyncpg.Connection)
