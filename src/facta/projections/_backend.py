@@ -156,6 +156,10 @@ class Backend(Protocol):
 
     prefix: str
 
+    def table(self, name: str, slot: int) -> str:
+        """The documents table of a slot, qualified as SQL needs it."""
+        ...
+
     async def worker(self) -> Worker: ...
 
     async def slots(self, name: str | None = None) -> list[SlotRow]: ...

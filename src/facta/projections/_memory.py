@@ -60,6 +60,9 @@ class MemoryBackend:
         self.prefix = ""
         self.db = _DATABASES.setdefault(store, _Database())
 
+    def table(self, name: str, slot: int) -> str:
+        return table_name(self.prefix, name, slot)
+
     async def worker(self) -> _MemoryWorker:
         return _MemoryWorker(self.db)
 

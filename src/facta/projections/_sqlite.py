@@ -127,6 +127,9 @@ class SQLiteBackend:
 
     # -- catalog ---------------------------------------------------------------------------
 
+    def table(self, name: str, slot: int) -> str:
+        return table_name(self.prefix, name, slot)
+
     async def worker(self) -> SQLiteWorker:
         return SQLiteWorker(self, self.connect())
 

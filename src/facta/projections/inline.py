@@ -15,7 +15,7 @@ from typing import Any
 from facta.application import EventEnvelope
 from facta.codec import Codec
 from facta.observability import tracing
-from facta.projections._backend import Batch, SlotRow, table_name
+from facta.projections._backend import Batch, SlotRow
 from facta.projections.projection import Projection
 from facta.projections.read_store import backend_for
 from facta.projections.runner import ProgressCallback, ProjectionRunner
@@ -74,9 +74,7 @@ class InlineProjections:
             slot = self._slots[type(projection).name]
             spec = projection.spec()
             unit = self.backend.inline_unit(tx, slot, spec)
-            session: Session[Any] = Session(
-                unit, spec, table_name(self.backend.prefix, slot.name, slot.slot)
-            )
+            session: Session[Any] = Session(unit, spec, self.backend.table(slot.name, slot.slot))
             with tracing.inline_projection(slot.name, relevant):
                 for record in relevant:
                     event = decode(record)

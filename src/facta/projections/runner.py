@@ -24,7 +24,7 @@ from facta.application import Application, EventEnvelope
 from facta.codec import Codec
 from facta.domain import Event, type_name
 from facta.observability import tracing
-from facta.projections._backend import Batch, Failure, SlotRow, Unit, Worker, table_name
+from facta.projections._backend import Batch, Failure, SlotRow, Unit, Worker
 from facta.projections.documents import DocumentSpec
 from facta.projections.errors import LeaseLost, ProjectionNotFound
 from facta.projections.policy import Policy, PolicyContext
@@ -334,7 +334,7 @@ class ProjectionRunner:
             raise
 
     def _table(self, slot: SlotRow) -> str:
-        return table_name(self.backend.prefix, slot.name, slot.slot)
+        return self.backend.table(slot.name, slot.slot)
 
     # -- batches ---------------------------------------------------------------------------
 
