@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests examples benchmarks
 
-.PHONY: install test lint typecheck run bench soak clean
+.PHONY: install test lint typecheck docs run bench soak clean
 
 install: $(STAMP)
 
@@ -24,7 +24,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck
+# The documentation site, built strictly (a broken link or reference fails); its code samples
+# run in the test suite (tests/docs).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint typecheck docs
 	$(BIN)/pytest
 
 run: $(STAMP)
