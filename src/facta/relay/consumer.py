@@ -80,12 +80,22 @@ def backoff(failures: int, *, base: float = 0.1, cap: float = 5.0) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
+def _reraise_cancellation() -> None:
+    """Inside an ``except`` for a broker error: raise CancelledError if this task is being
+    cancelled. A driver's ``wait_for`` may turn a cancellation into a TimeoutError, and a
+    reconnect loop must not swallow it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Dispatcher:
     """Turns one delivered message into at most one successful handler call.
 
     ``max_tries`` bounds the calls for one message (with ``retry_delay`` doubling between
     them); after the last failure, :meth:`deliver` returns a DeadLetter and the caller moves
-    the message to its dead-letter queue. A message without a valid envelope is dead at once.
+    the message to its dead-letter queue (its id counts as handled from then on, so a
+    repeat is not retried). A message without a valid envelope is dead at once.
     """
 
     def __init__(
@@ -147,6 +157,9 @@ class Dispatcher:
                         tries,
                         exc,
                     )
+                    # Parked: a repeat of it is not retried again (the dead-letter queue
+                    # has it; replaying it from there is an operator's decision).
+                    await self.deduplicator.remember(recorded.event_id)
                     return DeadLetter(f"{type(exc).__name__}: {exc}", tries)
                 if keep_alive is not None:
                     await keep_alive()

@@ -25,7 +25,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from facta.codec import Codec
-from facta.relay.consumer import DeadLetter, Deduplicator, Dispatcher, Handler, backoff
+from facta.relay.consumer import (
+    DeadLetter,
+    Deduplicator,
+    Dispatcher,
+    Handler,
+    _reraise_cancellation,
+    backoff,
+)
 from facta.relay.message import Message
 from facta.relay.publisher import PublishError
 
@@ -99,6 +106,10 @@ class NatsPublisher:
     def destination(self) -> str:
         parts = urlsplit(self.url)
         return f"nats://{parts.hostname}:{parts.port or 4222}?stream={self.stream}"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._broken is not None and not self._broken.done()
 
     async def connect(self) -> None:
         broken = self._broken = asyncio.get_running_loop().create_future()
@@ -232,6 +243,7 @@ class NatsConsumer:
             try:
                 await self._consume()
             except _NATS_ERRORS as exc:
+                _reraise_cancellation()
                 self.connected.clear()
                 failures += 1
                 delay = backoff(failures)

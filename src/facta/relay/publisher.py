@@ -44,6 +44,12 @@ class Publisher(Protocol):
         (``amqp://host:port/vhost?exchange=facta``, ``nats://host:port?stream=FACTA``)."""
         ...
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is up as far as the client knows (the relay checks it while
+        idle, so that it reconnects before the next event rather than on it)."""
+        ...
+
     async def connect(self) -> None:
         """Open the connection and declare what is missing (exchange, stream).
 

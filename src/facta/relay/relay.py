@@ -32,7 +32,7 @@ from facta.codec import Codec
 from facta.errors import StoreUnavailable
 from facta.observability import tracing
 from facta.relay.checkpoints import CheckpointStore, RelayLeaseLost, checkpoints_for
-from facta.relay.consumer import backoff
+from facta.relay.consumer import _reraise_cancellation, backoff
 from facta.relay.message import to_message
 from facta.relay.publisher import Publisher, PublishError
 from facta.store.base import EventStore, Position
@@ -140,6 +140,7 @@ class Relay:
                     log.warning("relay %s lost its lease; waiting to take it again", self.name)
                     status.holding = False
                 except _BROKER_ERRORS as exc:
+                    _reraise_cancellation()
                     failures = failures + 1 if status.connected is False else 1
                     status.reconnects += 1
                     status.last_error = str(exc) or repr(exc)
@@ -235,6 +236,8 @@ class Relay:
                 if not window and caught_up:
                     if stop_at is not None and read_to >= stop_at:
                         return read_to
+                    if not publisher.is_connected:
+                        raise PublishError(f"lost the connection to {publisher.destination}")
                     if now - renewed_at >= self.lease_ttl / 3:
                         await self.checkpoints.renew(self.name, self.owner, self.lease_ttl)
                         renewed_at = now

@@ -1,0 +1,135 @@
+"""Relay throughput: events per second from a store to a broker, with confirms on.
+
+Each row fills a fresh store (SQLite file or PostgreSQL scratch schema) with ``--events``
+events over 1,000 streams, then times ``Relay.catch_up()`` from the start of the log to the
+head: every event read, turned into a message, sent, and confirmed by the broker
+(RabbitMQ publisher confirms with a durable queue bound, so messages are persisted and
+routed; JetStream acks from a file-backed stream). Run: ``python -m benchmarks.relay``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import nats
+
+from facta import EventStore, NewEvent
+from facta.relay import Relay
+from facta.relay.nats import NatsPublisher
+from facta.relay.publisher import Publisher
+from facta.relay.rabbitmq import RabbitMQPublisher
+from facta.store.postgres import PostgresEventStore
+from facta.store.sqlite import SQLiteEventStore
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+NATS_URL = "nats://127.0.0.1:4222"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+STREAMS = 1000
+
+
+async def fill(store: EventStore, events: int) -> None:
+    """``events`` deposits over STREAMS streams, in appends of 10 events."""
+    per_append = 10
+    metadata = b'{"correlation_id":"5f0c6a1e-corr","causation_id":"9b1d-cause"}'
+    appends = [
+        store.append(
+            f"account-{n % STREAMS}",
+            [
+                NewEvent("MoneyDeposited", b'{"amount":"12.50"}', metadata=metadata)
+                for _ in range(per_append)
+            ],
+        )
+        for n in range(events // per_append)
+    ]
+    for start in range(0, len(appends), 200):
+        await asyncio.gather(*appends[start : start + 200])
+
+
+@contextlib.asynccontextmanager
+async def opened(kind: str, directory: Path) -> AsyncIterator[EventStore]:
+    if kind == "sqlite":
+        sqlite = await SQLiteEventStore.open(str(directory / f"{uuid.uuid4().hex}.db"))
+        try:
+            yield sqlite
+        finally:
+            await sqlite.close()
+        return
+    schema = f"bench_relay_{uuid.uuid4().hex[:10]}"
+    postgres = await PostgresEventStore.open(POSTGRES_URL, schema=schema)
+    try:
+        yield postgres
+    finally:
+        await postgres.close()
+        connection = await asyncpg.connect(POSTGRES_URL)
+        await connection.execute(f"DROP SCHEMA {schema} CASCADE")
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def destination(kind: str) -> AsyncIterator[Publisher]:
+    tag = uuid.uuid4().hex[:10]
+    if kind == "rabbitmq":
+        exchange = f"bench-{tag}"
+        connection = await aio_pika.connect(RABBITMQ_URL)
+        channel = await connection.channel()
+        topic = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exchange, durable=True)
+        await queue.bind(topic, "#")
+        try:
+            yield RabbitMQPublisher(RABBITMQ_URL, exchange=exchange)
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
+            await topic.delete()
+            await connection.close()
+        return
+    stream = f"BENCH_{tag}"
+    try:
+        yield NatsPublisher(NATS_URL, stream=stream, subject=f"bench{tag}")
+    finally:
+        nc = await nats.connect(NATS_URL)
+        await nc.jetstream().delete_stream(stream)
+        await nc.close()
+
+
+async def relay_throughput(store_kind: str, broker: str, events: int, directory: Path) -> str:
+    """One row: relay ``events`` events from a fresh ``store_kind`` store to ``broker``."""
+    async with opened(store_kind, directory) as store, destination(broker) as publisher:
+        await fill(store, events)
+        relay = Relay(store, publisher, name=f"bench-{uuid.uuid4().hex[:6]}")
+        try:
+            started = time.perf_counter()
+            await relay.catch_up()
+            seconds = time.perf_counter() - started
+        finally:
+            await relay.close()
+        assert relay.status.published == events
+    return f"{store_kind:8} {broker:9} {events:8d} {seconds:8.2f} {events / seconds:10.0f}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--brokers", default="rabbitmq,nats")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    print(f"{'store':8} {'broker':9} {'events':>8} {'seconds':>8} {'events/s':>10}")
+    with tempfile.TemporaryDirectory() as directory:
+        for _ in range(args.repeat):
+            for store_kind in args.stores.split(","):
+                for broker in args.brokers.split(","):
+                    row = await relay_throughput(store_kind, broker, args.events, Path(directory))
+                    print(row, flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,363 @@
+"""Brokers for the relay tests: the machine's real RabbitMQ and NATS JetStream.
+
+Each test gets its own exchange and queues (RabbitMQ) or streams (NATS), deleted afterwards.
+A harness can also drop the relay's connection from the broker's side: ``rabbitmqctl
+close_connection`` for RabbitMQ, a restart of nats-server for NATS (it has no monitoring
+port to kick one client), which is always running again when the test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import aio_pika
+import nats
+import pytest
+
+from facta import NewEvent
+from facta.application import EventEnvelope
+from facta.relay.nats import NatsConsumer, NatsPublisher
+from facta.relay.publisher import Publisher
+from facta.relay.rabbitmq import RabbitMQConsumer, RabbitMQPublisher
+from facta.store.sqlite import SQLiteEventStore
+from tests.conftest import service_missing
+
+RABBITMQ_URL = os.environ.get("FACTA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
+NATS_URL = os.environ.get("FACTA_TEST_NATS", "nats://127.0.0.1:4222")
+NATS_START = [
+    "start-stop-daemon",
+    "--start",
+    "--oknodo",
+    "--background",
+    "--exec",
+    "/usr/sbin/nats-server",
+    "--",
+    "-a",
+    "127.0.0.1",
+    "-p",
+    "4222",
+    "-js",
+    "-sd",
+    "/var/lib/nats-server",
+    "-l",
+    "/var/log/nats-server.log",
+]
+
+
+class Consumer(Protocol):
+    dispatcher: Any
+    connected: asyncio.Event
+
+    async def run(self) -> None: ...
+
+
+class Harness(Protocol):
+    """One broker, with names of its own for one test."""
+
+    kind: str
+    relay_name: str
+
+    def publisher(self) -> Publisher: ...
+
+    def relay_url(self) -> str: ...
+
+    def consumer(
+        self, handler: Callable[[EventEnvelope[Any]], Awaitable[None]], **options: Any
+    ) -> Consumer: ...
+
+    async def drop_relay_connection(self) -> None: ...
+
+    async def dead_letters(self) -> list[tuple[bytes, dict[str, Any]]]: ...
+
+    async def cleanup(self) -> None: ...
+
+
+class RabbitMQHarness:
+    kind = "rabbitmq"
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex[:10]
+        self.exchange = f"test-{tag}"
+        self.queue = f"test-{tag}"
+        self.relay_name = f"facta-relay-{tag}"
+
+    def publisher(self) -> RabbitMQPublisher:
+        return RabbitMQPublisher(RABBITMQ_URL, exchange=self.exchange, name=self.relay_name)
+
+    def relay_url(self) -> str:
+        return f"{RABBITMQ_URL}?exchange={self.exchange}&name={self.relay_name}"
+
+    def consumer(self, handler: Any, **options: Any) -> RabbitMQConsumer:
+        return RabbitMQConsumer(
+            RABBITMQ_URL, self.queue, handler, exchange=self.exchange, **options
+        )
+
+    async def drop_relay_connection(self) -> None:
+        """Close the relay's connection from the broker (``rabbitmqctl close_connection``)."""
+        if shutil.which("rabbitmqctl") is None:
+            service_missing("rabbitmqctl is not installed: cannot close a connection")
+
+        def close() -> int:
+            listing = subprocess.run(
+                ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+            pids = [
+                line.split("\t")[0]
+                for line in listing.splitlines()
+                if f'"{self.relay_name}"' in line or f'<<"{self.relay_name}">>' in line
+            ]
+            for pid in pids:
+                subprocess.run(
+                    ["rabbitmqctl", "-q", "close_connection", pid, "test: dropped"],
+                    capture_output=True,
+                    timeout=30,
+                )
+            return len(pids)
+
+        closed = await asyncio.to_thread(close)
+        assert closed == 1, f"found {closed} connections named {self.relay_name}"
+
+    async def dead_letters(self) -> list[tuple[bytes, dict[str, Any]]]:
+        connection = await aio_pika.connect(RABBITMQ_URL)
+        found = []
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(f"{self.queue}.dlq", durable=True)
+            while (message := await queue.get(fail=False, no_ack=True)) is not None:
+                found.append((message.body, dict(message.headers)))
+        finally:
+            await connection.close()
+        return found
+
+    async def cleanup(self) -> None:
+        connection = await aio_pika.connect(RABBITMQ_URL)
+        try:
+            channel = await connection.channel()
+            for queue in (self.queue, f"{self.queue}.dlq"):
+                await channel.queue_delete(queue)
+            await channel.exchange_delete(self.exchange)
+        finally:
+            await connection.close()
+
+
+class NatsHarness:
+    kind = "nats"
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex[:10]
+        self.stream = f"TEST_{tag}"
+        self.subject = f"test{tag}"
+        self.relay_name = f"facta-relay-{tag}"
+
+    def publisher(self) -> NatsPublisher:
+        return NatsPublisher(
+            NATS_URL, stream=self.stream, subject=self.subject, name=self.relay_name
+        )
+
+    def relay_url(self) -> str:
+        return f"{NATS_URL}?stream={self.stream}&subject={self.subject}&name={self.relay_name}"
+
+    def consumer(self, handler: Any, **options: Any) -> NatsConsumer:
+        return NatsConsumer(
+            NATS_URL,
+            f"durable-{self.subject}",
+            handler,
+            stream=self.stream,
+            subject=self.subject,
+            **options,
+        )
+
+    async def drop_relay_connection(self) -> None:
+        """Restart nats-server: every client's connection drops from the server's side."""
+        await restart_nats()
+
+    async def stream_messages(self) -> int:
+        nc = await nats.connect(NATS_URL)
+        try:
+            info = await nc.jetstream().stream_info(self.stream)
+            return int(info.state.messages)
+        finally:
+            await nc.close()
+
+    async def dead_letters(self) -> list[tuple[bytes, dict[str, Any]]]:
+        nc = await nats.connect(NATS_URL)
+        found = []
+        try:
+            js = nc.jetstream()
+            subscription = await js.pull_subscribe(
+                f"{self.subject}-dlq.>", stream=f"{self.stream}_DLQ"
+            )
+            with contextlib.suppress(nats.errors.TimeoutError):
+                for message in await subscription.fetch(100, timeout=1.0):
+                    found.append((message.data, dict(message.headers or {})))
+        finally:
+            await nc.close()
+        return found
+
+    async def cleanup(self) -> None:
+        nc = await nats.connect(NATS_URL)
+        try:
+            js = nc.jetstream()
+            for stream in (self.stream, f"{self.stream}_DLQ"):
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await js.delete_stream(stream)
+        finally:
+            await nc.close()
+
+
+def _nats_pid() -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "exe") == "/usr/sbin/nats-server":
+                    return int(entry.name)
+    return None
+
+
+async def _nats_answers() -> bool:
+    try:
+        nc = await nats.connect(NATS_URL, connect_timeout=1, allow_reconnect=False)
+    except Exception:
+        return False
+    try:
+        await nc.jetstream().account_info()
+        return True
+    except Exception:
+        return False
+    finally:
+        await nc.close()
+
+
+async def restart_nats() -> None:
+    """Stop nats-server and start it again with the machine's own command; it is running
+    again (JetStream answering) when this returns, or the test fails."""
+    pid = _nats_pid()
+    if pid is None or shutil.which("start-stop-daemon") is None or os.geteuid() != 0:
+        service_missing("cannot restart nats-server here (needs root and the local server)")
+    assert pid is not None
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _nats_pid() == pid:
+            assert time.monotonic() < deadline, "nats-server did not stop"
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.to_thread(subprocess.run, NATS_START, check=False, timeout=30)
+        deadline = time.monotonic() + 30
+        while not await _nats_answers():
+            assert time.monotonic() < deadline, "nats-server did not come back"
+            await asyncio.sleep(0.1)
+
+
+async def _rabbitmq_up() -> bool:
+    try:
+        connection = await aio_pika.connect(RABBITMQ_URL, timeout=3)
+    except Exception:
+        return False
+    await connection.close()
+    return True
+
+
+@pytest.fixture(params=["rabbitmq", "nats"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each broker in turn, with names of this test's own; cleaned up afterwards."""
+    harness: Harness
+    if request.param == "rabbitmq":
+        if not await _rabbitmq_up():
+            service_missing(f"RabbitMQ is unreachable at {RABBITMQ_URL}")
+        harness = RabbitMQHarness()
+    else:
+        if not await _nats_answers():
+            service_missing(f"NATS JetStream is unreachable at {NATS_URL}")
+        harness = NatsHarness()
+    yield harness
+    await harness.cleanup()
+
+
+class Received:
+    """What a consumer's handler saw: every stream's versions in the order handled."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, list[int]] = defaultdict(list)
+        self.count = 0
+        self.changed = asyncio.Event()
+
+    async def handle(self, envelope: EventEnvelope[Any]) -> None:
+        recorded = envelope.recorded
+        self.versions[recorded.stream_id].append(recorded.version)
+        self.count += 1
+        self.changed.set()
+
+    async def wait_for(self, count: int, within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while self.count < count:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"received {self.count} of {count} events"
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.5))
+
+    def assert_complete(self, streams: int, per_stream: int) -> None:
+        """Every event exactly once, and each stream's versions in order."""
+        assert len(self.versions) == streams
+        for stream, versions in self.versions.items():
+            assert versions == list(range(1, per_stream + 1)), stream
+
+
+async def fill(path: Path, streams: int, per_stream: int, *, chunk: int = 10) -> SQLiteEventStore:
+    """A SQLite store holding ``streams * per_stream`` events, streams interleaved in the log."""
+    store = await SQLiteEventStore.open(str(path), synchronous="NORMAL")
+    for start in range(0, per_stream, chunk):
+        await asyncio.gather(
+            *(
+                store.append(
+                    f"account-{s}",
+                    [
+                        NewEvent(
+                            "MoneyDeposited",
+                            b'{"amount":"1.00"}',
+                            metadata=b'{"correlation_id":"c-%d","causation_id":"k-%d"}'
+                            % (s, start),
+                        )
+                        for _ in range(min(chunk, per_stream - start))
+                    ],
+                )
+                for s in range(streams)
+            )
+        )
+    return store
+
+
+async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
+    """Return once ``predicate()`` holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.002)
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: Consumer) -> AsyncIterator[Consumer]:
+    """``consumer`` running in a task until the block ends."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.connected.wait(), 15)
+        yield consumer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

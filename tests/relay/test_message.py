@@ -1,0 +1,84 @@
+"""The message a relay publishes: the current shape of each event, the envelope in headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from facta import Codec, NewEvent
+from facta.relay import EnvelopeError, to_message, to_recorded
+from facta.store.memory import MemoryEventStore
+from tests.evolution import wallet_v3
+
+
+async def _stored(*events: NewEvent) -> list:  # type: ignore[type-arg]
+    store = MemoryEventStore()
+    await store.append("wallet.eu-1", list(events))
+    return await store.read_all()
+
+
+async def test_codec_publishes_the_current_shape() -> None:
+    codec = Codec()
+    codec.register_aggregate(wallet_v3.Wallet())
+    opened, added, frozen, unknown = await _stored(
+        NewEvent("WalletOpened", b'{"owner":"ann"}', schema_version=1),
+        NewEvent("FundsAdded", b'{"cents":150}', schema_version=1),
+        NewEvent("WalletFrozen", b'{"reason":"x"}', schema_version=1),
+        NewEvent("SomethingElse", b'{"a":1}', schema_version=4),
+    )
+    message = to_message(opened, codec)
+    assert message is not None
+    assert message.topic == "wallet_eu.WalletOpened"
+    assert message.headers["schema-version"] == "3"
+    assert to_recorded(message.body, message.headers).type == "WalletOpened"
+    event = codec.decode(to_recorded(message.body, message.headers))
+    assert event == wallet_v3.WalletOpened(owner="ann", currency="EUR", tier="basic")
+
+    renamed = to_message(added, codec)
+    assert renamed is not None
+    assert renamed.topic == "wallet_eu.MoneyDeposited"
+    assert renamed.headers["event-type"] == "MoneyDeposited"
+    assert renamed.headers["schema-version"] == "2"
+    assert isinstance(
+        codec.decode(to_recorded(renamed.body, renamed.headers)), wallet_v3.MoneyDeposited
+    )
+
+    assert to_message(frozen, codec) is None  # deprecated: not published
+    other = to_message(unknown, codec)  # not the codec's: as stored
+    assert other is not None
+    assert other.body == b'{"a":1}'
+    assert other.headers["schema-version"] == "4"
+
+
+async def test_current_events_go_out_as_stored_and_round_trip() -> None:
+    codec = Codec([wallet_v3.MoneyDeposited])
+    (recorded,) = await _stored(
+        NewEvent(
+            "MoneyDeposited",
+            b'{"amount":"2.50"}',
+            schema_version=2,
+            metadata=b'{"correlation_id":"c","causation_id":"k","user":"u"}',
+        )
+    )
+    message = to_message(recorded, codec)
+    assert message is not None
+    assert message.body is recorded.data  # no decode, no re-encode
+    assert message.event_id == recorded.event_id
+    assert message.headers["correlation-id"] == "c"
+    assert message.headers["causation-id"] == "k"
+    assert to_recorded(message.body, message.headers) == recorded
+    assert to_message(recorded) == message  # without a codec: the same
+
+
+def test_a_message_without_an_envelope_is_refused() -> None:
+    with pytest.raises(EnvelopeError, match="event-id"):
+        to_recorded(b"{}", {})
+    headers = {
+        "event-id": "e",
+        "event-type": "T",
+        "stream-id": "s-1",
+        "stream-version": "1",
+        "position": "not a position",
+        "schema-version": "1",
+    }
+    with pytest.raises(EnvelopeError, match="malformed"):
+        to_recorded(b"{}", headers)
