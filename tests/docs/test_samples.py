@@ -12,11 +12,14 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import os
 import re
+import socket
 import sys
 import types
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -69,6 +72,15 @@ async def _reachable() -> str | None:
     return None
 
 
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 4222), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
 def test_the_samples_of_a_page_run(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -83,6 +95,11 @@ def test_the_samples_of_a_page_run(
         schema = f"docs_{uuid.uuid4().hex[:12]}"
         separator = "&" if "?" in POSTGRES_URL else "?"
         monkeypatch.setenv("DATABASE_URL", f"{POSTGRES_URL}{separator}schema={schema}")
+    if "NATS_URL" in text:
+        nats_url = os.environ.get("FACTA_TEST_NATS", "nats://127.0.0.1:4222")
+        if not _listening(nats_url):
+            service_missing(f"NATS is unreachable at {nats_url}")
+        monkeypatch.setenv("NATS_URL", nats_url)
     # A real module: msgspec and Litestar resolve annotations through sys.modules.
     module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
     sys.modules[module.__name__] = module
