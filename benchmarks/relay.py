@@ -5,6 +5,11 @@ events over 1,000 streams, then times ``Relay.catch_up()`` from the start of the
 head: every event read, turned into a message, sent, and confirmed by the broker
 (RabbitMQ publisher confirms with a durable queue bound, so messages are persisted and
 routed; JetStream acks from a file-backed stream). Run: ``python -m benchmarks.relay``.
+
+Besides events/s (wall clock), each row gives the CPU time per event of the relay's process
+and of the broker's server process (read from /proc when the broker runs on this machine):
+on a busy machine the wall-clock rate says more about the other processes than about the
+relay, and the CPU costs say what the relay and the broker need per event.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 import uuid
@@ -34,6 +40,26 @@ RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STREAMS = 1000
+SERVERS = {"rabbitmq": "beam.smp", "nats": "nats-server"}
+
+
+def server_cpu(broker: str) -> float | None:
+    """CPU seconds the broker's server process has used so far (None if not found here)."""
+    name = SERVERS[broker]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() != name:
+                    continue
+        except OSError:
+            continue
+        ticks = fields[1].split()
+        return (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
+    return None
 
 
 async def fill(store: EventStore, events: int) -> None:
@@ -106,13 +132,25 @@ async def relay_throughput(store_kind: str, broker: str, events: int, directory:
         await fill(store, events)
         relay = Relay(store, publisher, name=f"bench-{uuid.uuid4().hex[:6]}")
         try:
+            broker_before = server_cpu(broker)
+            cpu_before = time.process_time()
             started = time.perf_counter()
             await relay.catch_up()
             seconds = time.perf_counter() - started
+            relay_cpu = time.process_time() - cpu_before
+            broker_after = server_cpu(broker)
         finally:
             await relay.close()
         assert relay.status.published == events
-    return f"{store_kind:8} {broker:9} {events:8d} {seconds:8.2f} {events / seconds:10.0f}"
+    broker_us = (
+        f"{(broker_after - broker_before) / events * 1e6:9.1f}"
+        if broker_before is not None and broker_after is not None
+        else f"{'-':>9}"
+    )
+    return (
+        f"{store_kind:8} {broker:9} {events:8d} {seconds:8.2f} {events / seconds:10.0f}"
+        f" {relay_cpu / events * 1e6:9.1f} {broker_us}"
+    )
 
 
 async def main() -> None:
@@ -122,7 +160,10 @@ async def main() -> None:
     parser.add_argument("--brokers", default="rabbitmq,nats")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    print(f"{'store':8} {'broker':9} {'events':>8} {'seconds':>8} {'events/s':>10}")
+    print(
+        f"{'store':8} {'broker':9} {'events':>8} {'seconds':>8} {'events/s':>10}"
+        f" {'relay us':>9} {'broker us':>9}"
+    )
     with tempfile.TemporaryDirectory() as directory:
         for _ in range(args.repeat):
             for store_kind in args.stores.split(","):

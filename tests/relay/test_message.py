@@ -82,3 +82,47 @@ def test_a_message_without_an_envelope_is_refused() -> None:
     }
     with pytest.raises(EnvelopeError, match="malformed"):
         to_recorded(b"{}", headers)
+
+
+def test_amqp_frames_are_the_bytes_pamqp_writes() -> None:
+    """The relay's own encoder of basic.publish (its hot path) against aiormq's encoder."""
+    from pamqp import commands as spec
+    from pamqp import frame
+    from pamqp.body import ContentBody
+    from pamqp.header import ContentHeader
+
+    from facta.relay._amqp import EncodeError, publish_frames, short
+    from facta.relay.message import Message
+    from facta.store.base import Position
+
+    headers = {
+        "event-id": "e-1",
+        "event-type": "MoneyDeposited",
+        "stream-id": "account-7",
+        "stream-version": "3",
+        "position": "12:40",
+        "metadata": '{"correlation_id":"c","note":"é ü"}',
+        "correlation-id": "c",
+    }
+    for body in (b'{"amount":"1.00"}', b"x" * 300, b""):
+        message = Message(
+            "e-1", "account-7", Position(12, 40), "account.MoneyDeposited", body, headers
+        )
+        properties = spec.Basic.Properties(
+            content_type="application/json",
+            headers=headers,  # type: ignore[arg-type]
+            delivery_mode=2,
+            correlation_id="c",
+            message_id="e-1",
+            message_type="MoneyDeposited",
+            app_id="facta",
+        )
+        frames = [
+            spec.Basic.Publish(exchange="facta", routing_key=message.topic),
+            ContentHeader(properties=properties, body_size=len(body)),
+            *(ContentBody(body[i : i + 128]) for i in range(0, len(body), 128)),
+        ]
+        expected = b"".join(frame.marshal(f, 5) for f in frames)
+        assert publish_frames(5, short("facta"), message, 128) == expected
+    with pytest.raises(EncodeError):
+        short("x" * 256)
