@@ -75,7 +75,7 @@ _APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE = range(4)  # the append functi
 _MAX_BATCH = 500
 """Most appends sent in one group-commit transaction."""
 
-_OPTIONS = {"schema", "prefix", "pool_size", "application_name", "max_flushes"}
+_OPTIONS = {"schema", "prefix", "pool_size", "application_name", "max_flushes", "visibility_wait"}
 
 # Errors that mean the connection could not be made or is gone, not that a request is bad.
 _LOST: tuple[type[BaseException], ...] = (
@@ -99,7 +99,8 @@ def _drop_if_lost(connection: Any, exc: BaseException) -> None:
     """Close a pooled connection that failed as lost, so the pool replaces it: the pool's
     reset (which would notice) is skipped for speed, see :func:`_keep_session`."""
     if _lost(exc):
-        connection.terminate()
+        with contextlib.suppress(asyncpg.InterfaceError):  # the pool has let go of it already
+            connection.terminate()
 
 
 def _unavailable(exc: BaseException, where: str) -> StoreUnavailable:
@@ -146,12 +147,14 @@ class PostgresEventStore:
         pool_size: int | str = 10,
         application_name: str = "facta",
         max_flushes: int | str = 2,
+        visibility_wait: float | str = 0.1,
     ) -> None:
         self.dsn = dsn
         self.schema = validate_identifier(schema, "schema")
         self.prefix = validate_identifier(prefix, "table prefix", allow_empty=True)
         self.pool_size = int(pool_size)
         self.max_flushes = int(max_flushes)
+        self.visibility_wait = float(visibility_wait)
         if self.pool_size < 1 or self.max_flushes < 1:
             raise ValueError("pool_size and max_flushes must be at least 1")
         # Generic plans: the log's queries are the same every time, and without statistics
@@ -178,9 +181,17 @@ class PostgresEventStore:
             f"SELECT {_COLUMNS} FROM {t}events WHERE event_id = ANY($1::text[]) ORDER BY version"
         )
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}events WHERE stream_id = $1"
+        # Whether committed rows are held back by the visibility rule: they all sort after
+        # every visible row, so that is one probe of the primary key. Queried in the same
+        # statement (snapshot) as what it qualifies.
+        holding = (
+            f"SELECT EXISTS (SELECT FROM {t}events"
+            " WHERE commit_xid >= pg_snapshot_xmin(pg_current_snapshot())) AS held"
+        )
         self._sql_head = (
-            f"SELECT commit_xid, sequence FROM {t}events WHERE {_VISIBLE}"
-            " ORDER BY commit_xid DESC, sequence DESC LIMIT 1"
+            f"SELECT e.commit_xid, e.sequence, h.held FROM ({holding}) h LEFT JOIN LATERAL"
+            f" (SELECT commit_xid, sequence FROM {t}events WHERE {_VISIBLE}"
+            " ORDER BY commit_xid DESC, sequence DESC LIMIT 1) e ON true"
         )
         self._sql_stream = {
             order: f"SELECT {_COLUMNS} FROM {t}events WHERE stream_id = $1 AND version >= $2"
@@ -188,6 +199,7 @@ class PostgresEventStore:
             for order in ("ASC", "DESC")
         }
         self._sql_all: dict[tuple[bool, bool], str] = {}
+        self._sql_all_held: dict[tuple[bool, bool], str] = {}
         for by_category in (False, True):
             for by_type in (False, True):
                 where = f"(commit_xid, sequence) > ($1, $2) AND {_VISIBLE}"
@@ -195,9 +207,13 @@ class PostgresEventStore:
                     where += " AND category = ANY($4::text[])"
                 if by_type:
                     where += f" AND type = ANY(${4 + by_category}::text[])"
-                self._sql_all[by_category, by_type] = (
+                page = (
                     f"SELECT {_COLUMNS} FROM {t}events WHERE {where}"
                     " ORDER BY commit_xid, sequence LIMIT $3"
+                )
+                self._sql_all[by_category, by_type] = page
+                self._sql_all_held[by_category, by_type] = (
+                    f"SELECT e.*, h.held FROM ({holding}) h LEFT JOIN LATERAL ({page}) e ON true"
                 )
 
     @classmethod
@@ -634,14 +650,35 @@ class PostgresEventStore:
         types: Sequence[str] | None = None,
     ) -> list[RecordedEvent]:
         """Up to ``limit`` events after ``after`` in log order, of transactions that have all
-        ended before every transaction still running (see the module's notes on lag)."""
-        arguments: list[Any] = [after.commit, after.sequence, limit]
+        ended before every transaction still running (see the module's notes on lag).
+
+        A short page while committed events are held back waits up to ``visibility_wait``
+        seconds for the transactions in the way to end, as short ones do, and reads on.
+        """
+        filters: list[Any] = []
         if categories:
-            arguments.append(list(categories))
+            filters.append(list(categories))
         if types:
-            arguments.append(list(types))
-        sql = self._sql_all[bool(categories), bool(types)]
-        return _recorded(await self._fetch(sql, *arguments))
+            filters.append(list(types))
+        key = bool(categories), bool(types)
+        rows = await self._fetch(self._sql_all[key], after.commit, after.sequence, limit, *filters)
+        if len(rows) == limit or self.visibility_wait <= 0:
+            return _recorded(rows)
+        # A short page: read the rest together with whether anything is held back, and
+        # while it is, wait a little and read on.
+        page = list(rows)
+        deadline = time.monotonic() + self.visibility_wait
+        delay = 0.001
+        while True:
+            commit, sequence = (page[-1][3], page[-1][4]) if page else after
+            more = await self._fetch(
+                self._sql_all_held[key], commit, sequence, limit - len(page), *filters
+            )
+            page += [r[:10] for r in more if r[0] is not None]
+            if len(page) == limit or not more[0][10] or time.monotonic() + delay > deadline:
+                return _recorded(page)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.02)
 
     def subscribe(
         self,
@@ -688,9 +725,16 @@ class PostgresEventStore:
         return int(rows[0][0])
 
     async def head(self) -> Position:
-        """The last event readers can see: the same visibility rule as :meth:`read_all`."""
-        rows = await self._fetch(self._sql_head)
-        return Position(rows[0][0], rows[0][1]) if rows else START
+        """The last event readers can see: the same visibility rule, and the same short wait
+        for transactions in the way, as :meth:`read_all`."""
+        deadline = time.monotonic() + self.visibility_wait
+        delay = 0.001
+        while True:
+            [(commit, sequence, held)] = await self._fetch(self._sql_head)
+            if not held or time.monotonic() + delay > deadline:
+                return START if commit is None else Position(commit, sequence)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.02)
 
     async def held_back(self) -> int:
         """How many committed events readers cannot see yet because an older transaction in
