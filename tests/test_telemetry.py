@@ -107,6 +107,7 @@ async def test_a_command_spans_execute_load_and_append_and_stamps_its_events(ote
     assert attributes(second)["facta.version"] == 2
     loads = otel.spans("facta.load")
     assert [attributes(s)["facta.events_replayed"] for s in loads] == [0, 1]
+    assert [attributes(s)["facta.snapshot_used"] for s in loads] == [False, False]
     appends = otel.spans("facta.append")
     assert [attributes(s)["facta.events"] for s in appends] == [1, 1]
     for execute, append in zip((first, second), appends, strict=True):
@@ -138,6 +139,7 @@ async def test_loading_from_a_snapshot_says_so(otel: Otel) -> None:
     otel.exporter.clear()
     await app.load(ACCOUNT, "s")
     [load] = otel.spans("facta.load")
+    assert attributes(load)["facta.snapshot_used"] is True
     assert attributes(load)["facta.snapshot_version"] == Account.snapshot_every
     assert attributes(load)["facta.events_replayed"] == 1
 

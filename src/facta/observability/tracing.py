@@ -6,7 +6,8 @@ Spans (all under the instrumentation scope ``facta``):
   ``facta.correlation_id``, ``facta.causation_id``, ``facta.command_id``, ``facta.version``,
   ``facta.retries``, ``facta.outcome``;
 - ``facta.append`` an append: ``facta.stream``, ``facta.events``, ``facta.expected_version``;
-- ``facta.load`` a replay: ``facta.stream``, ``facta.events_replayed``, ``facta.snapshot_version``;
+- ``facta.load`` a replay: ``facta.stream``, ``facta.events_replayed``, ``facta.snapshot_used``,
+  ``facta.snapshot_version``;
 - ``facta.projection.batch`` and ``facta.relay.batch``: ``facta.projection`` or
   ``facta.relay``, ``facta.batch.events``, ``facta.batch.position``,
   ``facta.correlation_ids``.
@@ -338,6 +339,7 @@ def loaded(replayed: int, snapshot_version: int) -> None:
     if tracing_on():
         current = trace.get_current_span()
         current.set_attribute("facta.events_replayed", replayed)
+        current.set_attribute("facta.snapshot_used", snapshot_version > 0)
         current.set_attribute("facta.snapshot_version", snapshot_version)
 
 
