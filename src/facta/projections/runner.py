@@ -113,7 +113,6 @@ class ProjectionRunner:
             for kind in type(handler).event_types:
                 self.codec.register(kind)
             self._targets[target.name] = target
-        self._head: Position | None = None  # the newest log head read: the lag metric's
         self.waiting: dict[str, str] = {}
         """Why a projection is not being worked on by this runner (held elsewhere, failed)."""
 
@@ -232,21 +231,17 @@ class ProjectionRunner:
     async def _page(
         self, after: Position, wanted: frozenset[str]
     ) -> tuple[bool, Position, list[RecordedEvent]]:
-        """(more may follow, the position the page covers up to, its events of ``wanted``
-        types).
+        """(more may follow, the position the page reaches, its events of ``wanted`` types).
 
-        The log is read whole and filtered here: a page of log positions costs the same
-        whatever the types, where a database filter on several types may sort everything
-        after the checkpoint for each page (PostgreSQL without fresh statistics does).
+        The log is read whole and filtered here, so the checkpoint moves past events of
+        other types too (no rescans, no separate look at the head), and a page of log
+        positions costs the same whatever the types, where a database filter on several
+        types may sort everything after the checkpoint for each page (PostgreSQL without
+        fresh statistics does).
         """
-        # The head first: a short page then proves nothing lies up to that head.
-        head = self._head = await self.store.head()
         page = await self.store.read_all(after=after, limit=self.batch_size)
-        more = len(page) == self.batch_size
         end = page[-1].position if page else after
-        if not more and head > end:
-            end = head
-        return more, end, [r for r in page if r.type in wanted]
+        return len(page) == self.batch_size, end, [r for r in page if r.type in wanted]
 
     async def _drive(
         self,
@@ -281,7 +276,8 @@ class ProjectionRunner:
                     pending = asyncio.ensure_future(self._page(goal, wanted))
                 moved = goal != position
                 if moved:
-                    with tracing.projection_batch(target.name, records, goal, self._head):
+                    behind_of = started_head if full else goal  # the lag metric's head
+                    with tracing.projection_batch(target.name, records, goal, behind_of):
                         reached = await self._apply(target, worker, slot, records, goal)
                     renew_at = time.monotonic() + renew_every
                     handled += len(records)
