@@ -107,6 +107,13 @@ async def facta_projection(target: Any, scale: Any) -> Any:
     return Measurement(scale.projection / seconds, "events/s", seconds)
 
 
+def register() -> None:
+    """Plug ``facta_projection`` into the harness as the facta side of ``6-projection``."""
+    from benchmarks.workloads import register_facta
+
+    register_facta("6-projection", facta_projection)
+
+
 async def main(url: str, events: int) -> None:
     if url.startswith("postgres"):
         schema = f"bench_{uuid.uuid4().hex[:8]}"
