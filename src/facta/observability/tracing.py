@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
@@ -100,9 +101,11 @@ def tracing_on() -> bool:
     # KeyError each time, ~1 µs): read the API's global first, where this version keeps it.
     if getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None:
         return False
-    if isinstance(trace.get_tracer_provider(), ProxyTracerProvider | NoOpTracerProvider):
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
         return False
     _State.global_on = True  # a global provider can only be set once: it stays
+    _State.tracer = provider.get_tracer(TRACER_NAME)  # the real one: no proxy in between
     return True
 
 
@@ -124,9 +127,49 @@ def span(
     """A span made current for the ``with`` block; a shared no-op when tracing is off."""
     if not tracing_on():
         return _NULL
-    return _State.tracer.start_as_current_span(
-        name, context=context, kind=kind, attributes=attributes, links=links
-    )
+    return _Live(name, kind, attributes, context, links)
+
+
+class _Live:
+    """A started span made current until ``close`` (or the end of a ``with`` block).
+
+    What ``start_as_current_span`` does, without its three nested generator context managers
+    (they cost more than the span itself when it is not sampled).
+    """
+
+    __slots__ = ("span", "token")
+
+    def __init__(
+        self,
+        name: str,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: dict[str, Any] | None = None,
+        context: Context | None = None,
+        links: Sequence[Link] | None = None,
+    ) -> None:
+        self.span = _State.tracer.start_span(
+            name, context=context, kind=kind, attributes=attributes, links=links
+        )
+        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+
+    def close(self) -> None:
+        """Make the span no longer current, and end it."""
+        otel_context.detach(self.token)
+        self.span.end()
+
+    def __enter__(self) -> Span:
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and self.span.is_recording():
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        self.close()
 
 
 def _outcome(exc: BaseException | None) -> str:
@@ -170,22 +213,20 @@ class CommandScope:
         self.command = command
         self.conflicts = 0
         self.span: Span = INVALID_SPAN
-        self._cm: AbstractContextManager[Span] | None = None
+        self._cm: _Live | None = None
         self._log: Any = None
 
     async def __aenter__(self) -> CommandScope:
         if tracing_on():
-            self._cm = _State.tracer.start_as_current_span(
+            self._cm = _Live(
                 "facta.execute",
                 attributes={
                     "facta.aggregate": self.aggregate,
                     "facta.stream": self.stream_id,
                     "facta.command": type(self.command).__name__,
                 },
-                record_exception=False,
-                set_status_on_exception=False,
             )
-            self.span = self._cm.__enter__()
+            self.span = self._cm.span
         return self
 
     async def __aexit__(
@@ -207,7 +248,7 @@ class CommandScope:
             if outcome in ("conflict", "unavailable", "error") and exc is not None:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            self._cm.__exit__(exc_type, exc, tb)
+            self._cm.close()
 
     def conflict(self) -> None:
         """An append of this command was refused by another writer's concurrent append."""
@@ -284,7 +325,7 @@ class AppendScope:
 
     def __init__(self, stream_id: str, events: int, expected: object) -> None:
         self.attributes = (stream_id, events, expected)
-        self._cm: AbstractContextManager[Span] | None = None
+        self._cm: _Live | None = None
         self._started = 0.0
 
     def __enter__(self) -> Span:
@@ -292,18 +333,16 @@ class AppendScope:
         if not tracing_on():
             return INVALID_SPAN
         stream_id, events, expected = self.attributes
-        self._cm = _State.tracer.start_as_current_span(
+        self._cm = _Live(
             "facta.append",
-            kind=SpanKind.CLIENT,
-            attributes={
+            SpanKind.CLIENT,
+            {
                 "facta.stream": stream_id,
                 "facta.events": events,
                 "facta.expected_version": str(expected),
             },
-            record_exception=False,
-            set_status_on_exception=False,
         )
-        return self._cm.__enter__()
+        return self._cm.span
 
     def __exit__(
         self,
@@ -314,13 +353,13 @@ class AppendScope:
         _metrics.append_done(time.perf_counter() - self._started)
         if self._cm is not None:
             if exc is not None:
-                span = trace.get_current_span()
+                span = self._cm.span
                 conflict = isinstance(exc, WrongExpectedVersion)
                 span.set_attribute("facta.conflict", conflict)
                 if not conflict:
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            self._cm.__exit__(exc_type, exc, tb)
+            self._cm.close()
 
 
 def loading(stream_id: str, version: int | None) -> AbstractContextManager[Span]:
@@ -330,7 +369,7 @@ def loading(stream_id: str, version: int | None) -> AbstractContextManager[Span]
     attributes: dict[str, Any] = {"facta.stream": stream_id}
     if version is not None:
         attributes["facta.to_version"] = version
-    return _State.tracer.start_as_current_span("facta.load", attributes=attributes)
+    return _Live("facta.load", attributes=attributes)
 
 
 def loaded(replayed: int, snapshot_version: int) -> None:
@@ -379,7 +418,7 @@ class BatchScope:
         self.kind, self.name, self.records = kind, name, records
         self.reached, self.head = reached, head
         self.span_name = span_name or f"facta.{kind}.batch"
-        self._cm: AbstractContextManager[Span] | None = None
+        self._cm: _Live | None = None
         self._log: Any = None
 
     def __enter__(self) -> Span:
@@ -413,14 +452,8 @@ class BatchScope:
             attributes["facta.batch.position"] = str(self.reached)
         if correlations:
             attributes["facta.correlation_ids"] = sorted(set(correlations))
-        self._cm = _State.tracer.start_as_current_span(
-            self.span_name,
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            links=links,
-            attributes=attributes,
-        )
-        return self._cm.__enter__()
+        self._cm = _Live(self.span_name, SpanKind.CONSUMER, attributes, parent, links)
+        return self._cm.span
 
     def __exit__(
         self,
