@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from facta.http._json import encode, json_response, timestamp
@@ -104,12 +104,9 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
     )
     async def read_feed(
         after: Annotated[
-            str,
-            Parameter(
-                default="0", max_length=41, description="Read the events after this position."
-            ),
-        ],
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, default=100)],
+            str, Parameter(max_length=41, description="Read the events after this position.")
+        ] = "0",
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
         category: Annotated[
             list[str] | None,
             Parameter(
@@ -150,7 +147,7 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
             ),
         ] = None,
         last_event_id: Annotated[
-            str | None, Parameter(header="Last-Event-ID", required=False, max_length=41)
+            str | None, HeaderParameter(name="Last-Event-ID", required=False, max_length=41)
         ] = None,
         category: Annotated[
             list[str] | None,

@@ -21,8 +21,9 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar import Response, get, post
+from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Parameter
+from litestar.params import BodyKwarg, HeaderParameter, Parameter
 
 from facta.domain import Aggregate, Command, DomainError, type_name
 from facta.errors import StreamNotFound, WrongExpectedVersion
@@ -121,8 +122,8 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
     async def execute_command(
         id: str,
         data: Any,
-        if_match: str | None,
-        idempotency_key: str | None,
+        if_match: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Response[Any]:
         application = runtime.application
         expected = None if if_match is None else await pinned_version(id, if_match)
@@ -157,9 +158,9 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
 
     async def read_state(
         id: str,
-        version: int | None,
-        at: str | None,
-        if_none_match: str | None,
+        version: int | None = None,
+        at: str | None = None,
+        if_none_match: str | None = None,
     ) -> Response[Any]:
         if version is not None and at is not None:
             raise ApiError(422, "give either version or at, not both")
@@ -181,7 +182,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             headers={"ETag": tag},
         )
 
-    async def read_history(id: str, from_version: int, limit: int) -> Response[Any]:
+    async def read_history(id: str, from_version: int = 1, limit: int = 100) -> Response[Any]:
         application = runtime.application
         application.codec.register_aggregate(aggregate)
         stream = application.stream_id(aggregate, id)
@@ -226,11 +227,11 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
     ]
     execute_command.__annotations__ = {
         "id": entity_id,
-        "data": command_type,
+        "data": Annotated[command_type, BodyKwarg(media_type=RequestEncodingType.JSON)],
         "if_match": Annotated[
             str | None,
-            Parameter(
-                header="If-Match",
+            HeaderParameter(
+                name="If-Match",
                 required=False,
                 max_length=1000,
                 description="Only execute if the resource is at this version (its ETag).",
@@ -238,8 +239,8 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
         ],
         "idempotency_key": Annotated[
             str | None,
-            Parameter(
-                header="Idempotency-Key",
+            HeaderParameter(
+                name="Idempotency-Key",
                 required=False,
                 min_length=1,
                 max_length=200,
@@ -266,18 +267,16 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             ),
         ],
         "if_none_match": Annotated[
-            str | None, Parameter(header="If-None-Match", required=False, max_length=1000)
+            str | None, HeaderParameter(name="If-None-Match", required=False, max_length=1000)
         ],
         "return": Response[resource.view_type],  # type: ignore[name-defined]
     }
     read_history.__annotations__ = {
         "id": entity_id,
         "from_version": Annotated[
-            int, Parameter(ge=1, le=MAX_VERSION, default=1, description="The first version.")
+            int, Parameter(ge=1, le=MAX_VERSION, description="The first version.")
         ],
-        "limit": Annotated[
-            int, Parameter(ge=1, le=MAX_PAGE, default=100, description="Events per page.")
-        ],
+        "limit": Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Events per page.")],
         "return": Response[list[event_type]],  # type: ignore[valid-type]
     }
     events_doc = (
