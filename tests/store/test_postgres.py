@@ -139,7 +139,7 @@ async def test_a_read_waits_briefly_for_a_short_transaction_in_the_way(
         appended = await pg.append("soon-1", new(1))
 
         async def end_soon() -> None:
-            await asyncio.sleep(0.03)  # well within the store's visibility_wait of 0.1 s
+            await asyncio.sleep(0.1)  # well within the store's visibility_wait of 0.5 s
             await transaction.commit()
 
         ending = asyncio.create_task(end_soon())

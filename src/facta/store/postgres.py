@@ -14,13 +14,19 @@ they never queue behind each other. The price: a transaction that holds an id fo
 *anywhere in the cluster* (another app, a forgotten ``BEGIN`` in psql) holds delivery of every
 later event back until it ends. It never costs correctness, only lag; :meth:`held_back` counts
 the events that are committed but not deliverable yet, and ``pg_stat_activity`` (``backend_xid``,
-``xact_start``) names the transaction to blame.
+``xact_start``) names the transaction to blame. So that a caller reads its own writes although
+short transactions are always running somewhere, ``read_all`` and ``head`` wait up to
+``visibility_wait`` (0.5 s) for held-back events before they answer; subscriptions do not wait,
+they deliver what is visible and are woken again by the next commit.
 
 Appending. One round trip per append: a plpgsql function (``{prefix}append``) checks the
 expected version, inserts, recognises a retry of the same event ids, and signals listeners with
-``pg_notify``, which PostgreSQL delivers on commit. Appends that arrive while another is in
-flight are queued and sent together (group commit): one call, one transaction, one fsync, each
-request still checked against its own expected version and succeeding or failing on its own.
+``pg_notify``, which PostgreSQL delivers on commit. (A write that races another process's to
+the same stream version, or event id, fails on the unique index; the store then reads what
+won and answers WrongExpectedVersion, or the earlier result for a retry.) Appends that arrive
+while another is in flight are queued and sent together (group commit): one call, one
+transaction, one fsync, each request still checked against its own expected version and
+succeeding or failing on its own.
 Appends with a transaction hook (inline projections) run in their own transaction: the hook gets
 the asyncpg connection with the transaction open, and an error in it rolls the append back.
 
@@ -36,16 +42,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Self, cast
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from facta.errors import DuplicateEventId, StoreUnavailable, WrongExpectedVersion
-from facta.store._follow import follow
 from facta.store._migrations import migration_files, validate_identifier
+from facta.store._postgres_follow import Listener, subscription
 from facta.store.base import (
     ANY,
     NO_STREAM,
@@ -136,6 +142,8 @@ class PostgresEventStore:
     tenants can share one database. Connections: a pool of up to ``pool_size`` for reads and
     hooked appends, up to ``max_flushes`` for group commits (the number of append
     transactions in flight at once), and one that listens for new events.
+    ``visibility_wait`` bounds how long :meth:`read_all` and :meth:`head` wait for committed
+    events that another transaction holds back (0 turns waiting off).
     """
 
     def __init__(
@@ -147,7 +155,7 @@ class PostgresEventStore:
         pool_size: int | str = 10,
         application_name: str = "facta",
         max_flushes: int | str = 2,
-        visibility_wait: float | str = 0.1,
+        visibility_wait: float | str = 0.5,
     ) -> None:
         self.dsn = dsn
         self.schema = validate_identifier(schema, "schema")
@@ -168,13 +176,13 @@ class PostgresEventStore:
         parts = urlsplit(dsn)
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
         self._pool: asyncpg.Pool | None = None
-        self._listener = _Listener(self)
         self._pending: list[_Request] = []
         self._busy: set[str] = set()
         self._flushes = 0
         self._tasks: set[asyncio.Future[Any]] = set()
         self._idle_writers: list[asyncpg.Connection] = []
         self.channel = f"facta.{self.schema}.{self.prefix}events"
+        self._listener = Listener(self._connect, self.channel, lambda: self._head(0))
         t = f"{self.schema}.{self.prefix}"
         self._sql_append = f"SELECT * FROM {t}append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         self._sql_by_ids = (
@@ -655,6 +663,16 @@ class PostgresEventStore:
         A short page while committed events are held back waits up to ``visibility_wait``
         seconds for the transactions in the way to end, as short ones do, and reads on.
         """
+        return await self._read(after, limit, categories, types, self.visibility_wait)
+
+    async def _read(
+        self,
+        after: Position,
+        limit: int,
+        categories: Sequence[str] | None,
+        types: Sequence[str] | None,
+        visibility_wait: float,
+    ) -> list[RecordedEvent]:
         filters: list[Any] = []
         if categories:
             filters.append(list(categories))
@@ -662,12 +680,12 @@ class PostgresEventStore:
             filters.append(list(types))
         key = bool(categories), bool(types)
         rows = await self._fetch(self._sql_all[key], after.commit, after.sequence, limit, *filters)
-        if len(rows) == limit or self.visibility_wait <= 0:
+        if len(rows) == limit or visibility_wait <= 0:
             return _recorded(rows)
         # A short page: read the rest together with whether anything is held back, and
         # while it is, wait a little and read on.
         page = list(rows)
-        deadline = time.monotonic() + self.visibility_wait
+        deadline = time.monotonic() + visibility_wait
         delay = 0.001
         while True:
             commit, sequence = (page[-1][3], page[-1][4]) if page else after
@@ -689,36 +707,12 @@ class PostgresEventStore:
         batch_size: int = 1000,
     ) -> AsyncIterator[RecordedEvent]:
         """Catch up, then follow live; when the server drops the connection, reconnect (with
-        back-off) and resume after the last event delivered, so nothing is lost or repeated."""
-        return self._subscribe(after, categories, types, batch_size)
+        back-off) and resume after the last event delivered, so nothing is lost or repeated.
 
-    async def _subscribe(
-        self,
-        after: Position,
-        categories: Sequence[str] | None,
-        types: Sequence[str] | None,
-        batch_size: int,
-    ) -> AsyncIterator[RecordedEvent]:
-        position = after
-        delay = 0.1
-        while True:
-            events = cast(
-                AsyncGenerator[RecordedEvent, None],
-                follow(
-                    self, after=position, categories=categories, types=types, batch_size=batch_size
-                ),
-            )
-            try:
-                async for event in events:
-                    position = event.position
-                    delay = 0.1
-                    yield event
-            except StoreUnavailable as exc:
-                log.warning("subscription resumes after %s in %.1f s: %s", position, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                await events.aclose()
+        Pages are delivered as soon as they are visible (no ``visibility_wait``): new ones
+        arrive by notification, or by polling when notifications cannot.
+        """
+        return subscription(self, after, categories, types, batch_size)
 
     async def stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(self._sql_version, stream_id)
@@ -727,7 +721,10 @@ class PostgresEventStore:
     async def head(self) -> Position:
         """The last event readers can see: the same visibility rule, and the same short wait
         for transactions in the way, as :meth:`read_all`."""
-        deadline = time.monotonic() + self.visibility_wait
+        return await self._head(self.visibility_wait)
+
+    async def _head(self, visibility_wait: float) -> Position:
+        deadline = time.monotonic() + visibility_wait
         delay = 0.001
         while True:
             [(commit, sequence, held)] = await self._fetch(self._sql_head)
@@ -804,77 +801,3 @@ class PostgresEventStore:
                 await asyncio.wait_for(pool.close(), 10)
             except _LOST:  # includes TimeoutError
                 pool.terminate()
-
-
-class _Listener:
-    """One LISTEN connection per store, shared by every waiter; reconnects when lost."""
-
-    RETRY_AFTER = 1.0
-    """Seconds between attempts to reconnect; waiters poll meanwhile."""
-
-    def __init__(self, store: PostgresEventStore) -> None:
-        self._store = store
-        self._connection: asyncpg.Connection | None = None
-        self._woken = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._retry_at = 0.0
-        self._closed = False
-        self.connects = 0
-        """How many times a listening connection was made (a reconnect adds one)."""
-
-    @property
-    def pid(self) -> int | None:
-        """The server process id of the listening connection, while there is one."""
-        connection = self._connection
-        return None if connection is None else connection.get_server_pid()
-
-    async def wait(self, after: Position, max_wait: float) -> None:
-        woken = self._woken  # taken before the check below, so no wake-up falls in between
-        await self._listen()
-        if await self._store.head() > after:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), max_wait)
-
-    async def _listen(self) -> bool:
-        """Make sure the listening connection is up; False while it cannot be made."""
-        if self._connection is not None and not self._connection.is_closed():
-            return True
-        if self._closed or time.monotonic() < self._retry_at:
-            return False
-        async with self._lock:
-            if self._connection is not None and not self._connection.is_closed():
-                return True
-            connection = None
-            try:
-                connection = await self._store._connect()
-                await connection.add_listener(self._store.channel, self._notified)
-            except Exception as exc:  # whatever it is, polling still works
-                log.warning("cannot listen for new events, polling instead: %s", exc)
-                self._retry_at = time.monotonic() + self.RETRY_AFTER
-                if connection is not None:
-                    connection.terminate()
-                return False
-            connection.add_termination_listener(self._lost)
-            self._connection = connection
-            self.connects += 1
-            return True
-
-    def _notified(self, *_: Any) -> None:
-        self._wake()
-
-    def _lost(self, connection: Any) -> None:
-        if connection is self._connection:
-            self._connection = None
-        self._wake()  # waiters check the log at once, then poll until a reconnect
-
-    def _wake(self) -> None:
-        self._woken.set()
-        self._woken = asyncio.Event()
-
-    async def close(self) -> None:
-        self._closed = True
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(*_LOST):
-                await asyncio.wait_for(connection.close(), 5)

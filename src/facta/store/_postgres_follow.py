@@ -1,0 +1,156 @@
+"""Following the PostgreSQL log live: one LISTEN connection per store, and subscriptions that
+survive losing the server.
+
+Every append transaction calls ``pg_notify`` on the store's channel, which PostgreSQL delivers
+when it commits. Waiters wake on that; while the listening connection is down they poll, with
+the back-off the subscription loop gives them, and it is remade at most once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from facta.errors import StoreUnavailable
+from facta.store.base import Position, RecordedEvent
+
+if TYPE_CHECKING:
+    from facta.store.postgres import PostgresEventStore
+
+log = logging.getLogger("facta.store.postgres")
+
+MAX_WAIT = 1.0
+"""Longest wait between reads of a live subscription when no notification comes."""
+
+
+async def subscription(
+    store: PostgresEventStore,
+    after: Position,
+    categories: Sequence[str] | None,
+    types: Sequence[str] | None,
+    batch_size: int,
+) -> AsyncIterator[RecordedEvent]:
+    """Every event after ``after`` that passes the filters, then new ones as they commit.
+
+    A lost connection only pauses it: it reads again after the last event it yielded, with a
+    back-off from 0.1 s to 5 s between attempts, so nothing is lost or repeated.
+    """
+    position = after
+    filtered = bool(categories or types)
+    wait = 0.05
+    retry = 0.1
+    while True:
+        try:
+            # The head is read before the page: a short page then proves that nothing that
+            # passes the filters lies between the page's end and that head.
+            head = await store._head(0) if filtered else None
+            page = await store._read(position, batch_size, categories, types, 0)
+        except StoreUnavailable as exc:
+            log.warning("subscription resumes after %s in %.1f s: %s", position, retry, exc)
+            await asyncio.sleep(retry)
+            retry = min(retry * 2, 5.0)
+            continue
+        retry = 0.1
+        for event in page:
+            yield event
+            position = event.position
+        if len(page) == batch_size:
+            continue
+        if head is not None and head > position:
+            position = head
+        if page:
+            wait = 0.05
+            continue
+        with contextlib.suppress(StoreUnavailable):  # the next read reports and backs off
+            await store.wait_for_events(position, wait)
+        wait = min(wait * 2, MAX_WAIT)
+
+
+class Listener:
+    """One LISTEN connection per store, shared by every waiter; remade when lost."""
+
+    RETRY_AFTER = 1.0
+    """Seconds between attempts to remake the connection; waiters poll meanwhile."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        channel: str,
+        head: Callable[[], Awaitable[Position]],
+    ) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._head = head
+        self._connection: asyncpg.Connection | None = None
+        self._woken = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._retry_at = 0.0
+        self._closed = False
+        self.connects = 0
+        """How many times a listening connection was made (a reconnect adds one)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id of the listening connection, while there is one."""
+        connection = self._connection
+        return None if connection is None else connection.get_server_pid()
+
+    async def wait(self, after: Position, max_wait: float) -> None:
+        """Return when the log's head is past ``after``, at a notification, or after
+        ``max_wait`` seconds."""
+        woken = self._woken  # taken before the check below, so no wake-up falls in between
+        await self._listen()
+        if await self._head() > after:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), max_wait)
+
+    async def _listen(self) -> bool:
+        """Make sure the listening connection is up; False while it cannot be made."""
+        if self._connection is not None and not self._connection.is_closed():
+            return True
+        if self._closed or time.monotonic() < self._retry_at:
+            return False
+        async with self._lock:
+            if self._connection is not None and not self._connection.is_closed():
+                return True
+            connection = None
+            try:
+                connection = await self._connect()
+                await connection.add_listener(self._channel, self._notified)
+            except Exception as exc:  # whatever it is, polling still works
+                log.warning("cannot listen for new events, polling instead: %s", exc)
+                self._retry_at = time.monotonic() + self.RETRY_AFTER
+                if connection is not None:
+                    connection.terminate()
+                return False
+            connection.add_termination_listener(self._lost)
+            self._connection = connection
+            self.connects += 1
+            return True
+
+    def _notified(self, *_: Any) -> None:
+        self._wake()
+
+    def _lost(self, connection: Any) -> None:
+        if connection is self._connection:
+            self._connection = None
+        self._wake()  # waiters check the log at once, then poll until a reconnect
+
+    def _wake(self) -> None:
+        self._woken.set()
+        self._woken = asyncio.Event()
+
+    async def close(self) -> None:
+        """Stop listening for good."""
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 5)
