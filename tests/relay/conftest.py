@@ -91,6 +91,7 @@ class RabbitMQHarness:
         self.exchange = f"test-{tag}"
         self.queue = f"test-{tag}"
         self.relay_name = f"facta-relay-{tag}"
+        self.consumer_name = f"facta-consumer-{tag}"
 
     def publisher(self) -> RabbitMQPublisher:
         return RabbitMQPublisher(RABBITMQ_URL, exchange=self.exchange, name=self.relay_name)
@@ -100,13 +101,20 @@ class RabbitMQHarness:
 
     def consumer(self, handler: Any, **options: Any) -> RabbitMQConsumer:
         return RabbitMQConsumer(
-            RABBITMQ_URL, self.queue, handler, exchange=self.exchange, **options
+            RABBITMQ_URL,
+            self.queue,
+            handler,
+            exchange=self.exchange,
+            name=self.consumer_name,
+            **options,
         )
 
     async def drop_relay_connection(self) -> None:
-        """Close the relay's connection from the broker (``rabbitmqctl close_connection``)."""
+        """Close the relay's and the consumer's connections from the broker
+        (``rabbitmqctl close_connection``), as a restart of nats-server does for NATS."""
         if shutil.which("rabbitmqctl") is None:
             service_missing("rabbitmqctl is not installed: cannot close a connection")
+        names = (self.relay_name, self.consumer_name)
 
         def close() -> int:
             listing = subprocess.run(
@@ -118,7 +126,7 @@ class RabbitMQHarness:
             pids = [
                 line.split("\t")[0]
                 for line in listing.splitlines()
-                if f'"{self.relay_name}"' in line or f'<<"{self.relay_name}">>' in line
+                if any(f'"{name}"' in line for name in names)
             ]
             for pid in pids:
                 subprocess.run(
@@ -129,7 +137,7 @@ class RabbitMQHarness:
             return len(pids)
 
         closed = await asyncio.to_thread(close)
-        assert closed == 1, f"found {closed} connections named {self.relay_name}"
+        assert closed == 2, f"found {closed} connections named {names}"
 
     async def dead_letters(self) -> list[tuple[bytes, dict[str, Any]]]:
         connection = await aio_pika.connect(RABBITMQ_URL)

@@ -194,3 +194,26 @@ async def test_postgres_lease_is_an_advisory_lock() -> None:
         await one.close()
         await two.close()
         await store.close()
+
+
+async def test_deprecated_events_are_skipped_and_a_bad_one_stops_the_relay() -> None:
+    from facta import Codec, EventDecodeError
+    from tests.evolution import wallet_v3
+
+    codec = Codec()
+    codec.register_aggregate(wallet_v3.Wallet())
+    store = MemoryEventStore()
+    await store.append("wallet-1", [NewEvent("WalletFrozen", b'{"reason":"x"}')])
+    await store.append("wallet-1", [NewEvent("MoneyDeposited", b'{"amount":"1"}', 2)])
+    publisher = RecordingPublisher()
+    relay = Relay(store, publisher, codec=codec, batch_size=1, max_in_flight=1)
+    assert await relay.catch_up() == Position(0, 2)
+    assert [m.headers["event-type"] for m in publisher.taken] == ["MoneyDeposited"]
+
+    await store.append("wallet-1", [NewEvent("MoneyDeposited", b'{"cents":"x"}', 1)])
+    with pytest.raises(EventDecodeError):
+        await relay.catch_up()
+    row = await relay.checkpoints.get(relay.name)
+    assert row is not None
+    assert row.position == Position(0, 2)  # stays before the event it cannot publish
+    assert row.owner is None

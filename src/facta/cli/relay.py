@@ -21,6 +21,7 @@ from facta.cli._common import (
     store_option,
     timestamp,
 )
+from facta.errors import FactaError
 
 
 @click.group()
@@ -159,6 +160,12 @@ def run_relay(
                 await task
             except asyncio.CancelledError:
                 pass
+            except (FactaError, ValueError) as exc:
+                # What a retry cannot fix: an event the codec cannot upcast, a routing key
+                # the broker cannot take. The checkpoint stays before it.
+                raise click.ClickException(
+                    f"relay stopped at {relayer.status.position}: {exc}"
+                ) from None
             finally:
                 task.cancel()
                 with contextlib.suppress(BaseException):
