@@ -3,7 +3,8 @@
     python benchmarks/http.py [--backends sqlite,postgres] [--connections 64] [--seconds 10]
                               [--accounts 1000]
 
-Starts `facta serve` (a real process, the bank service) on a fresh store, opens the accounts,
+Starts `facta serve` (a real process, the bank service; `--app benchmarks.http_apps:NAME`
+for a variant without parts of it) on a fresh store, opens the accounts,
 then drives it with wrk (Debian package `wrk`; a Python load generator in a second process
 when wrk is missing): first GET /health, then POST /accounts/{id} Deposit spread over the
 accounts, each for the same time with the same connections. Prints one row per endpoint and
@@ -73,6 +74,8 @@ def start(store_url: str, workdir: Path, extra: list[str]) -> tuple[subprocess.P
             *extra,
         ],
         cwd=workdir,
+        # So that --app can name benchmarks.http_apps (the repository is not installed).
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(_HERE), *sys.path])},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
