@@ -126,3 +126,23 @@ def test_amqp_frames_are_the_bytes_pamqp_writes() -> None:
         assert publish_frames(5, short("facta"), message, 128) == expected
     with pytest.raises(EncodeError):
         short("x" * 256)
+
+
+def test_nats_hpub_is_the_command_nats_py_writes() -> None:
+    """The relay's own HPUB (its hot path) against nats-py's for the same headers."""
+    from nats.protocol.command import hpub_cmd
+
+    from facta.relay.message import Message
+    from facta.relay.nats import _hpub
+    from facta.store.base import Position
+
+    headers = {"event-id": "e-1", "stream-id": "account-7", "metadata": '{"n":"é\\nx"}'}
+    message = Message("e-1", "account-7", Position(0, 4), "account.X", b'{"a":1}', headers)
+    expected_headers = (
+        "NATS/1.0\r\nNats-Msg-Id: e-1\r\nevent-id: e-1\r\nstream-id: account-7\r\n"
+        'metadata: {"n":"é\\nx"}\r\n\r\n'
+    ).encode()
+    expected = hpub_cmd("facta.account.X", "_INBOX.abc.1", expected_headers, b'{"a":1}')
+    assert _hpub("facta.account.X", "_INBOX.abc.1", message) == expected
+    crlf = Message("e-1", "s-1", Position(0, 1), "s.X", b"{}", {"correlation-id": "a\r\nb"})
+    assert b"correlation-id: a  b\r\n" in _hpub("facta.s.X", "_INBOX.abc.2", crlf)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -70,6 +71,29 @@ async def ensure_stream(
         await js.stream_info(name)  # created by another process meanwhile; else this raises
 
 
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+
+
+def _hpub(subject: str, reply: str, message: Message) -> bytes:
+    """The NATS ``HPUB`` command publishing ``message`` with its envelope as headers and
+    ``Nats-Msg-Id`` = its event id (the bytes nats-py writes for the same headers)."""
+    lines = [f"NATS/1.0\r\n{MSG_ID}: {message.event_id.strip().translate(_NEWLINES)}\r\n"]
+    for key, value in message.headers.items():
+        lines.append(f"{key}: {value.strip().translate(_NEWLINES)}\r\n")
+    lines.append("\r\n")
+    headers = "".join(lines).encode()
+    body = message.body
+    size = len(headers)
+    return b"".join(
+        (
+            f"HPUB {subject} {reply} {size} {size + len(body)}\r\n".encode(),
+            headers,
+            body,
+            b"\r\n",
+        )
+    )
+
+
 class NatsPublisher:
     """Publishes to a JetStream stream with ``Nats-Msg-Id`` de-duplication.
 
@@ -101,6 +125,10 @@ class NatsPublisher:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._broken: asyncio.Future[None] | None = None
+        self._inbox = ""
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._sequence = 0
+        self._raw = False
 
     @property
     def destination(self) -> str:
@@ -134,29 +162,61 @@ class NatsPublisher:
                 closed_cb=lost,
                 error_cb=error,
             )
-            # The relay's window bounds what is in flight; nats-py's own bound stays out of it.
-            self._js = self._nc.jetstream(timeout=self.timeout, publish_async_max_pending=1 << 20)
+            self._js = self._nc.jetstream(timeout=self.timeout)
             await ensure_stream(self._js, self.stream, [f"{self.subject}.>"], self.duplicate_window)
+            self._inbox = f"{self._nc.new_inbox()}."
+            self._pending = {}
+            await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack)
+            # The hot path writes each HPUB command itself (see _hpub) through nats-py's
+            # outgoing buffer; a future nats-py without it falls back to Client.publish.
+            self._raw = all(hasattr(self._nc, n) for n in ("_send_command", "_flush_pending"))
         except _NATS_ERRORS as exc:
             await self.close()
             raise PublishError(f"cannot connect to NATS at {self.destination}: {exc!r}") from exc
 
     async def publish(self, messages: Sequence[Message]) -> Awaitable[None]:
-        js, broken = self._js, self._broken
-        if js is None or broken is None or broken.done():
+        nc, broken = self._nc, self._broken
+        if nc is None or broken is None or broken.done():
             raise PublishError(f"not connected to NATS at {self.destination}")
+        # JetStream acks come back to this connection's own inbox, one reply subject per
+        # message (what nats-py's publish_async does too, minus its per-header checks).
+        loop, pending, inbox = asyncio.get_running_loop(), self._pending, self._inbox
         prefix = f"{self.subject}."
-        acks: list[asyncio.Future[api.PubAck]] = []
+        acks: list[asyncio.Future[Any]] = []
         try:
             for m in messages:
-                headers = dict(m.headers)
-                headers[MSG_ID] = m.event_id
-                acks.append(await js.publish_async(prefix + m.topic, m.body, headers=headers))
+                self._sequence += 1
+                token = str(self._sequence)
+                ack = pending[token] = loop.create_future()
+                acks.append(ack)
+                subject, reply = prefix + m.topic, inbox + token
+                if self._raw:
+                    await nc._send_command(_hpub(subject, reply, m))
+                else:
+                    headers = dict(m.headers)
+                    headers[MSG_ID] = m.event_id
+                    await nc.publish(subject, m.body, reply=reply, headers=headers)
+            if self._raw:
+                await nc._flush_pending()
         except _NATS_ERRORS as exc:
             for ack in acks:
                 ack.cancel()
             raise PublishError(f"NATS at {self.destination} failed: {exc!r}") from exc
         return asyncio.ensure_future(self._acked(acks, broken))
+
+    async def _on_ack(self, msg: Msg) -> None:
+        ack = self._pending.pop(msg.subject[len(self._inbox) :], None)
+        if ack is None or ack.done():
+            return
+        if not msg.data:  # a status message: no stream listens on the subject (503)
+            status = (msg.headers or {}).get("Status", "?")
+            ack.set_exception(PublishError(f"no JetStream stream answered (status {status})"))
+            return
+        reply = msgspec.json.decode(msg.data)
+        if isinstance(reply, dict) and "error" in reply:
+            ack.set_exception(PublishError(f"JetStream refused it: {reply['error']}"))
+        else:
+            ack.set_result(reply)
 
     async def _acked(
         self, acks: list[asyncio.Future[api.PubAck]], broken: asyncio.Future[None]
