@@ -6,7 +6,7 @@ last commit, and the resident memory while catching up.
     python benchmarks/projections.py postgresql://postgres@127.0.0.1/test [events]
 
 Each function takes a store URL (an empty store: it fills it untimed first) and prints one row.
-``facta_projection`` plugs the same workload into the harness (workload ``6-projection``).
+``facta_projection`` is the same workload as the harness's ``6-projection`` runs it.
 """
 
 from __future__ import annotations
@@ -105,13 +105,6 @@ async def facta_projection(target: Any, scale: Any) -> Any:
     await runner.close()
     await store.close()
     return Measurement(scale.projection / seconds, "events/s", seconds)
-
-
-def register() -> None:
-    """Plug ``facta_projection`` into the harness as the facta side of ``6-projection``."""
-    from benchmarks.workloads import register_facta
-
-    register_facta("6-projection", facta_projection)
 
 
 async def main(url: str, events: int) -> None:
