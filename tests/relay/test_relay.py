@@ -121,13 +121,13 @@ async def test_one_relay_per_destination_the_other_takes_over(tmp_path: Path) ->
     store = await SQLiteEventStore.open(str(tmp_path / "events.db"))
     await _fill(store, 2, 3)
     first, second = RecordingPublisher(), RecordingPublisher()
-    a = Relay(store, first, lease_ttl=0.5, owner="a")
-    b = Relay(store, second, lease_ttl=0.5, owner="b")
+    a = Relay(store, first, lease_ttl=1.0, owner="a")
+    b = Relay(store, second, lease_ttl=1.0, owner="b")
     running_a = asyncio.create_task(a.run())
     try:
         await until(lambda: len(first.taken) == 6)
         running_b = asyncio.create_task(b.run())
-        await asyncio.sleep(1.0)  # a renews its lease while idle: b keeps waiting
+        await asyncio.sleep(1.5)  # a renews its lease while idle: b keeps waiting
         assert not b.status.holding
         await store.append("order-0", [NewEvent("Placed", b"{}")])
         await until(lambda: len(first.taken) == 7)

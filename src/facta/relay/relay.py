@@ -242,7 +242,8 @@ class Relay:
                         await self.checkpoints.renew(self.name, self.owner, self.lease_ttl)
                         renewed_at = now
                     await store.wait_for_events(read_to, wait)
-                    wait = min(wait * 2, 1.0)
+                    # Idle waits stay short enough to renew the lease in time.
+                    wait = min(wait * 2, 1.0, self.lease_ttl / 4)
                 else:
                     wait = 0.01
         finally:
