@@ -22,13 +22,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("src", "examples")]
 
 from bank.domain import Account, AccountOpened, Deposit, MoneyDeposited, OpenAccount  # noqa: E402
-from facta import Application, Codec, EventStore, NewEvent, open_store  # noqa: E402
+from facta import Application, Codec, EventStore, NewEvent, Position, open_store  # noqa: E402
 
 URL = "postgresql://postgres@127.0.0.1:5432/test"
 ONE = Decimal("1.00")
@@ -126,9 +128,15 @@ async def fill_log(store: EventStore, total: int, per_append: int = 1_000) -> No
 
 
 async def read_log(url: str, events: int = 1_000_000, page: int = 10_000) -> float:
-    """Reading the whole log in pages of ``page`` and decoding every event: events/s."""
+    """Reading the whole log in pages of ``page`` and decoding every event: events/s.
+
+    Fills the log first unless it holds ``events`` already (so that raw_read_log can read the
+    same log afterwards).
+    """
     store = await open_store(url)
-    await fill_log(store, events)
+    if not await store.read_all(after=Position(0, 0), limit=1):
+        await fill_log(store, events)
+        await store.read_all(limit=events)  # untimed: sets the hint bits of the new rows
     codec = Codec()
     codec.register_aggregate(account)
     decode = codec.decode
@@ -146,11 +154,67 @@ async def read_log(url: str, events: int = 1_000_000, page: int = 10_000) -> flo
     return count / seconds
 
 
-async def _in_fresh_schema(url: str, work: Callable[[str], Awaitable[float]]) -> float:
+# -- the same work on bare asyncpg, the ceiling of what a store can do here ------------------
+
+
+async def raw_transactions(url: str, count: int = 5_000) -> float:
+    """Single-row INSERT transactions, one at a time, with plain asyncpg: transactions/s."""
+    dsn, schema = _split(url)
+    connection = await asyncpg.connect(dsn)
+    await connection.execute(
+        f"CREATE TABLE {schema}.raw_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " stream_id text NOT NULL, version bigint NOT NULL, data bytea NOT NULL,"
+        " UNIQUE (stream_id, version))"
+    )
+    insert = f"INSERT INTO {schema}.raw_events (stream_id, version, data) VALUES ($1, $2, $3)"
+    data = b'{"amount":1.00}'
+    started = time.perf_counter()
+    for i in range(count):
+        await connection.execute(insert, f"account-{i % 1000}", i // 1000 + 1, data)
+    seconds = time.perf_counter() - started
+    await connection.close()
+    return count / seconds
+
+
+async def raw_read_log(url: str, page: int = 10_000) -> float:
+    """The log read_log filled, fetched with plain asyncpg and decoded with msgspec into the
+    event classes (no store, no RecordedEvent): events/s."""
+    dsn, schema = _split(url)
+    connection = await asyncpg.connect(dsn)
+    decoders = {
+        "AccountOpened": msgspec.json.Decoder(AccountOpened).decode,
+        "MoneyDeposited": msgspec.json.Decoder(MoneyDeposited).decode,
+    }
+    sql = (
+        f"SELECT commit_xid, sequence, type, data FROM {schema}.events"
+        " WHERE (commit_xid, sequence) > ($1, $2) ORDER BY commit_xid, sequence LIMIT $3"
+    )
+    started = time.perf_counter()
+    count = 0
+    rows = await connection.fetch(sql, 0, 0, page)
+    while rows:
+        for _, _, kind, data in rows:
+            decoders[kind](data)
+        count += len(rows)
+        rows = await connection.fetch(sql, rows[-1][0], rows[-1][1], page)
+    seconds = time.perf_counter() - started
+    await connection.close()
+    return count / seconds
+
+
+def _split(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    schema = dict(parse_qsl(parts.query))["schema"]
+    return urlunsplit(parts._replace(query="")), schema
+
+
+async def _in_fresh_schema(url: str, *work: Callable[[str], Awaitable[float]]) -> list[float]:
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     separator = "&" if "?" in url else "?"
     try:
-        return await work(f"{url}{separator}schema={schema}")
+        # open_store creates the schema; the raw workloads use it as it is.
+        await (await open_store(f"{url}{separator}schema={schema}")).close()
+        return [await step(f"{url}{separator}schema={schema}") for step in work]
     finally:
         connection = await asyncpg.connect(url)
         await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -160,19 +224,24 @@ async def _in_fresh_schema(url: str, work: Callable[[str], Awaitable[float]]) ->
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=URL)
-    parser.add_argument("--only", default="sequential,concurrent,load,read-log")
+    parser.add_argument("--only", default="raw,sequential,concurrent,load,read-log")
     parser.add_argument("--log-events", type=int, default=1_000_000)
     args = parser.parse_args()
-    workloads: dict[str, tuple[Callable[[str], Awaitable[float]], str]] = {
-        "sequential": (sequential_commands, "commands/s (1 client)"),
-        "concurrent": (concurrent_commands, "commands/s (64 clients)"),
-        "load": (load_stream, "ms to load 10,000 events"),
-        "read-log": (lambda url: read_log(url, args.log_events), "events/s read and decoded"),
+    workloads: dict[str, list[tuple[str, Callable[[str], Awaitable[float]], str]]] = {
+        "raw": [("raw-tx", raw_transactions, "asyncpg single-row transactions/s")],
+        "sequential": [("sequential", sequential_commands, "commands/s (1 client)")],
+        "concurrent": [("concurrent", concurrent_commands, "commands/s (64 clients)")],
+        "load": [("load", load_stream, "ms to load 10,000 events")],
+        "read-log": [
+            ("read-log", lambda url: read_log(url, args.log_events), "events/s read, decoded"),
+            ("raw-read-log", raw_read_log, "events/s, asyncpg fetch + msgspec decode"),
+        ],
     }
     for name in args.only.split(","):
-        work, unit = workloads[name]
-        value = await _in_fresh_schema(args.url, work)
-        print(f"{name:<12} {value:>12,.1f}  {unit}", flush=True)
+        steps = workloads[name]
+        values = await _in_fresh_schema(args.url, *(work for _, work, _ in steps))
+        for (label, _, unit), value in zip(steps, values, strict=True):
+            print(f"{label:<14} {value:>12,.1f}  {unit}", flush=True)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ _APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE = range(4)  # the append functi
 _MAX_BATCH = 500
 """Most appends sent in one group-commit transaction."""
 
+_READ_AHEAD_FROM = 1000
+"""Reads of the log with at least this limit fetch the next page while the caller works on
+this one: a reader going through the log keeps the server and itself busy at once."""
+
 _OPTIONS = {"schema", "prefix", "pool_size", "application_name", "max_flushes", "visibility_wait"}
 
 # Errors that mean the connection could not be made or is gone, not that a request is bad.
@@ -181,6 +185,7 @@ class PostgresEventStore:
         self._flushes = 0
         self._tasks: set[asyncio.Future[Any]] = set()
         self._idle_writers: list[asyncpg.Connection] = []
+        self._read_ahead = _ReadAhead()
         self.channel = f"facta.{self.schema}.{self.prefix}events"
         self._listener = Listener(self._connect, self.channel, lambda: self._head(0))
         t = f"{self.schema}.{self.prefix}"
@@ -679,8 +684,20 @@ class PostgresEventStore:
         if types:
             filters.append(list(types))
         key = bool(categories), bool(types)
-        rows = await self._fetch(self._sql_all[key], after.commit, after.sequence, limit, *filters)
-        if len(rows) == limit or visibility_wait <= 0:
+        sql = self._sql_all[key]
+        ahead = (after, limit, tuple(categories or ()), tuple(types or ()))
+        rows = await self._read_ahead.take(ahead, limit)
+        if rows is None:
+            rows = await self._fetch(sql, after.commit, after.sequence, limit, *filters)
+        if len(rows) == limit:
+            if limit >= _READ_AHEAD_FROM:
+                following = Position(rows[-1][3], rows[-1][4])
+                self._read_ahead.start(
+                    (following, *ahead[1:]),
+                    self._fetch(sql, following.commit, following.sequence, limit, *filters),
+                )
+            return _recorded(rows)
+        if visibility_wait <= 0:
             return _recorded(rows)
         # A short page: read the rest together with whether anything is held back, and
         # while it is, wait a little and read on.
@@ -788,6 +805,7 @@ class PostgresEventStore:
         await self._listener.wait(after, max_wait)
 
     async def close(self) -> None:
+        self._read_ahead.clear()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._listener.close()
@@ -801,3 +819,44 @@ class PostgresEventStore:
                 await asyncio.wait_for(pool.close(), 10)
             except _LOST:  # includes TimeoutError
                 pool.terminate()
+
+
+class _ReadAhead:
+    """Pages of the log fetched before they are asked for, a few readers' worth.
+
+    Only a full page is used: the visibility rule makes it final (no transaction can still
+    commit a row inside it), so it is what the same read would return later. A short page may
+    not be, so a read at the log's end always asks the server afresh.
+    """
+
+    SLOTS = 8
+
+    def __init__(self) -> None:
+        self._pages: dict[tuple[Any, ...], asyncio.Task[list[Any]]] = {}
+
+    def start(self, key: tuple[Any, ...], fetch: Coroutine[Any, Any, list[Any]]) -> None:
+        while len(self._pages) >= self.SLOTS:  # readers that went away: drop the oldest
+            self._pages.pop(next(iter(self._pages))).cancel()
+        task = asyncio.get_running_loop().create_task(fetch)
+        task.add_done_callback(_consume_error)
+        self._pages[key] = task
+
+    async def take(self, key: tuple[Any, ...], limit: int) -> list[Any] | None:
+        task = self._pages.pop(key, None)
+        if task is None:
+            return None
+        try:
+            rows = await task
+        except Exception:  # the read proper will meet (and report) the problem again
+            return None
+        return rows if len(rows) == limit else None
+
+    def clear(self) -> None:
+        for task in self._pages.values():
+            task.cancel()
+        self._pages.clear()
+
+
+def _consume_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved here, so an unused page's failure is not logged as lost

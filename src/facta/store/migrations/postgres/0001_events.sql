@@ -19,8 +19,9 @@ CREATE TABLE {schema}.{prefix}events (
     CONSTRAINT {prefix}events_stream_version_key UNIQUE (stream_id, version)
 );
 
+-- Reading one category in log order. (No index by type: a reader wants several types, which
+-- an index cannot give in log order, and each index costs every append.)
 CREATE INDEX {prefix}events_by_category ON {schema}.{prefix}events (category, commit_xid, sequence);
-CREATE INDEX {prefix}events_by_type ON {schema}.{prefix}events (type, commit_xid, sequence);
 
 CREATE TABLE {schema}.{prefix}snapshots (
     stream_id      text             NOT NULL,
@@ -58,8 +59,9 @@ CREATE FUNCTION {schema}.{prefix}append(
     p_channel         text
 ) RETURNS TABLE (r_status integer, r_version bigint, r_sequences bigint[], r_commit xid8,
                  r_event_id text, r_detail text)
--- Generic plans: a custom plan per call (the default here) costs more than the work itself.
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+-- The store's connections use generic plans (plan_cache_mode): a custom plan per call of
+-- the multi-event insert costs more than the insert.
+LANGUAGE plpgsql AS $$
 DECLARE
     v_commit   xid8 := pg_current_xact_id();
     v_first    integer := 1;
