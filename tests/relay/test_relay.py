@@ -187,9 +187,19 @@ async def test_postgres_lease_is_an_advisory_lock() -> None:
         await one._held["dest"].close()  # the holder's session ends (a crash): lock freed
         with pytest.raises(RelayLeaseLost):
             await one.save("dest", "one", Position(7, 9), 9, 10)
+        status = await two.get("dest")
+        assert status is not None
+        assert status.owner is None  # the row still names "one", but nobody holds the lock
         row = await two.acquire("dest", "two", 10)
         assert row is not None
         assert (row.position, row.published) == (Position(7, 3), 3)
+        status = await one.get("dest")
+        assert status is not None
+        assert status.owner == "two"
+        await two.release("dest", "two")
+        status = await one.get("dest")
+        assert status is not None
+        assert status.owner is None
     finally:
         await one.close()
         await two.close()

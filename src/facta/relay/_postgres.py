@@ -88,6 +88,14 @@ class PostgresCheckpoints:
             raise RelayLeaseLost(name) from exc
 
     async def release(self, name: str, owner: str) -> None:
+        connection = self._held.get(name)
+        if connection is not None and not connection.is_closed():
+            with contextlib.suppress(Exception):
+                await connection.execute(
+                    f"UPDATE {self.table} SET owner = NULL WHERE name = $1 AND owner = $2",
+                    name,
+                    owner,
+                )
         await self._drop(name)
 
     async def get(self, name: str) -> RelayCheckpoint | None:
@@ -96,11 +104,16 @@ class PostgresCheckpoints:
             row = await connection.fetchrow(
                 f"SELECT {_COLUMNS} FROM {self.table} WHERE name = $1", name
             )
+            # The lock is the truth: a relay that was killed leaves its name in the row.
+            free = await connection.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._key + name
+            )
         finally:
-            await connection.close()
+            await connection.close()  # frees the lock if this took it
         if row is None:
             return None
-        return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5])
+        owner = None if free else row[5]
+        return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], owner)
 
     async def close(self) -> None:
         for name in list(self._held):
