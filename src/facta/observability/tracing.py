@@ -33,6 +33,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.trace import (
     INVALID_SPAN,
     Link,
@@ -192,6 +193,13 @@ def observed() -> bool:
 
 def command_scope(aggregate: str, stream_id: str, command: object) -> CommandScope:
     """The scope of one ``Application.execute``: a shared no-op when nothing is observed."""
+    # observed(), unrolled for the common case of no SDK at all: two module lookups.
+    if (
+        getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None
+        and getattr(_metrics_api, "_METER_PROVIDER", _UNKNOWN) is None
+        and not (_State.explicit or _metrics._State.explicit or _logs._enabled)
+    ):
+        return _QUIET_COMMAND
     if not observed():
         return _QUIET_COMMAND
     return CommandScope(aggregate, stream_id, command)
