@@ -403,3 +403,32 @@ async def test_a_rebuild_while_a_runner_follows_hands_the_new_storage_to_that_ru
 async def _owned_by(read_store: ReadStore, owner: str) -> bool:
     [status] = await read_store.status("counters")
     return status.owner == owner and status.slot == 2
+
+
+async def test_a_runner_recovers_from_a_lost_connection() -> None:
+    """PostgreSQL drops the runner's connection (a restart, a failover, a network cut): the
+    runner reconnects with back-off, takes its projection again and carries on."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_URL, open_scratch_postgres
+
+    store = await open_scratch_postgres()
+    try:
+        await fill(store, 2, 5)
+        runner = ProjectionRunner(store, [Counters()], codec=codec, poll_interval=0.05)
+        async with running(runner):
+            await eventually(lambda: _equal(store, expected(2, 5)))
+            admin = await asyncpg.connect(POSTGRES_URL)
+            key = f"facta.projection.{store.schema}.counters.1"
+            killed = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint)"
+                " = hashtextextended($1, 0)",
+                key,
+            )
+            await admin.close()
+            assert len(killed) == 1
+            await fill(store, 2, 3)
+            await eventually(lambda: _equal(store, expected(2, 8)), seconds=20)
+    finally:
+        await store.close()
