@@ -1,7 +1,7 @@
 """`facta serve` as a real process on a free port, driven over real HTTP.
 
-One server per backend per module (starting one takes about a second); tests keep apart by
-using their own account ids.
+One server per backend for the whole session (starting one takes a second or more); tests
+keep apart by using their own account ids.
 """
 
 from __future__ import annotations
@@ -126,11 +126,12 @@ def store_url_for(backend: str, workdir: Path) -> str:
     return postgres_store_url()
 
 
-@pytest.fixture(scope="module", params=BACKEND_NAMES)
+@pytest.fixture(scope="session", params=BACKEND_NAMES)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """``facta serve`` on each backend, for the whole module."""
+    """``facta serve`` on each backend, shared by every test of the session (tests keep apart
+    by their own account ids)."""
     workdir = tmp_path_factory.mktemp(f"serve-{request.param}")
     running = start_server(store_url_for(request.param, workdir), workdir)
     yield running

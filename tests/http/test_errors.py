@@ -222,7 +222,7 @@ def test_an_unsupported_method_is_405_json(client: httpx.Client, opened: str) ->
 
 
 def test_the_server_logged_no_internal_error(server: Server, client: httpx.Client) -> None:
-    # Runs last in this module: nothing above may have made the server log a traceback.
+    # Nothing before this (in this module and the ones run before it) logged a traceback.
     assert client.get("/health").status_code == 200
     assert "Traceback" not in server.output()
     assert "unhandled error" not in server.output()

@@ -44,7 +44,7 @@ def test_schemathesis_finds_no_server_errors(server: Server, tmp_path: Path) -> 
             "--exclude-operation-id",
             "follow_events",
             "--max-examples",
-            "25",
+            "15",
             "--request-timeout",
             "10",
             # One worker: hypothesis' lambda-source cache is not thread-safe (a runtime error).
