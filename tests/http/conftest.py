@@ -6,6 +6,7 @@ keep apart by using their own account ids.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -126,6 +127,24 @@ def store_url_for(backend: str, workdir: Path) -> str:
     return postgres_store_url()
 
 
+def drop_schema(store_url: str) -> None:
+    """Drop the PostgreSQL schema a test server used (nothing for other stores)."""
+    if "schema=" not in store_url:
+        return
+    import asyncpg
+
+    schema = store_url.rsplit("schema=", 1)[1]
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
+
+
 @pytest.fixture(scope="session", params=BACKEND_NAMES)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -136,6 +155,7 @@ def server(
     running = start_server(store_url_for(request.param, workdir), workdir)
     yield running
     running.stop()
+    drop_schema(running.store_url)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.http.conftest import postgres_store_url, start_server
+from tests.http.conftest import drop_schema, postgres_store_url, start_server
 
 
 class Proxy:
@@ -132,3 +132,4 @@ def test_an_unreachable_store_is_503_and_the_service_recovers(proxy: Proxy, tmp_
         assert "unhandled error" not in server.output(), server.output()
     finally:
         server.stop()
+        drop_schema(direct.geturl())
