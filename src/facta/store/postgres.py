@@ -183,6 +183,7 @@ class PostgresEventStore:
         self._pending: list[_Request] = []
         self._busy: set[str] = set()
         self._flushes = 0
+        self._lone = True
         self._tasks: set[asyncio.Future[Any]] = set()
         self._idle_writers: list[asyncpg.Connection] = []
         self._read_ahead = _ReadAhead()
@@ -355,9 +356,11 @@ class PostgresEventStore:
             return await self._append_with_hook(stream_id, events, expected_version, hook)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         request = _Request(stream_id, events, expected_version, future)
-        if self._flushes < self.max_flushes and not self._pending and not self._busy:
-            # Nothing else to send with it: write it from this task, which saves a task
-            # switch per append for a lone client. Cancelling it cancels only this append.
+        if self._lone and self._flushes < self.max_flushes and not self._pending and not self._busy:
+            # A lone client, by the look of the last batches: write it from this task, which
+            # saves a task switch per append. Cancelling it cancels only this append. (When
+            # many clients wait on one batch, the first to resume would go alone this way,
+            # and the rest after it, so a flush task gathers them instead.)
             self._flushes += 1
             self._busy.add(stream_id)
             try:
@@ -457,6 +460,7 @@ class PostgresEventStore:
         """One call, one transaction for the whole batch; settles every request's future."""
         recorded_at = time.time()
         arguments = self._arguments(batch, recorded_at)
+        self._lone = len(batch) == 1 and not self._pending
         try:
             rows = await self._call_append(arguments)
         except Exception as exc:
