@@ -292,3 +292,23 @@ async def test_appends_racing_from_two_stores_lose_cleanly(pg: ScratchPostgresSt
         await other.close()
     assert [e.version for e in await pg.read_stream("race-1")] == list(range(1, 11))
     assert [e.version for e in await pg.read_stream("race-2")] == list(range(1, 21))
+
+
+async def test_without_notifications_subscribers_still_get_every_event(
+    pg: ScratchPostgresStore,
+) -> None:
+    quiet = await PostgresEventStore.open(POSTGRES_URL, schema=pg.schema, notify=False)
+    here: list[RecordedEvent] = []
+    there: list[RecordedEvent] = []
+    in_process = asyncio.create_task(collect(quiet, here))
+    elsewhere = asyncio.create_task(collect(pg, there))  # another store: it has to poll
+    try:
+        await asyncio.sleep(0.1)
+        written = [e for i in range(5) for e in (await quiet.append(f"q-{i}", new(2))).events]
+        await until(lambda: len(here) >= len(written), in_process)
+        await until(lambda: len(there) >= len(written), elsewhere)
+    finally:
+        in_process.cancel()
+        elsewhere.cancel()
+        await quiet.close()
+    assert here == there == written

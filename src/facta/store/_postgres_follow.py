@@ -136,14 +136,15 @@ class Listener:
             return True
 
     def _notified(self, *_: Any) -> None:
-        self._wake()
+        self.wake()
 
     def _lost(self, connection: Any) -> None:
         if connection is self._connection:
             self._connection = None
-        self._wake()  # waiters check the log at once, then poll until a reconnect
+        self.wake()  # waiters check the log at once, then poll until a reconnect
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wake every waiter (a notification, or this process's own append)."""
         self._woken.set()
         self._woken = asyncio.Event()
 

@@ -85,7 +85,15 @@ _READ_AHEAD_FROM = 1000
 """Reads of the log with at least this limit fetch the next page while the caller works on
 this one: a reader going through the log keeps the server and itself busy at once."""
 
-_OPTIONS = {"schema", "prefix", "pool_size", "application_name", "max_flushes", "visibility_wait"}
+_OPTIONS = {
+    "schema",
+    "prefix",
+    "pool_size",
+    "application_name",
+    "max_flushes",
+    "visibility_wait",
+    "notify",
+}
 
 # Errors that mean the connection could not be made or is gone, not that a request is bad.
 _LOST: tuple[type[BaseException], ...] = (
@@ -147,7 +155,10 @@ class PostgresEventStore:
     hooked appends, up to ``max_flushes`` for group commits (the number of append
     transactions in flight at once), and one that listens for new events.
     ``visibility_wait`` bounds how long :meth:`read_all` and :meth:`head` wait for committed
-    events that another transaction holds back (0 turns waiting off).
+    events that another transaction holds back (0 turns waiting off). ``notify=False`` leaves
+    out the notification of each append transaction (it costs a commit 10-20% on its own):
+    subscribers, in this process or any other, then notice new events by polling only, up to
+    a second late.
     """
 
     def __init__(
@@ -160,6 +171,7 @@ class PostgresEventStore:
         application_name: str = "facta",
         max_flushes: int | str = 2,
         visibility_wait: float | str = 0.5,
+        notify: bool | str = True,
     ) -> None:
         self.dsn = dsn
         self.schema = validate_identifier(schema, "schema")
@@ -167,6 +179,7 @@ class PostgresEventStore:
         self.pool_size = int(pool_size)
         self.max_flushes = int(max_flushes)
         self.visibility_wait = float(visibility_wait)
+        self.notify = notify if isinstance(notify, bool) else notify.lower() in ("1", "true", "yes")
         if self.pool_size < 1 or self.max_flushes < 1:
             raise ValueError("pool_size and max_flushes must be at least 1")
         # Generic plans: the log's queries are the same every time, and without statistics
@@ -453,7 +466,7 @@ class PostgresEventStore:
             data,
             metadata,
             recorded_at,
-            self.channel,
+            self.channel if self.notify else None,
         ]
 
     async def _write(self, batch: list[_Request]) -> None:
@@ -473,6 +486,7 @@ class PostgresEventStore:
             else:
                 await self._settle_failure(batch, exc)
             return
+        self._listener.wake()  # this process's subscribers need no notification
         for request, row in zip(batch, rows, strict=True):
             if request.future.done():
                 continue
@@ -611,7 +625,8 @@ class PostgresEventStore:
                             except BaseException as exc:
                                 hook_error = exc
                                 raise
-                            return result
+                        self._listener.wake()  # committed
+                        return result
                     except BaseException as exc:
                         if exc is not hook_error:
                             _drop_if_lost(connection, exc)

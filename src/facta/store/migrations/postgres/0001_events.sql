@@ -41,6 +41,7 @@ CREATE TABLE {schema}.{prefix}snapshots (
 --   1 wrong version     nothing written
 --   2 already appended  these event ids are stored in this stream: a retry; read its result
 --   3 duplicate id      r_event_id is stored elsewhere, r_detail says where
+-- A transaction that wrote anything notifies p_channel (unless it is null) on commit.
 -- The version check and the insert are not atomic: a transaction that commits the same
 -- stream version (or event id) in between makes the insert fail with a unique violation,
 -- which fails the whole call; the caller then resolves it (a retry, or WrongExpectedVersion).
@@ -138,7 +139,7 @@ BEGIN
         RETURN NEXT;
         v_first := v_first + v_count;
     END LOOP;
-    IF v_wrote THEN
+    IF v_wrote AND p_channel IS NOT NULL THEN
         PERFORM pg_notify(p_channel, '');
     END IF;
 END
