@@ -284,3 +284,44 @@ async def test_the_service_serves_facta_metrics_on_its_prometheus_page(tmp_path:
     assert "facta_append_duration_seconds_bucket" in page
     assert "facta_http_requests_total" in page  # prometheus-client's own, beside them
     await asyncio.sleep(0)
+
+
+async def test_log_lines_in_a_projection_batch_name_the_projection(otel: Otel) -> None:
+    out = io.StringIO()
+    handler = configure_logging(logging.INFO, stream=out, logger="tests.projection")
+
+    class _Logging(AccountsProjection):
+        async def handle(self, envelope: Any, session: Any) -> None:
+            logging.getLogger("tests.projection").info("handling %s", envelope.recorded.type)
+            await super().handle(envelope, session)
+
+    store = MemoryEventStore()
+    app = Application(store)
+    await app.execute(ACCOUNT, "j", OpenAccount("Jo", Decimal(1)))
+    runner = ProjectionRunner(store, [_Logging()], app=app)
+    try:
+        await runner.catch_up()
+    finally:
+        await runner.close()
+        logging.getLogger("tests.projection").removeHandler(handler)
+        facta_logging.enable(False)
+    line = msgspec.json.decode(out.getvalue().splitlines()[0])
+    [batch] = otel.spans("facta.projection.batch")
+    assert batch.context is not None
+    assert line["message"] == "handling AccountOpened"
+    assert line["projection"] == "accounts"
+    assert line["trace_id"] == format(batch.context.trace_id, "032x")
+
+
+def test_the_http_edge_adds_no_tracing_middleware_without_a_provider() -> None:
+    from facta.observability.http import tracing_middleware
+
+    assert not tracing_on()
+    assert tracing_middleware() == []
+
+
+def test_the_http_edge_adds_litestars_tracing_middleware_with_a_provider(otel: Otel) -> None:
+    from facta.observability.http import tracing_middleware
+
+    [middleware] = tracing_middleware()
+    assert middleware.kwargs["config"].tracer_provider is not None
