@@ -201,8 +201,10 @@ def create_app(store_url: str | None = None, *, projections: bool = True) -> Lit
         min_balance: Annotated[
             str | None, Parameter(required=False, max_length=40, description="A number.")
         ] = None,
-        sort: Literal["account_id", "owner", "balance"] = "account_id",
-        descending: bool = False,
+        sort: Annotated[
+            Literal["account_id", "owner", "balance"], Parameter(description="The sort key.")
+        ] = "account_id",
+        descending: Annotated[bool, Parameter(description="Largest first.")] = False,
         after: Annotated[
             str | None,
             Parameter(required=False, max_length=1000, description="`next` of the last page."),
