@@ -31,6 +31,8 @@ class VerificationReport(msgspec.Struct):
     deprecated: dict[str, int] = msgspec.field(default_factory=dict)
     failures: dict[str, Undecodable] = msgspec.field(default_factory=dict)
     failure_counts: dict[str, int] = msgspec.field(default_factory=dict)
+    gaps: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
+    """Streams whose versions skip: stream -> (version expected, version found), first only."""
 
     @property
     def ok(self) -> bool:
@@ -45,15 +47,21 @@ async def verify_events(
     batch_size: int = 5000,
     progress: Callable[[int], None] | None = None,
 ) -> VerificationReport:
-    """Decode the whole log with ``codec`` (upcasters included) and report what fails.
+    """Decode the whole log with ``codec`` (upcasters included) and report what fails, and
+    check that every stream's versions run 1, 2, 3... without a gap.
 
     ``progress`` is called with the number of events read after each batch.
     """
     report = VerificationReport()
     position = START
+    versions: dict[str, int] = {}
     while True:
         page = await store.read_all(after=position, limit=batch_size)
         for record in page:
+            expected = versions.get(record.stream_id, 0) + 1
+            if record.version != expected and record.stream_id not in report.gaps:
+                report.gaps[record.stream_id] = (expected, record.version)
+            versions[record.stream_id] = record.version
             kind = record.type
             report.by_type[kind] = report.by_type.get(kind, 0) + 1
             try:
