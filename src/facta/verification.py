@@ -36,8 +36,9 @@ class VerificationReport(msgspec.Struct):
 
     @property
     def ok(self) -> bool:
-        """True when every event decoded (or was deliberately deprecated)."""
-        return not self.failures
+        """True when every event decoded (or was deliberately deprecated) and no stream's
+        versions skip."""
+        return not self.failures and not self.gaps
 
 
 async def verify_events(
