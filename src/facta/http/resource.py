@@ -20,10 +20,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
-from litestar import Response, get, post
-from litestar.enums import RequestEncodingType
+from litestar import Request, Response, get, post
+from litestar.enums import ParamType, RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.params import BodyKwarg, HeaderParameter, Parameter
+from litestar.response.base import ASGIResponse
 
 from facta.domain import Aggregate, Command, DomainError, type_name
 from facta.errors import StreamNotFound, WrongExpectedVersion
@@ -70,6 +74,31 @@ class AggregateResource(Generic[S]):
     def label(self) -> str:
         """What one entity is called in messages (``account``)."""
         return self.noun or self.aggregate.name
+
+
+_IF_MATCH = OpenAPIParameter(
+    name="If-Match",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, max_length=1000),
+    description="Only execute if the resource is at this version (its ETag).",
+)
+_IDEMPOTENCY_KEY = OpenAPIParameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=200),
+    description="A client-chosen key: repeating a request with it applies the command once"
+    " and answers with the first result.",
+)
+
+
+@dataclass
+class CommandOperation(Operation):
+    """The OpenAPI operation of a command route, with the headers its handler reads itself."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), _IF_MATCH, _IDEMPOTENCY_KEY]
 
 
 def _union(types: Sequence[type[Any]]) -> Any:
@@ -119,12 +148,16 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             current_version=current,
         )
 
-    async def execute_command(
-        id: str,
-        data: Any,
-        if_match: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Response[Any]:
+    async def execute_command(request: Request[Any, Any, Any], id: str, data: Any) -> Any:
+        # The hot path: headers are read here rather than declared as parameters, and the
+        # answer is built as an ASGI response directly (both documented by the decorator).
+        headers = request.headers
+        if_match = headers.get("if-match")
+        idempotency_key = headers.get("idempotency-key")
+        if if_match is not None and len(if_match) > 1000:
+            raise ApiError(422, "If-Match must be at most 1000 characters")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
+            raise ApiError(422, "Idempotency-Key must be 1 to 200 characters")
         application = runtime.application
         expected = None if if_match is None else await pinned_version(id, if_match)
         try:
@@ -150,8 +183,8 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                     raise not_found(id) from None
             raise
         count(data, "accepted")
-        return Response(
-            encode(view(id, result.version, result.state)),
+        return ASGIResponse(
+            body=encode(view(id, result.version, result.state)),
             media_type=MEDIA_TYPE,
             headers={"ETag": etag(result.version), "Facta-Position": str(result.position)},
         )
@@ -226,29 +259,10 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
         ),
     ]
     execute_command.__annotations__ = {
+        "request": Request,
         "id": entity_id,
         "data": Annotated[command_type, BodyKwarg(media_type=RequestEncodingType.JSON)],
-        "if_match": Annotated[
-            str | None,
-            HeaderParameter(
-                name="If-Match",
-                required=False,
-                max_length=1000,
-                description="Only execute if the resource is at this version (its ETag).",
-            ),
-        ],
-        "idempotency_key": Annotated[
-            str | None,
-            HeaderParameter(
-                name="Idempotency-Key",
-                required=False,
-                min_length=1,
-                max_length=200,
-                description="A client-chosen key: repeating a request with it applies the"
-                " command once and answers with the first result.",
-            ),
-        ],
-        "return": Response[resource.view_type],  # type: ignore[name-defined]
+        "return": ASGIResponse,
     }
     read_state.__annotations__ = {
         "id": entity_id,
@@ -293,7 +307,15 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             operation_id=f"execute_{aggregate.name}_command",
             dto=typed_body(command_type),
             return_dto=None,
-            responses=documented_errors(400, 404, 409, 412, 413, 422, 503),
+            responses={
+                200: ResponseSpec(
+                    resource.view_type,
+                    description="The state after the command; its version is in ETag.",
+                    generate_examples=False,
+                ),
+                **documented_errors(400, 404, 409, 412, 413, 422, 503),
+            },
+            operation_class=CommandOperation,
         )(execute_command),
         get(
             f"{path}/{{id:str}}",
