@@ -39,24 +39,29 @@ safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from facta.errors import DuplicateEventId, StoreUnavailable, WrongExpectedVersion
+from facta.errors import DuplicateEventId
 from facta.store._migrations import migration_files, validate_identifier
+from facta.store._postgres_append import GroupCommit
+from facta.store._postgres_common import (
+    COLUMNS,
+    LOST,
+    drop_if_lost,
+    lost,
+    recorded,
+    unavailable,
+)
 from facta.store._postgres_follow import Listener, subscription
 from facta.store.base import (
     ANY,
-    NO_STREAM,
     START,
-    STREAM_EXISTS,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -70,16 +75,7 @@ from facta.store.base import (
 
 log = logging.getLogger("facta.store.postgres")
 
-_COLUMNS = (
-    "event_id, stream_id, version, commit_xid, sequence, type, schema_version, data, metadata,"
-    " recorded_at"
-)
 _VISIBLE = "commit_xid < pg_snapshot_xmin(pg_current_snapshot())"
-_EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, STREAM_EXISTS: -3}
-_APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE = range(4)  # the append function's statuses
-
-_MAX_BATCH = 500
-"""Most appends sent in one group-commit transaction."""
 
 _READ_AHEAD_FROM = 1000
 """Reads of the log with at least this limit fetch the next page while the caller works on
@@ -94,52 +90,6 @@ _OPTIONS = {
     "visibility_wait",
     "notify",
 }
-
-# Errors that mean the connection could not be made or is gone, not that a request is bad.
-_LOST: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,  # connecting
-    asyncpg.PostgresConnectionError,  # class 08, "connection was closed in the middle ..."
-    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
-    asyncpg.InternalClientError,  # a connection killed while idle in the pool, used anyway
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-)
-
-
-def _lost(exc: BaseException) -> bool:
-    return isinstance(exc, _LOST) and not isinstance(exc, asyncpg.DataError)  # bad arguments
-
-
-def _drop_if_lost(connection: Any, exc: BaseException) -> None:
-    """Close a pooled connection that failed as lost, so the pool replaces it: the pool's
-    reset (which would notice) is skipped for speed, see :func:`_keep_session`."""
-    if _lost(exc):
-        with contextlib.suppress(asyncpg.InterfaceError):  # the pool has let go of it already
-            connection.terminate()
-
-
-def _unavailable(exc: BaseException, where: str) -> StoreUnavailable:
-    return StoreUnavailable(f"PostgreSQL at {where} is unreachable: {type(exc).__name__}: {exc}")
-
-
-def _recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
-    # Unpacking the row and calling tuple.__new__ skips two Python frames per event.
-    new, position = tuple.__new__, Position
-    return [
-        RecordedEvent(i, s, v, new(position, (c, q)), t, sv, d, m, at)
-        for i, s, v, c, q, t, sv, d, m, at in rows
-    ]
-
-
-@dataclass(slots=True)
-class _Request:
-    stream_id: str
-    events: Sequence[NewEvent]
-    expected: ExpectedVersion
-    future: asyncio.Future[AppendResult]
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -193,19 +143,14 @@ class PostgresEventStore:
         parts = urlsplit(dsn)
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
         self._pool: asyncpg.Pool | None = None
-        self._pending: list[_Request] = []
-        self._busy: set[str] = set()
-        self._flushes = 0
-        self._lone = True
-        self._tasks: set[asyncio.Future[Any]] = set()
-        self._idle_writers: list[asyncpg.Connection] = []
         self._read_ahead = _ReadAhead()
         self.channel = f"facta.{self.schema}.{self.prefix}events"
         self._listener = Listener(self._connect, self.channel, lambda: self._head(0))
+        self._appender = GroupCommit(self)
         t = f"{self.schema}.{self.prefix}"
         self._sql_append = f"SELECT * FROM {t}append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         self._sql_by_ids = (
-            f"SELECT {_COLUMNS} FROM {t}events WHERE event_id = ANY($1::text[]) ORDER BY version"
+            f"SELECT {COLUMNS} FROM {t}events WHERE event_id = ANY($1::text[]) ORDER BY version"
         )
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}events WHERE stream_id = $1"
         # Whether committed rows are held back by the visibility rule: they all sort after
@@ -221,7 +166,7 @@ class PostgresEventStore:
             " ORDER BY commit_xid DESC, sequence DESC LIMIT 1) e ON true"
         )
         self._sql_stream = {
-            order: f"SELECT {_COLUMNS} FROM {t}events WHERE stream_id = $1 AND version >= $2"
+            order: f"SELECT {COLUMNS} FROM {t}events WHERE stream_id = $1 AND version >= $2"
             f" AND version <= $3 ORDER BY version {order} LIMIT $4"
             for order in ("ASC", "DESC")
         }
@@ -235,7 +180,7 @@ class PostgresEventStore:
                 if by_type:
                     where += f" AND type = ANY(${4 + by_category}::text[])"
                 page = (
-                    f"SELECT {_COLUMNS} FROM {t}events WHERE {where}"
+                    f"SELECT {COLUMNS} FROM {t}events WHERE {where}"
                     " ORDER BY commit_xid, sequence LIMIT $3"
                 )
                 self._sql_all[by_category, by_type] = page
@@ -271,8 +216,8 @@ class PostgresEventStore:
             connection: asyncpg.Connection = await asyncpg.connect(
                 self.dsn, server_settings=self._server_settings, timeout=10
             )
-        except _LOST as exc:
-            raise _unavailable(exc, self._where) from exc
+        except LOST as exc:
+            raise unavailable(exc, self._where) from exc
         return connection
 
     async def _get_pool(self) -> asyncpg.Pool:
@@ -286,8 +231,8 @@ class PostgresEventStore:
                     reset=_keep_session,
                     timeout=10,
                 )
-            except _LOST as exc:
-                raise _unavailable(exc, self._where) from exc
+            except LOST as exc:
+                raise unavailable(exc, self._where) from exc
         return self._pool
 
     async def _fetch(self, sql: str, *arguments: Any) -> list[Any]:
@@ -297,11 +242,11 @@ class PostgresEventStore:
                 try:
                     rows: list[Any] = await connection.fetch(sql, *arguments)
                 except BaseException as exc:
-                    _drop_if_lost(connection, exc)
+                    drop_if_lost(connection, exc)
                     raise
         except Exception as exc:
-            if _lost(exc):
-                raise _unavailable(exc, self._where) from exc
+            if lost(exc):
+                raise unavailable(exc, self._where) from exc
             raise
         return rows
 
@@ -341,8 +286,8 @@ class PostgresEventStore:
                     )
                     applied.append(version)
         except Exception as exc:
-            if _lost(exc):
-                raise _unavailable(exc, self._where) from exc
+            if lost(exc):
+                raise unavailable(exc, self._where) from exc
             raise
         if applied:
             log.info("migrated %s.%s* to version %d", self.schema, self.prefix, applied[-1])
@@ -366,287 +311,8 @@ class PostgresEventStore:
         if len(events) > 1 and len({e.event_id for e in events}) != len(events):
             raise DuplicateEventId(events[0].event_id, "the same id twice in one append")
         if hook is not None:
-            return await self._append_with_hook(stream_id, events, expected_version, hook)
-        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        request = _Request(stream_id, events, expected_version, future)
-        if self._lone and self._flushes < self.max_flushes and not self._pending and not self._busy:
-            # A lone client, by the look of the last batches: write it from this task, which
-            # saves a task switch per append. Cancelling it cancels only this append. (When
-            # many clients wait on one batch, the first to resume would go alone this way,
-            # and the rest after it, so a flush task gathers them instead.)
-            self._flushes += 1
-            self._busy.add(stream_id)
-            try:
-                await self._write([request])
-            finally:
-                self._busy.discard(stream_id)
-                self._flushes -= 1
-                if self._pending and self._flushes < self.max_flushes:
-                    self._flushes += 1
-                    self._spawn(self._flush())
-            return await future  # done already, unless it lost a race and went back in line
-        self._pending.append(request)
-        if self._flushes < self.max_flushes:
-            self._flushes += 1
-            self._spawn(self._flush())
-        return await future
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self) -> None:
-        """Send queued appends, as many per transaction as have queued up meanwhile.
-
-        Runs as its own task, so a caller that is cancelled never cancels the others' appends.
-        """
-        try:
-            while batch := self._take():
-                try:
-                    await self._write(batch)
-                finally:
-                    for request in batch:
-                        self._busy.discard(request.stream_id)
-        finally:
-            self._flushes -= 1
-            if self._pending and self._flushes < self.max_flushes:
-                self._flushes += 1  # requests that waited behind a busy stream
-                self._spawn(self._flush())
-
-    def _take(self) -> list[_Request]:
-        """The next batch: pending requests in order, but each stream once, and none for a
-        stream that a batch in flight writes to (those keep their place for the next batch)."""
-        pending = self._pending
-        if not pending:
-            return []
-        if len(pending) == 1 and not self._busy:
-            self._pending = []
-            batch = pending
-        else:
-            batch, taken, kept = [], set(self._busy), []
-            for request in pending:
-                stream = request.stream_id
-                if len(batch) < _MAX_BATCH and stream not in taken:
-                    batch.append(request)
-                else:
-                    kept.append(request)
-                taken.add(stream)  # also keeps a held-back stream's later requests in order
-            self._pending = kept
-        for request in batch:
-            self._busy.add(request.stream_id)
-        return batch
-
-    def _arguments(self, batch: Sequence[_Request], recorded_at: float) -> list[Any]:
-        streams, expected, counts = [], [], []
-        ids: list[str] = []
-        types: list[str] = []
-        versions: list[int] = []
-        data: list[bytes] = []
-        metadata: list[bytes] = []
-        codes = _EXPECTED_CODES
-        for request in batch:
-            streams.append(request.stream_id)
-            wanted = request.expected
-            expected.append(wanted if isinstance(wanted, int) else codes[wanted])
-            counts.append(len(request.events))
-            for event in request.events:
-                ids.append(event.event_id)
-                types.append(event.type)
-                versions.append(event.schema_version)
-                data.append(event.data)
-                metadata.append(event.metadata)
-        return [
-            streams,
-            expected,
-            counts,
-            ids,
-            types,
-            versions,
-            data,
-            metadata,
-            recorded_at,
-            self.channel if self.notify else None,
-        ]
-
-    async def _write(self, batch: list[_Request]) -> None:
-        """One call, one transaction for the whole batch; settles every request's future."""
-        recorded_at = time.time()
-        arguments = self._arguments(batch, recorded_at)
-        self._lone = len(batch) == 1 and not self._pending
-        try:
-            rows = await self._call_append(arguments)
-        except Exception as exc:
-            if len(batch) > 1 and not _lost(exc) and not isinstance(exc, StoreUnavailable):
-                # A race with another process, a deadlock, or a request the server refuses:
-                # send each half on its own, down to single requests with their own answers.
-                half = len(batch) // 2
-                await self._write(batch[:half])
-                await self._write(batch[half:])
-            else:
-                await self._settle_failure(batch, exc)
-            return
-        self._listener.wake()  # this process's subscribers need no notification
-        for request, row in zip(batch, rows, strict=True):
-            if request.future.done():
-                continue
-            try:
-                result = self._result(request, row, recorded_at)
-                if result is None:
-                    result = await self._resolve(request, None)
-            except Exception as exc:
-                request.future.set_exception(exc)
-                continue
-            if result is None:
-                self._pending.append(request)  # ANY lost a race: the next batch retries it
-            else:
-                request.future.set_result(result)
-
-    async def _call_append(self, arguments: list[Any]) -> list[Any]:
-        """Run the append function on a writer connection of its own (no pool: acquiring and
-        releasing would cost about as much again as the call)."""
-        for attempt in (1, 2):
-            idle = self._idle_writers
-            while idle and idle[-1].is_closed():
-                idle.pop()
-            connection = idle.pop() if idle else await self._connect()
-            try:
-                rows: list[Any] = await connection.fetch(self._sql_append, *arguments)
-            except BaseException as exc:
-                if _lost(exc) or not isinstance(exc, Exception):  # lost, or cancelled mid-call
-                    connection.terminate()
-                else:
-                    idle.append(connection)
-                if attempt == 1 and isinstance(exc, asyncpg.InternalClientError):
-                    continue  # it had died while idle: nothing was sent, so try a fresh one
-                raise
-            idle.append(connection)
-            return rows
-        raise AssertionError("unreachable")
-
-    async def _settle_failure(self, batch: list[_Request], exc: Exception) -> None:
-        error: Exception = exc
-        if _lost(exc):
-            error = _unavailable(exc, self._where)
-        elif isinstance(exc, asyncpg.UniqueViolationError):
-            # Only a lone request gets here: resolve its conflict.
-            [request] = batch
-            try:
-                result = await self._resolve(request, None)
-            except Exception as resolved:
-                error = resolved
-            else:
-                if result is None:
-                    self._pending.append(request)
-                elif not request.future.done():
-                    request.future.set_result(result)
-                return
-        for request in batch:
-            if not request.future.done():
-                request.future.set_exception(error)
-
-    def _result(self, request: _Request, row: Any, recorded_at: float) -> AppendResult | None:
-        """One row of the append function as a result, or None when the events may be stored
-        already (read them with :meth:`_resolve`); raises the request's error."""
-        status, version, sequences, commit, event_id, detail = row
-        stream_id, events = request.stream_id, request.events
-        if status == _APPENDED:
-            first = version - len(events)
-            new, position = tuple.__new__, Position
-            recorded = tuple(
-                RecordedEvent(
-                    e.event_id,
-                    stream_id,
-                    first + n,
-                    new(position, (commit, sequence)),
-                    e.type,
-                    e.schema_version,
-                    e.data,
-                    e.metadata,
-                    recorded_at,
-                )
-                for n, (e, sequence) in enumerate(zip(events, sequences, strict=True), 1)
-            )
-            return AppendResult(stream_id, version, recorded[-1].position, recorded)
-        if status == _REPEATED:
-            return None
-        if status == _DUPLICATE:
-            raise DuplicateEventId(event_id, detail)
-        raise WrongExpectedVersion(stream_id, request.expected, version)
-
-    async def _resolve(self, request: _Request, connection: Any) -> AppendResult | None:
-        """After a conflict: the first result if these event ids are stored in this stream
-        already (a retry), else DuplicateEventId or WrongExpectedVersion; None when the
-        request expects ANY or STREAM_EXISTS and may simply be sent again."""
-        stream_id, events = request.stream_id, request.events
-        ids = [e.event_id for e in events]
-        if connection is None:
-            rows = await self._fetch(self._sql_by_ids, ids)
-        else:
-            rows = await connection.fetch(self._sql_by_ids, ids)
-        stored = tuple(_recorded(rows))
-        for event in stored:
-            if event.stream_id != stream_id:
-                raise DuplicateEventId(event.event_id, f"in stream {event.stream_id!r}")
-        if len(stored) == len(events):
-            return AppendResult(stream_id, stored[-1].version, stored[-1].position, stored)
-        if stored:
-            raise DuplicateEventId(stored[0].event_id, "an earlier append stored it with other ids")
-        if request.expected is ANY or request.expected is STREAM_EXISTS:
-            return None
-        actual = await self.stream_version(stream_id)
-        raise WrongExpectedVersion(stream_id, request.expected, actual)
-
-    async def _append_with_hook(
-        self,
-        stream_id: str,
-        events: Sequence[NewEvent],
-        expected: ExpectedVersion,
-        hook: TransactionHook,
-    ) -> AppendResult:
-        """Its own transaction: append, run the hook, commit (or roll back on any error)."""
-        request = _Request(stream_id, events, expected, asyncio.get_running_loop().create_future())
-        pool = self._pool or await self._get_pool()
-        while True:
-            hook_error: BaseException | None = None  # the hook's errors reach the caller as is
-            try:
-                async with pool.acquire() as connection:
-                    try:
-                        async with connection.transaction():
-                            recorded_at = time.time()
-                            [row] = await connection.fetch(
-                                self._sql_append, *self._arguments([request], recorded_at)
-                            )
-                            result = self._result(request, row, recorded_at)
-                            if result is None:
-                                return await self._resolve_or_fail(request, connection)
-                            try:
-                                await hook(connection, result.events)
-                            except BaseException as exc:
-                                hook_error = exc
-                                raise
-                        self._listener.wake()  # committed
-                        return result
-                    except BaseException as exc:
-                        if exc is not hook_error:
-                            _drop_if_lost(connection, exc)
-                        raise
-            except asyncpg.UniqueViolationError as exc:
-                if exc is hook_error:
-                    raise
-                resolved = await self._resolve(request, None)
-                if resolved is not None:
-                    return resolved
-            except Exception as exc:
-                if exc is not hook_error and _lost(exc):
-                    raise _unavailable(exc, self._where) from exc
-                raise
-
-    async def _resolve_or_fail(self, request: _Request, connection: Any) -> AppendResult:
-        result = await self._resolve(request, connection)
-        if result is None:  # pragma: no cover - the function reports a repeat only when stored
-            raise DuplicateEventId(request.events[0].event_id, "stored, then gone")
-        return result
+            return await self._appender.append_with_hook(stream_id, events, expected_version, hook)
+        return await self._appender.append(stream_id, events, expected_version)
 
     async def _append_nothing(self, stream_id: str, expected: ExpectedVersion) -> AppendResult:
         actual = await self.stream_version(stream_id)
@@ -671,7 +337,7 @@ class PostgresEventStore:
             2**62 if to_version is None else to_version,
             limit,  # NULL: no limit
         )
-        return _recorded(rows)
+        return recorded(rows)
 
     async def read_all(
         self,
@@ -715,9 +381,9 @@ class PostgresEventStore:
                     (following, *ahead[1:]),
                     self._fetch(sql, following.commit, following.sequence, limit, *filters),
                 )
-            return _recorded(rows)
+            return recorded(rows)
         if visibility_wait <= 0:
-            return _recorded(rows)
+            return recorded(rows)
         # A short page: read the rest together with whether anything is held back, and
         # while it is, wait a little and read on.
         page = list(rows)
@@ -730,7 +396,7 @@ class PostgresEventStore:
             )
             page += [r[:10] for r in more if r[0] is not None]
             if len(page) == limit or not more[0][10] or time.monotonic() + delay > deadline:
-                return _recorded(page)
+                return recorded(page)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 0.02)
 
@@ -780,7 +446,7 @@ class PostgresEventStore:
 
     async def find_event(self, event_id: str) -> RecordedEvent | None:
         rows = await self._fetch(self._sql_by_ids, [event_id])
-        return _recorded(rows)[0] if rows else None
+        return recorded(rows)[0] if rows else None
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -825,18 +491,13 @@ class PostgresEventStore:
 
     async def close(self) -> None:
         self._read_ahead.clear()
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._appender.close()
         await self._listener.close()
-        writers, self._idle_writers = self._idle_writers, []
-        for writer in writers:
-            with contextlib.suppress(*_LOST):
-                await asyncio.wait_for(writer.close(), 5)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), 10)
-            except _LOST:  # includes TimeoutError
+            except LOST:  # includes TimeoutError
                 pool.terminate()
 
 
