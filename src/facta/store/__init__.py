@@ -14,7 +14,8 @@ async def open_store(url: str, **options: Any) -> EventStore:
     ``memory://`` — in process memory; ``sqlite:///relative/path.db`` or
     ``sqlite:////absolute/path.db`` — a SQLite file (query options: ``prefix``,
     ``synchronous``); ``postgresql://user@host:port/db`` — PostgreSQL (query options:
-    ``schema``, ``prefix``). Raises ValueError for a URL it cannot use.
+    ``schema``, ``prefix``, ``pool_size``, ``max_flushes``, ``visibility_wait``, ``notify``;
+    see PostgresEventStore). Raises ValueError for a URL it cannot use.
     """
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
