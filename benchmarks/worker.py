@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import resource
 import sys
 import uuid
@@ -20,7 +21,7 @@ from benchmarks.raw_limits import RAW
 from benchmarks.telemetry import configure_from_env
 from benchmarks.workloads import WORKLOADS, Measurement, Scale, Target
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_DSN = os.environ.get("FACTA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def target_for(backend: str, scratch: Path) -> Target:
