@@ -26,7 +26,7 @@ from bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount
 from bank.read_model import Accounts, AccountsProjection, AccountSummary
 from bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
 from facta import Application, Codec, open_store
-from facta.http import AggregateResource, ApiError, Runtime
+from facta.http import AggregateResource, ApiError, ApiKeys, Runtime
 from facta.http import create_app as create_http_app
 from facta.http._json import encode, json_response, timestamp
 from facta.http.errors import documented_errors
@@ -151,10 +151,13 @@ def _min_balance(text: str) -> Decimal:
     return value
 
 
-def create_app(store_url: str | None = None, *, projections: bool = True) -> Litestar:
+def create_app(
+    store_url: str | None = None, *, projections: bool = True, api_keys: ApiKeys | None = None
+) -> Litestar:
     """The bank service on the store at ``store_url`` (default: ``FACTA_STORE``, else a SQLite
     file ``facta.db`` in the working directory). The store is opened when the server starts.
-    With ``projections``, the transfer saga runs in this process.
+    With ``projections``, the transfer saga runs in this process. With ``api_keys``, every
+    request but the health probes must present one.
     """
     url = store_url or os.environ.get("FACTA_STORE") or DEFAULT_STORE
     queries: dict[str, Accounts] = {}
@@ -233,6 +236,7 @@ def create_app(store_url: str | None = None, *, projections: bool = True) -> Lit
         runtime,
         [ACCOUNTS, TRANSFERS],
         route_handlers=[list_accounts],
+        api_keys=api_keys,
         title="facta bank",
         description="Bank accounts, event-sourced: open, deposit, withdraw; state at any"
         " version or time; the full history; a read model to list accounts; transfers run by"

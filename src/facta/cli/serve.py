@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -59,22 +61,52 @@ async def _check_store(url: str) -> None:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--api-keys-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Require an API key on every request but /health and /ready: one key per line."
+    " FACTA_API_KEYS (comma-separated) does the same. Off by default.",
+)
 def serve(
-    store_url: str, host: str, port: int, app_spec: str, no_projections: bool, log_level: str
+    store_url: str,
+    host: str,
+    port: int,
+    app_spec: str,
+    no_projections: bool,
+    log_level: str,
+    api_keys_file: str | None,
 ) -> None:
     """Serve the HTTP API (the bank example by default) on the store."""
     factory = load_factory(app_spec)
+    auth = _api_keys(api_keys_file)
     run(_check_store, store_url)
     try:
         from facta.http import serve as serve_http
     except ImportError as exc:  # pragma: no cover - without the http extra
         raise click.ClickException(f"the HTTP service needs facta[http]: {exc}") from None
-    app = factory(store_url, projections=not no_projections)
+    # Keys are handed over only when set, so factories without the parameter keep working.
+    extra = {} if auth is None else {"api_keys": auth}
+    app = factory(store_url, projections=not no_projections, **extra)
     console.print(
         f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
         f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
+        + ("  [yellow]API keys required[/]" if auth is not None else "")
     )
     serve_http(app, host=host, port=port, log_level=log_level)
+
+
+def _api_keys(path: str | None) -> Any:
+    """The ApiKeys from ``path`` or FACTA_API_KEYS, or None (authentication off)."""
+    text = Path(path).read_text(encoding="utf-8") if path else os.environ.get("FACTA_API_KEYS")
+    if not text:
+        return None
+    from facta.http.auth import ApiKeys
+
+    try:
+        return ApiKeys.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--api-keys-file / FACTA_API_KEYS") from None
 
 
 command = serve

@@ -10,6 +10,7 @@ Needs the ``http`` extra.
 """
 
 from facta.http.app import MAX_BODY_SIZE, create_app
+from facta.http.auth import ApiKeys
 from facta.http.errors import ApiError, error_response
 from facta.http.resource import AggregateResource, aggregate_routes
 from facta.http.runtime import Runtime
@@ -19,6 +20,7 @@ __all__ = [
     "MAX_BODY_SIZE",
     "AggregateResource",
     "ApiError",
+    "ApiKeys",
     "Runtime",
     "aggregate_routes",
     "create_app",

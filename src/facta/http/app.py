@@ -9,11 +9,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from facta.http._openapi import DecimalAsNumber
+from facta.http.auth import ApiKeys
 from facta.http.errors import EXCEPTION_HANDLERS
 from facta.http.feed import feed_routes
 from facta.http.health import health_routes
@@ -40,12 +42,14 @@ def create_app(
     description: str = "",
     max_body_size: int = MAX_BODY_SIZE,
     metrics: bool = True,
+    api_keys: ApiKeys | None = None,
 ) -> Litestar:
     """A Litestar app serving ``resources`` plus the feed, health, readiness, metrics and docs.
 
     The runtime's Application is opened at startup, before ``lifespans`` are entered (they
     may use it, e.g. to run projections), and closed after them. Interactive API docs are at
-    ``/docs``, the OpenAPI document at ``/docs/openapi.json``.
+    ``/docs``, the OpenAPI document at ``/docs/openapi.json``. With ``api_keys``, every
+    request but the health probes must present one of them (see facta.http.auth).
     """
 
     @contextlib.asynccontextmanager
@@ -63,6 +67,8 @@ def create_app(
     handlers.extend(feed_routes(runtime))
     handlers.extend(health_routes(runtime))
     middleware = tracing_middleware()  # outermost: the request's span covers all the rest
+    if api_keys is not None:
+        middleware.append(DefineMiddleware(api_keys.middleware))  # before any other work
     if metrics:
         handlers.append(MetricsController)
         middleware.append(prometheus_config().middleware)
