@@ -1,42 +1,349 @@
-"""``facta projections status | run | rebuild NAME``: the read side's runner.
+"""``facta projections status | run | rebuild NAME | restart NAME``: the read side's runner.
 
-A stub until the projections package fills it in (the commands exist so that the CLI's shape
-is stable and ``--help`` shows them).
+Which projections and policies exist is application code, named with ``--projection
+MODULE:CLASS`` (default: the bank example's). A projection the store says is maintained
+inline (by ``facta serve``) is not run here: it joins this process's transaction hook
+instead, so that the commands policies execute keep it current too.
 """
 
 from __future__ import annotations
 
-import click
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
 
-from facta.cli._common import store_option
-from facta.cli._stub import not_yet
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from facta.application import Application
+from facta.cli._common import console, errors, opened_store, redact, run, store_option
+from facta.codec import Codec
+from facta.projections import (
+    InlineProjections,
+    Policy,
+    Projection,
+    ProjectionNotFound,
+    ProjectionRunner,
+    ProjectionStatus,
+    ReadStore,
+    RebuildProgress,
+)
+from facta.store.base import EventStore
+
+DEFAULT_PROJECTIONS = ("bank.read_model:AccountsProjection", "bank.transfers:TransferSaga")
+"""The bank example's read side: the accounts read model and the transfer saga."""
+
+Handler = Projection[Any] | Policy
+
+projection_option = click.option(
+    "--projection",
+    "projection_specs",
+    multiple=True,
+    default=DEFAULT_PROJECTIONS,
+    show_default=True,
+    envvar="FACTA_PROJECTIONS",
+    show_envvar=True,
+    metavar="MODULE:CLASS",
+    help="A Projection or Policy class to run; repeat it (the env var: space-separated).",
+)
+
+batch_option = click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Events read, handled and committed at a time.",
+)
+
+
+def load_handler(spec: str) -> Handler:
+    """The Projection or Policy class named ``MODULE:CLASS``, instantiated; a one-line
+    ClickException if it cannot be."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise click.ClickException(f"--projection {spec!r} is not MODULE:CLASS")
+    try:
+        kind = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise click.ClickException(f"--projection: cannot load {spec!r}: {exc}") from None
+    if not (isinstance(kind, type) and issubclass(kind, Projection | Policy)):
+        raise click.ClickException(f"--projection {spec!r} is not a Projection or Policy class")
+    handler: Handler = kind()
+    return handler
+
+
+def _load(specs: Sequence[str]) -> list[Handler]:
+    handlers: list[Handler] = []
+    names: set[str] = set()
+    for spec in specs:
+        handler = load_handler(spec)
+        name = type(handler).name
+        if name in names:
+            raise click.ClickException(f"--projection: two projections are named {name!r}")
+        names.add(name)
+        handlers.append(handler)
+    return handlers
+
+
+async def _inline_names(read_store: ReadStore) -> set[str]:
+    return {s.name for s in await read_store.status() if s.active and s.state == "inline"}
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
+    table = Table(title=f"{len(statuses)} projection slots", title_justify="left")
+    for column, justify in [
+        ("projection", "left"),
+        ("version", "right"),
+        ("slot", "right"),
+        ("state", "left"),
+        ("position", "right"),
+        ("head", "right"),
+        ("lag (events)", "right"),
+        ("lag (s)", "right"),
+        ("handled", "right"),
+        ("owner", "left"),
+        ("error", "left"),
+    ]:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    colours = {"running": "green", "failed": "red", "rebuilding": "yellow", "stopped": "dim"}
+    for s in statuses:
+        state = s.state if s.active else f"{s.state} (not active)"
+        error = "" if s.error is None else f"at {s.error_position}: {s.error.splitlines()[0]}"
+        table.add_row(
+            s.name,
+            str(s.version),
+            str(s.slot),
+            f"[{colours.get(s.state, 'cyan')}]{state}[/]",
+            str(s.position),
+            str(s.head),
+            str(s.lag_events),
+            f"{s.lag_seconds:.3f}",
+            str(s.handled),
+            s.owner or "",
+            error,
+        )
+    return table
+
+
+async def _status(url: str) -> list[ProjectionStatus]:
+    async with opened_store(url) as store:
+        read_store = ReadStore(store)
+        try:
+            return await read_store.status()
+        finally:
+            await read_store.close()
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+class _OneLine(logging.Handler):
+    """The runner's log as one line per record on stderr (its retries log tracebacks)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip().splitlines()
+        errors.print(f"{record.levelname.lower()}: {text[0] if text else ''}", markup=False)
+
+
+@contextlib.contextmanager
+def _one_line_logs() -> Any:
+    logger = logging.getLogger("facta.projections")
+    handler = _OneLine(logging.INFO)
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+async def _runner_for(
+    store: EventStore, handlers: Sequence[Handler], batch_size: int, read_store: ReadStore
+) -> tuple[ProjectionRunner, list[str]]:
+    """The runner of ``handlers`` that are not maintained inline, and the names of those that
+    are (wired into the Application's transaction hook)."""
+    codec = Codec()
+    inline_names = await _inline_names(read_store)
+    inline = [h for h in handlers if isinstance(h, Projection) and type(h).name in inline_names]
+    hook = None
+    if inline:
+        hook = InlineProjections(store, inline, codec=codec)
+        await hook.setup()
+    app = Application(store, codec=codec, transaction_hook=hook)
+    rest = [h for h in handlers if type(h).name not in inline_names or isinstance(h, Policy)]
+    runner = ProjectionRunner(store, rest, app=app, codec=codec, batch_size=batch_size)
+    return runner, [type(h).name for h in inline]
+
+
+async def _run(url: str, specs: tuple[str, ...], batch_size: int) -> None:
+    handlers = _load(specs)
+    async with opened_store(url) as store:
+        read_store = ReadStore(store)
+        try:
+            runner, inline = await _runner_for(store, handlers, batch_size, read_store)
+        finally:
+            await read_store.close()
+        names = [type(h).name for h in handlers if type(h).name not in inline]
+        kept = f" (kept inline: {', '.join(inline)})" if inline else ""
+        console.print(
+            f"[bold]facta[/] running {', '.join(names) or 'nothing'}{kept}"
+            f" on {redact(url)} as {runner.owner}; Ctrl-C stops"
+        )
+        # SIGTERM ends the runner like Ctrl-C, so that its leases are released at once and
+        # another runner can take over without waiting for them to expire.
+        loop = asyncio.get_running_loop()
+        work = asyncio.ensure_future(runner.run())
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, work.cancel)
+        try:
+            with _one_line_logs():
+                await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # Ctrl-C: asyncio.run ends with KeyboardInterrupt, exit 130
+            console.print("stopped (SIGTERM)")
+        finally:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGTERM)
+            work.cancel()  # releases the leases
+            with contextlib.suppress(BaseException):
+                await work
+            await runner.close()
+
+
+# -- rebuild -----------------------------------------------------------------------------
+
+
+async def _rebuild(
+    url: str, name: str, specs: tuple[str, ...], batch_size: int
+) -> ProjectionStatus:
+    handlers = {type(h).name: h for h in _load(specs)}
+    handler = handlers.get(name)
+    if handler is None:
+        known = ", ".join(sorted(handlers)) or "none"
+        raise click.ClickException(
+            f"no projection named {name!r} (known: {known}; name others with --projection)"
+        )
+    if isinstance(handler, Policy):
+        raise click.ClickException(f"{name!r} is a policy: policies are not rebuilt")
+    async with opened_store(url) as store:
+        read_store = ReadStore(store)
+        try:
+            if name in await _inline_names(read_store):
+                raise click.ClickException(
+                    f"{name!r} is maintained inline by the service: it is rebuilt when the"
+                    " service starts with a new version of it"
+                )
+            runner = ProjectionRunner(store, [handler], batch_size=batch_size)
+            try:
+                await _rebuild_with_progress(runner, name)
+            except ProjectionNotFound as exc:
+                raise click.ClickException(str(exc)) from None
+            except RuntimeError as exc:  # a handler failed: the old version keeps answering
+                raise click.ClickException(str(exc).splitlines()[0]) from None
+            finally:
+                await runner.close()
+            return next(s for s in await read_store.status(name) if s.active)
+        finally:
+            await read_store.close()
+
+
+async def _rebuild_with_progress(runner: ProjectionRunner, name: str) -> None:
+    with Progress(
+        TextColumn(f"rebuilding {name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[events]} events"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("rebuild", total=None, events=0)
+
+        def update(step: RebuildProgress) -> None:
+            # Positions count the whole log, so the bar's total is the head's sequence.
+            total = max(step.head.sequence, step.position.sequence) or None
+            progress.update(task, total=total, completed=step.position.sequence, events=step.events)
+
+        await runner.rebuild(name, progress=update)
+
+
+# -- commands ----------------------------------------------------------------------------
 
 
 @click.group()
 def projections() -> None:
-    """Projections: where each one is, run them, rebuild one."""
+    """Projections: where each one is, run them, rebuild or restart one."""
 
 
 @projections.command()
 @store_option
 def status(store_url: str) -> None:
-    """Show each projection's position, lag and state."""
-    not_yet("facta projections status")
+    """Show each projection's position, lag and state (from the store's catalog)."""
+    statuses = run(_status, store_url)
+    if not statuses:
+        console.print("no projections in this store yet (start `facta projections run`)")
+        return
+    console.print(_status_table(statuses))
 
 
 @projections.command("run")
 @store_option
-def run_projections(store_url: str) -> None:
-    """Run the async projections until interrupted."""
-    not_yet("facta projections run")
+@projection_option
+@batch_option
+def run_projections(store_url: str, projection_specs: tuple[str, ...], batch_size: int) -> None:
+    """Run the async projections and policies until interrupted (Ctrl-C)."""
+    run(_run, store_url, projection_specs, batch_size)
+
+
+@projections.command()
+@store_option
+@projection_option
+@batch_option
+@click.argument("name")
+def rebuild(store_url: str, projection_specs: tuple[str, ...], batch_size: int, name: str) -> None:
+    """Rebuild projection NAME from the start of the log beside the current version, then
+    switch to it (queries keep answering from the old one meanwhile)."""
+    done = run(_rebuild, store_url, name, projection_specs, batch_size)
+    console.print(
+        f"rebuilt [bold]{done.name}[/]: version {done.version}, slot {done.slot},"
+        f" position {done.position} of {done.head}, {done.handled} events handled"
+    )
+
+
+async def _restart(url: str, name: str) -> int:
+    async with opened_store(url) as store:
+        read_store = ReadStore(store)
+        try:
+            if not await read_store.status(name):
+                raise click.ClickException(f"no projection named {name!r} in this store")
+            return await read_store.restart(name)
+        finally:
+            await read_store.close()
 
 
 @projections.command()
 @store_option
 @click.argument("name")
-def rebuild(store_url: str, name: str) -> None:
-    """Rebuild projection NAME from the start of the log."""
-    not_yet("facta projections rebuild")
+def restart(store_url: str, name: str) -> None:
+    """Clear failed projection NAME's error: a runner resumes it from its checkpoint."""
+    cleared = run(_restart, store_url, name)
+    if cleared:
+        console.print(f"restarted {name}: a runner resumes it at the event that failed")
+    else:
+        console.print(f"{name} has not failed: nothing to restart")
 
 
 command = projections
