@@ -35,6 +35,8 @@ from facta.store.base import RecordedEvent
 MAX_PAGE = 1000
 MAX_NAMES = 20
 KEEPALIVE_SECONDS = 15.0
+MAX_LIVE_FEEDS = 100
+"""Live feeds one server holds open at once; past it, 503 (each one is a subscription)."""
 _NAME_PATTERN = r"^[A-Za-z0-9_.:@+=~]{1,200}$"
 _NAME = re.compile(_NAME_PATTERN)
 
@@ -92,7 +94,7 @@ def _raw(record: RecordedEvent) -> _RawFeedEvent:
     )
 
 
-def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
+def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTTPRouteHandler]:
     """The handlers of ``GET /events`` and ``GET /events/live``."""
 
     @get(
@@ -129,6 +131,8 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
         page = _RawFeedPage([_raw(r) for r in records], following)
         return json_response(encode(page))  # type: ignore[no-any-return]
 
+    live = [0]  # open live feeds (a cell the streams update)
+
     @get(
         "/events/live",
         summary="The global event log, live, as Server-Sent Events",
@@ -160,6 +164,12 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
             Parameter(required=False, max_items=MAX_NAMES, description="Only these event types."),
         ] = None,
     ) -> ServerSentEvent:
+        if live[0] >= max_live:
+            raise ApiError(
+                503,
+                f"{max_live} live feeds are open on this server; retry shortly",
+                headers={"Retry-After": "5"},
+            )
         store = runtime.application.store
         if last_event_id is not None:
             start = parse_position(last_event_id, "Last-Event-ID")
@@ -170,7 +180,7 @@ def feed_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
         records = store.subscribe(
             after=start, categories=_names(category, "category"), types=_names(type, "type")
         )
-        return ServerSentEvent(_messages(records))
+        return ServerSentEvent(_messages(records, live))
 
     return [read_feed, follow_feed]
 
@@ -186,7 +196,9 @@ def _names(values: list[str] | None, what: str) -> Sequence[str] | None:
     return values or None
 
 
-async def _messages(records: AsyncIterator[RecordedEvent]) -> AsyncIterator[ServerSentEventMessage]:
+async def _messages(
+    records: AsyncIterator[RecordedEvent], live: list[int]
+) -> AsyncIterator[ServerSentEventMessage]:
     """Feed messages from a subscription, with a keep-alive comment when it is quiet.
 
     The subscription runs in its own task feeding a small queue, so that waiting for the
@@ -202,6 +214,7 @@ async def _messages(records: AsyncIterator[RecordedEvent]) -> AsyncIterator[Serv
             await queue.put(exc)
 
     task = asyncio.get_running_loop().create_task(pump())
+    live[0] += 1  # counted while the stream is open: see max_live in feed_routes
     try:
         yield ServerSentEventMessage(data=None, comment="facta live feed", retry=1000)
         while True:
@@ -216,6 +229,7 @@ async def _messages(records: AsyncIterator[RecordedEvent]) -> AsyncIterator[Serv
                 data=encode(_raw(item)).decode(), event=item.type, id=str(item.position)
             )
     finally:
+        live[0] -= 1
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
