@@ -19,6 +19,7 @@ from facta.projections import (
     RebuildProgress,
     Session,
 )
+from facta.store.postgres import PostgresEventStore
 from tests.projections.helpers import Counter, Counters, Tock, codec, eventually, fill
 
 
@@ -355,7 +356,11 @@ async def test_status_shows_lag_in_events_and_seconds(store: EventStore) -> None
     await asyncio.sleep(0.05)
     read_store = ReadStore(store)
     [status] = await read_store.status("counters")
-    assert status.lag_events == 4
+    if isinstance(store, PostgresEventStore):
+        # An estimate there: sequence numbers skip where inserts rolled back (documented).
+        assert status.lag_events >= 4
+    else:
+        assert status.lag_events == 4
     assert 0.05 <= status.lag_seconds < 10
     assert status.head == await store.head()
     await read_store.close()
