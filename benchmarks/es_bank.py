@@ -41,6 +41,9 @@ class Bank(Application[UUID]):
 
 
 class SnapshottingBank(Bank):
+    # The same name as Bank: on PostgreSQL the tables are named after the application, and
+    # the loads without snapshots must read the very events this one wrote.
+    name = "Bank"
     is_snapshotting_enabled = True
 
 
@@ -76,26 +79,27 @@ def accounts_view_class(persistence_module: str) -> Any:
         from eventsourcing.postgres import PostgresTrackingRecorder
 
         class PostgresAccountsView(PostgresTrackingRecorder):
-            def construct_create_table_statements(self) -> list[Any]:
-                from psycopg.sql import SQL
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                from psycopg.sql import SQL, Identifier
 
-                return [
-                    *super().construct_create_table_statements(),
+                super().__init__(*args, **kwargs)
+                table = SQL("{0}.accounts").format(Identifier(self.datastore.schema))
+                self.sql_create_statements.append(
                     SQL(
-                        "CREATE TABLE IF NOT EXISTS accounts"
+                        "CREATE TABLE IF NOT EXISTS {0}"
                         " (id TEXT PRIMARY KEY, owner TEXT, balance NUMERIC)"
-                    ),
-                ]
+                    ).format(table)
+                )
+                self.upsert_statement = SQL(
+                    "INSERT INTO {0} AS a VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE"
+                    " SET balance = a.balance + EXCLUDED.balance"
+                ).format(table)
 
             def upsert(
                 self, key: str, owner: str | None, delta: Decimal, tracking: Tracking
             ) -> None:
                 with self.datastore.transaction(commit=True) as curs:
-                    curs.execute(
-                        "INSERT INTO accounts VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE"
-                        " SET balance = accounts.balance + EXCLUDED.balance",
-                        (key, owner or "", delta),
-                    )
+                    curs.execute(self.upsert_statement, (key, owner or "", delta))
                     self._insert_tracking(curs, tracking)
 
         return PostgresAccountsView
