@@ -91,14 +91,21 @@ def main() -> None:
         "scale": args.scale,
         "runs": args.runs,
     }
-    (out / f"raw-{stamp}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    table = summarise(rows)
-    markdown = render(meta, table)
-    (out / "RESULTS.md").write_text(markdown)
-    chart(table, out / "ratios.png")
-    if args.scale == "full" and args.runs >= 3:
-        (HERE / "RESULTS.md").write_text(markdown.replace("](", "](results/"))
-    print(markdown)
+    raw = {"meta": meta, "rows": rows}
+    (out / f"raw-{stamp}.json").write_text(json.dumps(raw, indent=1))
+    print(publish(raw, out))
+    if args.scale == "full" and args.runs >= 3:  # a real measurement: kept in the repository
+        (HERE / "results.json").write_text(json.dumps(raw, indent=1))
+        publish(raw, HERE)
+
+
+def publish(raw: dict[str, Any], folder: Path) -> str:
+    """Write RESULTS.md and ratios.png for the raw runs into ``folder``; the Markdown."""
+    table = summarise(raw["rows"])
+    markdown = render(raw["meta"], table)
+    (folder / "RESULTS.md").write_text(markdown)
+    chart(table, folder / "ratios.png")
+    return markdown
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
