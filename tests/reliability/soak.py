@@ -24,6 +24,7 @@ import httpx
 from tests.http.conftest import start_server
 
 ACCOUNTS = [f"soak-{i}" for i in range(50)]
+WORKERS = 32  # connections; each sends its share of the rate on its own schedule
 
 
 def rss_mb(pid: int) -> float:
@@ -42,14 +43,10 @@ async def soak(url: str, pid: int, minutes: float, rate: float) -> int:
     windows: dict[int, list[float]] = {}
     memory: dict[int, list[float]] = {}
     errors: dict[int, int] = {}
-    started = time.monotonic()
-    end = started + minutes * 60
-    rng = random.Random(7)
 
-    async def one(http: httpx.AsyncClient) -> None:
+    async def one(http: httpx.AsyncClient, rng: random.Random, due: float) -> None:
         choice = rng.random()
         account = rng.choice(ACCOUNTS)
-        sent = time.monotonic()
         if choice < 0.45:
             response = await http.post(
                 f"/accounts/{account}",
@@ -64,32 +61,38 @@ async def soak(url: str, pid: int, minutes: float, rate: float) -> int:
             response = await http.get(f"/accounts/{account}")
         else:
             response = await http.get("/accounts?limit=20")
-        minute = int((sent - started) // 60)
-        windows.setdefault(minute, []).append(time.monotonic() - sent)
+        # Latency from when the request was due, so a generator falling behind shows as
+        # latency instead of silently sending less (no coordinated omission).
+        minute = int((due - started) // 60)
+        windows.setdefault(minute, []).append(time.monotonic() - due)
         if response.status_code >= 500:
             errors[minute] = errors.get(minute, 0) + 1
 
-    limits = httpx.Limits(max_connections=64)
+    async def worker(http: httpx.AsyncClient, index: int) -> None:
+        rng = random.Random(index)
+        interval = WORKERS / rate  # each worker sends its share of the fixed rate
+        due = started + index * interval / WORKERS
+        while due < end:
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await one(http, rng, due)
+            due += interval
+
+    async def sample_memory() -> None:
+        while time.monotonic() < end:
+            minute = int((time.monotonic() - started) // 60)
+            memory.setdefault(minute, []).append(rss_mb(pid))
+            await asyncio.sleep(5)
+
+    limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as http:
         for account in ACCOUNTS:
             body = {"type": "OpenAccount", "owner": "Soak", "initial_balance": 100}
             await http.post(f"/accounts/{account}", json=body)
-        tasks: set[asyncio.Task[None]] = set()
-        next_sample = started
-        tick = started
-        while time.monotonic() < end:
-            tick += 1 / rate
-            delay = tick - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one(http))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            if time.monotonic() >= next_sample:
-                minute = int((time.monotonic() - started) // 60)
-                memory.setdefault(minute, []).append(rss_mb(pid))
-                next_sample += 5
-        await asyncio.gather(*tasks)
+        started = time.monotonic()
+        end = started + minutes * 60
+        await asyncio.gather(sample_memory(), *(worker(http, i) for i in range(WORKERS)))
 
     first, last = min(windows), max(windows)
     if last == first:
