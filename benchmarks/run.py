@@ -94,7 +94,12 @@ def main() -> None:
     raw = {"meta": meta, "rows": rows}
     (out / f"raw-{stamp}.json").write_text(json.dumps(raw, indent=1))
     print(publish(raw, out))
-    if args.scale == "full" and args.runs >= 3:  # a real measurement: kept in the repository
+    complete = (
+        args.workloads == ",".join(WORKLOADS)
+        and args.backends == parser.get_default("backends")
+        and args.libraries == ",".join(LIBRARIES)
+    )
+    if complete and args.scale == "full" and args.runs >= 3:  # a whole measurement: kept
         (HERE / "results.json").write_text(json.dumps(raw, indent=1))
         publish(raw, HERE)
 
