@@ -319,3 +319,10 @@ def test_positions_order_as_pairs_and_round_trip_as_text() -> None:
     for bad in ("", "x", "1:", ":1", "-1", "1:2:3"):
         with pytest.raises(ValueError, match="not a log position"):
             Position.parse(bad)
+
+
+async def test_a_negative_expected_version_is_refused_and_writes_nothing(store: EventStore) -> None:
+    with pytest.raises(ValueError, match="0 or more"):
+        await store.append("neg-1", new(1), -1)
+    assert await store.stream_version("neg-1") == 0
+    assert await store.read_all() == []

@@ -229,7 +229,10 @@ class EventStore(Protocol):
 
 
 def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
-    """Raise WrongExpectedVersion unless a stream at ``actual`` satisfies ``expected``."""
+    """Raise WrongExpectedVersion unless a stream at ``actual`` satisfies ``expected``
+    (ValueError for a negative version, which no stream can be at)."""
+    if isinstance(expected, int) and expected < 0:
+        raise ValueError(f"expected version must be 0 or more, not {expected}")
     if expected is ANY:
         return
     if expected is NO_STREAM:
