@@ -22,6 +22,10 @@ async def open_feed(port: int) -> tuple[bytes, asyncio.StreamWriter]:
     writer.write(b"GET /events/live HTTP/1.1\r\nHost: facta\r\n\r\n")
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    if head.startswith(b"HTTP/1.1 200"):
+        # The server counts a feed once its stream has started, which is when the opening
+        # comment is sent (the headers may arrive first): wait for it.
+        await asyncio.wait_for(reader.readuntil(b"facta live feed"), 10)
     return head, writer
 
 
