@@ -91,7 +91,7 @@ def test_amqp_frames_are_the_bytes_pamqp_writes() -> None:
     from pamqp.body import ContentBody
     from pamqp.header import ContentHeader
 
-    from facta.relay._amqp import EncodeError, publish_frames, short
+    from facta.relay._amqp import EncodeError, PublishEncoder
     from facta.relay.message import Message
     from facta.store.base import Position
 
@@ -104,28 +104,47 @@ def test_amqp_frames_are_the_bytes_pamqp_writes() -> None:
         "metadata": '{"correlation_id":"c","note":"é ü"}',
         "correlation-id": "c",
     }
-    for body in (b'{"amount":"1.00"}', b"x" * 300, b""):
-        message = Message(
-            "e-1", "account-7", Position(12, 40), "account.MoneyDeposited", body, headers
-        )
+    odd = {  # not ASCII, a long value, a correlation id too long for its property
+        "event-type": "Überweisung",
+        "zeta": "ü" * 3000,
+        "alpha": "",
+        "correlation-id": "c" * 300,
+    }
+
+    def pamqp_frames(message: Message, channel: int, max_body: int) -> bytes:
+        correlation = message.headers.get("correlation-id")
         properties = spec.Basic.Properties(
             content_type="application/json",
-            headers=headers,  # type: ignore[arg-type]
+            headers=message.headers,  # type: ignore[arg-type]
             delivery_mode=2,
-            correlation_id="c",
-            message_id="e-1",
-            message_type="MoneyDeposited",
+            correlation_id=correlation if correlation and len(correlation) <= 255 else None,
+            message_id=message.event_id,
+            message_type=message.headers["event-type"],
             app_id="facta",
         )
+        body = message.body
         frames = [
             spec.Basic.Publish(exchange="facta", routing_key=message.topic),
             ContentHeader(properties=properties, body_size=len(body)),
-            *(ContentBody(body[i : i + 128]) for i in range(0, len(body), 128)),
+            *(ContentBody(body[i : i + max_body]) for i in range(0, len(body), max_body)),
         ]
-        expected = b"".join(frame.marshal(f, 5) for f in frames)
-        assert publish_frames(5, short("facta"), message, 128) == expected
+        return b"".join(frame.marshal(f, channel) for f in frames)
+
+    messages = [
+        Message("e-1", "account-7", Position(12, 40), "account.MoneyDeposited", body, headers)
+        for body in (b'{"amount":"1.00"}', b"x" * 300, b"")
+    ]
+    messages.append(Message("é-2", "konto-1", Position(0, 9), "konto.Ü", b"y" * 5000, odd))
+    for channel, max_body in ((5, 128), (300, 131064)):
+        encoder = PublishEncoder(channel, "facta", max_body)
+        for message in messages:
+            assert encoder.encode([message]) == pamqp_frames(message, channel, max_body)
+        batch = b"".join(pamqp_frames(m, channel, max_body) for m in messages)
+        assert encoder.encode(messages) == batch
+        assert encoder.encode(messages) == batch  # again, from what it remembered
+    too_long = Message("e", "s-1", Position(0, 1), "s.T", b"{}", {"event-type": "T" * 256})
     with pytest.raises(EncodeError):
-        short("x" * 256)
+        PublishEncoder(1, "facta", 128).encode([too_long])
 
 
 def test_nats_hpub_is_the_command_nats_py_writes() -> None:
