@@ -119,6 +119,29 @@ async def test_reappending_the_same_event_ids_is_a_no_op_returning_the_first_res
     assert len(await store.read_all()) == 2
 
 
+async def test_a_repeat_is_recognised_whatever_the_expected_version_and_later_appends(
+    store: EventStore,
+) -> None:
+    events = new(2)
+    first = await store.append("pay-1", events, NO_STREAM)
+    later = await store.append("pay-1", new(1), 2)
+    assert await store.append("pay-1", events) == first  # ANY: the version check passes
+    assert await store.append("pay-1", events, 2) == first
+    assert await store.append("pay-1", events, STREAM_EXISTS) == first
+    assert await store.stream_version("pay-1") == later.version == 3
+    assert len(await store.read_all()) == 3
+
+
+async def test_a_stored_id_after_the_first_event_is_refused_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    stored = new(1)
+    await store.append("pay-1", stored)
+    with pytest.raises(DuplicateEventId):
+        await store.append("pay-1", [*new(1), *stored])
+    assert await store.stream_version("pay-1") == 1
+
+
 async def test_an_event_id_from_another_stream_is_refused(store: EventStore) -> None:
     events = new(1)
     await store.append("pay-1", events)
