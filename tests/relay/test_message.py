@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from facta import Codec, NewEvent
-from facta.relay import EnvelopeError, to_message, to_recorded
+from facta.relay import EnvelopeError, to_message, to_messages, to_recorded
 from facta.store.memory import MemoryEventStore
 from tests.evolution import wallet_v3
 
@@ -67,6 +67,35 @@ async def test_current_events_go_out_as_stored_and_round_trip() -> None:
     assert message.headers["causation-id"] == "k"
     assert to_recorded(message.body, message.headers) == recorded
     assert to_message(recorded) == message  # without a codec: the same
+
+
+async def test_a_batch_gives_each_event_its_own_message() -> None:
+    """to_messages remembers what repeats within a batch (topics, metadata, timestamps, the
+    codec's verdict on a type): nothing of one event may leak into the next."""
+    codec = Codec()
+    codec.register_aggregate(wallet_v3.Wallet())
+    store = MemoryEventStore()
+    for n, metadata in enumerate(
+        (b'{"correlation_id":"a"}', b'{"correlation_id":"a"}', b"{}", b'{"causation_id":7}')
+    ):
+        await store.append(
+            f"wallet.eu-{n % 2}",
+            [
+                NewEvent("FundsAdded", b'{"cents":1}', metadata=metadata),
+                NewEvent("WalletFrozen", b'{"reason":"x"}', metadata=metadata),
+                NewEvent("Other", b"{}", metadata=metadata),
+            ],
+        )
+        await store.append(f"ledger-{n}", [NewEvent("Other", b"{}", metadata=metadata)])
+    events = await store.read_all()
+    for with_codec in (codec, None):
+        one_by_one = [m for e in events if (m := to_message(e, with_codec)) is not None]
+        assert to_messages(events, with_codec) == one_by_one
+        assert len(one_by_one) == len(events) - (4 if with_codec else 0)
+    ledger = to_messages(events)[-1]
+    assert ledger.topic == "ledger.Other"
+    assert ledger.headers["causation-id"] == "7"
+    assert "correlation-id" not in ledger.headers
 
 
 def test_a_message_without_an_envelope_is_refused() -> None:

@@ -19,7 +19,7 @@ from facta.relay.consumer import (
     Handler,
     MemoryDeduplicator,
 )
-from facta.relay.message import EnvelopeError, Message, to_message, to_recorded
+from facta.relay.message import EnvelopeError, Message, to_message, to_messages, to_recorded
 from facta.relay.publisher import Publisher, PublishError, open_publisher
 from facta.relay.relay import Relay, RelayStatus
 
@@ -41,5 +41,6 @@ __all__ = [
     "checkpoints_for",
     "open_publisher",
     "to_message",
+    "to_messages",
     "to_recorded",
 ]

@@ -10,6 +10,7 @@ are. Headers (strings): the envelope, so a consumer can rebuild the RecordedEven
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ import msgspec
 from facta.codec import Codec
 from facta.domain import type_name
 from facta.errors import UnknownEventType
-from facta.store.base import Position, RecordedEvent
+from facta.store.base import Position, RecordedEvent, category_of
 
 EVENT_ID = "event-id"
 EVENT_TYPE = "event-type"
@@ -59,38 +60,80 @@ def to_message(recorded: RecordedEvent, codec: Codec | None = None) -> Message |
     the current shape (the relay stops rather than publish a shape consumers do not expect).
     A type the codec does not know is published as stored.
     """
-    kind, version, data = recorded.type, recorded.schema_version, recorded.data
-    if codec is not None:
-        cls = codec.event_class(kind)
-        if cls is None or type_name(cls) != kind or cls.schema_version != version:
-            try:
-                event = codec.decode(recorded)
-            except UnknownEventType:
-                pass  # not the codec's business: published as stored
-            else:
-                if event is None:  # deprecated
-                    return None
-                encoded = codec.encode(event)
-                kind, version, data = encoded.type, encoded.schema_version, encoded.data
-    meta = recorded.meta
-    headers = {
-        EVENT_ID: recorded.event_id,
-        EVENT_TYPE: kind,
-        STREAM_ID: recorded.stream_id,
-        VERSION: str(recorded.version),
-        POSITION: str(recorded.position),
-        SCHEMA_VERSION: str(version),
-        RECORDED_AT: repr(recorded.recorded_at),
-        METADATA: recorded.metadata.decode(),
-    }
-    correlation = meta.get("correlation_id")
-    if correlation is not None:
-        headers[CORRELATION_ID] = str(correlation)
-    causation = meta.get("causation_id")
-    if causation is not None:
-        headers[CAUSATION_ID] = str(causation)
-    topic = f"{topic_token(recorded.category)}.{topic_token(kind)}"
-    return Message(recorded.event_id, recorded.stream_id, recorded.position, topic, data, headers)
+    messages = to_messages([recorded], codec)
+    return messages[0] if messages else None
+
+
+def to_messages(events: Iterable[RecordedEvent], codec: Codec | None = None) -> list[Message]:
+    """The messages for ``events`` in order, without those the codec deprecates (see
+    :func:`to_message`, which raises the same errors).
+
+    The relay's hot path: what repeats from one event to the next (a topic, a type's current
+    shape, the metadata and timestamp that the events of one append share) is worked out
+    once per batch.
+    """
+    messages: list[Message] = []
+    add = messages.append
+    topics: dict[tuple[str, str], str] = {}
+    current: dict[tuple[str, int], bool] = {}
+    metadata: bytes | None = None
+    metadata_text = ""
+    correlation: str | None = None
+    causation: str | None = None
+    recorded_at: float | None = None
+    recorded_at_text = ""
+    for recorded in events:
+        kind, version, data = recorded.type, recorded.schema_version, recorded.data
+        if codec is not None:
+            as_stored = current.get((kind, version))
+            if as_stored is None:
+                cls = codec.event_class(kind)
+                as_stored = current[kind, version] = (
+                    cls is not None and type_name(cls) == kind and cls.schema_version == version
+                )
+            if not as_stored:
+                try:
+                    event = codec.decode(recorded)
+                except UnknownEventType:
+                    pass  # not the codec's business: published as stored
+                else:
+                    if event is None:  # deprecated
+                        continue
+                    encoded = codec.encode(event)
+                    kind, version, data = encoded.type, encoded.schema_version, encoded.data
+        if recorded.metadata != metadata:
+            metadata = recorded.metadata
+            metadata_text = metadata.decode()
+            meta: dict[str, Any] = msgspec.json.decode(metadata)
+            correlation = _text(meta.get("correlation_id"))
+            causation = _text(meta.get("causation_id"))
+        if recorded.recorded_at != recorded_at:
+            recorded_at = recorded.recorded_at
+            recorded_at_text = repr(recorded_at)
+        headers = {
+            EVENT_ID: recorded.event_id,
+            EVENT_TYPE: kind,
+            STREAM_ID: recorded.stream_id,
+            VERSION: str(recorded.version),
+            POSITION: str(recorded.position),
+            SCHEMA_VERSION: str(version),
+            RECORDED_AT: recorded_at_text,
+            METADATA: metadata_text,
+        }
+        if correlation is not None:
+            headers[CORRELATION_ID] = correlation
+        if causation is not None:
+            headers[CAUSATION_ID] = causation
+        category = category_of(recorded.stream_id)
+        topic = topics.get((category, kind))
+        if topic is None:
+            topic = topics[category, kind] = f"{topic_token(category)}.{topic_token(kind)}"
+        add(Message(recorded.event_id, recorded.stream_id, recorded.position, topic, data, headers))
+    return messages
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 class EnvelopeError(ValueError):

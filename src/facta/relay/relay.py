@@ -33,7 +33,7 @@ from facta.errors import StoreUnavailable
 from facta.observability import tracing
 from facta.relay.checkpoints import CheckpointStore, RelayLeaseLost, checkpoints_for
 from facta.relay.consumer import _reraise_cancellation, backoff
-from facta.relay.message import to_message
+from facta.relay.message import to_messages
 from facta.relay.publisher import Publisher, PublishError
 from facta.store.base import EventStore, Position
 
@@ -196,7 +196,7 @@ class Relay:
                         types=self.types,
                     )
                     if events:
-                        messages = [m for e in events if (m := to_message(e, codec)) is not None]
+                        messages = to_messages(events, codec)
                         with tracing.relay_batch(self.name, events, events[-1].position, head):
                             confirmed = await publisher.publish(messages) if messages else None
                         read_to = events[-1].position
