@@ -70,6 +70,11 @@ class _Target:
             self.uses_connection = self.keyed = self.has_setup = False
 
 
+SKIPPED_CHECKPOINT_EVERY = 0.2
+"""Seconds a runner may hold, unwritten, a checkpoint that only passed events of other types
+(a crash costs re-reading them; ``ReadStore.wait_for`` sees them that much later)."""
+
+
 class ProjectionRunner:
     """Runs projections and policies against ``store`` (their read models in its database).
 
@@ -265,6 +270,8 @@ class ProjectionRunner:
         renew_at = time.monotonic() + renew_every
         wait = 0.01
         wanted = frozenset(target.types)
+        unsaved = False  # passed events of other types without writing the checkpoint
+        save_by = time.monotonic() + SKIPPED_CHECKPOINT_EVERY
         pending: asyncio.Future[tuple[bool, Position, list[RecordedEvent]]] | None
         pending = asyncio.ensure_future(self._page(position, wanted))
         try:
@@ -275,7 +282,14 @@ class ProjectionRunner:
                 if full:  # read the next page while this one is handled
                     pending = asyncio.ensure_future(self._page(goal, wanted))
                 moved = goal != position
-                if moved:
+                if moved and not records and time.monotonic() < save_by:
+                    # Nothing to handle: move on, and write the checkpoint later. On a busy
+                    # log, a write per page would take the database's writer from the
+                    # appends (SQLite has one, and each commit is an fsync).
+                    position, unsaved = goal, True
+                elif moved or (unsaved and time.monotonic() >= save_by):
+                    unsaved = False
+                    save_by = time.monotonic() + SKIPPED_CHECKPOINT_EVERY
                     behind_of = started_head if full else goal  # the lag metric's head
                     with tracing.projection_batch(target.name, records, goal, behind_of):
                         reached = await self._apply(target, worker, slot, records, goal)
@@ -291,6 +305,9 @@ class ProjectionRunner:
                         continue
                 if full:
                     continue
+                if unsaved and (not slot.active or not follow):
+                    await self._apply(target, worker, slot, [], position)  # the final checkpoint
+                    unsaved = False
                 if not slot.active:
                     await worker.switch(slot, owner)
                     slot.active, slot.state = True, "running"
@@ -308,7 +325,10 @@ class ProjectionRunner:
                 if moved:
                     wait = 0.01
                 else:
-                    await self.store.wait_for_events(position, min(wait, renew_every))
+                    longest = min(wait, renew_every)
+                    if unsaved:
+                        longest = max(0.0, min(longest, save_by - time.monotonic()))
+                    await self.store.wait_for_events(position, longest)
                     wait = min(wait * 2, 1.0)
                 pending = asyncio.ensure_future(self._page(position, wanted))
         finally:
