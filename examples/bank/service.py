@@ -136,6 +136,7 @@ class _WriterThreadHook:
 
     def __init__(self, hook: InlineProjections) -> None:
         self.hook = hook
+        self.takes_batches = hook.takes_batches
 
     def __call__(self, tx: Any, records: Sequence[RecordedEvent]) -> Awaitable[None]:
         return self.hook(tx, records)

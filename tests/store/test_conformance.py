@@ -349,3 +349,36 @@ async def test_a_negative_expected_version_is_refused_and_writes_nothing(store: 
         await store.append("neg-1", new(1), -1)
     assert await store.stream_version("neg-1") == 0
     assert await store.read_all() == []
+
+
+class _BatchHook:
+    """A transaction hook that takes batches, refusing any batch with stream b-13 in it."""
+
+    takes_batches = True
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def __call__(self, tx: object, events: Sequence[RecordedEvent]) -> None:
+        self.calls.append([e.stream_id for e in events])
+        if any(e.stream_id == "b-13" for e in events):
+            raise RuntimeError("b-13 refused")
+
+
+async def test_a_hook_that_takes_batches_fails_only_the_append_that_broke_it(
+    store: EventStore,
+) -> None:
+    hook = _BatchHook()
+    results = await asyncio.gather(
+        *(store.append(f"b-{i}", new(2), NO_STREAM, hook=hook) for i in range(32)),
+        return_exceptions=True,
+    )
+    failed = {i: r for i, r in enumerate(results) if isinstance(r, BaseException)}
+    assert list(failed) == [13]
+    assert isinstance(failed[13], RuntimeError)
+    assert await store.stream_version("b-13") == 0
+    stored = await store.read_all(limit=100)
+    assert len(stored) == 62
+    assert {e.stream_id for e in stored} == {f"b-{i}" for i in range(32) if i != 13}
+    if type(store).__name__ != "MemoryEventStore":  # group commit: appends shared a call
+        assert max(len(set(streams)) for streams in hook.calls) > 1

@@ -30,7 +30,13 @@ class InlineProjections:
     ``transaction_hook``. Call ``setup`` before the first command: it builds a projection's
     storage from the log when it is new or its version changed (do this before serving, so
     no append happens meanwhile).
+
+    It takes batches: a store may group commit concurrent appends and hand it all their
+    events at once, which it applies with one read of the documents they touch (for
+    projections with ``key_of``) and one write.
     """
+
+    takes_batches = True
 
     def __init__(
         self, store: EventStore, projections: Sequence[Projection[Any]], *, codec: Codec
@@ -41,6 +47,7 @@ class InlineProjections:
         self.backend = backend_for(store)
         self._slots: dict[str, SlotRow] = {}
         self._types = {type(p).name: frozenset(p.type_names()) for p in self.projections}
+        self._keyed = {type(p).name: type(p).key_of is not Projection.key_of for p in projections}
         for projection in self.projections:
             for kind in type(projection).event_types:
                 codec.register(kind)
@@ -76,10 +83,16 @@ class InlineProjections:
             unit = self.backend.inline_unit(tx, slot, spec)
             session: Session[Any] = Session(unit, spec, self.backend.table(slot.name, slot.slot))
             with tracing.inline_projection(slot.name, relevant):
-                for record in relevant:
-                    event = decode(record)
-                    if event is not None:
-                        await projection.handle(EventEnvelope(event, record), session)
+                envelopes = [
+                    EventEnvelope(event, record)
+                    for record in relevant
+                    if (event := decode(record)) is not None
+                ]
+                if len(envelopes) > 1 and self._keyed[type(projection).name]:
+                    key_of = projection.key_of
+                    await session._prefetch(k for e in envelopes if (k := key_of(e)) is not None)
+                for envelope in envelopes:
+                    await projection.handle(envelope, session)
                 await unit.commit(session._fill(Batch(START)))
 
 
@@ -91,4 +104,6 @@ def compose_hooks(*hooks: TransactionHook) -> TransactionHook:
         for hook in hooks:
             await hook(tx, records)
 
+    # It takes batches only if every part does.
+    composed.takes_batches = all(getattr(h, "takes_batches", False) for h in hooks)  # type: ignore[attr-defined]
     return composed

@@ -2,7 +2,10 @@
 wait and go together, one call of the append function, one transaction, one fsync.
 
 Each request is still checked against its own expected version and succeeds or fails on its
-own (the function answers per request). A batch holds each stream once, and no stream that a
+own (the function answers per request). Appends with a transaction hook that takes batches
+(inline projections) are batched too, with others carrying the same hook: the hook runs once
+for the whole batch inside its transaction; if it fails, the batch is split until the append
+that made it fail is alone and gets the error. A batch holds each stream once, and no stream that a
 batch in flight writes to, so batches never wait on each other's rows. Up to ``max_flushes``
 batches are in flight at once, each on a writer connection of its own.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,8 @@ _APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE = range(4)  # the append functi
 MAX_BATCH = 500
 """Most appends sent in one transaction."""
 
+_NO_REQUEST: Any = object()
+
 
 @dataclass(slots=True)
 class _Request:
@@ -47,6 +52,18 @@ class _Request:
     events: Sequence[NewEvent]
     expected: ExpectedVersion
     future: asyncio.Future[AppendResult]
+    hook: TransactionHook | None = None
+
+
+class _HookFailed(Exception):
+    """A batch's transaction hook raised ``error`` (kept apart from the append's own errors)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+_Outcome = AppendResult | Exception | None  # None: the event ids may be stored already
 
 
 class GroupCommit:
@@ -63,11 +80,16 @@ class GroupCommit:
         self._idle_writers: list[asyncpg.Connection] = []
 
     async def append(
-        self, stream_id: str, events: Sequence[NewEvent], expected: ExpectedVersion
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: ExpectedVersion,
+        hook: TransactionHook | None = None,
     ) -> AppendResult:
-        """Append with the others that are waiting: one transaction for all of them."""
+        """Append with the others that are waiting: one transaction for all of them
+        (``hook``: one that takes batches, run once for the batch in that transaction)."""
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        request = _Request(stream_id, events, expected, future)
+        request = _Request(stream_id, events, expected, future, hook)
         if self._lone and self._flushes < self.max_flushes and not self._pending and not self._busy:
             # A lone client, by the look of the last batches: write it from this task, which
             # saves a task switch per append. Cancelling it cancels only this append. (When
@@ -114,8 +136,9 @@ class GroupCommit:
                 self._spawn(self._flush())
 
     def _take(self) -> list[_Request]:
-        """The next batch: pending requests in order, but each stream once, and none for a
-        stream that a batch in flight writes to (those keep their place for the next batch)."""
+        """The next batch: pending requests in order, but each stream once, none for a stream
+        that a batch in flight writes to, and all with the same hook (the others keep their
+        place for the next batch)."""
         pending = self._pending
         if not pending:
             return []
@@ -124,10 +147,16 @@ class GroupCommit:
             batch = pending
         else:
             batch, taken, kept = [], set(self._busy), []
+            hook = _NO_REQUEST
             for request in pending:
                 stream = request.stream_id
-                if len(batch) < MAX_BATCH and stream not in taken:
+                if (
+                    len(batch) < MAX_BATCH
+                    and stream not in taken
+                    and (hook is _NO_REQUEST or request.hook is hook)
+                ):
                     batch.append(request)
+                    hook = request.hook
                 else:
                     kept.append(request)
                 taken.add(stream)  # also keeps a held-back stream's later requests in order
@@ -173,12 +202,31 @@ class GroupCommit:
         recorded_at = time.time()
         arguments = self._arguments(batch, recorded_at)
         self._lone = len(batch) == 1 and not self._pending
+        hook = batch[0].hook
+        outcomes: list[_Outcome] = []
+
+        async def run_hook(connection: asyncpg.Connection, rows: list[Any]) -> None:
+            # Inside the transaction: the batch's appended events through the hook.
+            outcomes.extend(self._outcomes(batch, rows, recorded_at))
+            records = [e for o in outcomes if isinstance(o, AppendResult) for e in o.events]
+            if records and hook is not None:
+                try:
+                    await hook(connection, records)
+                except Exception as exc:
+                    if lost(exc):
+                        raise
+                    raise _HookFailed(exc) from exc
+
         try:
-            rows = await self._call_append(arguments)
+            rows = await self._call_append(arguments, None if hook is None else run_hook)
         except Exception as exc:
-            if len(batch) > 1 and not lost(exc) and not isinstance(exc, StoreUnavailable):
-                # A race with another process, a deadlock, or a request the server refuses:
-                # send each half on its own, down to single requests with their own answers.
+            if isinstance(exc, _HookFailed) and len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc.error)  # the hook's error, as it is
+            elif len(batch) > 1 and not lost(exc) and not isinstance(exc, StoreUnavailable):
+                # A failing hook, a race with another process, a deadlock, or a request the
+                # server refuses: send each half on its own, down to single requests with
+                # their own answers.
                 half = len(batch) // 2
                 await self._write(batch[:half])
                 await self._write(batch[half:])
@@ -186,31 +234,55 @@ class GroupCommit:
                 await self._settle_failure(batch, exc)
             return
         self._store._listener.wake()  # this process's subscribers need no notification
-        for request, row in zip(batch, rows, strict=True):
+        if hook is None:
+            outcomes = self._outcomes(batch, rows, recorded_at)
+        for request, outcome in zip(batch, outcomes, strict=True):
             if request.future.done():
                 continue
-            try:
-                result = self._result(request, row, recorded_at)
-                if result is None:
+            result = outcome
+            if result is None:
+                try:
                     result = await self._resolve(request, None)
-            except Exception as exc:
-                request.future.set_exception(exc)
-                continue
+                except Exception as exc:
+                    result = exc
             if result is None:
                 self._pending.append(request)  # ANY lost a race: the next batch retries it
+            elif isinstance(result, Exception):
+                request.future.set_exception(result)
             else:
                 request.future.set_result(result)
 
-    async def _call_append(self, arguments: list[Any]) -> list[Any]:
+    def _outcomes(
+        self, batch: Sequence[_Request], rows: list[Any], recorded_at: float
+    ) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        for request, row in zip(batch, rows, strict=True):
+            try:
+                outcomes.append(self._result(request, row, recorded_at))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _call_append(
+        self,
+        arguments: list[Any],
+        in_transaction: Callable[[asyncpg.Connection, list[Any]], Awaitable[None]] | None = None,
+    ) -> list[Any]:
         """Run the append function on a writer connection of its own (no pool: acquiring and
-        releasing would cost about as much again as the call)."""
+        releasing would cost about as much again as the call); with ``in_transaction``, in a
+        transaction that runs it on the answer before committing."""
         for attempt in (1, 2):
             idle = self._idle_writers
             while idle and idle[-1].is_closed():
                 idle.pop()
             connection = idle.pop() if idle else await self._store._connect()
             try:
-                rows: list[Any] = await connection.fetch(self._store._sql_append, *arguments)
+                if in_transaction is None:
+                    rows: list[Any] = await connection.fetch(self._store._sql_append, *arguments)
+                else:
+                    async with connection.transaction():
+                        rows = await connection.fetch(self._store._sql_append, *arguments)
+                        await in_transaction(connection, rows)
             except BaseException as exc:
                 if lost(exc) or not isinstance(exc, Exception):  # lost, or cancelled mid-call
                     connection.terminate()

@@ -135,6 +135,13 @@ TransactionHook = Callable[[Any, Sequence[RecordedEvent]], Awaitable[None]]
 
 It receives the backend's transaction handle and the events being recorded; raising rolls the
 append back and the error reaches the caller of ``append``.
+
+A hook with the attribute ``takes_batches = True`` lets the store group commit the appends
+that carry it: it is then called once with the events of several appends committed in one
+transaction, in append order (possibly from several streams). If it raises, the store tries
+the appends again in smaller groups, so that in the end only the append that made it fail is
+rolled back and gets the error; the hook must therefore not keep effects outside the
+transaction. Without the attribute, each append runs the hook in a transaction of its own.
 """
 
 

@@ -310,9 +310,9 @@ class PostgresEventStore:
             return await self._append_nothing(stream_id, expected_version)
         if len(events) > 1 and len({e.event_id for e in events}) != len(events):
             raise DuplicateEventId(events[0].event_id, "the same id twice in one append")
-        if hook is not None:
+        if hook is not None and not getattr(hook, "takes_batches", False):
             return await self._appender.append_with_hook(stream_id, events, expected_version, hook)
-        return await self._appender.append(stream_id, events, expected_version)
+        return await self._appender.append(stream_id, events, expected_version, hook)
 
     async def _append_nothing(self, stream_id: str, expected: ExpectedVersion) -> AppendResult:
         actual = await self.stream_version(stream_id)

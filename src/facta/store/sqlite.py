@@ -104,6 +104,15 @@ class _Append:
     result: AppendResult | None = None
     error: BaseException | None = None
     loop: asyncio.AbstractEventLoop | None = field(default=None)
+    repeated: bool = False  # the result is an earlier append's (its events are stored already)
+
+
+def _shared_batch_hook(batch: list[_Append]) -> TransactionHook | None:
+    """The hook every append of ``batch`` carries, if it is one and it takes batches."""
+    hook = batch[0].hook
+    if hook is None or len(batch) == 1 or not getattr(hook, "takes_batches", False):
+        return None
+    return hook if all(request.hook is hook for request in batch) else None
 
 
 class SQLiteEventStore:
@@ -299,6 +308,9 @@ class SQLiteEventStore:
         connection = self._connection()
         if len(batch) == 1 and self._write_one_statement(connection, batch[0]):
             return
+        hook = _shared_batch_hook(batch)
+        if hook is not None and self._write_with_batch_hook(connection, batch, hook):
+            return
         isolate = len(batch) > 1
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -323,6 +335,53 @@ class SQLiteEventStore:
             for request in batch:
                 request.result = None
                 request.error = request.error or exc
+
+    def _write_with_batch_hook(
+        self, connection: sqlite3.Connection, batch: list[_Append], hook: TransactionHook
+    ) -> bool:
+        """The batch in one transaction with its hook run once for all of its new events.
+        If the hook fails, nothing is kept and False returned: the batch is then written
+        with the hook run per append, so that only the append that makes it fail fails."""
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            records: list[RecordedEvent] = []
+            for request in batch:
+                connection.execute("SAVEPOINT append")
+                try:
+                    result = self._append_one(connection, request, run_hook=False)
+                except Exception as exc:
+                    request.error = exc
+                    connection.execute("ROLLBACK TO append")
+                else:
+                    request.result = result
+                    if not request.repeated:
+                        records.extend(result.events)
+                connection.execute("RELEASE append")
+            if records:
+                assert batch[0].loop is not None
+                self._run_hook(hook, connection, records, batch[0].loop)
+            connection.execute("COMMIT")
+            return True
+        except Exception:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for request in batch:
+                request.result = request.error = None
+                request.repeated = False
+            return False
+
+    @staticmethod
+    def _run_hook(
+        hook: TransactionHook,
+        connection: sqlite3.Connection,
+        records: list[RecordedEvent],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        work = hook(SQLiteTransaction(connection), records)
+        if getattr(hook, "runs_on_writer_thread", False):
+            _drive(work, loop)
+        else:
+            asyncio.run_coroutine_threadsafe(work, loop).result()  # type: ignore[arg-type]
 
     def _write_one_statement(self, connection: sqlite3.Connection, request: _Append) -> bool:
         """The commonest append, one event at a known version with no hook, as one statement
@@ -375,7 +434,9 @@ class SQLiteEventStore:
         request.result = AppendResult(stream_id, expected + 1, recorded.position, (recorded,))
         return True
 
-    def _append_one(self, connection: sqlite3.Connection, request: _Append) -> AppendResult:
+    def _append_one(
+        self, connection: sqlite3.Connection, request: _Append, *, run_hook: bool = True
+    ) -> AppendResult:
         stream_id, events = request.stream_id, request.events
         actual = connection.execute(self._sql_version, (stream_id,)).fetchone()[0] or 0
         try:
@@ -383,6 +444,7 @@ class SQLiteEventStore:
         except WrongExpectedVersion:
             # A repeated append usually finds the stream moved on by its first try.
             if events and connection.execute(self._sql_by_id, (events[0].event_id,)).fetchone():
+                request.repeated = True
                 return self._repeat(connection, stream_id, events)
             raise
         if not events:
@@ -413,6 +475,7 @@ class SQLiteEventStore:
                 # Not looked up beforehand: the unique index finds a repeat for free. Only
                 # the first event's id can start a repeat (nothing of this append is written).
                 if offset == 1:
+                    request.repeated = True
                     return self._repeat(connection, stream_id, events)
                 raise DuplicateEventId(event.event_id, str(exc)) from None
             assert cursor.lastrowid is not None
@@ -429,13 +492,9 @@ class SQLiteEventStore:
                     now,
                 )
             )
-        if request.hook is not None:
+        if request.hook is not None and run_hook:
             assert request.loop is not None
-            work = request.hook(SQLiteTransaction(connection), recorded)
-            if getattr(request.hook, "runs_on_writer_thread", False):
-                _drive(work, request.loop)
-            else:
-                asyncio.run_coroutine_threadsafe(work, request.loop).result()  # type: ignore[arg-type]
+            self._run_hook(request.hook, connection, recorded, request.loop)
         last = recorded[-1]
         return AppendResult(stream_id, last.version, last.position, tuple(recorded))
 
