@@ -181,7 +181,7 @@ def test_nats_hpub_is_the_command_nats_py_writes() -> None:
     from nats.protocol.command import hpub_cmd
 
     from facta.relay.message import Message
-    from facta.relay.nats import _hpub
+    from facta.relay.nats import _hpubs
     from facta.store.base import Position
 
     headers = {"event-id": "e-1", "stream-id": "account-7", "metadata": '{"n":"é\\nx"}'}
@@ -191,6 +191,12 @@ def test_nats_hpub_is_the_command_nats_py_writes() -> None:
         'metadata: {"n":"é\\nx"}\r\n\r\n'
     ).encode()
     expected = hpub_cmd("facta.account.X", "_INBOX.abc.1", expected_headers, b'{"a":1}')
-    assert _hpub("facta.account.X", "_INBOX.abc.1", message) == expected
-    crlf = Message("e-1", "s-1", Position(0, 1), "s.X", b"{}", {"correlation-id": "a\r\nb"})
-    assert b"correlation-id: a  b\r\n" in _hpub("facta.s.X", "_INBOX.abc.2", crlf)
+    assert _hpubs("facta.", "_INBOX.abc.", 1, [message]) == expected
+    crlf = Message("e-1", "s-1", Position(0, 1), "s.X", b"{}", {"correlation-id": " a\r\nb "})
+    odd = Message("é", "s-2", Position(0, 2), "s.Ü", "ä".encode() * 5, {"k": "ü"})
+    batch = _hpubs("facta.", "_INBOX.abc.", 7, [message, crlf, odd])
+    assert batch.startswith(_hpubs("facta.", "_INBOX.abc.", 7, [message]))
+    assert b"_INBOX.abc.8 " in batch
+    assert b"correlation-id: a  b\r\n" in batch
+    odd_headers = "NATS/1.0\r\nNats-Msg-Id: é\r\nk: ü\r\n\r\n".encode()
+    assert batch.endswith(hpub_cmd("facta.s.Ü", "_INBOX.abc.9", odd_headers, "ä".encode() * 5))

@@ -74,24 +74,57 @@ async def ensure_stream(
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 
 
-def _hpub(subject: str, reply: str, message: Message) -> bytes:
-    """The NATS ``HPUB`` command publishing ``message`` with its envelope as headers and
-    ``Nats-Msg-Id`` = its event id (the bytes nats-py writes for the same headers)."""
-    lines = [f"NATS/1.0\r\n{MSG_ID}: {message.event_id.strip().translate(_NEWLINES)}\r\n"]
-    for key, value in message.headers.items():
-        lines.append(f"{key}: {value.strip().translate(_NEWLINES)}\r\n")
-    lines.append("\r\n")
-    headers = "".join(lines).encode()
-    body = message.body
-    size = len(headers)
-    return b"".join(
-        (
-            f"HPUB {subject} {reply} {size} {size + len(body)}\r\n".encode(),
-            headers,
-            body,
-            b"\r\n",
-        )
-    )
+def _hpubs(prefix: str, inbox: str, first: int, messages: Sequence[Message]) -> bytes:
+    """The NATS ``HPUB`` commands publishing ``messages`` to ``prefix`` + topic, with reply
+    subjects ``inbox`` + ``first``, ``first + 1``, ..., the envelope as headers and
+    ``Nats-Msg-Id`` = the event id: the bytes nats-py writes for the same headers, as one
+    write. Like the AMQP encoder, it joins one ``str`` of code points below 256 and encodes
+    it once with latin-1 (text that is not ASCII goes in as its UTF-8 bytes)."""
+    out: list[str] = []
+    add = out.append
+    newlines = _NEWLINES
+    token = first
+    for message in messages:
+        event_id = message.event_id.strip()
+        if "\r" in event_id or "\n" in event_id:
+            event_id = event_id.translate(newlines)
+        lines = ["NATS/1.0\r\n", MSG_ID, ": ", event_id, "\r\n"]
+        line = lines.append
+        for key, value in message.headers.items():
+            value = value.strip()
+            if "\r" in value or "\n" in value:
+                value = value.translate(newlines)
+            line(key)
+            line(": ")
+            line(value)
+            line("\r\n")
+        line("\r\n")
+        headers = "".join(lines)
+        if not headers.isascii():
+            headers = headers.encode().decode("latin-1")
+        body = message.body.decode("latin-1")
+        size = len(headers)
+        command = f"HPUB {prefix}{message.topic} {inbox}{token} {size} {size + len(body)}\r\n"
+        if not command.isascii():
+            command = command.encode().decode("latin-1")
+        add(command)
+        add(headers)
+        add(body)
+        add("\r\n")
+        token += 1
+    return "".join(out).encode("latin-1")
+
+
+class _Batch:
+    """A published batch waiting for JetStream's acks, one per message."""
+
+    __slots__ = ("acked", "messages", "remaining", "timer")
+
+    def __init__(self, messages: Sequence[Message], acked: asyncio.Future[None]) -> None:
+        self.messages = messages
+        self.acked = acked
+        self.remaining = len(messages)
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class NatsPublisher:
@@ -126,7 +159,8 @@ class NatsPublisher:
         self._js: JetStreamContext | None = None
         self._broken: asyncio.Future[None] | None = None
         self._inbox = ""
-        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._pending: dict[str, _Batch] = {}  # reply token -> the batch of its message
+        self._batches: set[_Batch] = set()
         self._sequence = 0
         self._raw = False
 
@@ -145,6 +179,8 @@ class NatsPublisher:
         async def lost() -> None:
             if not broken.done():
                 broken.set_result(None)
+            if self._broken is broken:  # not an old connection closing after a reconnect
+                self._fail_all("lost the connection")
 
         async def error(exc: Exception) -> None:
             log.debug("NATS connection of %s: %r", self.destination, exc)
@@ -165,9 +201,9 @@ class NatsPublisher:
             self._js = self._nc.jetstream(timeout=self.timeout)
             await ensure_stream(self._js, self.stream, [f"{self.subject}.>"], self.duplicate_window)
             self._inbox = f"{self._nc.new_inbox()}."
-            self._pending = {}
+            self._pending, self._batches = {}, set()
             await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack)
-            # The hot path writes each HPUB command itself (see _hpub) through nats-py's
+            # The hot path writes a batch's HPUB commands itself (see _hpubs) through nats-py's
             # outgoing buffer; a future nats-py without it falls back to Client.publish.
             self._raw = all(hasattr(self._nc, n) for n in ("_send_command", "_flush_pending"))
         except _NATS_ERRORS as exc:
@@ -179,70 +215,79 @@ class NatsPublisher:
         if nc is None or broken is None or broken.done():
             raise PublishError(f"not connected to NATS at {self.destination}")
         # JetStream acks come back to this connection's own inbox, one reply subject per
-        # message (what nats-py's publish_async does too, minus its per-header checks).
-        loop, pending, inbox = asyncio.get_running_loop(), self._pending, self._inbox
-        prefix = f"{self.subject}."
-        acks: list[asyncio.Future[Any]] = []
+        # message (what nats-py's publish_async does too, minus its per-header checks); the
+        # batch has one future, resolved by its last ack.
+        loop = asyncio.get_running_loop()
+        batch = _Batch(messages, loop.create_future())
+        if not messages:
+            batch.acked.set_result(None)
+            return batch.acked
+        first = self._sequence + 1
+        self._sequence += len(messages)
+        pending, inbox, prefix = self._pending, self._inbox, f"{self.subject}."
+        for token in range(first, first + len(messages)):
+            pending[str(token)] = batch
+        self._batches.add(batch)
+        batch.timer = loop.call_later(self.timeout, self._expire, batch)
         try:
-            for m in messages:
-                self._sequence += 1
-                token = str(self._sequence)
-                ack = pending[token] = loop.create_future()
-                acks.append(ack)
-                subject, reply = prefix + m.topic, inbox + token
-                if self._raw:
-                    await nc._send_command(_hpub(subject, reply, m))
-                else:
+            if self._raw:
+                await nc._send_command(_hpubs(prefix, inbox, first, messages))
+                await nc._flush_pending()
+            else:
+                for token, m in enumerate(messages, first):
                     headers = dict(m.headers)
                     headers[MSG_ID] = m.event_id
-                    await nc.publish(subject, m.body, reply=reply, headers=headers)
-            if self._raw:
-                await nc._flush_pending()
+                    await nc.publish(
+                        prefix + m.topic, m.body, reply=f"{inbox}{token}", headers=headers
+                    )
         except _NATS_ERRORS as exc:
-            for ack in acks:
-                ack.cancel()
+            self._fail(batch, f"failed: {exc!r}")
             raise PublishError(f"NATS at {self.destination} failed: {exc!r}") from exc
-        return asyncio.ensure_future(self._acked(acks, broken))
+        return batch.acked
 
     async def _on_ack(self, msg: Msg) -> None:
-        ack = self._pending.pop(msg.subject[len(self._inbox) :], None)
-        if ack is None or ack.done():
+        batch = self._pending.pop(msg.subject[len(self._inbox) :], None)
+        if batch is None or batch.acked.done():
             return
-        if not msg.data:  # a status message: no stream listens on the subject (503)
+        data = msg.data
+        if not data:  # a status message: no stream listens on the subject (503)
             status = (msg.headers or {}).get("Status", "?")
-            ack.set_exception(PublishError(f"no JetStream stream answered (status {status})"))
+            self._fail(batch, f"found no JetStream stream (status {status})")
             return
-        reply = msgspec.json.decode(msg.data)
-        if isinstance(reply, dict) and "error" in reply:
-            ack.set_exception(PublishError(f"JetStream refused it: {reply['error']}"))
-        else:
-            ack.set_result(reply)
+        if b'"error"' in data:  # a PubAck without one needs no decoding
+            reply = msgspec.json.decode(data)
+            if isinstance(reply, dict) and "error" in reply:
+                self._fail(batch, f"refused a message: {reply['error']}")
+                return
+        batch.remaining -= 1
+        if batch.remaining == 0:
+            self._done(batch)
+            batch.acked.set_result(None)
 
-    async def _acked(
-        self, acks: list[asyncio.Future[api.PubAck]], broken: asyncio.Future[None]
-    ) -> None:
-        everything = asyncio.gather(*acks)
-        waiting: list[asyncio.Future[Any]] = [everything, broken]
-        done, _ = await asyncio.wait(
-            waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if everything not in done:
-            everything.cancel()
-            with contextlib.suppress(BaseException):
-                await everything
-            reason = (
-                "lost the connection" if broken.done() else f"acked nothing for {self.timeout}s"
-            )
-            raise PublishError(f"NATS at {self.destination} {reason}")
-        try:
-            everything.result()
-        except Exception as exc:
-            raise PublishError(
-                f"JetStream at {self.destination} refused a message: {exc!r}"
-            ) from exc
+    def _done(self, batch: _Batch) -> None:
+        self._batches.discard(batch)
+        if batch.timer is not None:
+            batch.timer.cancel()
+
+    def _expire(self, batch: _Batch) -> None:
+        self._fail(batch, f"acked nothing for {self.timeout}s")
+
+    def _fail(self, batch: _Batch, reason: str) -> None:
+        self._done(batch)
+        if not batch.acked.done():
+            batch.acked.set_exception(PublishError(f"JetStream at {self.destination} {reason}"))
+            # The relay awaits the oldest batch and reconnects on its error; the later ones
+            # fail with it and may never be awaited: no "exception never retrieved" noise.
+            batch.acked.exception()
+
+    def _fail_all(self, reason: str) -> None:
+        for batch in list(self._batches):
+            self._fail(batch, reason)
+        self._pending = {}
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
+        self._fail_all("closed the connection")
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5.0)
