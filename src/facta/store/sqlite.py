@@ -315,6 +315,8 @@ class SQLiteEventStore:
         connection.execute("BEGIN IMMEDIATE")
         try:
             for request in batch:
+                if isolate and self._write_one_statement(connection, request, in_batch=True):
+                    continue  # a failed statement writes nothing: no savepoint needed
                 if isolate:
                     connection.execute("SAVEPOINT append")
                 try:
@@ -346,6 +348,10 @@ class SQLiteEventStore:
         try:
             records: list[RecordedEvent] = []
             for request in batch:
+                if self._write_one_statement(connection, request, in_batch=True, hooked=True):
+                    assert request.result is not None
+                    records.extend(request.result.events)
+                    continue
                 connection.execute("SAVEPOINT append")
                 try:
                     result = self._append_one(connection, request, run_hook=False)
@@ -383,14 +389,24 @@ class SQLiteEventStore:
         else:
             asyncio.run_coroutine_threadsafe(work, loop).result()  # type: ignore[arg-type]
 
-    def _write_one_statement(self, connection: sqlite3.Connection, request: _Append) -> bool:
-        """The commonest append, one event at a known version with no hook, as one statement
-        that checks the version and inserts: its own transaction, a third of the round trips
-        of BEGIN, check, insert, COMMIT. Returns False, having written nothing, for anything
-        else and for every unusual outcome (a conflict, a repeated event id), which the
-        general path then sorts out."""
+    def _write_one_statement(
+        self,
+        connection: sqlite3.Connection,
+        request: _Append,
+        *,
+        in_batch: bool = False,
+        hooked: bool = False,
+    ) -> bool:
+        """The commonest append, one event at a known version, as one statement that checks
+        the version and inserts. Alone, it is its own transaction: a third of the round
+        trips of BEGIN, check, insert, COMMIT; in a batch, it needs no savepoint, since a
+        statement that fails writes nothing. Returns False, having written nothing, for
+        anything else and for every unusual outcome (a conflict, a repeated event id), which
+        the general path then sorts out. ``hooked``: the caller runs the hook itself."""
         expected, events = request.expected, request.events
-        if request.hook is not None or len(events) != 1 or type(expected) is not int:
+        if (request.hook is not None and not hooked) or len(events) != 1:
+            return False
+        if type(expected) is not int:
             return False
         if expected < 0:
             return False
@@ -415,6 +431,8 @@ class SQLiteEventStore:
         except sqlite3.IntegrityError:
             return False
         except Exception as exc:
+            if in_batch:  # not this append's fault (a full disk, say): the batch fails
+                raise
             request.error = exc
             return True
         if cursor.rowcount != 1:
