@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
+
+from tests.http.conftest import start_server
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:
@@ -49,3 +54,20 @@ def test_interactive_docs_pages(client: httpx.Client) -> None:
     assert swagger.status_code == 200
     assert "swagger-ui" in swagger.text.lower()
     assert client.get("/docs/scalar").status_code == 200
+
+
+def test_json_log_format_turns_every_log_line_into_json(tmp_path: Path) -> None:
+    server = start_server(
+        f"sqlite:///{tmp_path / 'logs.db'}", tmp_path, "--log-format", "json", "--log-level", "info"
+    )
+    try:
+        with server.client() as client:
+            assert client.get("/health").status_code == 200
+    finally:
+        server.stop()
+    lines = [line for line in server.output().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    running = [r for r in records if "Uvicorn running on" in r["message"]]
+    assert running
+    assert running[0]["level"] == "INFO"
+    assert "INFO:" not in server.output()  # uvicorn's own text format is gone

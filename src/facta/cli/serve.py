@@ -62,6 +62,14 @@ async def _check_store(url: str) -> None:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 @click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar="FACTA_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    help="json: one JSON object per log line, with correlation, trace and span ids.",
+)
+@click.option(
     "--api-keys-file",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
@@ -75,6 +83,7 @@ def serve(
     app_spec: str,
     no_projections: bool,
     log_level: str,
+    log_format: str,
     api_keys_file: str | None,
 ) -> None:
     """Serve the HTTP API (the bank example by default) on the store."""
@@ -93,7 +102,7 @@ def serve(
         f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
         + ("  [yellow]API keys required[/]" if auth is not None else "")
     )
-    serve_http(app, host=host, port=port, log_level=log_level)
+    serve_http(app, host=host, port=port, log_level=log_level, json_logs=log_format == "json")
 
 
 def _api_keys(path: str | None) -> Any:
