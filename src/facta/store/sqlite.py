@@ -58,6 +58,23 @@ def _recorded(rows: list[Any]) -> list[RecordedEvent]:
     ]
 
 
+def _written(
+    event: NewEvent, stream_id: str, version: int, rowid: int, now: float
+) -> RecordedEvent:
+    """The envelope of an event just inserted as row ``rowid``."""
+    return RecordedEvent(
+        event.event_id,
+        stream_id,
+        version,
+        Position(0, rowid),
+        event.type,
+        event.schema_version,
+        event.data,
+        event.metadata,
+        now,
+    )
+
+
 def _drive(work: Any, loop: asyncio.AbstractEventLoop) -> None:
     """Run a hook's coroutine right here on the writer thread (a hook that opts in with
     ``runs_on_writer_thread = True`` does only synchronous work on the transaction), sparing
@@ -438,17 +455,7 @@ class SQLiteEventStore:
         if cursor.rowcount != 1:
             return False
         assert cursor.lastrowid is not None
-        recorded = RecordedEvent(
-            event.event_id,
-            stream_id,
-            expected + 1,
-            Position(0, cursor.lastrowid),
-            event.type,
-            event.schema_version,
-            event.data,
-            event.metadata,
-            now,
-        )
+        recorded = _written(event, stream_id, expected + 1, cursor.lastrowid, now)
         request.result = AppendResult(stream_id, expected + 1, recorded.position, (recorded,))
         return True
 
@@ -497,19 +504,7 @@ class SQLiteEventStore:
                     return self._repeat(connection, stream_id, events)
                 raise DuplicateEventId(event.event_id, str(exc)) from None
             assert cursor.lastrowid is not None
-            recorded.append(
-                RecordedEvent(
-                    event.event_id,
-                    stream_id,
-                    version,
-                    Position(0, cursor.lastrowid),
-                    event.type,
-                    event.schema_version,
-                    event.data,
-                    event.metadata,
-                    now,
-                )
-            )
+            recorded.append(_written(event, stream_id, version, cursor.lastrowid, now))
         if request.hook is not None and run_hook:
             assert request.loop is not None
             self._run_hook(request.hook, connection, recorded, request.loop)
