@@ -1,4 +1,12 @@
-"""``FACTA_BENCH_OTEL=1``: run a benchmark with the OpenTelemetry SDK recording everything;
+"""The cost of facta's OpenTelemetry instrumentation, and the switch the benchmark worker reads.
+
+``python -m benchmarks.telemetry [--runs 3] [--backends memory,sqlite]`` runs the
+``1-sequential`` workload (20,000 deposits) in fresh processes without an SDK, with the SDK
+sampling 1% of traces, and with it recording every trace, and prints the CPU time per command
+(``time.process_time()`` around the commands: wall-clock rates on a shared machine swing too
+much to compare) as the median of the runs, with the raw runs.
+
+``FACTA_BENCH_OTEL=1``: run a benchmark with the OpenTelemetry SDK recording everything;
 ``FACTA_BENCH_OTEL=0.01``: with the SDK sampling that share of traces (``ParentBased``
 ``TraceIdRatioBased``, what production set-ups use to bound the cost), metrics still whole.
 
@@ -10,7 +18,9 @@ benchmark runs with the API alone, where every span and metric call is a no-op.
 
 from __future__ import annotations
 
+import argparse
 import os
+import statistics
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -41,3 +51,31 @@ def configure_from_env() -> bool:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
     return True
+
+
+SETTINGS = {"no SDK": "", "SDK, 1% sampled": "0.01", "SDK, every trace": "1"}
+
+
+def main() -> None:
+    from benchmarks.run import run_one
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backends", default="memory,sqlite")
+    args = parser.parse_args()
+    print(f"{'backend':8} {'setting':18} {'median us/command':>18}  runs")
+    for backend in args.backends.split(","):
+        for label, setting in SETTINGS.items():
+            os.environ["FACTA_BENCH_OTEL"] = setting
+            runs = []
+            for _ in range(args.runs):
+                result = run_one("facta", backend, "1-sequential", "full")
+                if "error" in result:
+                    raise SystemExit(f"{backend} {label}: {result['error']}")
+                runs.append(result["extra"]["cpu_us_per_command"])
+            shown = " / ".join(f"{r:.1f}" for r in runs)
+            print(f"{backend:8} {label:18} {statistics.median(runs):18.1f}  {shown}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

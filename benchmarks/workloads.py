@@ -84,12 +84,16 @@ async def facta_sequential(target: Target, scale: Scale) -> Measurement:
     app = Application(store)
     await _facta_open_accounts(app, scale.accounts)
     deposit = Deposit(ONE)
+    cpu = time.process_time()
     started = time.perf_counter()
     for i in range(scale.commands):
         await app.execute(account, f"a{i % scale.accounts}", deposit)
     seconds = time.perf_counter() - started
+    cpu_us = (time.process_time() - cpu) / scale.commands * 1e6
     await store.close()
-    return Measurement(scale.commands / seconds, "commands/s", seconds)
+    return Measurement(
+        scale.commands / seconds, "commands/s", seconds, {"cpu_us_per_command": round(cpu_us, 1)}
+    )
 
 
 async def facta_concurrent(target: Target, scale: Scale) -> Measurement:
