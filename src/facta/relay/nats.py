@@ -217,18 +217,10 @@ class NatsPublisher:
         # JetStream acks come back to this connection's own inbox, one reply subject per
         # message (what nats-py's publish_async does too, minus its per-header checks); the
         # batch has one future, resolved by its last ack.
-        loop = asyncio.get_running_loop()
-        batch = _Batch(messages, loop.create_future())
+        batch, first = self._track(messages)
         if not messages:
-            batch.acked.set_result(None)
             return batch.acked
-        first = self._sequence + 1
-        self._sequence += len(messages)
-        pending, inbox, prefix = self._pending, self._inbox, f"{self.subject}."
-        for token in range(first, first + len(messages)):
-            pending[str(token)] = batch
-        self._batches.add(batch)
-        batch.timer = loop.call_later(self.timeout, self._expire, batch)
+        inbox, prefix = self._inbox, f"{self.subject}."
         try:
             if self._raw:
                 await nc._send_command(_hpubs(prefix, inbox, first, messages))
@@ -244,6 +236,23 @@ class NatsPublisher:
             self._fail(batch, f"failed: {exc!r}")
             raise PublishError(f"NATS at {self.destination} failed: {exc!r}") from exc
         return batch.acked
+
+    def _track(self, messages: Sequence[Message]) -> tuple[_Batch, int]:
+        """A batch waiting for the acks of ``messages``, under reply tokens from the returned
+        one on; it fails by itself after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        batch = _Batch(messages, loop.create_future())
+        first = self._sequence + 1
+        if not messages:
+            batch.acked.set_result(None)
+            return batch, first
+        self._sequence += len(messages)
+        pending = self._pending
+        for token in range(first, first + len(messages)):
+            pending[str(token)] = batch
+        self._batches.add(batch)
+        batch.timer = loop.call_later(self.timeout, self._expire, batch)
+        return batch, first
 
     async def _on_ack(self, msg: Msg) -> None:
         batch = self._pending.pop(msg.subject[len(self._inbox) :], None)
