@@ -10,6 +10,11 @@ Besides events/s (wall clock), each row gives the CPU time per event of the rela
 and of the broker's server process (read from /proc when the broker runs on this machine):
 on a busy machine the wall-clock rate says more about the other processes than about the
 relay, and the CPU costs say what the relay and the broker need per event.
+
+Nothing consumes the RabbitMQ queue, so a row's events pile up in it. A classic queue keeps
+them in the broker's memory, whose garbage collection then costs more per message the more
+events a row has; ``--rabbitmq-queue lazy`` declares a lazy queue (messages go to disk), the
+broker's cost of a queue that consumers keep short.
 """
 
 from __future__ import annotations
@@ -101,14 +106,15 @@ async def opened(kind: str, directory: Path) -> AsyncIterator[EventStore]:
 
 
 @contextlib.asynccontextmanager
-async def destination(kind: str) -> AsyncIterator[Publisher]:
+async def destination(kind: str, rabbitmq_queue: str = "classic") -> AsyncIterator[Publisher]:
     tag = uuid.uuid4().hex[:10]
     if kind == "rabbitmq":
         exchange = f"bench-{tag}"
         connection = await aio_pika.connect(RABBITMQ_URL)
         channel = await connection.channel()
         topic = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(exchange, durable=True)
+        arguments = {"x-queue-mode": "lazy"} if rabbitmq_queue == "lazy" else None
+        queue = await channel.declare_queue(exchange, durable=True, arguments=arguments)
         await queue.bind(topic, "#")
         try:
             yield RabbitMQPublisher(RABBITMQ_URL, exchange=exchange)
@@ -126,9 +132,14 @@ async def destination(kind: str) -> AsyncIterator[Publisher]:
         await nc.close()
 
 
-async def relay_throughput(store_kind: str, broker: str, events: int, directory: Path) -> str:
+async def relay_throughput(
+    store_kind: str, broker: str, events: int, directory: Path, rabbitmq_queue: str = "classic"
+) -> str:
     """One row: relay ``events`` events from a fresh ``store_kind`` store to ``broker``."""
-    async with opened(store_kind, directory) as store, destination(broker) as publisher:
+    async with (
+        opened(store_kind, directory) as store,
+        destination(broker, rabbitmq_queue) as publisher,
+    ):
         await fill(store, events)
         relay = Relay(store, publisher, name=f"bench-{uuid.uuid4().hex[:6]}")
         try:
@@ -159,6 +170,7 @@ async def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--brokers", default="rabbitmq,nats")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--rabbitmq-queue", choices=("classic", "lazy"), default="classic")
     args = parser.parse_args()
     print(
         f"{'store':8} {'broker':9} {'events':>8} {'seconds':>8} {'events/s':>10}"
@@ -168,7 +180,9 @@ async def main() -> None:
         for _ in range(args.repeat):
             for store_kind in args.stores.split(","):
                 for broker in args.brokers.split(","):
-                    row = await relay_throughput(store_kind, broker, args.events, Path(directory))
+                    row = await relay_throughput(
+                        store_kind, broker, args.events, Path(directory), args.rabbitmq_queue
+                    )
                     print(row, flush=True)
 
 
