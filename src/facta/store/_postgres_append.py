@@ -207,7 +207,7 @@ class GroupCommit:
 
         async def run_hook(connection: asyncpg.Connection, rows: list[Any]) -> None:
             # Inside the transaction: the batch's appended events through the hook.
-            outcomes.extend(self._outcomes(batch, rows, recorded_at))
+            outcomes[:] = self._outcomes(batch, rows, recorded_at)
             records = [e for o in outcomes if isinstance(o, AppendResult) for e in o.events]
             if records and hook is not None:
                 try:
