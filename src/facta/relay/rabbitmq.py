@@ -5,10 +5,10 @@ Publishing: one durable topic exchange (default ``facta``); the routing key is
 ``*.MoneyWithdrawn``. Messages are persistent (delivery mode 2), ``message_id`` is the event
 id, ``correlation_id`` and ``type`` carry the correlation id and the event type, and the
 envelope is in the headers (see :mod:`facta.relay.message`). The channel is in publisher
-confirm mode: ``publish`` returns when the broker confirmed every message of the batch, which
-for a persistent message routed to durable queues means written to disk. RabbitMQ cannot
-de-duplicate: after a relay restart, a message may arrive twice; consumers drop repeats by
-event id.
+confirm mode: what ``publish`` returns resolves when the broker confirmed every message of the
+batch, which for a persistent message routed to durable queues means written to disk.
+RabbitMQ cannot de-duplicate: after a relay restart, a message may arrive twice; consumers
+drop repeats by event id.
 """
 
 from __future__ import annotations
