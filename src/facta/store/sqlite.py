@@ -28,6 +28,7 @@ from typing import Any
 from facta.errors import DuplicateEventId, WrongExpectedVersion
 from facta.store._follow import follow
 from facta.store._migrations import migration_files, statements, validate_identifier
+from facta.store._sqlite_wal import WalCheckpointer
 from facta.store.base import (
     ANY,
     START,
@@ -156,6 +157,9 @@ class SQLiteEventStore:
         self._flushing = False
         self._drained: asyncio.Future[None] | None = None
         self._appended = asyncio.Event()
+        # Copies the log back ahead of the writer, which would otherwise stall every append
+        # for it once per thousand pages written.
+        self._checkpointer = WalCheckpointer(path)
         p = self.prefix
         self._sql_version = f"SELECT max(version) FROM {p}events WHERE stream_id = ?"
         self._sql_insert = (
@@ -319,6 +323,7 @@ class SQLiteEventStore:
         if wrote:
             self._appended.set()
             self._appended = asyncio.Event()
+            self._checkpointer.nudge()
 
     def _write(self, batch: list[_Append]) -> None:
         """Runs on the writer thread: one transaction for the whole batch."""
@@ -651,6 +656,7 @@ class SQLiteEventStore:
         if self._flushing:
             self._drained = asyncio.get_running_loop().create_future()
             await self._drained
+        await asyncio.to_thread(self._checkpointer.close)
         self._writer.shutdown(wait=True)
         with self._connections_lock:
             for connection in self._connections:
