@@ -17,8 +17,7 @@ LIMIT = 1000  # SQLite's default wal_autocheckpoint, which the store keeps
 
 def log_of(path: str) -> tuple[int, int]:
     """(frames in the log, frames copied back) of the SQLite file at ``path``."""
-    with open(f"{path}-shm", "rb", buffering=0) as index:
-        counts = wal_frames(index)
+    counts = wal_frames(Path(f"{path}-shm").read_bytes()[:100])
     assert counts is not None
     return counts
 
@@ -37,23 +36,22 @@ def test_the_wal_index_gives_the_log_length_and_what_was_copied(tmp_path: Path) 
             connection.execute("INSERT INTO t VALUES (randomblob(3000))")
         page_size = connection.execute("PRAGMA page_size").fetchone()[0]
         in_file = (Path(f"{path}-wal").stat().st_size - 32) // (24 + page_size)
-        with open(f"{path}-shm", "rb", buffering=0) as index:
-            assert wal_frames(index) == (in_file, 0)
-            busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            assert (busy, frames, copied) == (0, in_file, in_file)
-            assert wal_frames(index) == (in_file, in_file)
+        assert log_of(str(path)) == (in_file, 0)
+        busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (busy, frames, copied) == (0, in_file, in_file)
+        assert log_of(str(path)) == (in_file, in_file)
     finally:
         connection.close()
-    (tmp_path / "other").write_bytes(b"\x01" * 200)
-    with open(tmp_path / "other", "rb") as other:
-        assert wal_frames(other) is None
+    assert wal_frames(b"\x01" * 200) is None
+    assert wal_frames(b"") is None
 
 
 async def test_the_log_is_copied_back_before_the_writer_must_do_it(tmp_path: Path) -> None:
     path = str(tmp_path / "store.db")
     store = await SQLiteEventStore.open(path, synchronous="NORMAL")
     try:
-        due = LIMIT - store._checkpointer.margin
+        due = store._checkpointer.due
+        assert due == LIMIT - store._checkpointer.margin
         n = 0
         # One event at a time, so the log stops just past the point where the checkpointer
         # steps in and short of the writer's own checkpoint.
@@ -88,3 +86,17 @@ async def test_closing_the_store_stops_the_checkpointer_and_removes_the_log(
     await store.close()
     assert not [t for t in threading.enumerate() if t.name == "facta-sqlite-checkpoint"]
     assert not has_log(path)  # the last connection to close copied it back and removed it
+
+
+async def test_commits_short_of_the_limit_wake_no_thread(tmp_path: Path) -> None:
+    """The writer reads the log's length itself: the checkpointer's thread only starts once a
+    copy is due, not on every commit."""
+    path = str(tmp_path / "store.db")
+    store = await SQLiteEventStore.open(path, synchronous="NORMAL")
+    try:
+        for n in range(100):
+            await store.append(f"tick-{n % 10}", [NewEvent("Tick", b"{}")])
+        assert 0 < log_of(path)[0] < store._checkpointer.due
+        assert not [t for t in threading.enumerate() if t.name == "facta-sqlite-checkpoint"]
+    finally:
+        await store.close()

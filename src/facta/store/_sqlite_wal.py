@@ -16,18 +16,21 @@ frames to copy (about 3 ms in the soak, early or late), and it still restarts th
 its beginning, as before, so the log stays as short as it was.
 
 It learns the log's length from the wal-index (the ``-shm`` file), whose header SQLite
-documents (https://www.sqlite.org/walformat.html). Where that cannot be read, it does
-nothing and SQLite checkpoints as it always did.
+documents (https://www.sqlite.org/walformat.html), mapped into memory: after each commit the
+writer reads two numbers from it in place, and only wakes the thread when a checkpoint is
+due. (Waking it on every commit, to let it look, cost ~80 µs of CPU per append: a fifth of
+the sequential command rate.) Where the header cannot be read, it does nothing and SQLite
+checkpoints as it always did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import sqlite3
 import struct
 import threading
-from typing import BinaryIO
 
 log = logging.getLogger("facta.store.sqlite")
 
@@ -37,12 +40,13 @@ _FRAMES = struct.Struct("=I")  # mxFrame at offset 16: frames in the log since i
 _COPIED = struct.Struct("=I")  # nBackfill at offset 96: frames already copied back
 
 
-def wal_frames(index: BinaryIO) -> tuple[int, int] | None:
-    """(frames in the log, frames of them copied back) from an open ``-shm`` file, or None
-    when it does not hold a wal-index this module knows."""
-    index.seek(0)
-    head = index.read(100)
-    if len(head) < 100:
+_HEAD = 100  # bytes of the wal-index header read here
+
+
+def wal_frames(head: bytes | mmap.mmap) -> tuple[int, int] | None:
+    """(frames in the log, frames of them copied back) from the start of a ``-shm`` file,
+    or None when it does not hold a wal-index this module knows."""
+    if len(head) < _HEAD:
         return None
     version, initialised = _HEADER.unpack_from(head, 0)
     if version != _WAL_INDEX_VERSION or initialised != 1:
@@ -52,26 +56,45 @@ def wal_frames(index: BinaryIO) -> tuple[int, int] | None:
 
 class WalCheckpointer:
     """Checkpoints the SQLite file at ``path`` ahead of its writers: ``nudge`` after each
-    commit (cheap; the thread starts on the first), ``close`` to stop."""
+    commit (reads the log's length in place; the thread starts when the first checkpoint is
+    due), ``close`` to stop. ``limit`` is the file's ``wal_autocheckpoint``."""
 
-    def __init__(self, path: str, *, margin: int = 64) -> None:
+    def __init__(self, path: str, *, limit: int = 1000, margin: int = 64) -> None:
         self.path = path
         self.margin = margin
+        self.due = max(1, limit - margin)  # frames not yet copied back that call for a copy
         self.checkpoints = 0  # passive checkpoints this thread has run
+        self._enabled = limit > 0
+        self._index: mmap.mmap | None = None
         self._wake = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
 
     def nudge(self) -> None:
-        """A writer committed: check the log's length (on the checkpointer's thread)."""
-        if self._thread is None:
-            if self._closing:
+        """A writer committed: wake the thread if the log has grown near the limit."""
+        if not self._enabled or self._closing:
+            return
+        if self._index is None:
+            self._index = self._map_index()
+            if self._index is None:
+                self._enabled = False  # not a WAL file here: SQLite checkpoints by itself
                 return
+        frames = wal_frames(self._index)
+        if frames is None or frames[0] - frames[1] < self.due:
+            return
+        if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="facta-sqlite-checkpoint", daemon=True
             )
             self._thread.start()
         self._wake.set()
+
+    def _map_index(self) -> mmap.mmap | None:
+        try:
+            with open(f"{self.path}-shm", "rb", buffering=0) as index:
+                return mmap.mmap(index.fileno(), _HEAD, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # no -shm file, or shorter than its header
+            return None
 
     def close(self) -> None:
         """Stop the thread, waiting for a checkpoint under way to finish."""
@@ -79,28 +102,20 @@ class WalCheckpointer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        if self._index is not None:
+            self._index.close()
 
     def _run(self) -> None:
-        try:
-            index = open(f"{self.path}-shm", "rb", buffering=0)  # noqa: SIM115 - closed below
-        except OSError:
-            return  # not in WAL mode, or not a file: SQLite checkpoints by itself
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        with index, contextlib.closing(connection):
-            limit = int(connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-            if limit <= 0:
-                return
-            due = max(1, limit - self.margin)
+        with contextlib.closing(connection):
             while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._closing:
                     return
-                frames = wal_frames(index)
-                if frames is None:
-                    return
-                if frames[0] - frames[1] < due:
-                    continue
+                frames = wal_frames(self._index) if self._index is not None else None
+                if frames is None or frames[0] - frames[1] < self.due:
+                    continue  # a nudge from before the last copy
                 try:
                     # Passive: copies what no reader still needs, waits for nobody.
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
