@@ -323,13 +323,13 @@ class GroupCommit:
         stream_id, events = request.stream_id, request.events
         if status == _APPENDED:
             first = version - len(events)
-            new, position = tuple.__new__, Position
+            position = Position
             recorded = tuple(
                 RecordedEvent(
                     e.event_id,
                     stream_id,
                     first + n,
-                    new(position, (commit, sequence)),
+                    position(commit, sequence),
                     e.type,
                     e.schema_version,
                     e.data,

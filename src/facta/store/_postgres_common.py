@@ -52,9 +52,9 @@ def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
 
 def recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
     """Rows of :data:`COLUMNS` as RecordedEvents."""
-    # Unpacking the row and calling tuple.__new__ skips two Python frames per event.
-    new, position = tuple.__new__, Position
+    # Unpacking the row is about twice as fast as indexing it.
+    position = Position
     return [
-        RecordedEvent(i, s, v, new(position, (c, q)), t, sv, d, m, at)
+        RecordedEvent(i, s, v, position(c, q), t, sv, d, m, at)
         for i, s, v, c, q, t, sv, d, m, at in rows
     ]

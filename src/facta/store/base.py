@@ -10,7 +10,7 @@ import enum
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -33,12 +33,17 @@ ANY = StreamState.ANY
 ExpectedVersion = int | StreamState
 
 
-class Position(NamedTuple):
+class Position(msgspec.Struct, frozen=True, order=True, gc=False, array_like=True):
     """A place in the global log; what checkpoints store.
 
     Ordered as a pair. Single-writer backends (memory, SQLite) leave ``commit`` at 0 and
     number events in ``sequence``; PostgreSQL puts the writing transaction's id in ``commit``
     so that a reader never passes an event that commits later with a lower sequence.
+
+    A frozen struct rather than a named tuple: every event read makes one, and a struct is
+    made in less than half the time and is never tracked by the garbage collector (a
+    tuple subclass always is: on a whole-log read the collector's passes over them cost
+    about a tenth of the read). JSON: ``[commit, sequence]``, as before.
     """
 
     commit: int

@@ -390,7 +390,9 @@ class PostgresEventStore:
         deadline = time.monotonic() + visibility_wait
         delay = 0.001
         while True:
-            commit, sequence = (page[-1][3], page[-1][4]) if page else after
+            commit, sequence = (
+                (page[-1][3], page[-1][4]) if page else (after.commit, after.sequence)
+            )
             more = await self._fetch(
                 self._sql_all_held[key], commit, sequence, limit - len(page), *filters
             )
