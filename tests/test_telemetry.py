@@ -23,6 +23,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 from opentelemetry.trace import StatusCode
 
 from bank.domain import Account, AccountError, Deposit, OpenAccount, Withdraw
@@ -128,6 +129,47 @@ async def test_a_command_spans_execute_load_and_append_and_stamps_its_events(ote
         (("aggregate", "account"), ("outcome", "accepted")): 2
     }
     assert sum(otel.points("facta.append.duration").values()) == 2
+
+
+class AskedSampler(Sampler):
+    """The SDK's ParentBased sampler with roots never sampled (as a 1% ratio does 99 times
+    in 100), noting the name of every span it is asked about: a span facta skips never
+    reaches it."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.inner = ParentBased(ALWAYS_OFF)
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any) -> Any:
+        self.asked.append(name)
+        return self.inner.should_sample(parent_context, trace_id, name, *args)
+
+    def get_description(self) -> str:
+        return "asked"
+
+
+async def test_under_an_unsampled_span_facta_starts_no_spans_of_its_own() -> None:
+    sampler = AskedSampler()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrument(provider)
+    try:
+        app = Application(MemoryEventStore(), cache_size=0)
+        # A command that is its own root: its span is not sampled, so neither its load nor
+        # its append asks for one.
+        await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(10)))
+        assert sampler.asked == ["facta.execute"]
+        # Under an unsampled request span: not even the command's span.
+        with provider.get_tracer("test").start_as_current_span("request"):
+            await app.execute(ACCOUNT, "a", Deposit(Decimal(5)))
+        assert sampler.asked == ["facta.execute", "request"]
+        assert exporter.get_finished_spans() == ()
+        [_, deposit] = await app.store.read_stream("account-a")
+        assert "traceparent" not in deposit.meta
+    finally:
+        instrument(None, None)
+        provider.shutdown()
 
 
 async def test_loading_from_a_snapshot_says_so(otel: Otel) -> None:

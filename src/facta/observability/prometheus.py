@@ -36,13 +36,15 @@ def bridge(registry: Any = None) -> bool:
         return False
     try:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
     except ImportError:
         log.info("facta's own metrics are not exported: install facta[otel] for them")
         return False
     options = {} if registry is None else {"registry": registry}
     reader = PrometheusMetricReader(disable_target_info=True, **options)
-    provider = MeterProvider(metric_readers=[reader])
+    # The text this reader serves carries no exemplars: keeping them would only cost each
+    # histogram record a look at the current span.
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
     metrics.set_meter_provider(provider)
     _bridged = provider
     return True

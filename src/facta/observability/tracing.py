@@ -173,6 +173,17 @@ class _Live:
         self.close()
 
 
+def _under_unsampled_span() -> bool:
+    """Whether the current span is one the SDK decided not to record.
+
+    facta then starts no span of its own: the default ``ParentBased`` samplers would drop
+    them anyway, and an unrecorded span still costs the SDK several µs (ids, the sampler,
+    the context). A command run under an unsampled HTTP request costs no tracing at all.
+    """
+    current = trace.get_current_span()
+    return current is not INVALID_SPAN and not current.is_recording()
+
+
 def _outcome(exc: BaseException | None) -> str:
     if exc is None:
         return "accepted"
@@ -225,7 +236,7 @@ class CommandScope:
         self._log: Any = None
 
     async def __aenter__(self) -> CommandScope:
-        if tracing_on():
+        if tracing_on() and not _under_unsampled_span():
             self._cm = _Live(
                 "facta.execute",
                 attributes={
@@ -284,8 +295,9 @@ class CommandScope:
         return metadata
 
     def appending(self, events: int, expected: object) -> AbstractContextManager[Any]:
-        """The scope of one append of this command (timed, and a span when tracing)."""
-        return AppendScope(self.stream_id, events, expected)
+        """The scope of one append of this command (timed, and a span when this command's
+        span records)."""
+        return AppendScope(self.stream_id, events, expected, traced=self.span.is_recording())
 
     def done(self, version: int, events: int) -> None:
         """The command appended ``events`` events and left the stream at ``version``."""
@@ -329,16 +341,17 @@ _QUIET_COMMAND = _QuietCommandScope("", "", None)
 class AppendScope:
     """Times one append (the latency histogram) and spans it when tracing is on."""
 
-    __slots__ = ("_cm", "_started", "attributes")
+    __slots__ = ("_cm", "_started", "attributes", "traced")
 
-    def __init__(self, stream_id: str, events: int, expected: object) -> None:
+    def __init__(self, stream_id: str, events: int, expected: object, *, traced: bool) -> None:
         self.attributes = (stream_id, events, expected)
+        self.traced = traced
         self._cm: _Live | None = None
         self._started = 0.0
 
     def __enter__(self) -> Span:
         self._started = time.perf_counter()
-        if not tracing_on():
+        if not self.traced or not tracing_on():
             return INVALID_SPAN
         stream_id, events, expected = self.attributes
         self._cm = _Live(
@@ -372,7 +385,7 @@ class AppendScope:
 
 def loading(stream_id: str, version: int | None) -> AbstractContextManager[Span]:
     """The span of replaying one stream (to ``version``, or its end)."""
-    if not tracing_on():
+    if not tracing_on() or _under_unsampled_span():
         return _NULL
     attributes: dict[str, Any] = {"facta.stream": stream_id}
     if version is not None:
