@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Response
+from litestar.response.base import ASGIResponse
 
 MEDIA_TYPE = "application/json"
 
@@ -26,3 +27,32 @@ def json_response(body: bytes, *, status: int = 200, headers: dict[str, str] | N
     (``Response[AccountView]``, for OpenAPI) while sending bytes it encoded itself.
     """
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+class JsonAnswer(ASGIResponse):
+    """A 200 with a JSON body and extra headers, sent as given: the command route's answer.
+
+    Litestar's ASGIResponse files every header into a header container and looks up the
+    content type and length on each answer, about a twentieth of a command's time in the
+    service; these headers are known up front.
+    """
+
+    __slots__ = ("_raw_headers",)
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.body = body
+        self._raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            *headers,
+        ]
+        self.background = None
+        self.is_head_response = False
+        self.status_code = 200
+        self._encoded_cookies = ()
+        self.content_length = len(body)
+        self.encoding = "utf-8"
+
+    def encode_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as sent."""
+        return self._raw_headers

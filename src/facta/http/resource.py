@@ -32,7 +32,7 @@ from litestar.response.base import ASGIResponse
 from facta.domain import Aggregate, Command, DomainError, type_name
 from facta.errors import StreamNotFound, WrongExpectedVersion
 from facta.http._body import typed_body
-from facta.http._json import MEDIA_TYPE, encode, timestamp
+from facta.http._json import MEDIA_TYPE, JsonAnswer, encode, timestamp
 from facta.http._params import MAX_VERSION, etag, if_match_versions, parse_time
 from facta.http.errors import ApiError, documented_errors
 from facta.http.metrics import COMMANDS
@@ -183,10 +183,12 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                     raise not_found(id) from None
             raise
         count(data, "accepted")
-        return ASGIResponse(
-            body=encode(view(id, result.version, result.state)),
-            media_type=MEDIA_TYPE,
-            headers={"ETag": etag(result.version), "Facta-Position": str(result.position)},
+        return JsonAnswer(
+            encode(view(id, result.version, result.state)),
+            [
+                (b"etag", b'"%d"' % result.version),
+                (b"facta-position", str(result.position).encode()),
+            ],
         )
 
     async def read_state(
