@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Response
+from litestar.datastructures import MutableScopeHeaders
 from litestar.response.base import ASGIResponse
 
 MEDIA_TYPE = "application/json"
@@ -34,7 +35,8 @@ class JsonAnswer(ASGIResponse):
 
     Litestar's ASGIResponse files every header into a header container and looks up the
     content type and length on each answer, about a twentieth of a command's time in the
-    service; these headers are known up front.
+    service; these headers are known up front. The container is still there for whoever
+    asks for ``headers`` (an ``after_request`` hook, say), made on first use.
     """
 
     __slots__ = ("_raw_headers",)
@@ -52,6 +54,13 @@ class JsonAnswer(ASGIResponse):
         self._encoded_cookies = ()
         self.content_length = len(body)
         self.encoding = "utf-8"
+
+    @property
+    def headers(self) -> MutableScopeHeaders:  # type: ignore[override]
+        """The headers as a Litestar container (changes to it are sent)."""
+        container = MutableScopeHeaders()
+        container.headers = self._raw_headers
+        return container
 
     def encode_headers(self) -> list[tuple[bytes, bytes]]:
         """The headers as sent."""
