@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -31,6 +32,7 @@ from bank.read_model import AccountsProjection
 from facta import Application, WrongExpectedVersion
 from facta.observability import configure_logging, instrument, log_context, tracing_on
 from facta.observability import logging as facta_logging
+from facta.observability import metrics as facta_metrics
 from facta.projections import ProjectionRunner
 from facta.store.memory import MemoryEventStore
 from tests.conftest import service_missing
@@ -367,3 +369,34 @@ def test_the_http_edge_adds_litestars_tracing_middleware_with_a_provider(otel: O
 
     [middleware] = tracing_middleware()
     assert middleware.kwargs["config"].tracer_provider is not None
+
+
+async def test_append_latencies_wait_and_every_collection_sees_them_all(otel: Otel) -> None:
+    app = Application(MemoryEventStore())
+    await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(1)))
+    latencies = facta_metrics._instruments.append_latencies
+    assert len(latencies.waiting) == 1  # recorded later, in a run...
+    assert sum(otel.points("facta.append.duration").values()) == 1  # ...or when collected
+    assert not latencies.waiting
+
+    for _ in range(latencies.RUN + 10):
+        await app.execute(ACCOUNT, "a", Deposit(Decimal(1)))
+    assert len(latencies.waiting) == 10  # a full run was recorded on its own
+    assert sum(otel.points("facta.append.duration").values()) == latencies.RUN + 11
+
+
+def test_append_latencies_recorded_from_threads_while_collected_are_all_counted(
+    otel: Otel,
+) -> None:
+    def appends() -> None:
+        for _ in range(5_000):
+            facta_metrics.append_done(0.001)
+
+    writers = [threading.Thread(target=appends) for _ in range(3)]
+    for writer in writers:
+        writer.start()
+    while any(writer.is_alive() for writer in writers):
+        otel.reader.get_metrics_data()  # collects (and drains) while the writers add
+    for writer in writers:
+        writer.join()
+    assert sum(otel.points("facta.append.duration").values()) == 15_000

@@ -20,11 +20,12 @@ as Prometheus text on the HTTP service's ``/metrics`` through
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
 from opentelemetry.metrics import _internal as _api
 
 if TYPE_CHECKING:
@@ -52,12 +53,46 @@ class _Counts:
         values[labels] = values.get(labels, 0) + amount
 
 
+class _Latencies:
+    """Append latencies on their way into the histogram, recorded in runs.
+
+    Recording one value costs the SDK about 4 µs while its code is in the processor's caches
+    and four to five times that between two appends, which evict it (measured: ~20 µs per
+    command on SQLite). Values wait here and are recorded :data:`RUN` at a time, and all of
+    them whenever the SDK collects (before it reads any instrument), so that no collection
+    misses one.
+    """
+
+    RUN = 256
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self.waiting: deque[float] = deque()  # appended and drained from different threads
+
+    def add(self, seconds: float) -> None:
+        self.waiting.append(seconds)
+        if len(self.waiting) >= self.RUN:
+            self.record()
+
+    def record(self) -> None:
+        """Record every waiting value now."""
+        record, waiting = self.histogram.record, self.waiting
+        while waiting:
+            try:
+                value = waiting.popleft()
+            except IndexError:  # another thread drained it meanwhile
+                return
+            record(value)
+
+
 def _observer(counts: str, keys: tuple[str, ...]) -> Callable[[CallbackOptions], list[Observation]]:
     """The callback of an observable counter: the counts of the instruments in use now (a
     meter keeps the first callbacks given for a name, while facta's instruments are made
-    anew whenever a provider is chosen)."""
+    anew whenever a provider is chosen). The SDK runs these callbacks first when it
+    collects: the waiting append latencies are recorded then."""
 
     def callback(options: CallbackOptions) -> list[Observation]:
+        _instruments.append_latencies.record()
         values: dict[tuple[str, ...], int] = getattr(_instruments, counts).values
         return [
             Observation(count, dict(zip(keys, labels, strict=True)))
@@ -92,11 +127,13 @@ class _Instruments:
             unit="{retry}",
             description="Commands decided again after a conflict.",
         )
-        self.append_duration = meter.create_histogram(
-            "facta.append.duration",
-            unit="s",
-            description="The latency of one append to the event store.",
-            explicit_bucket_boundaries_advisory=_APPEND_BUCKETS,
+        self.append_latencies = _Latencies(
+            meter.create_histogram(
+                "facta.append.duration",
+                unit="s",
+                description="The latency of one append to the event store.",
+                explicit_bucket_boundaries_advisory=_APPEND_BUCKETS,
+            )
         )
         self.lag_events = {
             kind: meter.create_gauge(
@@ -167,8 +204,8 @@ def command_done(aggregate: str, outcome: str, conflicts: int) -> None:
 
 
 def append_done(seconds: float) -> None:
-    """Record the latency of one append."""
-    _instruments.append_duration.record(seconds)
+    """Record the latency of one append (see :class:`_Latencies`)."""
+    _instruments.append_latencies.add(seconds)
 
 
 def lag(
