@@ -79,7 +79,10 @@ class WalCheckpointer:
             if self._index is None:
                 self._enabled = False  # not a WAL file here: SQLite checkpoints by itself
                 return
-        frames = wal_frames(self._index)
+        try:
+            frames = wal_frames(self._index)
+        except ValueError:  # closed by ``close`` on another thread just now
+            return
         if frames is None or frames[0] - frames[1] < self.due:
             return
         if self._thread is None:
