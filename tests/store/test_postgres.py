@@ -4,6 +4,7 @@ subscriptions that survive a killed connection, concurrent migrations, group com
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -147,6 +148,47 @@ async def test_a_read_waits_briefly_for_a_short_transaction_in_the_way(
         await ending
     finally:
         await blocker.close()
+
+
+async def test_a_follower_reads_what_is_visible_at_once_while_events_are_held_back(
+    pg: ScratchPostgresStore,
+) -> None:
+    """The projection runner and the relay read with ``wait_for_held_back=False``: they are
+    woken when more is visible, so they must not spend the store's visibility_wait polling."""
+    first = await pg.append("early-1", new(1))
+    pg.visibility_wait = 30.0  # a wait would be unmistakable
+    blocker = await asyncpg.connect(POSTGRES_URL)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.fetchval("SELECT pg_current_xact_id()")
+        await pg.append("later-1", new(1))
+        page = await asyncio.wait_for(pg.read_all(wait_for_held_back=False), 10)
+        assert page == list(first.events)  # what is visible, without the held-back event
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+
+
+async def test_the_held_back_probe_reads_the_end_of_the_key_not_the_whole_log(
+    pg: ScratchPostgresStore,
+) -> None:
+    """head() and every short page ask whether committed events are held back; that must
+    stay one probe of the primary key however long the log grows (it once scanned it all)."""
+    for n in range(20):
+        await pg.append(f"s-{n}", new(1000))
+    connection = await asyncpg.connect(POSTGRES_URL)
+    try:
+        [plan] = json.loads(await connection.fetchval(f"EXPLAIN (FORMAT JSON) {pg._sql_head}"))
+    finally:
+        await connection.close()
+
+    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node, *(n for child in node.get("Plans", ()) for n in nodes(child))]
+
+    scans = [n for n in nodes(plan["Plan"]) if n.get("Relation Name", "").endswith("events")]
+    assert scans
+    assert all(n["Node Type"] != "Seq Scan" for n in scans), scans
 
 
 async def test_a_subscription_survives_its_connections_being_killed(

@@ -244,7 +244,11 @@ class ProjectionRunner:
         types may sort everything after the checkpoint for each page (PostgreSQL without
         fresh statistics does).
         """
-        page = await self.store.read_all(after=after, limit=self.batch_size)
+        # Without waiting for held-back events: the runner reads again when woken, and under
+        # steady appends a wait would poll the server for as long as one is in flight.
+        page = await self.store.read_all(
+            after=after, limit=self.batch_size, wait_for_held_back=False
+        )
         end = page[-1].position if page else after
         return len(page) == self.batch_size, end, [r for r in page if r.type in wanted]
 

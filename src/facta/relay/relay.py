@@ -194,6 +194,7 @@ class Relay:
                         limit=self.batch_size,
                         categories=self.categories,
                         types=self.types,
+                        wait_for_held_back=False,  # it reads again when woken
                     )
                     if events:
                         messages = to_messages(events, codec)

@@ -189,8 +189,18 @@ class EventStore(Protocol):
         limit: int = 1000,
         categories: Sequence[str] | None = None,
         types: Sequence[str] | None = None,
+        wait_for_held_back: bool = True,
     ) -> list[RecordedEvent]:
-        """Up to ``limit`` events of the global log after ``after``, in log order, filtered."""
+        """Up to ``limit`` events of the global log after ``after``, in log order, filtered.
+
+        Where committed events can be held back behind a transaction still running
+        (PostgreSQL), a short page first waits a little for them (the store's
+        ``visibility_wait``), so that a one-off read sees what was just committed. A reader
+        that follows the log and reads again when woken passes ``wait_for_held_back=False``
+        and gets what is visible now, at once: under a steady stream of appends something is
+        nearly always in flight, and each such read would otherwise poll the server until the
+        wait ran out. Stores with one writer (memory, SQLite) never hold events back.
+        """
         ...
 
     def subscribe(

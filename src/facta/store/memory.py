@@ -157,6 +157,7 @@ class MemoryEventStore:
         limit: int = 1000,
         categories: Sequence[str] | None = None,
         types: Sequence[str] | None = None,
+        wait_for_held_back: bool = True,  # one writer: nothing is ever held back here
     ) -> list[RecordedEvent]:
         start = after.sequence  # sequence n is at index n - 1
         if not categories and not types:

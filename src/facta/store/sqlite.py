@@ -560,6 +560,7 @@ class SQLiteEventStore:
         limit: int = 1000,
         categories: Sequence[str] | None = None,
         types: Sequence[str] | None = None,
+        wait_for_held_back: bool = True,  # one writer: nothing is ever held back here
     ) -> list[RecordedEvent]:
         where = ["position > ?"]
         parameters: list[Any] = [after.sequence]
