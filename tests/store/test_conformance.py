@@ -203,6 +203,9 @@ async def test_read_all_pages_in_order_and_filters(store: EventStore) -> None:
     both = await store.read_all(categories=["order"], types=["Shipped"], limit=5)
     assert [e.stream_id for e in both] == ["order-2"]
     assert await store.read_all(after=everything[-1].position) == []
+    # A follower's read (no wait for held-back events) sees the same when nothing is held.
+    assert await store.read_all(wait_for_held_back=False) == everything
+    assert await store.read_all(types=["Shipped"], wait_for_held_back=False) == everything[-1:]
 
 
 async def test_an_empty_store(store: EventStore) -> None:
