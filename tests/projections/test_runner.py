@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
-from facta import Event, EventEnvelope, EventStore, NewEvent, Position
+from facta import Event, EventEnvelope, EventStore, NewEvent, Position, RecordedEvent
 from facta.projections import (
     Projection,
     ProjectionNotFound,
@@ -19,6 +19,7 @@ from facta.projections import (
     RebuildProgress,
     Session,
 )
+from facta.store.memory import MemoryEventStore
 from facta.store.postgres import PostgresEventStore
 from tests.projections.helpers import Counter, Counters, Tock, codec, eventually, fill
 
@@ -472,3 +473,32 @@ async def _handled(read_store: ReadStore, count: int) -> bool:
 async def _checkpoint_at(read_store: ReadStore, position: Position) -> bool:
     [status] = await read_store.status("counters")
     return status.position >= position
+
+
+class _CountedReads(MemoryEventStore):
+    """The memory store, counting the runner's reads of the log."""
+
+    reads = 0
+
+    async def read_all(self, **options: Any) -> list[RecordedEvent]:
+        self.reads += 1
+        return await super().read_all(**options)
+
+
+async def test_a_follower_takes_what_several_commits_wrote_in_one_read() -> None:
+    """Under a steady stream of appends a following runner pauses (FOLLOW_PAUSE) after a
+    short page, so one read takes what several commits wrote, instead of a read (and an
+    empty one after it) per commit."""
+    store = _CountedReads()
+    await fill(store, 1, 1)
+    runner = ProjectionRunner(store, [Counters()], codec=codec)
+    read_store = ReadStore(store)
+    async with running(runner):
+        await eventually(lambda: _handled(read_store, 1))
+        store.reads = 0
+        for n in range(100):  # a commit every millisecond or so
+            await store.append("tick-0", [NewEvent("Tick", msgspec.json.encode({"n": n + 2}))])
+            await asyncio.sleep(0.001)
+        await eventually(lambda: _handled(read_store, 101))
+    await read_store.close()
+    assert store.reads < 100, store.reads
