@@ -29,7 +29,7 @@ import pytest
 
 from bank.domain import Account, AccountState
 from facta import Application, open_store
-from tests.http.conftest import BACKEND_NAMES, Server, start_server, store_url_for
+from tests.http.conftest import BACKEND_NAMES, Server, drop_schema, start_server, store_url_for
 
 KILLS = int(os.environ.get("FACTA_CRASH_KILLS", "3"))
 SECONDS_BETWEEN_KILLS = float(os.environ.get("FACTA_CRASH_SECONDS", "1.5"))
@@ -217,6 +217,7 @@ def test_acknowledged_commands_survive_sigkill_under_load(backend: str, tmp_path
         asyncio.run(verify(service, ledger))
     finally:
         service.server.stop()
+        drop_schema(service.store_url)
     assert ledger.crashes_seen == KILLS
     assert len(ledger.acknowledged) > 50
     print(

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 
 from facta import open_store
-from tests.http.conftest import POSTGRES_URL, postgres_store_url, start_server
+from tests.http.conftest import POSTGRES_URL, drop_schema, postgres_store_url, start_server
 
 ACCOUNTS = [f"acc-{i}" for i in range(4)]
 
@@ -72,9 +72,9 @@ async def drive(url: str, seconds: float) -> tuple[dict[str, str], dict[str, str
     return acknowledged, unsettled, statuses
 
 
-async def campaign(tmp_path: Path) -> None:
+async def campaign(tmp_path: Path, schema_url: str) -> None:
     name = f"faults_{uuid.uuid4().hex[:8]}"
-    store_url = f"{postgres_store_url()}&application_name={name}"
+    store_url = f"{schema_url}&application_name={name}"
     server = start_server(store_url, tmp_path)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=15.0) as http:
@@ -126,4 +126,8 @@ async def campaign(tmp_path: Path) -> None:
 
 
 def test_terminated_connections_give_503_and_the_service_recovers(tmp_path: Path) -> None:
-    asyncio.run(campaign(tmp_path))
+    schema_url = postgres_store_url()
+    try:
+        asyncio.run(campaign(tmp_path, schema_url))
+    finally:
+        drop_schema(schema_url)
