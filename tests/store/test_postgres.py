@@ -173,22 +173,25 @@ async def test_a_follower_reads_what_is_visible_at_once_while_events_are_held_ba
 async def test_the_held_back_probe_reads_the_end_of_the_key_not_the_whole_log(
     pg: ScratchPostgresStore,
 ) -> None:
-    """head() and every short page ask whether committed events are held back; that must
-    stay one probe of the primary key however long the log grows (it once scanned it all)."""
+    """head() and every short page ask whether committed events are held back, and
+    held_back() counts them; each must stay a probe of the primary key however long the log
+    grows (they once scanned it all)."""
     for n in range(20):
         await pg.append(f"s-{n}", new(1000))
-    connection = await asyncpg.connect(POSTGRES_URL)
-    try:
-        [plan] = json.loads(await connection.fetchval(f"EXPLAIN (FORMAT JSON) {pg._sql_head}"))
-    finally:
-        await connection.close()
 
     def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
         return [node, *(n for child in node.get("Plans", ()) for n in nodes(child))]
 
-    scans = [n for n in nodes(plan["Plan"]) if n.get("Relation Name", "").endswith("events")]
-    assert scans
-    assert all(n["Node Type"] != "Seq Scan" for n in scans), scans
+    connection = await asyncpg.connect(POSTGRES_URL)
+    try:
+        for sql in (pg._sql_head, pg._sql_held_back):
+            [plan] = json.loads(await connection.fetchval(f"EXPLAIN (FORMAT JSON) {sql}"))
+            scans = [n for n in nodes(plan["Plan"]) if n.get("Relation Name") == "events"]
+            assert scans, sql
+            assert all(n["Node Type"] != "Seq Scan" for n in scans), (sql, scans)
+    finally:
+        await connection.close()
+    assert await pg.held_back() == 0
 
 
 async def test_a_subscription_survives_its_connections_being_killed(
