@@ -11,6 +11,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.response.base import ASGIResponse
 
 MEDIA_TYPE = "application/json"
+_MEDIA_TYPE_BYTES = MEDIA_TYPE.encode()
 
 encode = msgspec.json.Encoder(decimal_format="number").encode
 """Encode to JSON bytes; Decimal becomes a JSON number (``1300.0``), never a string."""
@@ -44,7 +45,7 @@ class JsonAnswer(ASGIResponse):
     def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         self.body = body
         self._raw_headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", _MEDIA_TYPE_BYTES),
             (b"content-length", b"%d" % len(body)),
             *headers,
         ]

@@ -186,7 +186,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
         return JsonAnswer(
             encode(view(id, result.version, result.state)),
             [
-                (b"etag", b'"%d"' % result.version),
+                (b"etag", etag(result.version).encode()),
                 (b"facta-position", str(result.position).encode()),
             ],
         )

@@ -351,7 +351,7 @@ class AppendScope:
 
     def __enter__(self) -> Span:
         self._started = time.perf_counter()
-        if not self.traced or not tracing_on():
+        if not self.traced:  # set from a recording command span: tracing is on
             return INVALID_SPAN
         stream_id, events, expected = self.attributes
         self._cm = _Live(
