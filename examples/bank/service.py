@@ -125,7 +125,8 @@ TRANSFERS = AggregateResource(
 
 
 class _WriterThreadHook:
-    """The inline projections as a hook that the SQLite store may run on its writer thread.
+    """The inline projections as a hook that the SQLite store may run in place, inside the
+    append's transaction (on its writer thread, or on the loop when it stages a batch).
 
     On SQLite they only do synchronous work on the append's transaction, so nothing needs
     the event loop; running them in place spares a round trip through the (busy) loop per

@@ -147,6 +147,12 @@ transaction, in append order (possibly from several streams). If it raises, the 
 the appends again in smaller groups, so that in the end only the append that made it fail is
 rolled back and gets the error; the hook must therefore not keep effects outside the
 transaction. Without the attribute, each append runs the hook in a transaction of its own.
+
+On SQLite, a hook with ``runs_on_writer_thread = True`` declares that it only works on the
+transaction, synchronously: the store then runs it in place (on its writer thread, or on the
+event loop where it writes a group commit's statements) instead of sending it to the loop
+and waiting. Should it suspend after all, its batch is rolled back and written again on the
+writer thread, the hook called anew.
 """
 
 

@@ -1,0 +1,151 @@
+"""The SQLite store writes a group commit's statements on the event loop and commits them on
+a thread of its own (``_stage``); what must hold whatever the timing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facta import NewEvent, RecordedEvent, Snapshot
+from facta.store.sqlite import SOLO_PROBE, SQLiteEventStore
+
+
+def tick() -> list[NewEvent]:
+    return [NewEvent("Tick", b"{}")]
+
+
+async def test_a_batch_waits_for_another_processs_write_lock_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "store.db")
+    store = await SQLiteEventStore.open(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        appends = asyncio.gather(*(store.append(f"s-{i}", tick(), 0) for i in range(8)))
+        # The loop keeps turning while the batch waits for the lock.
+        started = time.monotonic()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 1.0
+        assert not appends.done()
+        other.execute("ROLLBACK")
+        results = await asyncio.wait_for(appends, 30)
+        assert [r.version for r in results] == [1] * 8
+        assert len(await store.read_all()) == 8
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_writes_queued_on_the_writer_thread_do_not_wait_on_a_staged_commit(
+    tmp_path: Path,
+) -> None:
+    # A snapshot is written on the writer thread. Had the staged batch's COMMIT queued up
+    # behind it there, the snapshot would wait for the lock the batch holds, and the batch
+    # for the snapshot: both stuck for the 30 s busy timeout, then "database is locked".
+    store = await SQLiteEventStore.open(str(tmp_path / "store.db"))
+    try:
+        started = time.monotonic()
+        for round_ in range(30):
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        store.save_snapshot(Snapshot(f"s-{i}", round_ + 1, 1, b"{}", 0.0))
+                        for i in range(3)
+                    ),
+                    *(store.append(f"s-{i}", tick(), round_) for i in range(8)),
+                ),
+                10,
+            )
+        assert time.monotonic() - started < 20
+        assert len(await store.read_all(limit=1000)) == 240
+    finally:
+        await store.close()
+
+
+class _SuspendingHook:
+    """Declares it does only synchronous work on the transaction, then suspends anyway."""
+
+    takes_batches = True
+    runs_on_writer_thread = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, tx: Any, records: Sequence[RecordedEvent]) -> None:
+        self.calls += 1
+        for record in records:
+            tx.execute("INSERT INTO seen VALUES (?)", (record.stream_id,))
+        await asyncio.sleep(0)
+
+
+@pytest.mark.timeout(60)  # a hook suspended on the loop's thread would block it for good
+async def test_a_hook_that_suspends_on_the_loop_is_run_again_on_the_writer_thread(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "store.db")
+    store = await SQLiteEventStore.open(path)
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("CREATE TABLE seen (stream_id TEXT NOT NULL)")
+    setup.close()
+    hook = _SuspendingHook()
+    try:
+        results = await asyncio.gather(
+            *(store.append(f"h-{i}", tick(), 0, hook=hook) for i in range(16))
+        )
+        assert [r.version for r in results] == [1] * 16
+        check = sqlite3.connect(path)
+        seen = sorted(row[0] for row in check.execute("SELECT stream_id FROM seen"))
+        check.close()
+        # The rolled-back first try left nothing: each event's row is there once.
+        assert seen == sorted(f"h-{i}" for i in range(16))
+        assert hook.calls >= 2
+    finally:
+        await store.close()
+
+
+async def test_a_writer_on_its_own_stops_giving_the_loop_a_turn_and_batching_comes_back(
+    tmp_path: Path,
+) -> None:
+    store = await SQLiteEventStore.open(str(tmp_path / "store.db"))
+    batches: list[int] = []
+    write = store._write
+
+    def counting_write(batch: Any, *args: Any, **kwargs: Any) -> None:
+        batches.append(len(batch))
+        write(batch, *args, **kwargs)
+
+    store._write = counting_write  # type: ignore[method-assign]
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        before = turns
+        for n in range(320):  # one writer, one append at a time
+            await store.append("solo", tick(), n)
+        # Each of the first SOLO_PROBE appends gave the loop a turn, then one in SOLO_PROBE.
+        assert turns - before <= 2 * SOLO_PROBE + 320 // SOLO_PROBE
+        assert set(batches) == {1}
+        batches.clear()
+        # Now many at once: within SOLO_PROBE appends written alone, commits are shared.
+        await asyncio.gather(*(store.append(f"many-{i}", tick(), 0) for i in range(200)))
+        assert sum(batches) == 200
+        assert batches.count(1) <= SOLO_PROBE
+        assert max(batches) > 10
+    finally:
+        ticking.cancel()
+        await store.close()
