@@ -116,6 +116,29 @@ def test_a_body_over_the_limit_is_413(client: httpx.Client, account_id: str) -> 
     assert stream(client, account_id) == before
 
 
+def test_a_chunked_body_over_the_limit_is_413(client: httpx.Client, account_id: str) -> None:
+    # No Content-Length to refuse it by: the limit holds on the bytes as they arrive.
+    before = stream(client, account_id)
+    head = b'{"type": "OpenAccount", "initial_balance": 1.0, "owner": "'
+    chunks = [head, *([b"x" * 16_384] * 8), b'"}']
+    response = client.post(f"/accounts/{account_id}", content=iter(chunks))
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "too large")
+    assert stream(client, account_id) == before
+
+
+def test_a_command_sent_in_chunks_is_read_whole(client: httpx.Client, account_id: str) -> None:
+    chunks = [b'{"type": "OpenAccount", ', b'"owner": "Chunky", ', b'"initial_balance": 7.0}']
+    response = client.post(
+        f"/accounts/{account_id}",
+        content=iter(chunks),
+        headers={"Content-Type": "application/json"},
+    )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 200, response.text
+    assert response.json() == {"id": account_id, "owner": "Chunky", "balance": 7.0, "version": 1}
+
+
 BAD_BODIES = [
     pytest.param(b'{"type": "Deposit", "amount": 5', id="truncated-json"),
     pytest.param(b"", id="empty"),

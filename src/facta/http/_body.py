@@ -8,13 +8,17 @@ its type in OpenAPI.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import msgspec
+from litestar import Request
 from litestar.dto import AbstractDTO
 from litestar.dto.data_structures import DTOFieldDefinition
-from litestar.exceptions import ValidationException
+from litestar.exceptions import InternalServerException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import Empty
 from litestar.typing import FieldDefinition
 
 from facta.http.errors import ApiError
@@ -72,3 +76,38 @@ def typed_body(model_type: Any) -> type[TypedBody]:
         (TypedBody,),
         {"model_type": model_type, "decoder": msgspec.json.Decoder(model_type)},
     )
+
+
+class CommandRequest(Request[Any, Any, Any]):
+    """A Request reading its body with one loop over the ASGI messages (usually one).
+
+    Litestar's ``body()`` goes through an async generator, parses every header to find the
+    content length and sets up a weak reference per chunk: ~8 µs of a command's ~140. The
+    limit is the route's, as there; a body over it is refused once it is seen to be (the
+    server reads no more than that of it).
+    """
+
+    async def body(self) -> bytes:
+        """The whole body, read once."""
+        if self._body is not Empty or self._connection_state.body is not Empty:
+            return await super().body()
+        if not self.is_connected:
+            raise InternalServerException("stream consumed")
+        limit = self.route_handler.resolve_request_max_body_size() or math.inf
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise InternalServerException("client disconnected prematurely")
+            chunk = cast("bytes", message.get("body", b""))
+            size += len(chunk)
+            if size > limit:
+                raise RequestEntityTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self.is_connected = False
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._body = self._connection_state.body = body
+        return body

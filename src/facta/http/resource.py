@@ -15,7 +15,7 @@ For an aggregate named ``account`` served at ``/accounts``:
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -31,7 +31,7 @@ from litestar.response.base import ASGIResponse
 
 from facta.domain import Aggregate, Command, DomainError, type_name
 from facta.errors import StreamNotFound, WrongExpectedVersion
-from facta.http._body import typed_body
+from facta.http._body import CommandRequest, typed_body
 from facta.http._json import MEDIA_TYPE, JsonAnswer, encode, timestamp
 from facta.http._params import MAX_VERSION, etag, if_match_versions, parse_time
 from facta.http.errors import ApiError, documented_errors
@@ -101,6 +101,19 @@ class CommandOperation(Operation):
         self.parameters = [*(self.parameters or []), _IF_MATCH, _IDEMPOTENCY_KEY]
 
 
+def _command_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """(If-Match, Idempotency-Key) from the ASGI headers (lowercase names; the first of a
+    repeated one): a scan of a dozen pairs, where ``request.headers`` builds a container
+    of them all first."""
+    if_match = idempotency_key = None
+    for name, value in headers:
+        if name == b"if-match" and if_match is None:
+            if_match = value.decode("latin-1")
+        elif name == b"idempotency-key" and idempotency_key is None:
+            idempotency_key = value.decode("latin-1")
+    return if_match, idempotency_key
+
+
 def _union(types: Sequence[type[Any]]) -> Any:
     return types[0] if len(types) == 1 else typing.Union[tuple(types)]  # noqa: UP007
 
@@ -151,9 +164,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
     async def execute_command(request: Request[Any, Any, Any], id: str, data: Any) -> Any:
         # The hot path: headers are read here rather than declared as parameters, and the
         # answer is built as an ASGI response directly (both documented by the decorator).
-        headers = request.headers
-        if_match = headers.get("if-match")
-        idempotency_key = headers.get("idempotency-key")
+        if_match, idempotency_key = _command_headers(request.scope["headers"])
         if if_match is not None and len(if_match) > 1000:
             raise ApiError(422, "If-Match must be at most 1000 characters")
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
@@ -318,6 +329,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                 **documented_errors(400, 404, 409, 412, 413, 422, 503),
             },
             operation_class=CommandOperation,
+            request_class=CommandRequest,
         )(execute_command),
         get(
             f"{path}/{{id:str}}",
