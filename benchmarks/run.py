@@ -138,6 +138,14 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
+RAW_SHARE_TARGET = 0.8
+"""Sequential commands and the whole-log read should reach this share of the raw limit."""
+
+
+def _raw_mark(entry: dict[str, Any]) -> str:
+    return " ✅" if entry["of_raw"] >= RAW_SHARE_TARGET else " ❌"
+
+
 def render(meta: dict[str, Any], table: list[dict[str, Any]]) -> str:
     lines = [
         "# Benchmark results",
@@ -162,7 +170,7 @@ def render(meta: dict[str, Any], table: list[dict[str, Any]]) -> str:
             f"| {e['workload']} | {e['backend']} | {e.get('unit', '')} | {number(e.get('facta'))}"
             f" | {number(e.get('eventsourcing'))} | {number(ratio, 2)}x{met}"
             f" | {'>= ' + number(target, 1) + 'x' if target else ''} | {number(e.get('raw'))}"
-            f" | {number(100 * e['of_raw'], 0) + ' %' if e.get('of_raw') else ''}"
+            f" | {number(100 * e['of_raw'], 0) + ' %' + _raw_mark(e) if e.get('of_raw') else ''}"
             f" | {number(e.get('facta_mb'))} | {number(e.get('eventsourcing_mb'))} |"
         )
     lines += ["", "![facta ÷ eventsourcing](ratios.png)", ""]
