@@ -4,12 +4,15 @@ the append writer's own checkpoint only has the last frames left to copy."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 from facta import NewEvent
-from facta.store._sqlite_wal import wal_frames
+from facta.store._sqlite_wal import WalIndex, wal_frames
 from facta.store.sqlite import SQLiteEventStore
 
 LIMIT = 1000  # SQLite's default wal_autocheckpoint, which the store keeps
@@ -17,7 +20,12 @@ LIMIT = 1000  # SQLite's default wal_autocheckpoint, which the store keeps
 
 def log_of(path: str) -> tuple[int, int]:
     """(frames in the log, frames copied back) of the SQLite file at ``path``."""
-    counts = wal_frames(Path(f"{path}-shm").read_bytes()[:100])
+    index = WalIndex.open(path)
+    assert index is not None
+    try:
+        counts = index.read()
+    finally:
+        index.close()
     assert counts is not None
     return counts
 
@@ -100,3 +108,65 @@ async def test_commits_short_of_the_limit_wake_no_thread(tmp_path: Path) -> None
         assert not [t for t in threading.enumerate() if t.name == "facta-sqlite-checkpoint"]
     finally:
         await store.close()
+
+
+# SQLite's "dead man switch": a read lock on byte 128 of the -shm file says that some process
+# has the file open, and the first process to find it unlocked truncates the file and builds
+# the index again (src/os_unix.c, unixLockSharedMemory).
+_IN_USE_PROBE = """
+import fcntl, os, struct, sys
+descriptor = os.open(sys.argv[1] + "-shm", os.O_RDONLY)
+probe = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 128, 1, 0)
+kind = struct.unpack("hhqqi", fcntl.fcntl(descriptor, fcntl.F_GETLK, probe))[0]
+print("in use" if kind != fcntl.F_UNLCK else "free")
+"""
+
+
+_COUNT = """
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM events").fetchone()[0])
+"""
+
+
+def in_another_process(script: str, path: str) -> str:
+    run = [sys.executable, "-c", script, path]
+    return subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
+
+
+async def test_reading_the_log_length_keeps_sqlites_claim_on_the_index(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops all the POSIX locks the process holds on it.
+    When the checkpointer opened the -shm file, read it and closed it, SQLite's claim went
+    with it: the next process to open the database truncated the index under the store (a
+    bus error in CI). The index must stay claimed while the store is open, through the
+    checkpoints and after a helper's own WalIndex is closed."""
+    path = str(tmp_path / "store.db")
+    store = await SQLiteEventStore.open(path, synchronous="NORMAL")
+    try:
+        for n in range(store._checkpointer.due + 50):  # past a background checkpoint
+            await store.append(f"tick-{n % 20}", [NewEvent("Tick", b"{}")])
+        log_of(path)  # opens and closes an index of its own, alongside the store's
+        assert store._checkpointer.checkpoints >= 1
+        assert in_another_process(_IN_USE_PROBE, path) == "in use"
+        # What truncated the index under the store: another process opening the database.
+        assert int(in_another_process(_COUNT, path)) == store._checkpointer.due + 50
+        assert in_another_process(_IN_USE_PROBE, path) == "in use"
+        await store.append("tick-0", [NewEvent("Tick", b"{}")])
+        index = os.stat(f"{path}-shm")
+        held = _open_on(index)
+        assert held  # SQLite's and the checkpointer's
+    finally:
+        await store.close()
+    assert not set(held) & set(_open_on(index))  # closing the store let them all go
+
+
+def _open_on(file: os.stat_result) -> list[str]:
+    """This process's descriptors open on ``file``."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            st = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (file.st_dev, file.st_ino):
+            found.append(name)
+    return found

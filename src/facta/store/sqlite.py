@@ -771,10 +771,10 @@ class SQLiteEventStore:
         if self._flushing:
             self._drained = asyncio.get_running_loop().create_future()
             await self._drained
-        await asyncio.to_thread(self._checkpointer.close)
         self._writer.shutdown(wait=True)
         self._committer.shutdown(wait=True)
         with self._connections_lock:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+        await asyncio.to_thread(self._checkpointer.close)
