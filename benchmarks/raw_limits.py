@@ -95,34 +95,58 @@ async def postgres_single_transactions(target: Target, scale: Scale) -> Measurem
     return Measurement(count / seconds, "transactions/s", seconds)
 
 
+_POSTGRES_COLUMNS = [
+    "commit_xid",
+    "sequence",
+    "event_id",
+    "stream_id",
+    "version",
+    "type",
+    "schema_version",
+    "data",
+    "metadata",
+    "recorded_at",
+]
+
+
 async def postgres_fetch_decode(target: Target, scale: Scale) -> Measurement:
+    """The same with asyncpg, on a table with the column types and the key of facta's own
+    (text event ids, the log ordered by writing transaction and sequence), filled one
+    transaction id per thousand rows as the facta run's streams are."""
     import asyncpg
 
     schema = target.es_env["POSTGRES_SCHEMA"]
     connection = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
     await connection.execute(
-        f"CREATE TABLE {schema}.t (position bigserial PRIMARY KEY, event_id uuid, stream_id text,"
-        " version bigint, type text, schema_version int, data bytea, metadata bytea,"
-        " recorded_at double precision)"
+        f"CREATE TABLE {schema}.t (commit_xid xid8, sequence bigint, event_id text,"
+        " stream_id text, version bigint, type text, schema_version int, data bytea,"
+        " metadata bytea, recorded_at double precision, PRIMARY KEY (commit_xid, sequence))"
     )
     await connection.copy_records_to_table(
         "t",
         schema_name=schema,
-        columns=["event_id", "stream_id", "version", "type", "schema_version", "data"],
-        records=((uuid.UUID(r[0]), *r[1:]) for r in _envelopes(scale.log)),
+        columns=_POSTGRES_COLUMNS,
+        records=(
+            (1000 + n // 1000, n + 1, *row, b"{}", 0.0)
+            for n, row in enumerate(_envelopes(scale.log))
+        ),
     )
     decode = msgspec.json.Decoder(MoneyDeposited).decode
-    sql = f"{_SELECT} recorded_at FROM {schema}.t WHERE position > $1 ORDER BY position LIMIT 10000"
+    sql = (
+        "SELECT event_id, stream_id, version, commit_xid, sequence, type, schema_version, data,"
+        f" metadata, recorded_at FROM {schema}.t WHERE (commit_xid, sequence) > ($1, $2)"
+        " ORDER BY commit_xid, sequence LIMIT 10000"
+    )
     started = time.perf_counter()
-    last, count = 0, 0
+    commit, sequence, count = 0, 0, 0
     while True:
-        rows = await connection.fetch(sql, last)
+        rows = await connection.fetch(sql, commit, sequence)
         for row in rows:
-            decode(row[6])
+            decode(row[7])
         count += len(rows)
         if len(rows) < 10_000:
             break
-        last = rows[-1][3]
+        commit, sequence = rows[-1][3], rows[-1][4]
     seconds = time.perf_counter() - started
     await connection.close()
     return Measurement(count / seconds, "events/s", seconds)
