@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from facta import NewEvent, RecordedEvent, Snapshot
+from facta import ANY, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
 from facta.store.sqlite import SOLO_PROBE, SQLiteEventStore
 
 
@@ -39,6 +40,40 @@ async def test_a_batch_waits_for_another_processs_write_lock_off_the_loop(
         results = await asyncio.wait_for(appends, 30)
         assert [r.version for r in results] == [1] * 8
         assert len(await store.read_all()) == 8
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [(1, 0), (1, ANY), (3, 0)],
+    ids=["one statement", "any version", "several events"],
+)
+async def test_a_lone_append_waits_for_another_processs_write_lock_off_the_loop(
+    tmp_path: Path, events: int, expected: ExpectedVersion
+) -> None:
+    """A lone append is written on the loop, without a thread hand-off; when the file is
+    locked it must go to the writer thread like a batch, not hold the loop for the busy
+    timeout (30 s)."""
+    path = str(tmp_path / "store.db")
+    store = await SQLiteEventStore.open(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing, for 1.5 s
+        release = threading.Timer(1.5, other.execute, ("ROLLBACK",))
+        release.start()
+        batch = [NewEvent("Tick", b"{}") for _ in range(events)]
+        append = asyncio.ensure_future(store.append("s", batch, expected))
+        started = time.monotonic()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 1.0  # the loop kept turning
+        assert not append.done()
+        result = await asyncio.wait_for(append, 30)
+        assert result.version == events
+        assert len(await store.read_all()) == events
+        release.join()
     finally:
         other.close()
         await store.close()

@@ -159,6 +159,14 @@ def _fail(connection: sqlite3.Connection, batch: list[_Append], error: BaseExcep
         request.error = request.error or error
 
 
+def _locked(error: BaseException | None) -> bool:
+    """Whether ``error`` says another connection holds the lock the write needed."""
+    return (
+        isinstance(error, sqlite3.OperationalError)
+        and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    )
+
+
 def _shared_batch_hook(batch: list[_Append]) -> TransactionHook | None:
     """The hook every append of ``batch`` carries, if it is one and it takes batches."""
     hook = batch[0].hook
@@ -322,20 +330,23 @@ class SQLiteEventStore:
                 raise
         if len(self._pending) == 1 and hook is None:
             # Alone: nobody to share the commit with, so it is written right here (no
-            # thread hand-off, no waiting on the future).
+            # thread hand-off, no waiting on the future), unless the file is locked.
             self._alone += 1
             self._pending = []
-            self._write([request])
-            self._settle([request], None)
-            self._flush(loop)
-            return request.future.result()
+            if self._write_alone(request):
+                self._settle([request], None)
+                self._flush(loop)
+                return request.future.result()
+            self._on_writer_thread([request], loop)
+            return await request.future
         self._alone = 0
         self._flush(loop)
         return await request.future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Commit the appends that have queued up: a lone one inline, a batch on the writer
-        thread, after which the appends that queued up meanwhile go next."""
+        """Commit the appends that have queued up: a lone one inline, a batch staged here and
+        committed on a thread (or all of it on the writer thread), after which the appends
+        that queued up meanwhile go next."""
         batch, self._pending = self._pending, []
         if not batch:
             self._flushing = False
@@ -343,12 +354,16 @@ class SQLiteEventStore:
                 self._drained.set_result(None)
             return
         if len(batch) == 1 and batch[0].hook is None:
-            self._write(batch)  # alone: skip the thread hand-off
-            self._settle(batch, None)
-            self._flush(loop)
+            if self._write_alone(batch[0]):
+                self._settle(batch, None)
+                self._flush(loop)
+                return
+        elif self._stage(batch, loop):
             return
-        if self._stage(batch, loop):
-            return
+        self._on_writer_thread(batch, loop)
+
+    def _on_writer_thread(self, batch: list[_Append], loop: asyncio.AbstractEventLoop) -> None:
+        """Write ``batch`` on the writer thread, which may wait for another process's lock."""
         try:
             written = loop.run_in_executor(self._writer, self._write, batch)
         except RuntimeError as exc:  # the writer has been shut down
@@ -356,6 +371,28 @@ class SQLiteEventStore:
             self._flush(loop)
             return
         written.add_done_callback(lambda done: self._written(batch, done, loop))
+
+    def _staging(self) -> sqlite3.Connection:
+        """The connection that writes on the event loop: it never waits for a lock."""
+        if self._stager is None:
+            self._stager = self._connect()
+            self._stager.execute("PRAGMA busy_timeout=0")  # a held lock: the thread waits
+        return self._stager
+
+    def _write_alone(self, request: _Append) -> bool:
+        """Write a lone append right here, on the event loop. Returns False, having written
+        nothing, when another process holds the write lock: the writer thread waits for it,
+        the loop must not (with the busy timeout, it stood still for up to 30 s)."""
+        connection = self._staging()
+        try:
+            self._write([request], connection)
+        except sqlite3.Error as exc:  # BEGIN failed: nothing was written
+            _start_over(connection, [request])
+            request.error = exc
+        if _locked(request.error):
+            _start_over(connection, [request])
+            return False
+        return True
 
     def _stage(self, batch: list[_Append], loop: asyncio.AbstractEventLoop) -> bool:
         """Write the batch's statements here, on the event loop, and leave only its COMMIT
@@ -373,10 +410,7 @@ class SQLiteEventStore:
             for request in batch
         ):
             return False
-        if self._stager is None:
-            self._stager = self._connect()
-            self._stager.execute("PRAGMA busy_timeout=0")  # a held lock: the thread waits
-        connection = self._stager
+        connection = self._staging()
         try:
             self._write(batch, connection, commit=False)
         except (sqlite3.OperationalError, _HookSuspended):  # BEGIN found the file locked,
@@ -436,8 +470,8 @@ class SQLiteEventStore:
         *,
         commit: bool = True,
     ) -> None:
-        """One transaction for the whole batch (on the writer thread, unless staged); with
-        ``commit=False`` a transaction that wrote anything is left open for the caller."""
+        """One transaction for the whole batch, on ``connection`` (by default this thread's);
+        with ``commit=False`` a transaction that wrote anything is left open for the caller."""
         connection = connection or self._connection()
         if commit and len(batch) == 1 and self._write_one_statement(connection, batch[0]):
             return
