@@ -71,9 +71,12 @@ class WalIndex:
 
     @classmethod
     def open(cls, path: str) -> WalIndex | None:
-        """None when the file has no wal-index (not in WAL mode, or not opened yet)."""
+        """None when the file has no wal-index (not in WAL mode, or not opened yet), or the
+        system has no ``pread`` (Windows, where SQLite then checkpoints by itself)."""
+        if not hasattr(os, "pread"):
+            return None
         try:
-            return cls(os.open(f"{path}-shm", os.O_RDONLY | os.O_CLOEXEC))
+            return cls(os.open(f"{path}-shm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
         except OSError:
             return None
 
