@@ -170,7 +170,7 @@ def render(meta: dict[str, Any], table: list[dict[str, Any]]) -> str:
             f"| {e['workload']} | {e['backend']} | {e.get('unit', '')} | {number(e.get('facta'))}"
             f" | {number(e.get('eventsourcing'))} | {number(ratio, 2)}x{met}"
             f" | {'>= ' + number(target, 1) + 'x' if target else ''} | {number(e.get('raw'))}"
-            f" | {number(100 * e['of_raw'], 0) + ' %' + _raw_mark(e) if e.get('of_raw') else ''}"
+            f" | {number(100 * e['of_raw'], 1) + ' %' + _raw_mark(e) if e.get('of_raw') else ''}"
             f" | {number(e.get('facta_mb'))} | {number(e.get('eventsourcing_mb'))} |"
         )
     lines += ["", "![facta ÷ eventsourcing](ratios.png)", ""]
