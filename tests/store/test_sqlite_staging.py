@@ -79,6 +79,25 @@ async def test_a_lone_append_waits_for_another_processs_write_lock_off_the_loop(
         await store.close()
 
 
+@pytest.mark.timeout(30)  # on the old code the store hung: closing it waited for good
+async def test_a_lone_append_whose_begin_fails_fails_alone(tmp_path: Path) -> None:
+    """A BEGIN that fails on the loop (here: the connection is read-only for a moment) fails
+    that append and leaves the store writing; it used to escape with the store still marked
+    as flushing, and every later append waited for good."""
+    store = await SQLiteEventStore.open(str(tmp_path / "store.db"))
+    try:
+        on_the_loop = store._staging()
+        on_the_loop.execute("PRAGMA query_only=1")
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await store.append("s", tick(), ANY)
+        on_the_loop.execute("PRAGMA query_only=0")
+        result = await asyncio.wait_for(store.append("s", tick(), ANY), 5)
+        assert result.version == 1
+        assert len(await store.read_all()) == 1
+    finally:
+        await store.close()
+
+
 async def test_writes_queued_on_the_writer_thread_do_not_wait_on_a_staged_commit(
     tmp_path: Path,
 ) -> None:
