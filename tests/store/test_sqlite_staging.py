@@ -8,7 +8,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +21,10 @@ def tick() -> list[NewEvent]:
 
 
 async def test_a_batch_waits_for_another_processs_write_lock_off_the_loop(
-    tmp_path: Path,
+    sqlite_store: SQLiteEventStore,
 ) -> None:
-    path = str(tmp_path / "store.db")
-    store = await SQLiteEventStore.open(path)
-    other = sqlite3.connect(path, isolation_level=None)
+    store = sqlite_store
+    other = sqlite3.connect(store.path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process writing
         appends = asyncio.gather(*(store.append(f"s-{i}", tick(), 0) for i in range(8)))
@@ -42,7 +40,6 @@ async def test_a_batch_waits_for_another_processs_write_lock_off_the_loop(
         assert len(await store.read_all()) == 8
     finally:
         other.close()
-        await store.close()
 
 
 @pytest.mark.parametrize(
@@ -51,14 +48,13 @@ async def test_a_batch_waits_for_another_processs_write_lock_off_the_loop(
     ids=["one statement", "any version", "several events"],
 )
 async def test_a_lone_append_waits_for_another_processs_write_lock_off_the_loop(
-    tmp_path: Path, events: int, expected: ExpectedVersion
+    sqlite_store: SQLiteEventStore, events: int, expected: ExpectedVersion
 ) -> None:
     """A lone append is written on the loop, without a thread hand-off; when the file is
     locked it must go to the writer thread like a batch, not hold the loop for the busy
     timeout (30 s)."""
-    path = str(tmp_path / "store.db")
-    store = await SQLiteEventStore.open(path)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    store = sqlite_store
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process writing, for 1.5 s
         release = threading.Timer(1.5, other.execute, ("ROLLBACK",))
@@ -76,52 +72,47 @@ async def test_a_lone_append_waits_for_another_processs_write_lock_off_the_loop(
         release.join()
     finally:
         other.close()
-        await store.close()
 
 
 @pytest.mark.timeout(30)  # on the old code the store hung: closing it waited for good
-async def test_a_lone_append_whose_begin_fails_fails_alone(tmp_path: Path) -> None:
+async def test_a_lone_append_whose_begin_fails_fails_alone(
+    sqlite_store: SQLiteEventStore,
+) -> None:
     """A BEGIN that fails on the loop (here: the connection is read-only for a moment) fails
     that append and leaves the store writing; it used to escape with the store still marked
     as flushing, and every later append waited for good."""
-    store = await SQLiteEventStore.open(str(tmp_path / "store.db"))
-    try:
-        on_the_loop = store._staging()
-        on_the_loop.execute("PRAGMA query_only=1")
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await store.append("s", tick(), ANY)
-        on_the_loop.execute("PRAGMA query_only=0")
-        result = await asyncio.wait_for(store.append("s", tick(), ANY), 5)
-        assert result.version == 1
-        assert len(await store.read_all()) == 1
-    finally:
-        await store.close()
+    store = sqlite_store
+    on_the_loop = store._staging()
+    on_the_loop.execute("PRAGMA query_only=1")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await store.append("s", tick(), ANY)
+    on_the_loop.execute("PRAGMA query_only=0")
+    result = await asyncio.wait_for(store.append("s", tick(), ANY), 5)
+    assert result.version == 1
+    assert len(await store.read_all()) == 1
 
 
 async def test_writes_queued_on_the_writer_thread_do_not_wait_on_a_staged_commit(
-    tmp_path: Path,
+    sqlite_store: SQLiteEventStore,
 ) -> None:
     # A snapshot is written on the writer thread. Had the staged batch's COMMIT queued up
     # behind it there, the snapshot would wait for the lock the batch holds, and the batch
     # for the snapshot: both stuck for the 30 s busy timeout, then "database is locked".
-    store = await SQLiteEventStore.open(str(tmp_path / "store.db"))
-    try:
-        started = time.monotonic()
-        for round_ in range(30):
-            await asyncio.wait_for(
-                asyncio.gather(
-                    *(
-                        store.save_snapshot(Snapshot(f"s-{i}", round_ + 1, 1, b"{}", 0.0))
-                        for i in range(3)
-                    ),
-                    *(store.append(f"s-{i}", tick(), round_) for i in range(8)),
+    store = sqlite_store
+    started = time.monotonic()
+    for round_ in range(30):
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    store.save_snapshot(Snapshot(f"s-{i}", round_ + 1, 1, b"{}", 0.0))
+                    for i in range(3)
                 ),
-                10,
-            )
-        assert time.monotonic() - started < 20
-        assert len(await store.read_all(limit=1000)) == 240
-    finally:
-        await store.close()
+                *(store.append(f"s-{i}", tick(), round_) for i in range(8)),
+            ),
+            10,
+        )
+    assert time.monotonic() - started < 20
+    assert len(await store.read_all(limit=1000)) == 240
 
 
 class _SuspendingHook:
@@ -142,33 +133,29 @@ class _SuspendingHook:
 
 @pytest.mark.timeout(60)  # a hook suspended on the loop's thread would block it for good
 async def test_a_hook_that_suspends_on_the_loop_is_run_again_on_the_writer_thread(
-    tmp_path: Path,
+    sqlite_store: SQLiteEventStore,
 ) -> None:
-    path = str(tmp_path / "store.db")
-    store = await SQLiteEventStore.open(path)
-    setup = sqlite3.connect(path, isolation_level=None)
+    store = sqlite_store
+    setup = sqlite3.connect(store.path, isolation_level=None)
     setup.execute("CREATE TABLE seen (stream_id TEXT NOT NULL)")
     setup.close()
     hook = _SuspendingHook()
-    try:
-        results = await asyncio.gather(
-            *(store.append(f"h-{i}", tick(), 0, hook=hook) for i in range(16))
-        )
-        assert [r.version for r in results] == [1] * 16
-        check = sqlite3.connect(path)
-        seen = sorted(row[0] for row in check.execute("SELECT stream_id FROM seen"))
-        check.close()
-        # The rolled-back first try left nothing: each event's row is there once.
-        assert seen == sorted(f"h-{i}" for i in range(16))
-        assert hook.calls >= 2
-    finally:
-        await store.close()
+    results = await asyncio.gather(
+        *(store.append(f"h-{i}", tick(), 0, hook=hook) for i in range(16))
+    )
+    assert [r.version for r in results] == [1] * 16
+    check = sqlite3.connect(store.path)
+    seen = sorted(row[0] for row in check.execute("SELECT stream_id FROM seen"))
+    check.close()
+    # The rolled-back first try left nothing: each event's row is there once.
+    assert seen == sorted(f"h-{i}" for i in range(16))
+    assert hook.calls >= 2
 
 
 async def test_a_writer_on_its_own_stops_giving_the_loop_a_turn_and_batching_comes_back(
-    tmp_path: Path,
+    sqlite_store: SQLiteEventStore,
 ) -> None:
-    store = await SQLiteEventStore.open(str(tmp_path / "store.db"))
+    store = sqlite_store
     batches: list[int] = []
     write = store._write
 
@@ -202,4 +189,3 @@ async def test_a_writer_on_its_own_stops_giving_the_loop_a_turn_and_batching_com
         assert max(batches) > 10
     finally:
         ticking.cancel()
-        await store.close()
