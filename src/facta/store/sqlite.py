@@ -387,8 +387,7 @@ class SQLiteEventStore:
         try:
             self._write([request], connection)
         except sqlite3.Error as exc:  # BEGIN failed: nothing was written
-            _start_over(connection, [request])
-            request.error = exc
+            _fail(connection, [request], exc)
         if _locked(request.error):
             _start_over(connection, [request])
             return False
