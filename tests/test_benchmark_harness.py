@@ -21,3 +21,11 @@ async def test_each_workload_runs_and_measures(workload: str, backend: str, tmp_
     measurement = await facta_side(target_for(backend, tmp_path), Scale.named("quick"))
     assert measurement.value > 0
     assert measurement.seconds > 0
+
+
+def test_the_sdk_floor_measures_both_calls() -> None:
+    from benchmarks.telemetry import sdk_floor
+
+    floor = sdk_floor(repeat=100)
+    assert set(floor) == {"root span, dropped by the sampler", "histogram record"}
+    assert all(micros > 0 for micros in floor.values())
