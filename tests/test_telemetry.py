@@ -155,7 +155,9 @@ async def test_under_an_unsampled_span_facta_starts_no_spans_of_its_own() -> Non
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrument(provider)
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    instrument(provider, meters)
     try:
         app = Application(MemoryEventStore(), cache_size=0)
         # A command that is its own root: its span is not sampled, so neither its load nor
@@ -169,9 +171,16 @@ async def test_under_an_unsampled_span_facta_starts_no_spans_of_its_own() -> Non
         assert exporter.get_finished_spans() == ()
         [_, deposit] = await app.store.read_stream("account-a")
         assert "traceparent" not in deposit.meta
+        # Unsampled, the metrics are still whole: both commands and both appends.
+        recorded = Otel(exporter, reader)
+        assert recorded.points("facta.application.commands") == {
+            (("aggregate", "account"), ("outcome", "accepted")): 2
+        }
+        assert sum(recorded.points("facta.append.duration").values()) == 2
     finally:
         instrument(None, None)
         provider.shutdown()
+        meters.shutdown()
 
 
 async def test_loading_from_a_snapshot_says_so(otel: Otel) -> None:

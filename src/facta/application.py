@@ -120,55 +120,56 @@ class Application:
         self.codec.register_aggregate(aggregate)
         meta = _metadata(metadata, command_id)
         scope = tracing.command_scope(aggregate.name, stream_id, command)
-        async with scope, self._locks.hold(stream_id):
-            meta = scope.stamp(meta)
-            for attempt in range(self.max_retries + 1):
-                if command_id is not None:
-                    earlier = await self._earlier_result(aggregate, stream_id, command_id)
-                    if earlier is not None:
-                        return earlier
-                state, version = await self._current(aggregate, stream_id, expected_version)
-                if expected_version is not None and version != expected_version:
-                    raise WrongExpectedVersion(stream_id, expected_version, version)
-                events = aggregate.decide(state, command)
-                if not events:
-                    return CommandResult(stream_id, version, (), state)
-                new = [
-                    self.codec.encode(
-                        event,
-                        metadata=meta,
-                        event_id=None
-                        if command_id is None
-                        else _event_id(stream_id, command_id, i),
-                    )
-                    for i, event in enumerate(events)
-                ]
-                try:
-                    with scope.appending(len(new), version):
-                        appended = await self.store.append(
-                            stream_id, new, version, hook=self.transaction_hook
+        with scope:
+            async with self._locks.hold(stream_id):
+                meta = scope.stamp(meta)
+                for attempt in range(self.max_retries + 1):
+                    if command_id is not None:
+                        earlier = await self._earlier_result(aggregate, stream_id, command_id)
+                        if earlier is not None:
+                            return earlier
+                    state, version = await self._current(aggregate, stream_id, expected_version)
+                    if expected_version is not None and version != expected_version:
+                        raise WrongExpectedVersion(stream_id, expected_version, version)
+                    events = aggregate.decide(state, command)
+                    if not events:
+                        return CommandResult(stream_id, version, (), state)
+                    new = [
+                        self.codec.encode(
+                            event,
+                            metadata=meta,
+                            event_id=None
+                            if command_id is None
+                            else _event_id(stream_id, command_id, i),
                         )
-                except WrongExpectedVersion:
-                    scope.conflict()
-                    self.cache.discard(stream_id)
-                    if expected_version is not None or attempt == self.max_retries:
-                        raise
-                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
-                    continue
-                if appended.events[0].version != version + 1:
-                    # The store returned an earlier append of these event ids: another
-                    # process executed this command first. Answer with its result.
-                    assert command_id is not None  # random event ids never repeat
-                    earlier = await self._earlier_result(aggregate, stream_id, command_id)
-                    assert earlier is not None
-                    return earlier
-                new_state = aggregate.fold(events, state)
-                self.cache.put(stream_id, new_state, appended.version)
-                self._maybe_snapshot(aggregate, appended.events, new_state)
-                scope.done(appended.version, len(events))
-                return CommandResult(
-                    stream_id, appended.version, tuple(events), new_state, appended.position
-                )
+                        for i, event in enumerate(events)
+                    ]
+                    try:
+                        with scope.appending(len(new), version):
+                            appended = await self.store.append(
+                                stream_id, new, version, hook=self.transaction_hook
+                            )
+                    except WrongExpectedVersion:
+                        scope.conflict()
+                        self.cache.discard(stream_id)
+                        if expected_version is not None or attempt == self.max_retries:
+                            raise
+                        await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                        continue
+                    if appended.events[0].version != version + 1:
+                        # The store returned an earlier append of these event ids: another
+                        # process executed this command first. Answer with its result.
+                        assert command_id is not None  # random event ids never repeat
+                        earlier = await self._earlier_result(aggregate, stream_id, command_id)
+                        assert earlier is not None
+                        return earlier
+                    new_state = aggregate.fold(events, state)
+                    self.cache.put(stream_id, new_state, appended.version)
+                    self._maybe_snapshot(aggregate, appended.events, new_state)
+                    scope.done(appended.version, len(events))
+                    return CommandResult(
+                        stream_id, appended.version, tuple(events), new_state, appended.position
+                    )
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _current(

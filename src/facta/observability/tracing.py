@@ -204,6 +204,8 @@ def observed() -> bool:
 
 def command_scope(aggregate: str, stream_id: str, command: object) -> CommandScope:
     """The scope of one ``Application.execute``: a shared no-op when nothing is observed."""
+    if _State.explicit or _State.global_on:  # tracing is on: the quickest answer
+        return CommandScope(aggregate, stream_id, command)
     # observed(), unrolled for the common case of no SDK at all: two module lookups.
     if (
         getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None
@@ -217,14 +219,27 @@ def command_scope(aggregate: str, stream_id: str, command: object) -> CommandSco
 
 
 class CommandScope:
-    """The span, metrics and log ids of one ``Application.execute`` (``async with``).
+    """The span, metrics and log ids of one ``Application.execute`` (``with``).
 
     Counts the command by outcome when it ends (a DomainError is ``rejected`` and is not a
     span error); :meth:`conflict` counts a refused append; :meth:`stamp` puts the trace
     context into the events' metadata.
+
+    A plain ``with`` (nothing in it waits), and a span's attributes are only set while it
+    records: with an SDK sampling 1% of traces, the other 99% of commands pay for little
+    more than the span the SDK starts and drops.
     """
 
-    __slots__ = ("_cm", "_log", "aggregate", "command", "conflicts", "span", "stream_id")
+    __slots__ = (
+        "_cm",
+        "_log",
+        "aggregate",
+        "command",
+        "conflicts",
+        "recording",
+        "span",
+        "stream_id",
+    )
 
     def __init__(self, aggregate: str, stream_id: str, command: object) -> None:
         self.aggregate = aggregate
@@ -232,10 +247,11 @@ class CommandScope:
         self.command = command
         self.conflicts = 0
         self.span: Span = INVALID_SPAN
+        self.recording = False
         self._cm: _Live | None = None
         self._log: Any = None
 
-    async def __aenter__(self) -> CommandScope:
+    def __enter__(self) -> CommandScope:
         if tracing_on() and not _under_unsampled_span():
             self._cm = _Live(
                 "facta.execute",
@@ -246,9 +262,10 @@ class CommandScope:
                 },
             )
             self.span = self._cm.span
+            self.recording = self.span.is_recording()
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -258,7 +275,9 @@ class CommandScope:
         _metrics.command_done(self.aggregate, outcome, self.conflicts)
         if self._log is not None:
             _logs.unbind(self._log)
-        if self._cm is not None:
+        if self._cm is None:
+            return
+        if self.recording:
             span = self.span
             span.set_attribute("facta.outcome", outcome)
             span.set_attribute(
@@ -267,7 +286,7 @@ class CommandScope:
             if outcome in ("conflict", "unavailable", "error") and exc is not None:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            self._cm.close()
+        self._cm.close()
 
     def conflict(self) -> None:
         """An append of this command was refused by another writer's concurrent append."""
@@ -276,7 +295,7 @@ class CommandScope:
     def stamp(self, metadata: bytes) -> bytes:
         """The events' ``metadata`` with this span's ``traceparent`` added (unless the caller
         set one), and its ids recorded on the span and bound for log lines."""
-        recording = self.span.is_recording()
+        recording = self.recording
         if not recording and not _logs.enabled():
             return metadata
         values: dict[str, Any] = msgspec.json.decode(metadata)
@@ -295,13 +314,15 @@ class CommandScope:
         return metadata
 
     def appending(self, events: int, expected: object) -> AbstractContextManager[Any]:
-        """The scope of one append of this command (timed, and a span when this command's
-        span records)."""
-        return AppendScope(self.stream_id, events, expected, traced=self.span.is_recording())
+        """The scope of one append of this command: timed, and a span when this command's
+        span records."""
+        if self.recording:
+            return AppendScope(self.stream_id, events, expected)
+        return _AppendTimer()
 
     def done(self, version: int, events: int) -> None:
         """The command appended ``events`` events and left the stream at ``version``."""
-        if self._cm is not None:
+        if self.recording:
             self.span.set_attribute("facta.version", version)
             self.span.set_attribute("facta.events", events)
 
@@ -309,10 +330,10 @@ class CommandScope:
 class _QuietCommandScope(CommandScope):
     """CommandScope when nothing is observed: stateless, so one instance serves all."""
 
-    async def __aenter__(self) -> CommandScope:
+    def __enter__(self) -> CommandScope:
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -338,31 +359,42 @@ class _QuietCommandScope(CommandScope):
 _QUIET_COMMAND = _QuietCommandScope("", "", None)
 
 
+class _AppendTimer:
+    """Times one append for the latency histogram (an append with no span of its own)."""
+
+    __slots__ = ("_started",)
+
+    def __enter__(self) -> Span:
+        self._started = time.perf_counter()
+        return INVALID_SPAN
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _metrics.append_done(time.perf_counter() - self._started)
+
+
 class AppendScope:
-    """Times one append (the latency histogram) and spans it when tracing is on."""
+    """Times one append (the latency histogram) and spans it: the append of a command whose
+    span records."""
 
-    __slots__ = ("_cm", "_started", "attributes", "traced")
+    __slots__ = ("_cm", "_started", "attributes")
 
-    def __init__(self, stream_id: str, events: int, expected: object, *, traced: bool) -> None:
-        self.attributes = (stream_id, events, expected)
-        self.traced = traced
+    def __init__(self, stream_id: str, events: int, expected: object) -> None:
+        self.attributes = {
+            "facta.stream": stream_id,
+            "facta.events": events,
+            "facta.expected_version": str(expected),
+        }
         self._cm: _Live | None = None
         self._started = 0.0
 
     def __enter__(self) -> Span:
         self._started = time.perf_counter()
-        if not self.traced:  # set from a recording command span: tracing is on
-            return INVALID_SPAN
-        stream_id, events, expected = self.attributes
-        self._cm = _Live(
-            "facta.append",
-            SpanKind.CLIENT,
-            {
-                "facta.stream": stream_id,
-                "facta.events": events,
-                "facta.expected_version": str(expected),
-            },
-        )
+        self._cm = _Live("facta.append", SpanKind.CLIENT, self.attributes)
         return self._cm.span
 
     def __exit__(
