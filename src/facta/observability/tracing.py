@@ -377,11 +377,11 @@ class _AppendTimer:
         _metrics.append_done(time.perf_counter() - self._started)
 
 
-class AppendScope:
+class AppendScope(_AppendTimer):
     """Times one append (the latency histogram) and spans it: the append of a command whose
     span records."""
 
-    __slots__ = ("_cm", "_started", "attributes")
+    __slots__ = ("_cm", "attributes")
 
     def __init__(self, stream_id: str, events: int, expected: object) -> None:
         self.attributes = {
@@ -390,10 +390,9 @@ class AppendScope:
             "facta.expected_version": str(expected),
         }
         self._cm: _Live | None = None
-        self._started = 0.0
 
     def __enter__(self) -> Span:
-        self._started = time.perf_counter()
+        super().__enter__()
         self._cm = _Live("facta.append", SpanKind.CLIENT, self.attributes)
         return self._cm.span
 
@@ -403,16 +402,17 @@ class AppendScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _metrics.append_done(time.perf_counter() - self._started)
-        if self._cm is not None:
-            if exc is not None:
-                span = self._cm.span
-                conflict = isinstance(exc, WrongExpectedVersion)
-                span.set_attribute("facta.conflict", conflict)
-                if not conflict:
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            self._cm.close()
+        super().__exit__(exc_type, exc, tb)
+        if self._cm is None:
+            return
+        if exc is not None:
+            span = self._cm.span
+            conflict = isinstance(exc, WrongExpectedVersion)
+            span.set_attribute("facta.conflict", conflict)
+            if not conflict:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        self._cm.close()
 
 
 def loading(stream_id: str, version: int | None) -> AbstractContextManager[Span]:
