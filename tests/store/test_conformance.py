@@ -60,6 +60,7 @@ async def test_recorded_event_keeps_everything_that_was_appended(store: EventSto
     assert await store.find_event("00000000-0000-0000-0000-000000000000") is None
 
 
+@pytest.mark.parametrize("count", [1, 2])  # one event at a known version has a path of its own
 @pytest.mark.parametrize(
     ("setup", "expected", "actual"),
     [
@@ -71,13 +72,13 @@ async def test_recorded_event_keeps_everything_that_was_appended(store: EventSto
     ],
 )
 async def test_wrong_expected_version_writes_nothing(
-    store: EventStore, setup: int, expected: Any, actual: int
+    store: EventStore, setup: int, expected: Any, actual: int, count: int
 ) -> None:
     if setup:
         await store.append("acct-1", new(setup), NO_STREAM)
     head = await store.head()
     with pytest.raises(WrongExpectedVersion) as caught:
-        await store.append("acct-1", new(2), expected)
+        await store.append("acct-1", new(count), expected)
     assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == (
         "acct-1",
         expected,
@@ -251,6 +252,24 @@ async def test_subscribe_from_a_position_with_filters(store: EventStore) -> None
     await store.append("order-3", new(1))
     await asyncio.wait_for(task, 10)
     assert [(e.stream_id, e.version) for e in seen] == [("order-1", 2), ("order-3", 1)]
+
+
+async def test_appends_written_together_each_check_their_own_version(store: EventStore) -> None:
+    for n in range(6):
+        await store.append(f"acct-{n}", new(2), NO_STREAM)
+
+    async def attempt(n: int, expected: int) -> int | tuple[int, int]:
+        try:
+            return (await store.append(f"acct-{n}", new(1), expected)).version
+        except WrongExpectedVersion as refused:
+            return refused.expected, refused.actual
+
+    # Behind, right and ahead of each stream, all at once: a store that writes them together
+    # must still refuse the wrong ones alone.
+    outcomes = await asyncio.gather(*(attempt(n, (1, 2, 3)[n % 3]) for n in range(6)))
+    assert outcomes == [(1, 2), 3, (3, 2), (1, 2), 3, (3, 2)]
+    assert [await store.stream_version(f"acct-{n}") for n in range(6)] == [2, 3, 2, 2, 3, 2]
+    assert len(await store.read_all()) == 14
 
 
 async def test_concurrent_writers_to_one_stream_one_wins_each_version(store: EventStore) -> None:

@@ -221,10 +221,15 @@ class SQLiteEventStore:
             f"INSERT INTO {p}events (event_id, stream_id, category, version, type,"
             " schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        # The version check rides in the VALUES: a stream found elsewhere makes the version
+        # NULL, which the NOT NULL constraint refuses. (Not INSERT ... SELECT ... WHERE: a
+        # SELECT that reads the table it inserts into is copied into a temporary table
+        # first, which made the statement take twice as long.)
         self._sql_insert_at = (
             f"INSERT INTO {p}events (event_id, stream_id, category, version, type,"
-            " schema_version, data, metadata, recorded_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
-            f" WHERE (SELECT coalesce(max(version), 0) FROM {p}events WHERE stream_id = ?) = ?"
+            " schema_version, data, metadata, recorded_at) VALUES (?, ?, ?,"
+            f" CASE WHEN (SELECT coalesce(max(version), 0) FROM {p}events WHERE stream_id = ?)"
+            " = ? THEN ? END, ?, ?, ?, ?, ?)"
         )
         self._sql_by_id = f"SELECT {_COLUMNS} FROM {p}events WHERE event_id = ?"
 
@@ -584,25 +589,23 @@ class SQLiteEventStore:
                     event.event_id,
                     stream_id,
                     category_of(stream_id),
+                    stream_id,
+                    expected,
                     expected + 1,
                     event.type,
                     event.schema_version,
                     event.data,
                     event.metadata,
                     now,
-                    stream_id,
-                    expected,
                 ),
             )
-        except sqlite3.IntegrityError:
+        except sqlite3.IntegrityError:  # the stream is elsewhere, or the event id is taken
             return False
         except Exception as exc:
             if in_batch:  # not this append's fault (a full disk, say): the batch fails
                 raise
             request.error = exc
             return True
-        if cursor.rowcount != 1:
-            return False
         assert cursor.lastrowid is not None
         recorded = _written(event, stream_id, expected + 1, cursor.lastrowid, now)
         request.result = AppendResult(stream_id, expected + 1, recorded.position, (recorded,))
