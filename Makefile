@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-CODE   := src tests examples benchmarks
+CODE   := src tests benchmarks
 
 .PHONY: install test lint typecheck docs run bench soak clean
 

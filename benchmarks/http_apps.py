@@ -13,10 +13,10 @@ import contextlib
 
 from litestar import Litestar
 
-from bank.read_model import AccountsProjection
-from bank.service import ACCOUNTS, TRANSFERS
-from bank.transfers import TransferSaga
 from facta import Application, open_store
+from facta.examples.bank.read_model import AccountsProjection
+from facta.examples.bank.service import ACCOUNTS, TRANSFERS
+from facta.examples.bank.transfers import TransferSaga
 from facta.http import Runtime, create_app
 from facta.projections import ProjectionRunner
 

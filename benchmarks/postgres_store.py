@@ -29,8 +29,8 @@ import msgspec
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("src", "examples")]
 
-from bank.domain import Account, AccountOpened, Deposit, MoneyDeposited, OpenAccount  # noqa: E402
 from facta import Application, Codec, EventStore, NewEvent, Position, open_store  # noqa: E402
+from facta.examples.bank.domain import Account, AccountOpened, Deposit, MoneyDeposited, OpenAccount  # noqa: E402
 
 URL = "postgresql://postgres@127.0.0.1:5432/test"
 ONE = Decimal("1.00")

@@ -21,9 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bank.domain import Account, AccountOpened, MoneyDeposited
-from bank.read_model import Accounts, AccountsProjection
 from facta import Codec, EventStore, NewEvent, open_store
+from facta.examples.bank.domain import Account, AccountOpened, MoneyDeposited
+from facta.examples.bank.read_model import Accounts, AccountsProjection
 from facta.projections import ProjectionRunner, ReadStore
 
 PER_STREAM = 100

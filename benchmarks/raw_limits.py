@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from bank.domain import MoneyDeposited
 from benchmarks.workloads import Measurement, Scale, Target
+from facta.examples.bank.domain import MoneyDeposited
 
 _ROW = b'{"type":"MoneyDeposited","amount":1.00}'
 

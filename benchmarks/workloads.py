@@ -19,8 +19,8 @@ from typing import Any
 
 import msgspec
 
-from bank.domain import Account, AccountOpened, Deposit, MoneyDeposited, OpenAccount
 from facta import Application, Codec, EventStore, NewEvent, Snapshot, open_store
+from facta.examples.bank.domain import Account, AccountOpened, Deposit, MoneyDeposited, OpenAccount
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,15 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from bank.domain import (
+from facta import (
+    Application,
+    EventStore,
+    InvalidStreamId,
+    Snapshot,
+    StreamNotFound,
+    WrongExpectedVersion,
+)
+from facta.examples.bank.domain import (
     Account,
     AccountError,
     AccountOpened,
@@ -19,14 +27,6 @@ from bank.domain import (
     MoneyWithdrawn,
     OpenAccount,
     Withdraw,
-)
-from facta import (
-    Application,
-    EventStore,
-    InvalidStreamId,
-    Snapshot,
-    StreamNotFound,
-    WrongExpectedVersion,
 )
 
 account = Account()

@@ -27,9 +27,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 from opentelemetry.trace import StatusCode
 
-from bank.domain import Account, AccountError, Deposit, OpenAccount, Withdraw
-from bank.read_model import AccountsProjection
 from facta import Application, WrongExpectedVersion
+from facta.examples.bank.domain import Account, AccountError, Deposit, OpenAccount, Withdraw
+from facta.examples.bank.read_model import AccountsProjection
 from facta.observability import configure_logging, instrument, log_context, tracing_on
 from facta.observability import logging as facta_logging
 from facta.observability import metrics as facta_metrics
@@ -324,7 +324,7 @@ async def test_json_log_lines_carry_the_commands_ids_and_trace(otel: Otel) -> No
 async def test_the_service_serves_facta_metrics_on_its_prometheus_page(tmp_path: Any) -> None:
     from litestar.testing import AsyncTestClient
 
-    from bank.service import create_app
+    from facta.examples.bank.service import create_app
 
     app = create_app(f"sqlite:///{tmp_path / 'm.db'}", projections=False)
     async with AsyncTestClient(app) as client:

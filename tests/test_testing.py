@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from bank.domain import Account, AccountError, AccountOpened, Deposit, MoneyDeposited, Withdraw
+from facta.examples.bank.domain import (
+    Account,
+    AccountError,
+    AccountOpened,
+    Deposit,
+    MoneyDeposited,
+    Withdraw,
+)
 from facta.testing import given
 
 opened = AccountOpened("Alice", Decimal("10.0"))

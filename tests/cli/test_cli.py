@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bank.domain import Account, Deposit, OpenAccount
 from facta import Application, open_store
+from facta.examples.bank.domain import Account, Deposit, OpenAccount
 
 
 def facta(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bank.domain import Account, Deposit, OpenAccount
-from bank.read_model import Accounts, AccountsProjection, AccountSummary
-from bank.transfers import RequestTransfer, Transfer
 from facta import Application, Codec, open_store
+from facta.examples.bank.domain import Account, Deposit, OpenAccount
+from facta.examples.bank.read_model import Accounts, AccountsProjection, AccountSummary
+from facta.examples.bank.transfers import RequestTransfer, Transfer
 from facta.projections import InlineProjections, ProjectionRunner, ReadStore
 from tests.cli.test_cli import facta
 
@@ -152,7 +152,10 @@ def test_rebuild_shows_progress_and_keeps_the_read_model(store_url: str, tmp_pat
     [
         (("rebuild", "nope"), "no projection named 'nope' (known: accounts, transfer_saga"),
         (("rebuild", "transfer_saga"), "is a policy"),
-        (("run", "--projection", "bank.read_model:Accounts"), "is not a Projection or Policy"),
+        (
+            ("run", "--projection", "facta.examples.bank.read_model:Accounts"),
+            "is not a Projection or Policy",
+        ),
         (("restart", "nope"), "no projection named 'nope'"),
     ],
 )

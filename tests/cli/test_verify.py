@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from bank.domain import Account, Deposit, OpenAccount
 from facta import Application, NewEvent, open_store
+from facta.examples.bank.domain import Account, Deposit, OpenAccount
 from tests.cli.test_cli import facta
 
 

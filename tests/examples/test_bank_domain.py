@@ -7,7 +7,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from bank.domain import (
+from facta.examples.bank.domain import (
     Account,
     AccountCommand,
     AccountError,

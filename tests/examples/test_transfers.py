@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 
-from bank.domain import Account, Deposit, OpenAccount
-from bank.read_model import Accounts, AccountsProjection
-from bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
 from facta import Application, EventStore
 from facta.application import EventEnvelope
+from facta.examples.bank.domain import Account, Deposit, OpenAccount
+from facta.examples.bank.read_model import Accounts, AccountsProjection
+from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
 from facta.projections import PolicyContext, ProjectionRunner, ReadStore
 from tests.projections.helpers import eventually
 

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 
 from facta import NO_STREAM, EventStore, NewEvent, WrongExpectedVersion
-from users.domain import UserError
-from users.emails import EmailTaken, reservation_id
-from users.service import UserDirectory
+from facta.examples.users.domain import UserError
+from facta.examples.users.emails import EmailTaken, reservation_id
+from facta.examples.users.service import UserDirectory
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from litestar.testing import AsyncTestClient
 
-from bank.domain import Account, Deposit
-from bank.service import ACCOUNTS
 from facta import Application, open_store
+from facta.examples.bank.domain import Account, Deposit
+from facta.examples.bank.service import ACCOUNTS
 from facta.http import Runtime, create_app
 
 

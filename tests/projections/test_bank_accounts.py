@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from bank.domain import Account, Deposit, OpenAccount, Withdraw
-from bank.read_model import Accounts, AccountsProjection, AccountSummary
 from facta import Application, EventStore
+from facta.examples.bank.domain import Account, Deposit, OpenAccount, Withdraw
+from facta.examples.bank.read_model import Accounts, AccountsProjection, AccountSummary
 from facta.projections import ProjectionRunner, ReadStore
 
 account = Account()

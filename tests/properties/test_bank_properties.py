@@ -8,7 +8,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bank.domain import (
+from facta import Application
+from facta.examples.bank.domain import (
     Account,
     AccountCommand,
     AccountError,
@@ -17,7 +18,6 @@ from bank.domain import (
     OpenAccount,
     Withdraw,
 )
-from facta import Application
 from facta.store.memory import MemoryEventStore
 
 account = Account()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bank.domain import Account
 from facta import Codec, FactaError, InvalidStreamId, Position, RecordedEvent
+from facta.examples.bank.domain import Account
 from facta.store.base import validate_stream_id
 
 codec = Codec()

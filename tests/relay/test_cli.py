@@ -23,8 +23,14 @@ def test_run_refuses_what_cannot_work(tmp_path: Path) -> None:
     for arguments, message in [
         (["--to", "kafka://broker:9092"], "unknown broker URL"),
         (["--to", "nats://127.0.0.1:4222?stream=S&colour=red"], "unknown option 'colour'"),
-        (["--to", "nats://127.0.0.1:4222", "--aggregate", "bank.domain"], "not MODULE:NAME"),
-        (["--to", "nats://127.0.0.1:4222", "--aggregate", "bank.domain:Nope"], "not an aggregate"),
+        (
+            ["--to", "nats://127.0.0.1:4222", "--aggregate", "facta.examples.bank.domain"],
+            "not MODULE:NAME",
+        ),
+        (
+            ["--to", "nats://127.0.0.1:4222", "--aggregate", "facta.examples.bank.domain:Nope"],
+            "not an aggregate",
+        ),
         (["--to", "nats://127.0.0.1:4222", "--batch-size", "900"], "--max-in-flight"),
     ]:
         if message == "--max-in-flight":

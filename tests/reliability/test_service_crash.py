@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bank.domain import Account, AccountState
 from facta import Application, open_store
+from facta.examples.bank.domain import Account, AccountState
 from tests.http.conftest import BACKEND_NAMES, Server, drop_schema, start_server, store_url_for
 
 KILLS = int(os.environ.get("FACTA_CRASH_KILLS", "3"))

@@ -35,7 +35,10 @@ from facta.projections import (
 )
 from facta.store.base import EventStore
 
-DEFAULT_PROJECTIONS = ("bank.read_model:AccountsProjection", "bank.transfers:TransferSaga")
+DEFAULT_PROJECTIONS = (
+    "facta.examples.bank.read_model:AccountsProjection",
+    "facta.examples.bank.transfers:TransferSaga",
+)
 """The bank example's read side: the accounts read model and the transfer saga."""
 
 Handler = Projection[Any] | Policy

@@ -11,7 +11,7 @@ import click
 
 from facta.cli._common import console, opened_store, redact, run, store_option
 
-DEFAULT_APP = "bank.service:create_app"
+DEFAULT_APP = "facta.examples.bank.service:create_app"
 
 
 def load_factory(spec: str) -> Any:

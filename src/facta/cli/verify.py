@@ -15,7 +15,10 @@ from facta.codec import Codec
 from facta.domain import Aggregate
 from facta.verification import VerificationReport, verify_events
 
-DEFAULT_AGGREGATES = ("bank.domain:Account", "bank.transfers:Transfer")
+DEFAULT_AGGREGATES = (
+    "facta.examples.bank.domain:Account",
+    "facta.examples.bank.transfers:Transfer",
+)
 
 
 def load_aggregate(spec: str) -> Aggregate[Any, Any, Any]:

@@ -22,10 +22,10 @@ import msgspec
 from litestar import Litestar, get
 from litestar.params import Parameter
 
-from bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount
-from bank.read_model import Accounts, AccountsProjection, AccountSummary
-from bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
 from facta import Application, Codec, open_store
+from facta.examples.bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount
+from facta.examples.bank.read_model import Accounts, AccountsProjection, AccountSummary
+from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
 from facta.http import AggregateResource, ApiError, ApiKeys, Runtime
 from facta.http import create_app as create_http_app
 from facta.http._json import encode, json_response, timestamp

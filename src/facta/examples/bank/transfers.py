@@ -21,8 +21,8 @@ from typing import Literal
 
 import msgspec
 
-from bank.domain import Account, AccountError, Deposit, Withdraw, money
 from facta import Aggregate, Command, DomainError, Event, EventEnvelope
+from facta.examples.bank.domain import Account, AccountError, Deposit, Withdraw, money
 from facta.projections import Policy, PolicyContext
 
 Status = Literal["none", "requested", "debited", "rejected", "completed", "refunding", "refunded"]

@@ -6,9 +6,14 @@ from __future__ import annotations
 import msgspec
 
 from facta import Event, EventEnvelope
+from facta.examples.users.domain import (
+    UserCreated,
+    UserDeactivated,
+    UserProfileUpdated,
+    UserReactivated,
+)
+from facta.examples.users.emails import normalise_email
 from facta.projections import Projection, Session
-from users.domain import UserCreated, UserDeactivated, UserProfileUpdated, UserReactivated
-from users.emails import normalise_email
 
 
 class UserView(msgspec.Struct, frozen=True):

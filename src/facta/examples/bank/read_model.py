@@ -12,8 +12,8 @@ from typing import Literal
 
 import msgspec
 
-from bank.domain import AccountOpened, MoneyDeposited, MoneyWithdrawn
 from facta import Event, EventEnvelope
+from facta.examples.bank.domain import AccountOpened, MoneyDeposited, MoneyWithdrawn
 from facta.projections import Page, Projection, ReadStore, Session
 
 

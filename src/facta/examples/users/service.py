@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from facta import Application, Codec, EventStore
-from facta.projections import InlineProjections, Page, ReadStore
-from users.domain import (
+from facta.examples.users.domain import (
     CreateUser,
     DeactivateUser,
     ReactivateUser,
@@ -13,14 +12,15 @@ from users.domain import (
     UserError,
     UserState,
 )
-from users.emails import (
+from facta.examples.users.emails import (
     EmailReservation,
     ReleaseEmail,
     ReserveEmail,
     normalise_email,
     reservation_id,
 )
-from users.read_model import UsersProjection, UserView
+from facta.examples.users.read_model import UsersProjection, UserView
+from facta.projections import InlineProjections, Page, ReadStore
 
 user = User()
 reservations = EmailReservation()
@@ -51,9 +51,9 @@ class UserDirectory:
         """Create a user whose email no other user has.
 
         Raises EmailTaken when another user holds the email (also under concurrency: see
-        ``users.emails``), UserError when the user exists, ValueError for bad input. If the
-        process dies between the reservation and the user, the email stays reserved for
-        ``user_id``: repeating the call with the same id finishes the job.
+        ``facta.examples.users.emails``), UserError when the user exists, ValueError for bad
+        input. If the process dies between the reservation and the user, the email stays
+        reserved for ``user_id``: repeating the call with the same id finishes the job.
         """
         command = CreateUser(email, name)  # checks the shape before anything is written
         reservation = reservation_id(email)

@@ -1,4 +1,5 @@
-"""``python -m bank [--store URL] [--host H] [--port P]``: serve the bank API (``facta serve``)."""
+"""``python -m facta.examples.bank [--store URL] [--host H] [--port P]``: serve the bank API
+(what ``facta serve`` does)."""
 
 from __future__ import annotations
 

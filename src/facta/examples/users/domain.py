@@ -1,7 +1,7 @@
 """Users as a decider: create, update the profile, deactivate, reactivate.
 
 Emails are not unique here: one user's stream cannot see the others. Uniqueness is the job
-of the email reservations (``users.emails``), checked before a user is created.
+of the email reservations (``facta.examples.users.emails``), checked before a user is created.
 """
 
 from __future__ import annotations
