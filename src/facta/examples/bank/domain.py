@@ -17,9 +17,21 @@ MAX_AMOUNT = Decimal(1_000_000_000_000)
 MAX_OWNER_LENGTH = 200
 
 
+_TENTH = Decimal("0.1")
+
+
+def as_money(value: Decimal) -> Decimal:
+    """``value`` written as the seed writes money: no trailing zeros, but at least one decimal
+    place (``1300.0``, ``10.25``, ``5.0``). A sum keeps its operands' places (``10.25 + 0.75``
+    is ``11.00``), so whatever renders a computed amount passes it through here."""
+    normal = value.normalize()
+    exponent = normal.as_tuple().exponent
+    return normal if isinstance(exponent, int) and exponent < 0 else normal.quantize(_TENTH)
+
+
 def money(value: Decimal, what: str, *, allow_zero: bool = False) -> Decimal:
-    """``value`` checked (finite, in range, at most two decimal places) and written with at
-    least one decimal place, so that JSON shows ``1300.0`` as the seed does."""
+    """``value`` checked (finite, in range, at most two decimal places) and written as the
+    seed writes money (:func:`as_money`)."""
     try:
         if not value.is_finite():
             raise ValueError(f"{what} must be a finite number")
@@ -32,7 +44,7 @@ def money(value: Decimal, what: str, *, allow_zero: bool = False) -> Decimal:
             raise ValueError(f"{what} must be {'zero or more' if allow_zero else 'positive'}")
         if normal > MAX_AMOUNT:
             raise ValueError(f"{what} must be at most {MAX_AMOUNT}")
-        return normal.quantize(Decimal(1).scaleb(min(exponent, -1)))
+        return as_money(normal)
     except InvalidOperation:
         raise ValueError(f"{what} is not a usable number") from None
 

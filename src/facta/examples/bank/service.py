@@ -23,7 +23,7 @@ from litestar import Litestar, get
 from litestar.params import Parameter
 
 from facta import Application, Codec, open_store
-from facta.examples.bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount
+from facta.examples.bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount, as_money
 from facta.examples.bank.read_model import Accounts, AccountsProjection, AccountSummary
 from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
 from facta.http import AggregateResource, ApiError, ApiKeys, Runtime
@@ -48,6 +48,9 @@ class AccountView(msgspec.Struct):
     balance: Decimal
     version: int
 
+    def __post_init__(self) -> None:
+        self.balance = as_money(self.balance)  # 1300.0 and 10.25 however it was computed
+
 
 def account_view(entity_id: str, version: int, state: AccountState) -> AccountView:
     """The API's view of an account's state at a version."""
@@ -64,6 +67,9 @@ class TransferView(msgspec.Struct):
     amount: Decimal
     reason: str | None
     version: int
+
+    def __post_init__(self) -> None:
+        self.amount = as_money(self.amount)  # 1300.0 and 10.25 however it was computed
 
 
 def transfer_view(entity_id: str, version: int, state: TransferState) -> TransferView:
@@ -82,6 +88,9 @@ class AccountListItem(msgspec.Struct):
     version: int
     opened_at: str
     updated_at: str
+
+    def __post_init__(self) -> None:
+        self.balance = as_money(self.balance)  # 1300.0 and 10.25 however it was computed
 
 
 class AccountList(msgspec.Struct):

@@ -136,7 +136,8 @@ class Transfer(Aggregate[TransferState, TransferCommand, TransferEvent]):
         if isinstance(command, RequestTransfer):
             if state.status != "none":
                 raise TransferError("Transfer already requested")
-            return [TransferRequested(command.source, command.target, command.amount)]
+            amount = money(command.amount, "amount")  # recorded as the seed writes money
+            return [TransferRequested(command.source, command.target, amount)]
         before, _ = _NEXT[type(command)]
         if state.status != before:
             raise TransferError(f"Transfer is {state.status}, not {before}")
