@@ -113,3 +113,21 @@ def test_live_feed_resumes_after_last_event_id(server: Server, account_id: str) 
         read_sse(response, 1, received)
     assert received[0]["event"] == "MoneyDeposited"
     assert json.loads(received[0]["data"])["stream_id"] == f"account-{account_id}"
+
+
+def test_live_feed_in_the_message_form_sends_plain_messages(
+    server: Server, account_id: str
+) -> None:
+    # Without an event name every message is a plain "message", the only kind a browser's
+    # EventSource.onmessage receives; the type is in the data.
+    with server.client() as client:
+        start = client.get("/ready").json()["head"]
+        path = f"/accounts/{account_id}"
+        client.post(path, json={"type": "OpenAccount", "owner": "Gus", "initial_balance": 1.0})
+        params = {"after": start, "category": "account", "format": "message"}
+        with stream_events(server, params, want=2) as received:
+            client.post(path, json={"type": "Deposit", "amount": 3.0})
+    mine = [m for m in received if f"account-{account_id}" in m["data"]]
+    assert [json.loads(m["data"])["type"] for m in mine] == ["AccountOpened", "MoneyDeposited"]
+    assert all("event" not in m for m in mine), mine
+    assert all(m["id"] == json.loads(m["data"])["position"] for m in mine)

@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIResponse, Operation, Schema
 from litestar.types import ExceptionHandlersMap
 
 from facta.domain import DomainError
@@ -96,6 +98,33 @@ def documented_errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+def _is_litestar_error(response: Any) -> bool:
+    # Litestar's own description of a ValidationException: an inline object schema with
+    # its exception fields (status_code, detail, extra), where ours is a reference to ErrorBody.
+    if not isinstance(response, OpenAPIResponse):
+        return False
+    for media in (response.content or {}).values():
+        schema = media.schema
+        if isinstance(schema, Schema) and "detail" in (schema.properties or {}):
+            return True
+    return False
+
+
+@dataclass
+class ErrorsAsSent(Operation):
+    """An operation without the 400 Litestar documents on every route that takes parameters.
+
+    That 400 describes Litestar's own error body (``status_code``, ``detail``, ``extra``),
+    which facta never sends: a bad parameter is answered 422 with the ``ErrorBody`` that
+    :func:`documented_errors` documents (pass it 422 on such routes). Use it as the
+    ``operation_class`` of every route handler.
+    """
+
+    def __post_init__(self) -> None:
+        if self.responses and _is_litestar_error(self.responses.get("400")):
+            del self.responses["400"]
+
+
 def error_response(
     status: int,
     message: str,
@@ -166,7 +195,9 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
                 cause = "the request body is empty; send a JSON object"
             message = f"{cause} (in the request body)"
         else:
-            message = f"{cause} (in {first.get('source', 'request')} {key})"
+            # Litestar names the source with an enum (ParamType.QUERY): say "query" instead.
+            source = first.get("source", "request")
+            message = f"{cause} (in {getattr(source, 'value', source)} {key})"
     return error_response(422, message, details=details)
 
 

@@ -5,8 +5,21 @@
   or repeats an event).
 - ``GET /events/live?after=POSITION`` the same events as an endless ``text/event-stream``, from
   ``after`` (or the ``Last-Event-ID`` a reconnecting browser sends; by default from now on).
-  Each message has the position as ``id``, the event type as ``event`` and the feed JSON as
-  ``data``; a comment line every 15 s keeps proxies from closing an idle stream.
+  Each message has the position as ``id`` and the feed JSON as ``data`` (its ``type`` is the
+  event type); a comment line every 15 s keeps proxies from closing an idle stream.
+
+The live feed comes in two forms:
+
+- named (the default): each message also carries the event type as ``event``
+  (``event: MoneyDeposited``), so that a browser listens per type with
+  ``source.addEventListener("MoneyDeposited", ...)``. ``EventSource.onmessage`` sees none of
+  these: it only receives messages without an ``event`` field.
+- ``?format=message``: no ``event`` field, so every message is a plain ``message`` and
+  ``source.onmessage = (e) => JSON.parse(e.data).type`` sees them all.
+
+One server holds at most ``max_live`` feeds open at once (100 by default; each is a
+subscription to the store): a feed is counted when it is admitted, so no burst of clients can
+open more, and past the limit the answer is 503 with ``Retry-After``.
 
 Event data are passed through as stored, whatever aggregate wrote them: the feed needs no
 event classes.
@@ -17,18 +30,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import weakref
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from facta.http._json import encode, json_response, timestamp
 from facta.http._params import parse_position
-from facta.http.errors import ApiError, documented_errors
+from facta.http.errors import ApiError, ErrorsAsSent, documented_errors
 from facta.http.runtime import Runtime
 from facta.store.base import RecordedEvent
 
@@ -39,6 +54,10 @@ MAX_LIVE_FEEDS = 100
 """Live feeds one server holds open at once; past it, 503 (each one is a subscription)."""
 _NAME_PATTERN = r"^[A-Za-z0-9_.:@+=~]{1,200}$"
 _NAME = re.compile(_NAME_PATTERN)
+EVENT_STREAM = "text/event-stream"
+
+LiveFormat = Literal["named", "message"]
+"""How live messages are sent: ``named`` with an ``event`` field, ``message`` without one."""
 
 
 class FeedEvent(msgspec.Struct):
@@ -80,6 +99,40 @@ class _RawFeedPage(msgspec.Struct):
     next: str
 
 
+class _LiveFeeds:
+    """The live feeds open on one server, counted the moment each is admitted.
+
+    Admission checks and counts in one step with no await between them, so that requests
+    arriving together cannot all pass the check before any of them is counted.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def admit(self) -> _Place | None:
+        """A place for one more feed, or None when all are taken."""
+        if self.open >= self.limit:
+            return None
+        self.open += 1
+        return _Place(self)
+
+
+class _Place:
+    """One admitted feed's place; released once, by whoever lets go of it first."""
+
+    __slots__ = ("_feeds",)
+
+    def __init__(self, feeds: _LiveFeeds) -> None:
+        self._feeds: _LiveFeeds | None = feeds
+
+    def release(self) -> None:
+        """Give the place back (again is a no-op)."""
+        if self._feeds is not None:
+            self._feeds.open -= 1
+            self._feeds = None
+
+
 def _raw(record: RecordedEvent) -> _RawFeedEvent:
     return _RawFeedEvent(
         str(record.position),
@@ -103,6 +156,7 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
         tags=["events"],
         operation_id="get_events",
         responses=documented_errors(422, 503),
+        operation_class=ErrorsAsSent,
     )
     async def read_feed(
         after: Annotated[
@@ -131,15 +185,27 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
         page = _RawFeedPage([_raw(r) for r in records], following)
         return json_response(encode(page))  # type: ignore[no-any-return]
 
-    live = [0]  # open live feeds (a cell the streams update)
+    feeds = _LiveFeeds(max_live)
 
     @get(
         "/events/live",
         summary="The global event log, live, as Server-Sent Events",
-        description="Each message: `id` the position, `event` the type, `data` a feed event.",
+        description="Each message: `id` the position, `data` a feed event (its `type` the event"
+        " type), and by default `event` the type too. With `format=message` there is no `event`"
+        " field, so a browser's `EventSource.onmessage` receives every message.",
         tags=["events"],
         operation_id="follow_events",
-        responses=documented_errors(422, 503),
+        media_type=EVENT_STREAM,
+        responses={
+            200: ResponseSpec(
+                str,
+                description="An endless stream of Server-Sent Events, one per stored event.",
+                media_type=EVENT_STREAM,
+                generate_examples=False,
+            ),
+            **documented_errors(422, 503),
+        },
+        operation_class=ErrorsAsSent,
     )
     async def follow_feed(
         after: Annotated[
@@ -163,24 +229,40 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
             list[str] | None,
             Parameter(required=False, max_items=MAX_NAMES, description="Only these event types."),
         ] = None,
+        format: Annotated[
+            LiveFormat,
+            Parameter(
+                description="`named`: each message has the event type as `event`;"
+                " `message`: plain messages, for `EventSource.onmessage`."
+            ),
+        ] = "named",
     ) -> ServerSentEvent:
-        if live[0] >= max_live:
+        start = None
+        if last_event_id is not None:
+            start = parse_position(last_event_id, "Last-Event-ID")
+        elif after is not None:
+            start = parse_position(after)
+        categories, types = _names(category, "category"), _names(type, "type")
+        place = feeds.admit()
+        if place is None:
             raise ApiError(
                 503,
                 f"{max_live} live feeds are open on this server; retry shortly",
                 headers={"Retry-After": "5"},
             )
-        store = runtime.application.store
-        if last_event_id is not None:
-            start = parse_position(last_event_id, "Last-Event-ID")
-        elif after is not None:
-            start = parse_position(after)
-        else:
-            start = await store.head()
-        records = store.subscribe(
-            after=start, categories=_names(category, "category"), types=_names(type, "type")
-        )
-        return ServerSentEvent(_messages(records, live))
+        try:
+            store = runtime.application.store
+            if start is None:
+                start = await store.head()
+            records = store.subscribe(after=start, categories=categories, types=types)
+        except BaseException:
+            place.release()
+            raise
+        messages = _messages(records, place, named=format == "named")
+        # A client that hangs up before its stream starts leaves the generator unstarted, so
+        # its finally never runs: the place goes back when the generator is dropped.
+        weakref.finalize(messages, place.release)
+        return ServerSentEvent(messages)
 
     return [read_feed, follow_feed]
 
@@ -197,9 +279,10 @@ def _names(values: list[str] | None, what: str) -> Sequence[str] | None:
 
 
 async def _messages(
-    records: AsyncIterator[RecordedEvent], live: list[int]
+    records: AsyncIterator[RecordedEvent], place: _Place, *, named: bool
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """Feed messages from a subscription, with a keep-alive comment when it is quiet.
+    """Feed messages from a subscription, with a keep-alive comment when it is quiet; the
+    feed's place is released when the stream ends.
 
     The subscription runs in its own task feeding a small queue, so that waiting for the
     keep-alive never cancels it in the middle of a read.
@@ -214,7 +297,6 @@ async def _messages(
             await queue.put(exc)
 
     task = asyncio.get_running_loop().create_task(pump())
-    live[0] += 1  # counted while the stream is open: see max_live in feed_routes
     try:
         yield ServerSentEventMessage(data=None, comment="facta live feed", retry=1000)
         while True:
@@ -226,10 +308,12 @@ async def _messages(
             if isinstance(item, BaseException):
                 return
             yield ServerSentEventMessage(
-                data=encode(_raw(item)).decode(), event=item.type, id=str(item.position)
+                data=encode(_raw(item)).decode(),
+                event=item.type if named else None,
+                id=str(item.position),
             )
     finally:
-        live[0] -= 1
+        place.release()
         task.cancel()
         with contextlib.suppress(BaseException):
             await task

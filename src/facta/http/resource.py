@@ -24,7 +24,7 @@ from litestar import Request, Response, get, post
 from litestar.enums import ParamType, RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.params import BodyKwarg, HeaderParameter, Parameter
 from litestar.response.base import ASGIResponse
@@ -34,7 +34,7 @@ from facta.errors import StreamNotFound, WrongExpectedVersion
 from facta.http._body import CommandRequest, typed_body
 from facta.http._json import MEDIA_TYPE, JsonAnswer, encode, timestamp
 from facta.http._params import MAX_VERSION, etag, if_match_versions, parse_time
-from facta.http.errors import ApiError, documented_errors
+from facta.http.errors import ApiError, ErrorsAsSent, documented_errors
 from facta.http.metrics import COMMANDS
 from facta.http.runtime import Runtime
 
@@ -94,10 +94,11 @@ _IDEMPOTENCY_KEY = OpenAPIParameter(
 
 
 @dataclass
-class CommandOperation(Operation):
+class CommandOperation(ErrorsAsSent):
     """The OpenAPI operation of a command route, with the headers its handler reads itself."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.parameters = [*(self.parameters or []), _IF_MATCH, _IDEMPOTENCY_KEY]
 
 
@@ -337,6 +338,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             tags=tags,
             operation_id=f"get_{aggregate.name}",
             responses=documented_errors(404, 422, 503),
+            operation_class=ErrorsAsSent,
         )(read_state),
         get(
             f"{path}/{{id:str}}/events",
@@ -345,6 +347,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             tags=tags,
             operation_id=f"get_{aggregate.name}_events",
             responses=documented_errors(404, 422, 503),
+            operation_class=ErrorsAsSent,
         )(read_history),
     ]
 

@@ -29,7 +29,7 @@ from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSag
 from facta.http import AggregateResource, ApiError, ApiKeys, Runtime
 from facta.http import create_app as create_http_app
 from facta.http._json import encode, json_response, timestamp
-from facta.http.errors import documented_errors
+from facta.http.errors import ErrorsAsSent, documented_errors
 from facta.projections import InlineProjections, ProjectionRunner, ReadStore
 from facta.store.base import RecordedEvent
 from facta.store.sqlite import SQLiteEventStore
@@ -209,6 +209,7 @@ def create_app(
         tags=["accounts"],
         operation_id="list_accounts",
         responses=documented_errors(422, 503),
+        operation_class=ErrorsAsSent,
     )
     async def list_accounts(
         owner: Annotated[str | None, Parameter(required=False, max_length=200)] = None,
