@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs run bench soak clean
+.PHONY: install test lint typecheck docs chromium run bench soak clean
 
 install: $(STAMP)
 
@@ -29,8 +29,14 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-test: lint typecheck docs
+# The browser tests (tests/http/test_browser.py) drive Debian's chromium, installed here when
+# it is missing (CI runs as root).
+test: lint typecheck docs chromium
 	$(BIN)/pytest
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: $(STAMP)
 	$(BIN)/facta serve

@@ -53,7 +53,13 @@ def test_interactive_docs_pages(client: httpx.Client) -> None:
     swagger = client.get("/docs")
     assert swagger.status_code == 200
     assert "swagger-ui" in swagger.text.lower()
-    assert client.get("/docs/scalar").status_code == 200
+    # Its scripts and styles come from the service (a browser renders it: test_browser.py).
+    for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        assert f'"/docs/assets/{asset}"' in swagger.text
+        served = client.get(f"/docs/assets/{asset}")
+        assert served.status_code == 200, asset
+        assert len(served.content) > 10_000
+    assert "http" not in swagger.text.split("<body>")[0].replace("http-equiv", "")
 
 
 def test_json_log_format_turns_every_log_line_into_json(tmp_path: Path) -> None:

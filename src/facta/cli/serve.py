@@ -76,6 +76,14 @@ async def _check_store(url: str) -> None:
     help="Require an API key on every request but /health and /ready: one key per line."
     " FACTA_API_KEYS (comma-separated) does the same. Off by default.",
 )
+@click.option(
+    "--cors-origins",
+    envvar="FACTA_CORS_ORIGINS",
+    default=None,
+    metavar="ORIGINS",
+    help="Let pages from these origins call the API from a browser: comma-separated"
+    " (https://dashboard.example,http://localhost:3000), or * for any. Off by default.",
+)
 def serve(
     store_url: str,
     host: str,
@@ -85,6 +93,7 @@ def serve(
     log_level: str,
     log_format: str,
     api_keys_file: str | None,
+    cors_origins: str | None,
 ) -> None:
     """Serve the HTTP API (the bank example by default) on the store."""
     factory = load_factory(app_spec)
@@ -94,8 +103,11 @@ def serve(
         from facta.http import serve as serve_http
     except ImportError as exc:  # pragma: no cover - without the http extra
         raise click.ClickException(f"the HTTP service needs facta[http]: {exc}") from None
-    # Keys are handed over only when set, so factories without the parameter keep working.
-    extra = {} if auth is None else {"api_keys": auth}
+    # Keys and origins are handed over only when set, so factories without the parameters
+    # keep working.
+    extra: dict[str, Any] = {} if auth is None else {"api_keys": auth}
+    if cors_origins:
+        extra["cors_origins"] = _cors_origins(cors_origins)
     app = factory(store_url, projections=not no_projections, **extra)
     console.print(
         f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
@@ -116,6 +128,16 @@ def _api_keys(path: str | None) -> Any:
         return ApiKeys.parse(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--api-keys-file / FACTA_API_KEYS") from None
+
+
+def _cors_origins(text: str) -> list[str]:
+    from facta.http.app import parse_cors_origins
+
+    try:
+        return parse_cors_origins(text)
+    except ValueError as exc:
+        hint = "--cors-origins / FACTA_CORS_ORIGINS"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 command = serve

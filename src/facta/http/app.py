@@ -1,18 +1,27 @@
 """Assemble a Litestar app for a facta service: aggregates, the event feed, operations routes,
-OpenAPI docs, metrics and the error mapping."""
+OpenAPI docs, metrics, CORS and the error mapping."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from litestar import Litestar
+from litestar import Litestar, Response, route
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import CacheControlHeader
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # (no py.typed)
 
 from facta.http._openapi import DecimalAsNumber
 from facta.http.auth import ApiKeys
@@ -27,6 +36,13 @@ from facta.observability.prometheus import bridge
 
 MAX_BODY_SIZE = 64 * 1024
 """Request bodies above this many bytes are refused with 413: commands are small."""
+
+DOCS_ASSETS = "/docs/assets"
+"""Where Swagger UI's scripts and styles are served from, out of the swagger-ui-bundle package:
+the docs page needs no network beyond the service."""
+
+EXPOSED_HEADERS = ("ETag", "Facta-Position", "Link", "Retry-After")
+"""Answer headers a cross-origin page may read (CORS exposes only a few simple ones unasked)."""
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -43,14 +59,22 @@ def create_app(
     max_body_size: int = MAX_BODY_SIZE,
     metrics: bool = True,
     api_keys: ApiKeys | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> Litestar:
     """A Litestar app serving ``resources`` plus the feed, health, readiness, metrics and docs.
 
     The runtime's Application is opened at startup, before ``lifespans`` are entered (they
     may use it, e.g. to run projections), and closed after them. Interactive API docs are at
-    ``/docs``, the OpenAPI document at ``/docs/openapi.json``. With ``api_keys``, every
-    request but the health probes must present one of them (see facta.http.auth).
+    ``/docs`` (Swagger UI, served with its assets: no CDN), the OpenAPI document at
+    ``/docs/openapi.json``. With ``api_keys``, every request but the health probes must
+    present one of them (see facta.http.auth).
+
+    ``cors_origins``: the origins whose pages may call the API and follow ``/events/live``
+    from a browser (``["https://dashboard.example"]``, or ``["*"]`` for any); CORS is off
+    when empty, the default. Raises ValueError for an origin that is not
+    ``scheme://host[:port]``, which a browser would never send and so would never match.
     """
+    cors = _cors_config(cors_origins) if cors_origins else None
 
     @contextlib.asynccontextmanager
     async def open_and_close(app: Litestar) -> AsyncIterator[None]:
@@ -66,6 +90,16 @@ def create_app(
     handlers.extend(route_handlers)
     handlers.extend(feed_routes(runtime))
     handlers.extend(health_routes(runtime))
+    # First, so that Litestar finds OPTIONS handled and makes none of its own.
+    handlers[:0] = _options_routes(handlers)
+    handlers.append(
+        create_static_files_router(
+            DOCS_ASSETS,
+            directories=[Path(str(swagger_ui_path))],
+            include_in_schema=False,
+            cache_control=CacheControlHeader(max_age=3600),
+        )
+    )
     middleware = tracing_middleware()  # outermost: the request's span covers all the rest
     if api_keys is not None:
         middleware.append(DefineMiddleware(api_keys.middleware))  # before any other work
@@ -80,15 +114,88 @@ def create_app(
         middleware=middleware,
         request_max_body_size=max_body_size,
         plugins=[DecimalAsNumber()],
+        cors_config=cors,
         openapi_config=OpenAPIConfig(
             title=title,
             version=version,
             description=description or None,
             path="/docs",
             render_plugins=[
-                SwaggerRenderPlugin(path="/"),
-                ScalarRenderPlugin(path="/scalar"),
+                _swagger_ui(),
                 JsonRenderPlugin(path="/openapi.json"),
             ],
         ),
     )
+
+
+def _swagger_ui() -> SwaggerRenderPlugin:
+    # Every asset from DOCS_ASSETS: Litestar's defaults load them from a CDN, a blank page
+    # without internet. (Scalar is not offered: no Python package ships its scripts alone.)
+    favicon = f"{DOCS_ASSETS}/favicon-32x32.png"
+    return SwaggerRenderPlugin(
+        path="/",
+        js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{favicon}'>",
+    )
+
+
+def parse_cors_origins(text: str) -> list[str]:
+    """The origins in ``text``, separated by commas (an environment variable, an option).
+
+    Raises ValueError for one that is not ``*`` or ``scheme://host[:port]``: a browser sends
+    no path and no trailing slash, so such an origin would silently never match.
+    """
+    origins = [origin.strip() for origin in text.split(",") if origin.strip()]
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or origin != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise ValueError(
+                f"CORS origin {origin[:100]!r} is not * or scheme://host[:port]"
+                " (no path, no trailing slash)"
+            )
+    return origins
+
+
+def _cors_config(origins: Sequence[str]) -> CORSConfig:
+    # Any request header (If-Match, Idempotency-Key, Authorization, Last-Event-ID); no
+    # cookies, since API keys travel in headers.
+    return CORSConfig(
+        allow_origins=parse_cors_origins(",".join(origins)),
+        allow_headers=["*"],
+        expose_headers=list(EXPOSED_HEADERS),
+    )
+
+
+def _options_routes(handlers: Iterable[ControllerRouterHandler]) -> list[HTTPRouteHandler]:
+    """An OPTIONS handler for every path of ``handlers``, whose ``Allow`` lists every method
+    served there.
+
+    Litestar makes one when the first handler of a path is registered and keeps it when more
+    are added, so it goes on naming the first one's methods only (``OPTIONS, POST`` on a path
+    that also has GET).
+    """
+    methods: dict[str, set[str]] = defaultdict(set)
+    for handler in handlers:
+        if isinstance(handler, HTTPRouteHandler):
+            for path in handler.paths:
+                methods[path] |= handler.http_methods
+    return [
+        _options_route(path, ", ".join(sorted(verbs | {"OPTIONS"})))
+        for path, verbs in methods.items()
+        if "OPTIONS" not in verbs
+    ]
+
+
+def _options_route(path: str, allow: str) -> HTTPRouteHandler:
+    def options() -> Response[None]:
+        return Response(None, status_code=204, headers={"Allow": allow})
+
+    return route(
+        path, http_method=HttpMethod.OPTIONS, include_in_schema=False, sync_to_thread=False
+    )(options)

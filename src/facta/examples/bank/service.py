@@ -163,12 +163,17 @@ def _min_balance(text: str) -> Decimal:
 
 
 def create_app(
-    store_url: str | None = None, *, projections: bool = True, api_keys: ApiKeys | None = None
+    store_url: str | None = None,
+    *,
+    projections: bool = True,
+    api_keys: ApiKeys | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> Litestar:
     """The bank service on the store at ``store_url`` (default: ``FACTA_STORE``, else a SQLite
     file ``facta.db`` in the working directory). The store is opened when the server starts.
     With ``projections``, the transfer saga runs in this process. With ``api_keys``, every
-    request but the health probes must present one.
+    request but the health probes must present one. ``cors_origins``: the origins whose
+    browser pages may call the API (CORS is off without them; see facta.http.create_app).
     """
     url = store_url or os.environ.get("FACTA_STORE") or DEFAULT_STORE
     queries: dict[str, Accounts] = {}
@@ -249,6 +254,7 @@ def create_app(
         [ACCOUNTS, TRANSFERS],
         route_handlers=[list_accounts],
         api_keys=api_keys,
+        cors_origins=cors_origins,
         title="facta bank",
         description="Bank accounts, event-sourced: open, deposit, withdraw; state at any"
         " version or time; the full history; a read model to list accounts; transfers run by"
