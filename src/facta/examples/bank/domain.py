@@ -24,9 +24,7 @@ def as_money(value: Decimal) -> Decimal:
     """``value`` written as the seed writes money: no trailing zeros, but at least one decimal
     place (``1300.0``, ``10.25``, ``5.0``). A sum keeps its operands' places (``10.25 + 0.75``
     is ``11.00``), so whatever renders a computed amount passes it through here."""
-    normal = value.normalize()
-    exponent = normal.as_tuple().exponent
-    return normal if isinstance(exponent, int) and exponent < 0 else normal.quantize(_TENTH)
+    return value.quantize(_TENTH) if value == value.to_integral_value() else value.normalize()
 
 
 def money(value: Decimal, what: str, *, allow_zero: bool = False) -> Decimal:
