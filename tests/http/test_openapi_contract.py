@@ -78,6 +78,25 @@ def test_bad_query_parameters_are_the_documented_422(client: httpx.Client) -> No
     assert checked >= 10  # versions, limits, positions, sort keys, formats, ...
 
 
+def test_bad_headers_are_the_documented_422_naming_the_header(client: httpx.Client) -> None:
+    document = client.get("/docs/openapi.json").json()
+    checked = 0
+    for path, method, operation in operations(document):
+        if method != "get":
+            continue
+        for parameter in operation.get("parameters", []):
+            value = bad_value(parameter["schema"])
+            if parameter["in"] != "header" or value is None:
+                continue
+            response = client.get(concrete(path), headers={parameter["name"]: value})
+            where = (path, parameter["name"], response.text)
+            assert response.status_code == 422, where
+            assert "422" in operation["responses"], where
+            assert f"in header {parameter['name'].lower()}" in response.json()["message"], where
+            checked += 1
+    assert checked >= 3  # If-None-Match, Last-Event-ID
+
+
 def test_the_live_feed_is_documented_and_sent_as_an_event_stream(client: httpx.Client) -> None:
     document = client.get("/docs/openapi.json").json()
     documented = document["paths"]["/events/live"]["get"]["responses"]["200"]["content"]

@@ -185,6 +185,11 @@ def _invalid_id(request: Request[Any, Any, Any], exc: InvalidStreamId) -> Respon
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
     details = exc.extra if isinstance(exc.extra, list) else None
+    for detail in details or ():
+        if isinstance(detail, dict) and detail.get("source") == "header" and detail.get("key"):
+            # Litestar names a header by its handler's parameter (last_event_id): say the
+            # header the client sent (last-event-id; header names ignore case).
+            detail["key"] = str(detail["key"]).replace("_", "-")
     message = str(exc.detail)
     if details and isinstance(details[0], dict) and details[0].get("message"):
         # Litestar's detail is generic ("Validation failed for POST /..."): lead with the cause.
