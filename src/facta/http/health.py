@@ -47,7 +47,8 @@ def health_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
     )
     async def ready() -> Response[Readiness]:
         try:
-            head = await asyncio.wait_for(runtime.application.store.head(), READY_TIMEOUT)
+            async with asyncio.timeout(READY_TIMEOUT):
+                head = await runtime.application.store.head()
         except UNAVAILABLE:
             unavailable: Any = error_response(
                 503, "the event store is unavailable", headers={"Retry-After": "1"}
