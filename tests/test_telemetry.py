@@ -255,6 +255,22 @@ async def test_a_projection_batch_continues_the_commands_trace_and_reports_its_l
     assert 0 <= seconds < 5
 
 
+async def test_a_stopped_policy_and_a_parked_event_show_in_the_metrics(otel: Otel) -> None:
+    from tests.projections.test_policies import Marker, StoppingMarker, aim
+
+    Marker.refused, Marker.attempts = [], {}
+    store = MemoryEventStore()
+    app = Application(store)
+    await aim(app, "a", "bug")
+    runner = ProjectionRunner(store, [Marker(), StoppingMarker()], app=app)
+    try:
+        await runner.catch_up()
+    finally:
+        await runner.close()
+    assert otel.points("facta.projection.parked") == {(("projection", "marker"),): 1}
+    assert otel.points("facta.projection.stopped") == {(("projection", "stopping_marker"),): 1}
+
+
 async def test_a_relay_batch_continues_the_trace_and_reports_its_lag(otel: Otel) -> None:
     nats = pytest.importorskip("nats")
     from facta.relay import Relay

@@ -5,7 +5,7 @@ The public API is re-exported here; everything else is importable but internal.
 
 from facta.application import Application, CommandResult, EventEnvelope, StateAt
 from facta.codec import Codec
-from facta.domain import Aggregate, Command, DomainError, Event
+from facta.domain import Aggregate, Command, DomainError, EntityId, Event, check_entity_id
 from facta.errors import (
     DuplicateEventId,
     EventDecodeError,
@@ -44,6 +44,7 @@ __all__ = [
     "CommandResult",
     "DomainError",
     "DuplicateEventId",
+    "EntityId",
     "Event",
     "EventDecodeError",
     "EventEnvelope",
@@ -60,5 +61,6 @@ __all__ = [
     "StreamNotFound",
     "UnknownEventType",
     "WrongExpectedVersion",
+    "check_entity_id",
     "open_store",
 ]

@@ -6,11 +6,46 @@ written against it can be tested without any I/O.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import msgspec
+
+ENTITY_ID_PATTERN = r"^[A-Za-z0-9_.:@+=~-]{1,200}$"
+"""What an entity id may be: 1 to 200 of the characters a stream id allows (the stream
+``{aggregate}-{id}`` then fits the store's 300)."""
+
+MAX_ENTITY_ID_LENGTH = 200
+
+EntityId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_ENTITY_ID_LENGTH,
+        pattern=ENTITY_ID_PATTERN,
+        description="An entity id: 1-200 letters, digits or _.:@+=~-",
+    ),
+]
+"""A command field naming another entity (``target: EntityId``): decoding (the HTTP edge)
+refuses anything else, and the OpenAPI document says so. A command built in Python is not
+checked by msgspec: call :func:`check_entity_id` in its ``__post_init__``."""
+
+_ENTITY_ID = re.compile(ENTITY_ID_PATTERN)
+
+
+def check_entity_id(value: str, what: str = "id") -> str:
+    """``value`` if it is a usable entity id (see :data:`EntityId`); ValueError otherwise,
+    naming ``what``. Whole-string: a trailing newline, which a ``$`` lets through, is not."""
+    if not isinstance(value, str) or _ENTITY_ID.fullmatch(value) is None:
+        shown = type(value).__name__
+        if isinstance(value, str):
+            shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}... ({len(value)} long)"
+        raise ValueError(
+            f"{what} must be 1-{MAX_ENTITY_ID_LENGTH} letters, digits or _.:@+=~-, not {shown}"
+        )
+    return value
 
 
 class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):

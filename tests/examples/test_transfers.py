@@ -8,13 +8,21 @@ import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import msgspec
 import pytest
 
-from facta import Application, EventStore
+from facta import NO_STREAM, Application, EventStore
 from facta.application import EventEnvelope
-from facta.examples.bank.domain import Account, Deposit, OpenAccount
+from facta.examples.bank.domain import Account, Deposit, OpenAccount, Withdraw
 from facta.examples.bank.read_model import Accounts, AccountsProjection
-from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
+from facta.examples.bank.transfers import (
+    RequestTransfer,
+    Transfer,
+    TransferDebited,
+    TransferRequested,
+    TransferSaga,
+    TransferState,
+)
 from facta.projections import PolicyContext, ProjectionRunner, ReadStore
 from tests.projections.helpers import eventually
 
@@ -140,3 +148,91 @@ def test_a_transfer_needs_two_accounts_and_a_positive_amount() -> None:
         RequestTransfer("alice", "alice", Decimal("1.00"))
     with pytest.raises(ValueError, match="positive"):
         RequestTransfer("alice", "bob", Decimal("0"))
+
+
+BAD_IDS = {
+    "space": "bad id",
+    "emoji": "caf\N{HOT BEVERAGE}",
+    "nul": "a\x00b",
+    "newline": "bob\n",
+    "too long": "x" * 300,
+    "empty": "",
+}
+"""Shapes of account id that are no account id (the store would refuse the stream)."""
+
+
+@pytest.mark.parametrize("bad", list(BAD_IDS.values()), ids=list(BAD_IDS))
+def test_a_request_naming_no_account_is_refused_built_or_decoded(bad: str) -> None:
+    with pytest.raises(ValueError, match="target must be 1-200"):
+        RequestTransfer("alice", bad, Decimal("1.00"))
+    with pytest.raises(ValueError, match="source must be 1-200"):
+        RequestTransfer(bad, "alice", Decimal("1.00"))
+    decoder = msgspec.json.Decoder(RequestTransfer)
+    body = {"type": "RequestTransfer", "source": "alice", "target": bad, "amount": 1.0}
+    with pytest.raises(msgspec.ValidationError):
+        decoder.decode(msgspec.json.encode(body))
+
+
+async def _request(app: Application, transfer_id: str, source: str, target: str) -> None:
+    """A TransferRequested appended as another client (or an older version) wrote it,
+    past the command's checks."""
+    event = TransferRequested(source, target, Decimal("10.00"))
+    await app.store.append(f"transfer-{transfer_id}", [app.codec.encode(event)], NO_STREAM)
+
+
+async def test_requests_naming_no_account_fail_and_the_saga_goes_on(bank: Application) -> None:
+    """Each bad shape of id, as target or source, and a target that does not exist: the
+    transfer ends failed with the source's money where it was, the saga never stops, and
+    the transfers after them complete. Money is conserved throughout."""
+    await bank.execute(account, "carol", OpenAccount("Carol", Decimal("0.00")))
+    before = sum([await balance(bank, a) for a in ("alice", "bob", "carol")], Decimal(0))
+    await bank.execute(transfer, "ok-1", RequestTransfer("alice", "carol", Decimal("10.00")))
+    failing = {}
+    for shape, bad in BAD_IDS.items():
+        failing[f"to-{shape.replace(' ', '-')}"] = ("alice", bad)
+        failing[f"from-{shape.replace(' ', '-')}"] = (bad, "carol")
+    failing["to-nobody"] = ("alice", "nobody")
+    for transfer_id, (source, target) in failing.items():
+        await _request(bank, transfer_id, source, target)
+    async with saga(bank) as runner:
+        for transfer_id in ("ok-1", *failing):
+            await settle(bank, transfer_id)
+        await bank.execute(transfer, "ok-2", RequestTransfer("alice", "carol", Decimal("5.00")))
+        assert (await settle(bank, "ok-2")).status == "completed"
+        read_store = ReadStore(bank.store)
+        statuses = {s.name: s for s in await read_store.status()}
+        await read_store.close()
+        assert "transfer_saga" not in runner.waiting
+
+    for transfer_id, (source, target) in failing.items():
+        state = (await bank.load(transfer, transfer_id)).state
+        if target == "nobody":  # found out at the credit: the debit is refunded
+            assert (state.status, state.reason) == ("refunded", "Account not open")
+        else:  # no account id at all: nothing moves
+            side = "target" if source == "alice" else "source"
+            assert state.status == "rejected", (transfer_id, state)
+            assert state.reason is not None
+            assert state.reason.startswith(f"{side} must be 1-200"), state.reason
+    assert (await bank.load(transfer, "ok-1")).state.status == "completed"
+    assert await balance(bank, "alice") == Decimal("85.00")  # 100 - 10 - 5, the rest back
+    assert await balance(bank, "carol") == Decimal("15.00")
+    after = sum([await balance(bank, a) for a in ("alice", "bob", "carol")], Decimal(0))
+    assert after == before
+    saga_status = statuses["transfer_saga"]
+    assert (saga_status.state, saga_status.error, saga_status.parked) == ("running", None, 0)
+
+
+async def test_a_transfer_left_debited_towards_no_account_is_refunded(bank: Application) -> None:
+    """The log as the saga left it before ids were checked: the source debited, the credit
+    never made. The saga (restarted after the fix) records the failure and refunds."""
+    await _request(bank, "stuck", "alice", "bad id")
+    withdrawal = Withdraw(Decimal("10.00"))
+    await bank.execute(account, "alice", withdrawal)
+    await bank.store.append("transfer-stuck", [bank.codec.encode(TransferDebited())], 1)
+    assert await balance(bank, "alice") == Decimal("90.00")
+    async with saga(bank):
+        state = await settle(bank, "stuck")
+    assert state.status == "refunded"
+    assert state.reason is not None
+    assert state.reason.startswith("target must be 1-200")
+    assert await balance(bank, "alice") == Decimal("100.00")

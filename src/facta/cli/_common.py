@@ -79,7 +79,8 @@ async def opened_store(url: str, *, create: bool = False) -> AsyncIterator[Event
     """The store at ``url``, closed afterwards; StoreError (one line) if it cannot be opened."""
     check_url(url, create=create)
     try:
-        store = await asyncio.wait_for(open_store(url), OPEN_TIMEOUT)
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            store = await open_store(url)
     except ValueError as exc:
         raise StoreError(str(exc)) from None
     except _unreachable() as exc:

@@ -1,4 +1,5 @@
-"""``facta projections status | run | rebuild NAME | restart NAME``: the read side's runner.
+"""``facta projections status | run | rebuild NAME | restart NAME | parked NAME``: the read
+side's runner.
 
 Which projections and policies exist is application code, named with ``--projection
 MODULE:CLASS`` (default: the bank example's). A projection the store says is maintained
@@ -21,9 +22,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from facta.application import Application
-from facta.cli._common import console, errors, opened_store, redact, run, store_option
+from facta.cli._common import (
+    console,
+    errors,
+    opened_store,
+    redact,
+    run,
+    store_option,
+    timestamp,
+)
 from facta.codec import Codec
 from facta.projections import (
+    DeadLetter,
     InlineProjections,
     Policy,
     Projection,
@@ -114,6 +124,7 @@ def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
         ("handled", "right"),
         ("owner", "left"),
         ("error", "left"),
+        ("parked", "right"),
     ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     colours = {"running": "green", "failed": "red", "rebuilding": "yellow", "stopped": "dim"}
@@ -132,8 +143,26 @@ def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
             str(s.handled),
             s.owner or "",
             error,
+            f"[red]{s.parked}[/]" if s.parked else "0",
         )
     return table
+
+
+def _trouble_lines(statuses: Sequence[ProjectionStatus]) -> list[str]:
+    """What an operator must act on: failed projections, parked events."""
+    lines = []
+    for s in statuses:
+        if s.state == "failed":
+            lines.append(
+                f"{s.name} (slot {s.slot}) is stopped at {s.error_position}: fix the cause,"
+                f" then `facta projections restart {s.name}`"
+            )
+        if s.parked:
+            lines.append(
+                f"{s.name} (slot {s.slot}) parked {s.parked} event(s):"
+                f" `facta projections parked {s.name}` lists them"
+            )
+    return lines
 
 
 async def _status(url: str) -> list[ProjectionStatus]:
@@ -294,12 +323,15 @@ def projections() -> None:
 @projections.command()
 @store_option
 def status(store_url: str) -> None:
-    """Show each projection's position, lag and state (from the store's catalog)."""
+    """Show each projection's position, lag, state and parked events (from the store's
+    catalog), and what needs an operator: failed projections, parked events."""
     statuses = run(_status, store_url)
     if not statuses:
         console.print("no projections in this store yet (start `facta projections run`)")
         return
     console.print(_status_table(statuses))
+    for line in _trouble_lines(statuses):
+        console.print(f"[red]![/] {line}", highlight=False)
 
 
 @projections.command("run")
@@ -347,6 +379,44 @@ def restart(store_url: str, name: str) -> None:
         console.print(f"restarted {name}: a runner resumes it at the event that failed")
     else:
         console.print(f"{name} has not failed: nothing to restart")
+
+
+async def _parked(url: str, name: str, limit: int, clear: bool) -> tuple[list[DeadLetter], int]:
+    async with opened_store(url) as store:
+        read_store = ReadStore(store)
+        try:
+            if not await read_store.status(name):
+                raise click.ClickException(f"no projection named {name!r} in this store")
+            letters = await read_store.dead_letters(name, limit)
+            cleared = 0
+            if clear and letters:  # exactly those shown: one parked meanwhile stays
+                cleared = await read_store.clear_dead_letters(name, [d.event_id for d in letters])
+            return letters, cleared
+        finally:
+            await read_store.close()
+
+
+@projections.command()
+@store_option
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--clear", is_flag=True, help="Forget the events shown, once dealt with.")
+@click.argument("name")
+def parked(store_url: str, limit: int, clear: bool, name: str) -> None:
+    """List the events projection or policy NAME parked in the dead-letter table (oldest
+    first), and with --clear forget them: they are not handled again."""
+    letters, cleared = run(_parked, store_url, name, limit, clear)
+    if not letters:
+        console.print(f"{name} has no parked events")
+        return
+    title = f"{len(letters)} parked event{'' if len(letters) == 1 else 's'} of {name}"
+    table = Table(title=title, title_justify="left")
+    for column in ("position", "stream", "type", "event id", "parked at", "error"):
+        table.add_column(column)
+    for d in letters:
+        table.add_row(d.position, d.stream_id, d.type, d.event_id, timestamp(d.parked_at), d.error)
+    console.print(table)
+    if clear:
+        console.print(f"cleared {cleared} parked event(s) of {name}")
 
 
 command = projections

@@ -31,6 +31,7 @@ from facta.http.health import health_routes
 from facta.http.metrics import MetricsController, prometheus_config
 from facta.http.resource import AggregateResource, aggregate_routes
 from facta.http.runtime import Runtime
+from facta.http.status import ProjectionCatalog, status_routes
 from facta.observability.http import tracing_middleware
 from facta.observability.prometheus import bridge
 
@@ -89,7 +90,9 @@ def create_app(
         handlers.extend(aggregate_routes(resource, runtime))
     handlers.extend(route_handlers)
     handlers.extend(feed_routes(runtime))
-    handlers.extend(health_routes(runtime))
+    catalog = ProjectionCatalog(runtime)
+    handlers.extend(health_routes(runtime, catalog))
+    handlers.extend(status_routes(catalog))
     # First, so that Litestar finds OPTIONS handled and makes none of its own.
     handlers[:0] = _options_routes(handlers)
     handlers.append(

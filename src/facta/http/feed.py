@@ -301,7 +301,8 @@ async def _messages(
         yield ServerSentEventMessage(data=None, comment="facta live feed", retry=1000)
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    item = await queue.get()
             except TimeoutError:
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
                 continue

@@ -29,7 +29,7 @@ from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.params import BodyKwarg, HeaderParameter, Parameter
 from litestar.response.base import ASGIResponse
 
-from facta.domain import Aggregate, Command, DomainError, type_name
+from facta.domain import ENTITY_ID_PATTERN, Aggregate, Command, DomainError, type_name
 from facta.errors import StreamNotFound, WrongExpectedVersion
 from facta.http._body import CommandRequest, typed_body
 from facta.http._json import MEDIA_TYPE, JsonAnswer, encode, timestamp
@@ -43,8 +43,6 @@ S = TypeVar("S")
 MAX_PAGE = 1000
 """The most events one page of history may ask for."""
 
-ENTITY_ID_PATTERN = r"^[A-Za-z0-9_.:@+=~-]{1,200}$"
-"""What an entity id in a URL may be: the characters a stream id allows, at most 200."""
 
 _ENVELOPE_KEYS = ("version", "position", "event_id", "recorded_at", "metadata")
 

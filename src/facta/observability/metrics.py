@@ -13,6 +13,11 @@ as Prometheus text on the HTTP service's ``/metrics`` through
 - ``facta_projection_lag_events{projection}`` and ``facta_projection_lag_seconds{projection}``:
   how many events of the log a projection has still to handle, and how long ago the last
   event it handled was recorded (both sampled after each batch);
+- ``facta_projection_stopped{projection}``: 1 while a projection or policy this process
+  runs is stopped at a failing event (its own failure, or one it found in the catalog), 0
+  once it runs;
+- ``facta_projection_parked_total{projection}``: events a projection or policy parked in the
+  dead-letter table in this process;
 - ``facta_relay_lag_events{relay}`` and ``facta_relay_lag_seconds{relay}``: the same for a
   relay.
 """
@@ -127,6 +132,17 @@ class _Instruments:
             unit="{retry}",
             description="Commands decided again after a conflict.",
         )
+        self.parked = _Counts()  # by (projection,)
+        meter.create_observable_counter(
+            "facta.projection.parked",
+            callbacks=[_observer("parked", ("projection",))],
+            unit="{event}",
+            description="Events a projection or policy parked in the dead-letter table.",
+        )
+        self.stopped = meter.create_gauge(
+            "facta.projection.stopped",
+            description="1 while a projection or policy is stopped at a failing event, else 0.",
+        )
         self.append_latencies = _Latencies(
             meter.create_histogram(
                 "facta.append.duration",
@@ -230,3 +246,14 @@ def lag(
         ins.lag_seconds[kind].set(max(0.0, time.time() - records[-1].recorded_at), labels)
     elif behind == 0:
         ins.lag_seconds[kind].set(0.0, labels)
+
+
+def projection_stopped(name: str, stopped: bool) -> None:
+    """Say whether projection or policy ``name`` is stopped at a failing event (1) or runs (0)."""
+    ins = _instruments
+    ins.stopped.set(int(stopped), ins.labels("projection", name))
+
+
+def projection_parked(name: str, events: int = 1) -> None:
+    """Count events that projection or policy ``name`` parked in the dead-letter table."""
+    _instruments.parked.add(events, name)

@@ -1,7 +1,7 @@
 """The read side: projections, their document store, queries, policies and the runner."""
 
 from facta.projections.documents import Condition, DocumentSpec, Page
-from facta.projections.errors import LeaseLost, ProjectionNotFound
+from facta.projections.errors import CommandRefused, LeaseLost, ProjectionNotFound
 from facta.projections.inline import InlineProjections, compose_hooks
 from facta.projections.policy import Policy, PolicyContext
 from facta.projections.projection import Projection
@@ -11,6 +11,7 @@ from facta.projections.session import Session
 from facta.projections.status import DeadLetter, ProjectionStatus, RebuildProgress
 
 __all__ = [
+    "CommandRefused",
     "Condition",
     "DeadLetter",
     "DocumentSpec",

@@ -103,9 +103,13 @@ def plan_claim(
     return ("create", active is None)
 
 
+FAILED = "failed at "
+"""How the reason to wait for a failed slot begins (the runner reports it as stopped)."""
+
+
 def _take(row: SlotRow, owner: str, now: float, leases: bool) -> Plan:
     if row.state == "failed":
-        return ("wait", f"failed at {row.error_position}: {row.error}")
+        return ("wait", f"{FAILED}{row.error_position}: {row.error}")
     if row.state == "inline":
         return ("wait", "maintained inline")
     if leases and row.owner not in (None, owner) and row.lease_until > now:
@@ -171,6 +175,14 @@ class Backend(Protocol):
         ...
 
     async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]: ...
+
+    async def parked(self) -> dict[tuple[str, int], int]:
+        """How many events each (projection, slot) has parked, for those that have any."""
+        ...
+
+    async def clear_dead_letters(self, name: str, event_ids: Sequence[str] | None) -> int:
+        """Delete ``name``'s parked events (those of ``event_ids``, or all); returns how many."""
+        ...
 
     async def mark_inline(self, name: str) -> None:
         """Hand the active slot over to inline maintenance (no runner works on it)."""

@@ -90,6 +90,23 @@ class MemoryBackend:
     async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]:
         return [d for d in self.db.dead_letters if d.name == name][:limit]
 
+    async def parked(self) -> dict[tuple[str, int], int]:
+        counts: dict[tuple[str, int], int] = {}
+        for d in self.db.dead_letters:
+            counts[d.name, d.slot] = counts.get((d.name, d.slot), 0) + 1
+        return counts
+
+    async def clear_dead_letters(self, name: str, event_ids: Sequence[str] | None) -> int:
+        wanted = None if event_ids is None else set(event_ids)
+        kept = [
+            d
+            for d in self.db.dead_letters
+            if d.name != name or (wanted is not None and d.event_id not in wanted)
+        ]
+        cleared = len(self.db.dead_letters) - len(kept)
+        self.db.dead_letters = kept
+        return cleared
+
     async def mark_inline(self, name: str) -> None:
         for row in self.db.slots.values():
             if row.name == name and row.active:

@@ -122,6 +122,22 @@ class PostgresBackend:
         )
         return [DeadLetter(*r) for r in rows]
 
+    async def parked(self) -> dict[tuple[str, int], int]:
+        rows = await self._fetch(
+            f"SELECT name, slot, count(*) FROM {self.dead_table} GROUP BY name, slot"
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def clear_dead_letters(self, name: str, event_ids: Sequence[str] | None) -> int:
+        sql = f"DELETE FROM {self.dead_table} WHERE name = $1"
+        if event_ids is None:
+            rows = await self._fetch(sql + " RETURNING event_id", name)
+        else:
+            rows = await self._fetch(
+                sql + " AND event_id = ANY($2::text[]) RETURNING event_id", name, list(event_ids)
+            )
+        return len(rows)
+
     async def mark_inline(self, name: str) -> None:
         await self._fetch(
             f"UPDATE {self.slots_table} SET state = 'inline', owner = NULL, lease_until = 0"

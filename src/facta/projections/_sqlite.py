@@ -164,6 +164,22 @@ class SQLiteBackend:
         rows = await self._run(lambda c: c.execute(sql, (name, limit)).fetchall())
         return [DeadLetter(*r) for r in rows]
 
+    async def parked(self) -> dict[tuple[str, int], int]:
+        sql = f"SELECT name, slot, count(*) FROM {self.dead_table} GROUP BY name, slot"
+        rows = await self._run(lambda c: c.execute(sql).fetchall())
+        return {(name, slot): count for name, slot, count in rows}
+
+    async def clear_dead_letters(self, name: str, event_ids: Sequence[str] | None) -> int:
+        sql = f"DELETE FROM {self.dead_table} WHERE name = ?"
+        if event_ids is None:
+            return await self._run(lambda c: c.execute(sql, (name,)).rowcount)
+        rows = [(name, event_id) for event_id in event_ids]
+
+        def delete(c: sqlite3.Connection) -> int:
+            return c.executemany(sql + " AND event_id = ?", rows).rowcount
+
+        return await self._run(delete)
+
     async def mark_inline(self, name: str) -> None:
         sql = (
             f"UPDATE {self.slots_table} SET state = 'inline', owner = NULL, lease_until = 0"

@@ -12,8 +12,9 @@ import uuid
 from typing import Any, ClassVar, Literal, TypeVar
 
 from facta.application import Application, CommandResult, EventEnvelope, StateAt
-from facta.domain import Aggregate, Command, Event, type_name
-from facta.errors import StoreUnavailable
+from facta.domain import Aggregate, Command, DomainError, Event, type_name
+from facta.errors import InvalidStreamId, StoreUnavailable, WrongExpectedVersion
+from facta.projections.errors import CommandRefused
 from facta.store._migrations import validate_identifier
 
 S = TypeVar("S")
@@ -44,8 +45,13 @@ class PolicyContext:
         """Execute ``command`` once per causing event (and ``step``): a replay of the same
         event returns the first result and writes nothing. Without ``step``, the commands of
         one event to one stream are told apart by their order, so keep the handler
-        deterministic. Raises what Application.execute raises (domain errors unchanged)."""
-        stream = Application.stream_id(aggregate, entity_id)
+        deterministic. Raises CommandRefused when the target refuses the command (its
+        aggregate's DomainError, or an invalid ``entity_id``), else what Application.execute
+        raises."""
+        try:
+            stream = Application.stream_id(aggregate, entity_id)
+        except InvalidStreamId as exc:
+            raise CommandRefused(aggregate.name, entity_id, command, exc) from exc
         if step is None:
             count = self._counts[stream] = self._counts.get(stream, 0) + 1
             step = f"{type_name(type(command))}#{count}"
@@ -53,13 +59,16 @@ class PolicyContext:
         command_id = str(
             uuid.uuid5(_POLICY_NAMESPACE, f"{self.policy}\n{recorded.event_id}\n{stream}\n{step}")
         )
-        return await self.app.execute(
-            aggregate,
-            entity_id,
-            command,
-            command_id=command_id,
-            metadata={"correlation_id": self.correlation_id, "causation_id": recorded.event_id},
-        )
+        try:
+            return await self.app.execute(
+                aggregate,
+                entity_id,
+                command,
+                command_id=command_id,
+                metadata={"correlation_id": self.correlation_id, "causation_id": recorded.event_id},
+            )
+        except DomainError as exc:
+            raise CommandRefused(aggregate.name, entity_id, command, exc) from exc
 
     async def load(self, aggregate: Aggregate[S, Any, Any], entity_id: str) -> StateAt[S]:
         """The current state of one aggregate instance."""
@@ -69,19 +78,31 @@ class PolicyContext:
 class Policy:
     """A process manager: subclass it, set ``name`` and ``event_types``, write ``handle``.
 
-    ``on_error``, ``transient_errors`` and ``retries`` work as for projections. Guard each
-    step with the state it needs (load it through the context): after a crash an event may
-    be handled again, and only the commands are idempotent, not the decisions around them.
+    A command its target refuses (a domain error, an invalid id, an entity that does not
+    exist) raises CommandRefused out of ``context.execute``: that is an outcome to handle
+    (compensate, record the failure), never a reason for the policy to stop. Whatever else
+    ``handle`` raises is retried ``retries`` times (at most 10) with back-off, whatever its
+    type: a policy's commands meet the store's troubles under many names. Then an error of
+    the ``transient_errors`` types (an outage, a conflict that outlasted the retries) is
+    never parked — it is not the event's fault —: the runner tries again later from the
+    checkpoint. Any other (a bug) has that one event parked in the dead-letter table
+    (``ReadStore.dead_letters``) with ``on_error = "park"`` (the default), and the policy
+    goes on with the next; ``"stop"`` stops the policy at it instead, as a projection stops.
+
+    Guard each step with the state it needs (load it through the context): after a crash an
+    event may be handled again, and only the commands are idempotent, not the decisions
+    around them.
     """
 
     name: ClassVar[str]
     version: ClassVar[int] = 1
     event_types: ClassVar[tuple[type[Event], ...]] = ()
-    on_error: ClassVar[Literal["stop", "park"]] = "stop"
+    on_error: ClassVar[Literal["stop", "park"]] = "park"
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
         ConnectionError,
         TimeoutError,
         StoreUnavailable,
+        WrongExpectedVersion,
     )
     retries: ClassVar[int] = 3
 

@@ -31,7 +31,9 @@ class Projection(Generic[D]):
 
     ``on_error``: ``"stop"`` stops the projection at a failing event (visible in the status,
     restart after a fix); ``"park"`` records the event in the dead-letter table and goes on.
-    Errors of the ``transient_errors`` types are retried ``retries`` times with back-off first.
+    Errors of the ``transient_errors`` types are retried ``retries`` times (at most 10) with
+    back-off first; a parking projection never parks for one of them (an outage is not the
+    event's fault): the runner tries again later from the checkpoint.
     ``uses_connection``: the handler writes its own SQL through ``session.connection``, so
     the runner opens the transaction before the batch (on SQLite, holding the write lock).
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from facta.projections._backend import Backend, SlotRow
@@ -155,13 +155,17 @@ class ReadStore:
     async def status(self, name: str | None = None) -> list[ProjectionStatus]:
         """The status of every stored projection slot (or those of ``name``)."""
         rows = await self.backend.slots(name)
+        parked = await self.backend.parked() if rows else {}
         head = await self.store.head()
         now = time.time()
         statuses = []
         for row in rows:
             lag = 0.0
             if row.position < head and row.state != "inline":
-                first = await self.store.read_all(after=row.position, limit=1)
+                # Not waiting for held-back events: the oldest visible one tells the age.
+                first = await self.store.read_all(
+                    after=row.position, limit=1, wait_for_held_back=False
+                )
                 lag = max(0.0, now - first[0].recorded_at) if first else 0.0
             statuses.append(
                 ProjectionStatus(
@@ -182,6 +186,7 @@ class ReadStore:
                     error_event_id=row.error_event_id,
                     error_position=row.error_position,
                     failed_at=row.failed_at,
+                    parked=parked.get((row.name, row.slot), 0),
                 )
             )
         return statuses
@@ -189,6 +194,11 @@ class ReadStore:
     async def dead_letters(self, name: str, limit: int = 100) -> list[DeadLetter]:
         """Events ``name`` parked, oldest first."""
         return await self.backend.dead_letters(name, check_limit(limit))
+
+    async def clear_dead_letters(self, name: str, event_ids: Sequence[str] | None = None) -> int:
+        """Forget ``name``'s parked events once dealt with (those of ``event_ids``, or all);
+        returns how many. They are not handled again: that is the operator's call."""
+        return await self.backend.clear_dead_letters(name, event_ids)
 
     async def restart(self, name: str) -> int:
         """Clear a failed projection's error so that a runner takes it up again from its

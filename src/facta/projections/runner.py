@@ -23,8 +23,8 @@ from typing import Any
 from facta.application import Application, EventEnvelope
 from facta.codec import Codec
 from facta.domain import Event, type_name
-from facta.observability import tracing
-from facta.projections._backend import Batch, Failure, SlotRow, Unit, Worker
+from facta.observability import metrics, tracing
+from facta.projections._backend import FAILED, Batch, Failure, SlotRow, Unit, Worker
 from facta.projections.documents import DocumentSpec
 from facta.projections.errors import LeaseLost, ProjectionNotFound
 from facta.projections.policy import Policy, PolicyContext
@@ -54,10 +54,18 @@ class _Target:
             raise ValueError(f"{kind.__name__} has no name")
         if not kind.event_types:
             raise ValueError(f"{kind.__name__} handles no event types")
+        if not isinstance(kind.retries, int) or not 0 <= kind.retries <= MAX_RETRIES:
+            raise ValueError(f"{kind.__name__}.retries must be 0 to {MAX_RETRIES}")
         self.name: str = kind.name
         self.version: int = kind.version
         self.types = [type_name(t) for t in kind.event_types]
         self.policy = isinstance(handler, Policy)
+        self.retries: int = kind.retries
+        self.transient = kind.transient_errors
+        # A policy retries whatever its handler raises (its commands meet the store's
+        # troubles under many names); a projection only what is declared transient.
+        self.retried = (Exception,) if self.policy else kind.transient_errors
+        self.parks = kind.on_error == "park"
         if isinstance(handler, Projection):
             self.spec: DocumentSpec[Any] = handler.spec()
             self.uses_connection = kind.uses_connection  # type: ignore[union-attr]
@@ -69,6 +77,11 @@ class _Target:
             self.spec = DocumentSpec(_NoDocument)
             self.uses_connection = self.keyed = self.has_setup = False
 
+
+MAX_RETRIES = 10
+"""The most retries a handler may ask for: with the back-off (0.1 s doubling to 5 s at
+most) a failing event holds its projection up for under half a minute before it stops or
+is parked."""
 
 SKIPPED_CHECKPOINT_EVERY = 0.2
 """Seconds a runner may hold, unwritten, a checkpoint that only passed events of other types
@@ -213,9 +226,12 @@ class ProjectionRunner:
                     )
                     if isinstance(claimed, str):
                         self.waiting[target.name] = claimed
+                        if claimed.startswith(FAILED):  # stopped: say so until restarted
+                            metrics.projection_stopped(target.name, True)
                         await asyncio.sleep(self.poll_interval)
                         continue
                     self.waiting.pop(target.name, None)
+                    metrics.projection_stopped(target.name, False)
                     slot, delay = claimed, 0.1
                     await self._drive(target, worker, slot, follow=True)
                 except (LeaseLost, _Stopped):
@@ -436,11 +452,10 @@ class ProjectionRunner:
                 await unit.rollback()
                 raise
             await unit.rollback()
-            handler_kind = type(target.handler)
-            if isinstance(error, handler_kind.transient_errors) and attempt < handler_kind.retries:
+            if isinstance(error, target.retried) and attempt < target.retries:
                 attempt += 1
                 log.warning(
-                    "projection %s: transient %r at %s, retry %d",
+                    "projection %s: %r at %s, retry %d",
                     target.name,
                     error,
                     records[failed_at].position,
@@ -448,6 +463,10 @@ class ProjectionRunner:
                 )
                 await asyncio.sleep(min(0.05 * 2**attempt, 5.0))
                 continue
+            if target.parks and isinstance(error, target.transient):
+                # An outage is not the event's fault: never park for it (parking skips the
+                # event for good); the work loop tries again from the checkpoint later.
+                raise error
             return await self._fail(target, worker, slot, records, failed_at, error)
 
     async def _fail(
@@ -486,6 +505,7 @@ class ProjectionRunner:
                     )
                 )
                 await unit.commit(batch)
+                metrics.projection_parked(target.name)
                 log.warning("projection %s: parked %s: %s", target.name, record.position, text)
                 return record.position
             position = before[-1].position if before else slot.position
@@ -495,5 +515,6 @@ class ProjectionRunner:
         except BaseException:
             await unit.rollback()
             raise
+        metrics.projection_stopped(target.name, True)
         log.error("projection %s stopped at %s: %s", target.name, record.position, text)
         raise _Stopped(text)

@@ -19,7 +19,8 @@ class ProjectionStatus(msgspec.Struct, frozen=True):
     it), ``failed`` (stopped at ``error_position`` by ``error``; restart it after a fix),
     ``inline`` (written inside appends). ``lag_events`` counts log positions between the
     checkpoint and the head (exact on SQLite and in memory, an estimate on PostgreSQL);
-    ``lag_seconds`` is the age of the oldest event not yet handled.
+    ``lag_seconds`` is the age of the oldest event not yet handled. ``parked``: events of
+    this slot in the dead-letter table (``ReadStore.dead_letters``), waiting for an operator.
     """
 
     name: str
@@ -37,6 +38,7 @@ class ProjectionStatus(msgspec.Struct, frozen=True):
     error_event_id: str | None = None
     error_position: str | None = None
     failed_at: float | None = None
+    parked: int = 0
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

@@ -299,7 +299,8 @@ class NatsPublisher:
         self._fail_all("closed the connection")
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.close(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await nc.close()
 
 
 class NatsConsumer:
@@ -401,7 +402,8 @@ class NatsConsumer:
         finally:
             self.connected.clear()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.close(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await nc.close()
 
     async def _handle(self, js: JetStreamContext, dead_prefix: str, message: Msg) -> None:
         headers: dict[str, Any] = dict(message.headers or {})

@@ -303,9 +303,8 @@ class RabbitMQPublisher:
 
     async def _confirmed(self, messages: Sequence[Message], confirms: list[Any]) -> None:
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*confirms, return_exceptions=True), self.timeout
-            )
+            async with asyncio.timeout(self.timeout):
+                results = await asyncio.gather(*confirms, return_exceptions=True)
         except TimeoutError:
             raise PublishError(
                 f"RabbitMQ at {self.destination} confirmed nothing for {self.timeout}s"
@@ -324,7 +323,8 @@ class RabbitMQPublisher:
             unconfirmed.fail(f"the connection to RabbitMQ at {self.destination} was closed")
         if connection is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await connection.close()
 
 
 class RabbitMQConsumer:
@@ -420,13 +420,15 @@ class RabbitMQConsumer:
             finally:
                 flusher.cancel()
                 with contextlib.suppress(Exception):  # a closed connection: they come back
-                    await asyncio.wait_for(self._ack_now(), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await self._ack_now()
                 self._unacked, self._pending = None, 0
             raise ConnectionError("RabbitMQ closed the connection")
         finally:
             self.connected.clear()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await connection.close()
 
     async def _ack(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         # Acks go in bulk (``multiple``: this one and every earlier delivery): messages are

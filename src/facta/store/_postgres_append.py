@@ -427,6 +427,7 @@ class GroupCommit:
         writers, self._idle_writers = self._idle_writers, []
         for writer in writers:
             try:
-                await asyncio.wait_for(writer.close(), 5)
+                async with asyncio.timeout(5):
+                    await writer.close()
             except Exception:  # closing a broken connection: nothing left to do
                 writer.terminate()

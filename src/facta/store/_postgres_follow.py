@@ -109,7 +109,8 @@ class Listener:
         if await self._head() > after:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), max_wait)
+            async with asyncio.timeout(max_wait):
+                await woken.wait()
 
     async def _listen(self) -> bool:
         """Make sure the listening connection is up; False while it cannot be made."""
@@ -154,4 +155,5 @@ class Listener:
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), 5)
+                async with asyncio.timeout(5):
+                    await connection.close()

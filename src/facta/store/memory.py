@@ -225,7 +225,8 @@ class MemoryEventStore:
         if self._head() > after:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._appended.wait(), max_wait)
+            async with asyncio.timeout(max_wait):
+                await self._appended.wait()
 
     async def close(self) -> None:
         self.closed = True

@@ -509,7 +509,8 @@ class PostgresEventStore:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
-                await asyncio.wait_for(pool.close(), 10)
+                async with asyncio.timeout(10):
+                    await pool.close()
             except LOST:  # includes TimeoutError
                 pool.terminate()
 

@@ -798,7 +798,8 @@ class SQLiteEventStore:
             if remaining <= 0 or await self.head() > after:
                 return
             try:
-                await asyncio.wait_for(self._appended.wait(), min(remaining, 0.05))
+                async with asyncio.timeout(min(remaining, 0.05)):
+                    await self._appended.wait()
                 return
             except TimeoutError:
                 pass

@@ -3,10 +3,12 @@ the money, with compensation when the credit side fails.
 
 A transfer is requested, then the saga (a policy, run by a ProjectionRunner) withdraws from
 the source, deposits to the target, and records each outcome on the transfer. When the
-deposit is rejected (the target account is not open), the transfer records the failure
-first and the saga then refunds the source. Every step's command id derives from the event
-that caused it, so a replay after a crash repeats nothing; each step checks the transfer's
-state first, so a decision once recorded is never taken differently.
+deposit is refused (the target account does not exist, or its id is not a valid one), the
+transfer records the failure first and the saga then refunds the source. A refused command
+is an outcome, never a reason for the saga to stop: the request may come from an event
+written before the API checked ids, or by another client. Every step's command id derives
+from the event that caused it, so a replay after a crash repeats nothing; each step checks
+the transfer's state first, so a decision once recorded is never taken differently.
 
     requested --debit ok--> debited --credit ok--> completed
         |                       |
@@ -16,27 +18,28 @@ state first, so a decision once recorded is never taken differently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
-from facta import Aggregate, Command, DomainError, Event, EventEnvelope
-from facta.examples.bank.domain import Account, AccountError, Deposit, Withdraw, money
-from facta.projections import Policy, PolicyContext
+from facta import Aggregate, Command, DomainError, EntityId, Event, EventEnvelope, check_entity_id
+from facta.examples.bank.domain import Account, Deposit, Withdraw, money
+from facta.projections import CommandRefused, Policy, PolicyContext
 
 Status = Literal["none", "requested", "debited", "rejected", "completed", "refunding", "refunded"]
 
 
 class RequestTransfer(Command, frozen=True):
-    source: str
-    target: str
+    source: EntityId
+    target: EntityId
     amount: Decimal
 
     def __post_init__(self) -> None:
         money(self.amount, "amount")
-        if not self.source or not self.target:
-            raise ValueError("source and target accounts are required")
+        check_entity_id(self.source, "source")
+        check_entity_id(self.target, "target")
         if self.source == self.target:
             raise ValueError("source and target must be different accounts")
 
@@ -176,7 +179,12 @@ transfer = Transfer()
 
 
 class TransferSaga(Policy):
-    """Moves the money of requested transfers, and refunds when the credit side fails."""
+    """Moves the money of requested transfers, and refunds when the credit side fails.
+
+    A step an account refuses (no such account, not enough money, an id that is not one, an
+    amount that is not money) is recorded on the transfer: rejected before the debit (a
+    target that is no account id is refused then too), credit failed (then refunded) after.
+    """
 
     name = "transfer_saga"
     event_types = (TransferRequested, TransferDebited, TransferCreditFailed)
@@ -186,21 +194,54 @@ class TransferSaga(Policy):
         state = (await context.load(transfer, transfer_id)).state
         match envelope.event:
             case TransferRequested() if state.status == "requested":
-                try:
-                    await context.execute(account, state.source, Withdraw(state.amount))
-                except AccountError as exc:
-                    await context.execute(transfer, transfer_id, RejectTransfer(str(exc)))
+                # A target that is no account id at all can be told now: move nothing.
+                refused = _invalid_id("target", state.target) or await _attempt(
+                    context, "source", state.source, lambda: Withdraw(state.amount)
+                )
+                if refused is not None:
+                    await context.execute(transfer, transfer_id, RejectTransfer(refused))
                     return
                 await context.execute(transfer, transfer_id, RecordDebit())
             case TransferDebited() if state.status == "debited":
-                try:
-                    await context.execute(account, state.target, Deposit(state.amount))
-                except AccountError as exc:
-                    await context.execute(transfer, transfer_id, RecordCreditFailure(str(exc)))
+                refused = await _attempt(
+                    context, "target", state.target, lambda: Deposit(state.amount)
+                )
+                if refused is not None:
+                    await context.execute(transfer, transfer_id, RecordCreditFailure(refused))
                     return
                 await context.execute(transfer, transfer_id, RecordCredit())
             case TransferCreditFailed() if state.status == "refunding":
+                # The source took the withdrawal, so it takes the deposit back; should it
+                # refuse all the same, the event is parked for an operator (money is owed).
                 await context.execute(account, state.source, Deposit(state.amount))
                 await context.execute(transfer, transfer_id, RecordRefund())
             case _:
                 pass  # handled before (a replay): the transfer has moved on
+
+
+def _invalid_id(side: str, account_id: str) -> str | None:
+    try:
+        check_entity_id(account_id, side)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+async def _attempt(
+    context: PolicyContext, side: str, account_id: str, command: Callable[[], Command]
+) -> str | None:
+    """Execute ``command()`` on account ``account_id``: None when done, else why it was
+    refused. A request written before the API checked it, or by another client, may name an
+    account that is no id or an amount that is no money: those are refusals too."""
+    refused = _invalid_id(side, account_id)
+    if refused is not None:
+        return refused
+    try:
+        made = command()
+    except ValueError as exc:
+        return str(exc)
+    try:
+        await context.execute(account, account_id, made)
+    except CommandRefused as exc:
+        return str(exc)
+    return None
