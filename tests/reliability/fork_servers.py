@@ -20,25 +20,34 @@ End of input stops every server and ends the launcher. Run it as
 
 from __future__ import annotations
 
+import encodings.idna  # noqa: F401
 import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from typing import Any
 
 # Everything a server imports, loaded before any fork: the children start from here.
+import anyio._backends._asyncio  # noqa: F401
 import asyncpg  # noqa: F401
-import httpx  # noqa: F401
-import litestar  # noqa: F401
-import uvicorn  # noqa: F401
+import uvicorn
+import uvicorn.loops.auto
 
 import facta.cli
 import facta.examples.bank.service
-import facta.http
-import facta.projections
-import facta.store.postgres
-import facta.store.sqlite
+import facta.projections._postgres
+import facta.projections._sqlite
+import facta.store.memory
+
+
+def _warm() -> None:
+    """Load what building an app and a server's settings import on first use (OpenTelemetry,
+    Litestar's and uvicorn's parts): about 190 modules a child would otherwise import."""
+    never_opened = os.path.join(tempfile.gettempdir(), "fork-servers-never-opened.db")
+    app = facta.examples.bank.service.create_app(f"sqlite:///{never_opened}")
+    uvicorn.Config(app, log_level="warning").load()
 
 
 def _serve(store_url: str, port: int, log_path: str) -> None:
@@ -111,6 +120,7 @@ def _stop(pids: list[int], exits: dict[int, int]) -> list[int]:
 
 
 def main() -> None:
+    _warm()
     running: list[int] = []
     exits: dict[int, int] = {}
     try:

@@ -78,13 +78,13 @@ def _logs(logdir: Path) -> str:
     )
 
 
-def _wait_healthy(urls: list[str], launcher: Launcher, logdir: Path) -> None:
+def _wait_healthy(http: httpx.Client, urls: list[str], launcher: Launcher) -> None:
     deadline = time.monotonic() + 30.0
     waiting = set(urls)
     while waiting:
         for url in list(waiting):
             try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                if http.get(f"{url}/health", timeout=1.0).status_code == 200:
                     waiting.discard(url)
             except httpx.TransportError:
                 pass
@@ -98,7 +98,7 @@ def _wait_healthy(urls: list[str], launcher: Launcher, logdir: Path) -> None:
         time.sleep(0.02)
 
 
-def _use(urls: list[str], trial: str) -> list[str]:
+def _use(http: httpx.Client, urls: list[str], trial: str) -> list[str]:
     """Commands and a list on every server; the failures, as text (none when all is well)."""
     failures: list[str] = []
 
@@ -107,21 +107,20 @@ def _use(urls: list[str], trial: str) -> list[str]:
             failures.append(f"{what}: {response.status_code} {response.text[:300]}")
 
     accounts = {f"acc-{trial}-{i}": url for i, url in enumerate(urls)}
+    opened = {"type": "OpenAccount", "owner": "Startup", "initial_balance": 10.0}
+    deposit = {"type": "Deposit", "amount": 5.0}
     for account, url in accounts.items():
-        with httpx.Client(base_url=url, timeout=30.0) as http:
-            opened = {"type": "OpenAccount", "owner": "Startup", "initial_balance": 10.0}
-            check(http.post(f"/accounts/{account}", json=opened), f"open {account} on {url}")
-            deposit = {"type": "Deposit", "amount": 5.0}
-            check(http.post(f"/accounts/{account}", json=deposit), f"deposit {account} on {url}")
+        path = f"{url}/accounts/{account}"
+        check(http.post(path, json=opened), f"open {account} on {url}")
+        check(http.post(path, json=deposit), f"deposit {account} on {url}")
     for url in urls:
-        with httpx.Client(base_url=url, timeout=30.0) as http:
-            listed = http.get("/accounts", params={"owner": "Startup", "limit": 100})
-            check(listed, f"list on {url}")
-            if listed.status_code == 200:
-                # Every server's commands are in the one read model every server reads.
-                balances = {a["id"]: a["balance"] for a in listed.json()["accounts"]}
-                if balances != dict.fromkeys(accounts, 15.0):
-                    failures.append(f"list on {url} shows {balances}, not every account at 15")
+        listed = http.get(f"{url}/accounts", params={"owner": "Startup", "limit": 100})
+        check(listed, f"list on {url}")
+        if listed.status_code == 200:
+            # Every server's commands are in the one read model every server reads.
+            balances = {a["id"]: a["balance"] for a in listed.json()["accounts"]}
+            if balances != dict.fromkeys(accounts, 15.0):
+                failures.append(f"list on {url} shows {balances}, not every account at 15")
     return failures
 
 
@@ -130,6 +129,7 @@ def test_servers_started_together_on_a_fresh_store_all_serve(
     backend: str, launcher: Launcher, tmp_path: Path
 ) -> None:
     failed: list[str] = []
+    http = httpx.Client(timeout=30.0)
     for trial in range(TRIALS):
         workdir = tmp_path / f"trial-{trial}"
         workdir.mkdir()
@@ -142,11 +142,11 @@ def test_servers_started_together_on_a_fresh_store_all_serve(
         )
         try:
             try:
-                _wait_healthy(urls, launcher, workdir)
+                _wait_healthy(http, urls, launcher)
             except AssertionError as exc:
                 failures = [str(exc)]
             else:
-                failures = _use(urls, uuid.uuid4().hex[:6])
+                failures = _use(http, urls, uuid.uuid4().hex[:6])
         finally:
             launcher.ask({"stop": True})
             drop_schema(store_url)
@@ -155,4 +155,5 @@ def test_servers_started_together_on_a_fresh_store_all_serve(
                 f"trial {trial} (offsets {[round(o, 3) for o in offsets]}):"
                 f" {failures}\n{_logs(workdir)[-3000:]}"
             )
+    http.close()
     assert not failed, f"{len(failed)} of {TRIALS} trials failed:\n" + "\n".join(failed)

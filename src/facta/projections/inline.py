@@ -30,7 +30,8 @@ class InlineProjections:
     Pass the same ``codec`` to the Application, and the object itself as its
     ``transaction_hook``. Call ``setup`` before the first command: it builds a projection's
     storage from the log when it is new or its version changed (do this before serving, so
-    no append happens meanwhile).
+    no append happens meanwhile), and pins it, so that no other process drops it while this
+    one writes it; ``close`` after the last command releases it.
 
     It takes batches: a store may group commit concurrent appends and hand it all their
     events at once, which it applies with one read of the documents they touch (for
@@ -82,7 +83,7 @@ class InlineProjections:
                     await runner.close()
                 if waiting:  # another process is building it: wait for it to finish
                     await asyncio.sleep(wait)
-                    wait = min(wait * 2, 0.5)
+                    wait = min(wait * 2, 0.1)
 
     async def close(self) -> None:
         """Release the storage pins and connections this object holds (after the last append
