@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from facta import EventStore, NewEvent
-from facta.projections import InlineProjections, ReadStore, compose_hooks
+from facta import Event, EventEnvelope, EventStore, NewEvent
+from facta.projections import InlineProjections, ReadStore, Session, compose_hooks
 from facta.store.postgres import PostgresEventStore
 from facta.store.sqlite import SQLiteEventStore
 from tests.conftest import POSTGRES_URL
@@ -176,3 +176,32 @@ async def test_a_switch_never_drops_storage_another_process_writes(store: EventS
         await inline.close()
     if elsewhere is not store:
         await elsewhere.close()
+
+
+class _Refusing(Counters):
+    """Counters that refuses stream tick-1 while ``refuse`` is set (a bug, then its fix)."""
+
+    refuse = True
+
+    async def handle(self, envelope: EventEnvelope[Event], session: Session[Counter]) -> None:
+        if self.refuse and envelope.recorded.stream_id == "tick-1":
+            raise ValueError("tick-1 refused")
+        await super().handle(envelope, session)
+
+
+async def test_a_failed_build_fails_setup_and_the_next_setup_goes_on_from_there(
+    store: EventStore,
+) -> None:
+    await fill(store, 3, 2)
+    broken = InlineProjections(store, [_Refusing()], codec=codec)
+    with pytest.raises(RuntimeError, match="tick-1 refused"):
+        await broken.setup()
+    await broken.close()
+    _Refusing.refuse = False  # fixed, same version
+    try:
+        fixed = InlineProjections(store, [_Refusing()], codec=codec)
+        await fixed.setup()
+    finally:
+        _Refusing.refuse = True
+    assert await docs(store) == {f"tick-{s}": Counter(f"tick-{s}", 2, 3, 2) for s in range(3)}
+    await fixed.close()

@@ -199,8 +199,10 @@ class ProjectionRunner:
 
         Returns "" when that is done, else why this runner cannot do it now: another process
         holds it (it is building it), or it is maintained inline already. Safe from several
-        processes at once: one builds, the others wait for it. Raises ProjectionNotFound for
-        an unknown name, and RuntimeError if this version's storage has failed.
+        processes at once: one builds, the others wait for it. A build that stopped at a
+        handler error is tried once more from where it stopped (the handler may have been
+        fixed). Raises ProjectionNotFound for an unknown name, and RuntimeError when a handler
+        fails.
         """
         target = self._targets.get(name)
         if target is None:
@@ -211,17 +213,15 @@ class ProjectionRunner:
             claimed = await worker.claim(
                 name, target.version, target.spec, self.owner, self.lease_ttl, downgrade=True
             )
+            if isinstance(claimed, str) and any(
+                r.version == target.version and r.state == "failed"
+                for r in await self.backend.slots(name)
+            ):
+                await self.backend.restart(name)
+                claimed = await worker.claim(
+                    name, target.version, target.spec, self.owner, self.lease_ttl, downgrade=True
+                )
             if isinstance(claimed, str):
-                failed = [
-                    r
-                    for r in await self.backend.slots(name)
-                    if r.version == target.version and r.state == "failed"
-                ]
-                if failed:
-                    raise RuntimeError(
-                        f"projection {name!r} version {target.version} failed at"
-                        f" {failed[0].error_position}: {failed[0].error}"
-                    )
                 return claimed
             slot = claimed
             await self._drive(target, worker, slot, follow=False, progress=progress)
