@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from facta import EventStore, NewEvent
-from facta.projections import InlineProjections, ReadStore, compose_hooks
+from facta import Event, EventEnvelope, EventStore, NewEvent
+from facta.projections import InlineProjections, ReadStore, Session, compose_hooks
+from facta.store.postgres import PostgresEventStore
+from facta.store.sqlite import SQLiteEventStore
+from tests.conftest import POSTGRES_URL
 from tests.projections.helpers import Counter, Counters, Tick, codec, fill
 
 
@@ -68,6 +71,7 @@ async def test_setup_builds_from_the_log_and_rebuilds_a_new_version(store: Event
     assert await docs(store) == {f"tick-{s}": Counter(f"tick-{s}", 4, 10, 4) for s in range(3)}
     await inline.setup()  # nothing to do: the same version is stored inline
     await store.append("tick-0", ticks(5), 4, hook=inline)
+    await inline.close()  # done with version 1: its storage may go with the switch
 
     class CountersV2(Counters):
         version = 2
@@ -107,3 +111,97 @@ async def test_the_hook_refuses_to_run_before_setup(store: EventStore) -> None:
     with pytest.raises(RuntimeError, match="setup"):
         await store.append("tick-1", ticks(1), 0, hook=inline)
     assert await store.stream_version("tick-1") == 0
+
+
+async def _another_process(store: EventStore) -> EventStore:
+    """The same database as another process opens it: a store object of its own (the
+    in-memory store lives in one process only, so it is itself)."""
+    if isinstance(store, SQLiteEventStore):
+        return await SQLiteEventStore.open(store.path)
+    if isinstance(store, PostgresEventStore):
+        return await PostgresEventStore.open(POSTGRES_URL, schema=store.schema)
+    return store
+
+
+async def test_processes_setting_up_at_once_share_one_storage(store: EventStore) -> None:
+    await fill(store, 3, 2)
+    stores = [store, *[await _another_process(store) for _ in range(4)]]
+    inlines = [InlineProjections(s, [Counters()], codec=codec) for s in stores]
+    await asyncio.gather(*(inline.setup() for inline in inlines))
+    read_store = ReadStore(store)
+    [status] = await read_store.status("counters")
+    await read_store.close()
+    assert (status.state, status.active, status.handled) == ("inline", True, 6)
+    for i, (other, inline) in enumerate(zip(stores, inlines, strict=True)):
+        await other.append(f"tick-p{i}", ticks(1), 0, hook=inline)  # each writes the one
+    expected = {f"tick-{s}": Counter(f"tick-{s}", 2, 3, 2) for s in range(3)}
+    expected |= {f"tick-p{i}": Counter(f"tick-p{i}", 1, 1, 1) for i in range(len(stores))}
+    assert await docs(store) == expected
+    for other, inline in zip(stores, inlines, strict=True):
+        await inline.close()
+        if other is not store:
+            await other.close()
+
+
+async def test_a_switch_never_drops_storage_another_process_writes(store: EventStore) -> None:
+    await fill(store, 2, 2)
+    old = InlineProjections(store, [Counters()], codec=codec)
+    await old.setup()
+    elsewhere = await _another_process(store)
+
+    class CountersV2(Counters):
+        version = 2
+
+    class CountersV3(Counters):
+        version = 3
+
+    new = InlineProjections(elsewhere, [CountersV2()], codec=codec)
+    await new.setup()
+    # Version 1 is not active any more, but its process still writes it: it is kept.
+    await store.append("tick-0", ticks(3), 2, hook=old)
+    read_store = ReadStore(store)
+    assert [(s.version, s.active) for s in await read_store.status("counters")] == [
+        (1, False),
+        (2, True),
+    ]
+    await old.close()  # that process is done with it: the next switch drops it
+    newest = InlineProjections(store, [CountersV3()], codec=codec)
+    await newest.setup()
+    assert [(s.version, s.active) for s in await read_store.status("counters")] == [
+        (2, False),  # still written by `new`
+        (3, True),
+    ]
+    await read_store.close()
+    for inline in (new, newest):
+        await inline.close()
+    if elsewhere is not store:
+        await elsewhere.close()
+
+
+class _Refusing(Counters):
+    """Counters that refuses stream tick-1 while ``refuse`` is set (a bug, then its fix)."""
+
+    refuse = True
+
+    async def handle(self, envelope: EventEnvelope[Event], session: Session[Counter]) -> None:
+        if self.refuse and envelope.recorded.stream_id == "tick-1":
+            raise ValueError("tick-1 refused")
+        await super().handle(envelope, session)
+
+
+async def test_a_failed_build_fails_setup_and_the_next_setup_goes_on_from_there(
+    store: EventStore,
+) -> None:
+    await fill(store, 3, 2)
+    broken = InlineProjections(store, [_Refusing()], codec=codec)
+    with pytest.raises(RuntimeError, match="tick-1 refused"):
+        await broken.setup()
+    await broken.close()
+    _Refusing.refuse = False  # fixed, same version
+    try:
+        fixed = InlineProjections(store, [_Refusing()], codec=codec)
+        await fixed.setup()
+    finally:
+        _Refusing.refuse = True
+    assert await docs(store) == {f"tick-{s}": Counter(f"tick-{s}", 2, 3, 2) for s in range(3)}
+    await fixed.close()

@@ -3,6 +3,12 @@
 Internal. A projection's storage is a *slot*: one row in the catalog (version, checkpoint,
 lease, state, error) and one documents table ``{prefix}rm_{name}_{slot}``. A new version or a
 manual rebuild gets a new slot, built beside the active one and switched to when caught up.
+
+Several processes set up, build and switch slots at once, so every change to the slots of a
+name is made under a lock of that name (PostgreSQL: a transaction-level advisory lock; SQLite:
+the write lock), and a process that writes a slot in its appends (an inline projection) *pins*
+it: a switch that replaces a pinned slot only retires it (state ``retired``, no longer
+active), and its table is dropped by a later switch or rebuild once nobody pins it.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ class SlotRow:
     slot: int
     version: int
     active: bool
-    state: str  # running | rebuilding | failed | inline
+    state: str  # running | rebuilding | failed | inline | retired
     position: Position
     checkpoint_at: float | None = None
     handled: int = 0
@@ -87,17 +93,29 @@ Plan = tuple[Literal["take"], int] | tuple[Literal["create"], bool] | tuple[Lite
 
 
 def plan_claim(
-    rows: Sequence[SlotRow], version: int, owner: str, now: float, *, leases: bool = True
+    rows: Sequence[SlotRow],
+    version: int,
+    owner: str,
+    now: float,
+    *,
+    leases: bool = True,
+    downgrade: bool = False,
 ) -> Plan:
     """Which slot a runner of ``version`` should work on: take an existing one, create one
     (active or not), or wait (and why). Pure, so every backend decides the same way.
-    ``leases=False``: the backend checks who holds a slot itself (advisory locks)."""
+    ``leases=False``: the backend checks who holds a slot itself (advisory locks).
+    ``downgrade``: build this version beside an active newer one too (inline projections,
+    which must store the version their code writes), rather than wait."""
     active = next((r for r in rows if r.active), None)
     if active is not None and active.version == version:
         return _take(active, owner, now, leases)
-    if active is not None and active.version > version:
+    if active is not None and active.version > version and not downgrade:
         return ("wait", f"superseded by version {active.version}")
-    building = [r for r in rows if not r.active and r.version == version and r.state != "inline"]
+    building = [
+        r
+        for r in rows
+        if not r.active and r.version == version and r.state not in ("inline", "retired")
+    ]
     if building:
         return _take(max(building, key=lambda r: r.slot), owner, now, leases)
     return ("create", active is None)
@@ -121,10 +139,17 @@ class Worker(Protocol):
     """A runner's connection for one projection: claims, leases, batches, switches."""
 
     async def claim(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        downgrade: bool = False,
     ) -> SlotRow | str:
         """Take the slot this version should work on (creating it and its table if needed)
-        and lease it; or say why not."""
+        and lease it; or say why not. ``downgrade`` as in :func:`plan_claim`."""
         ...
 
     async def new_slot(
@@ -140,8 +165,8 @@ class Worker(Protocol):
     def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit: ...
 
     async def switch(self, slot: SlotRow, owner: str) -> None:
-        """Make ``slot`` the active one and drop the one it replaces; raise LeaseLost if this
-        runner no longer holds it."""
+        """Make ``slot`` the active one and drop the one it replaces (retire it, if a process
+        pins it); raise LeaseLost if this runner no longer holds it."""
         ...
 
     async def close(self) -> None: ...
@@ -188,6 +213,15 @@ class Backend(Protocol):
         """Hand the active slot over to inline maintenance (no runner works on it)."""
         ...
 
+    async def pin(self, slot: SlotRow) -> bool:
+        """Keep ``slot``'s table from being dropped until :meth:`close`, if it is still the
+        active inline slot of its version (True); else pin nothing (False).
+
+        For a process that writes the slot in its appends: another process's switch then
+        retires it rather than drop it under them.
+        """
+        ...
+
     def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit: ...
 
     async def get(self, slot: SlotRow, key: str) -> bytes | None: ...
@@ -212,7 +246,9 @@ class Backend(Protocol):
         conditions: list[Condition],
     ) -> Any: ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release the connections, and the pins, of this backend."""
+        ...
 
 
 def table_name(prefix: str, name: str, slot: int) -> str:

@@ -47,6 +47,18 @@ class _Database:
         self.slots: dict[tuple[str, int], SlotRow] = {}
         self.tables: dict[str, _Table] = {}
         self.dead_letters: list[DeadLetter] = []
+        self.pins: dict[tuple[str, int], set[int]] = {}  # slot -> ids of backends pinning it
+
+    def retire_or_drop(self, key: tuple[str, int]) -> None:
+        """Drop a slot nobody pins; retire a pinned one."""
+        if self.pins.get(key):
+            row = self.slots[key]
+            row.active, row.state, row.owner, row.lease_until = False, "retired", None, 0.0
+            return
+        del self.slots[key]
+        self.pins.pop(key, None)
+        self.tables.pop(table_name("", *key), None)
+        self.dead_letters = [d for d in self.dead_letters if (d.name, d.slot) != key]
 
 
 _DATABASES: weakref.WeakKeyDictionary[MemoryEventStore, _Database] = weakref.WeakKeyDictionary()
@@ -112,6 +124,14 @@ class MemoryBackend:
             if row.name == name and row.active:
                 row.state, row.owner, row.lease_until = "inline", None, 0.0
 
+    async def pin(self, slot: SlotRow) -> bool:
+        key = (slot.name, slot.slot)
+        row = self.db.slots.get(key)
+        if row is None or not row.active or row.state != "inline" or row.version != slot.version:
+            return False
+        self.db.pins.setdefault(key, set()).add(id(self))
+        return True
+
     def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         assert isinstance(tx, MemoryTransaction)
         return _MemoryUnit(self.db, slot, spec, None, tx)
@@ -163,7 +183,8 @@ class MemoryBackend:
         return sum((r[2][field] for r in rows), zero)
 
     async def close(self) -> None:
-        pass
+        for holders in self.db.pins.values():
+            holders.discard(id(self))
 
 
 class _MemoryWorker:
@@ -172,12 +193,19 @@ class _MemoryWorker:
         self.ttl = 10.0
 
     async def claim(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        downgrade: bool = False,
     ) -> SlotRow | str:
         self.ttl = ttl
         now = time.time()
         rows = [r for r in self.db.slots.values() if r.name == name]
-        plan = plan_claim(rows, version, owner, now)
+        plan = plan_claim(rows, version, owner, now, downgrade=downgrade)
         if plan[0] == "wait":
             return plan[1]
         if plan[0] == "create":
@@ -203,14 +231,9 @@ class _MemoryWorker:
         now = time.time()
         for key, row in list(self.db.slots.items()):
             if row.name == name and not row.active and row.lease_until < now:
-                self._drop(key)  # an abandoned earlier rebuild
+                self.db.retire_or_drop(key)  # an abandoned earlier rebuild, or retired
         has_active = any(r.active for r in self.db.slots.values() if r.name == name)
         return self._create(name, version, owner, now + ttl, active=not has_active)
-
-    def _drop(self, key: tuple[str, int]) -> None:
-        del self.db.slots[key]
-        self.db.tables.pop(table_name("", *key), None)
-        self.db.dead_letters = [d for d in self.db.dead_letters if (d.name, d.slot) != key]
 
     def _held(self, slot: SlotRow, owner: str) -> SlotRow:
         row = self.db.slots.get((slot.name, slot.slot))
@@ -237,8 +260,11 @@ class _MemoryWorker:
         row = self._held(slot, owner)
         for key, other in list(self.db.slots.items()):
             if other.name == slot.name and other.active:
-                self._drop(key)
+                self.db.retire_or_drop(key)
         row.active, row.state = True, "running"
+        for key, other in list(self.db.slots.items()):
+            if other.name == slot.name and other.state == "retired":
+                self.db.retire_or_drop(key)
 
     async def close(self) -> None:
         pass

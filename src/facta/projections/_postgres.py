@@ -5,6 +5,9 @@ connection, and commits each batch (documents, then the checkpoint, compared wit
 batch started) in one transaction on that same connection: if the process dies, the server
 drops the connection, the lock goes with it, and another runner takes over at once from the
 last committed checkpoint. Documents are written with one ``unnest`` upsert per batch.
+Every change to the slots of a name (claim, new slot, switch) holds a transaction-level
+advisory lock of that name, so processes make them one at a time; a slot that a process pins
+(see ``_postgres_pins``) is retired rather than dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from facta.projections._backend import (
     plan_claim,
     table_name,
 )
+from facta.projections._postgres_pins import Pins
 from facta.projections.documents import Condition, DocumentSpec
 from facta.projections.errors import LeaseLost
 from facta.projections.status import DeadLetter
@@ -67,12 +71,23 @@ class PostgresBackend:
         self.slots_table = f"{self.qualified}projection_slots"
         self.dead_table = f"{self.qualified}projection_dead_letters"
         self._pool: asyncpg.Pool | None = None
+        self._pins: Pins | None = None
 
     def table(self, name: str, slot: int) -> str:
         return f"{self.schema}.{table_name(self.prefix, name, slot)}"
 
     def lock_key(self, name: str, slot: int) -> str:
         return f"facta.projection.{self.qualified}{name}.{slot}"
+
+    def pin_key(self, name: str, slot: int) -> str:
+        return f"facta.projection.pin.{self.qualified}{name}.{slot}"
+
+    async def lock_name(self, c: asyncpg.Connection, name: str) -> None:
+        """Take turns, until ``c``'s transaction ends, with every change to ``name``'s slots."""
+        await c.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"facta.projection.{self.qualified}{name}",
+        )
 
     async def _fetch(self, sql: str, *arguments: Any) -> list[Any]:
         if self._pool is None:
@@ -177,6 +192,46 @@ class PostgresBackend:
             name, slot, version, active, state, Position(0, 0), None, 0, owner, until, fresh=True
         )
 
+    async def pin(self, slot: SlotRow) -> bool:
+        if self._pins is None:
+            self._pins = Pins(self._connect)
+        key = self.pin_key(slot.name, slot.slot)
+        await self._pins.add(key)
+        # Pinned first, then looked at: a drop either came before (and shows here) or finds
+        # the pin (and retires the slot instead, which shows too).
+        rows = await self._fetch(
+            f"SELECT 1 FROM {self.slots_table} WHERE name = $1 AND slot = $2 AND active"
+            " AND state = 'inline' AND version = $3",
+            slot.name,
+            slot.slot,
+            slot.version,
+        )
+        if not rows:
+            await self._pins.remove(key)
+        return bool(rows)
+
+    async def _connect(self) -> asyncpg.Connection:
+        connection: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, server_settings={"jit": "off"}
+        )
+        return connection
+
+    async def retire_or_drop(self, c: asyncpg.Connection, name: str, slot: int) -> None:
+        """Drop a slot nobody pins; retire a pinned one (in ``c``'s transaction, which holds
+        the name's lock)."""
+        free = await c.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", self.pin_key(name, slot)
+        )
+        if free:
+            await self.drop_slot(c, name, slot)
+        else:
+            await c.execute(
+                f"UPDATE {self.slots_table} SET active = false, state = 'retired', owner = NULL,"
+                " lease_until = 0 WHERE name = $1 AND slot = $2",
+                name,
+                slot,
+            )
+
     async def drop_slot(self, c: asyncpg.Connection, name: str, slot: int) -> None:
         # The catalog row first, as a runner's batch locks it first too: a batch in flight
         # finishes (and then finds its slot gone) before the tables are dropped, no deadlock.
@@ -244,6 +299,9 @@ class PostgresBackend:
         return spec.types[field](value or 0)
 
     async def close(self) -> None:
+        if self._pins is not None:
+            pins, self._pins = self._pins, None
+            await pins.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -259,23 +317,27 @@ class PostgresWorker:
         self.ttl = 10.0
 
     async def claim(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        downgrade: bool = False,
     ) -> SlotRow | str:
         b, c = self.backend, self.connection
         self.ttl = ttl
         async with c.transaction():
             # Claims of one name take turns, so two runners never create two slots.
-            await c.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"facta.projection.{b.qualified}{name}",
-            )
+            await b.lock_name(c, name)
             rows = [
                 _slot(r)
                 for r in await c.fetch(
                     f"SELECT {_SLOT_COLUMNS} FROM {b.slots_table} WHERE name = $1", name
                 )
             ]
-            plan = plan_claim(rows, version, owner, time.time(), leases=False)
+            plan = plan_claim(rows, version, owner, time.time(), leases=False, downgrade=downgrade)
             if plan[0] == "wait":
                 return plan[1]
             if plan[0] == "create":
@@ -310,20 +372,8 @@ class PostgresWorker:
         b, c = self.backend, self.connection
         self.ttl = ttl
         async with c.transaction():
-            await c.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"facta.projection.{b.qualified}{name}",
-            )
-            for r in await c.fetch(
-                f"SELECT slot FROM {b.slots_table} WHERE name = $1 AND NOT active", name
-            ):
-                # An earlier rebuild nobody holds any more: abandoned.
-                probe = await c.fetchval(
-                    "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-                    b.lock_key(name, r[0]),
-                )
-                if probe:
-                    await b.drop_slot(c, name, r[0])
+            await b.lock_name(c, name)
+            await self._sweep(name)
             active = await c.fetchval(
                 f"SELECT count(*) FROM {b.slots_table} WHERE name = $1 AND active", name
             )
@@ -331,6 +381,27 @@ class PostgresWorker:
             row = await b.insert_slot(c, name, version, spec, state, owner, not active, ttl)
             await self._lock(row)
             return row
+
+    async def _sweep(self, name: str, *, abandoned: bool = True) -> None:
+        """Drop ``name``'s slots that are out of use: retired ones nobody pins any more, and
+        (``abandoned``) earlier rebuilds nobody holds any more. In a transaction holding the
+        name's lock, on a connection that holds none of these slots (a session's own
+        advisory lock would not keep it from itself)."""
+        b, c = self.backend, self.connection
+        for number, state in await c.fetch(
+            f"SELECT slot, state FROM {b.slots_table} WHERE name = $1 AND NOT active", name
+        ):
+            if state == "retired":
+                await b.retire_or_drop(c, name, number)
+                continue
+            if not abandoned:
+                continue
+            probe = await c.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+                b.lock_key(name, number),
+            )
+            if probe:
+                await b.drop_slot(c, name, number)
 
     async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
         status = await self.connection.execute(
@@ -359,6 +430,9 @@ class PostgresWorker:
     async def switch(self, slot: SlotRow, owner: str) -> None:
         b, c = self.backend, self.connection
         async with c.transaction():
+            # Switches take turns with each other and with claims (two rebuilds finishing at
+            # once would each make their slot the active one).
+            await b.lock_name(c, slot.name)
             held = await c.fetchval(
                 f"SELECT 1 FROM {b.slots_table} WHERE name = $1 AND slot = $2"
                 " AND owner = $3 AND state = 'rebuilding' FOR UPDATE",
@@ -371,13 +445,14 @@ class PostgresWorker:
             for r in await c.fetch(
                 f"SELECT slot FROM {b.slots_table} WHERE name = $1 AND active", slot.name
             ):
-                await b.drop_slot(c, slot.name, r[0])
+                await b.retire_or_drop(c, slot.name, r[0])
             await c.execute(
                 f"UPDATE {b.slots_table} SET active = true, state = 'running'"
                 " WHERE name = $1 AND slot = $2",
                 slot.name,
                 slot.slot,
             )
+            await self._sweep(slot.name, abandoned=False)
 
     async def close(self) -> None:
         await self.connection.close()

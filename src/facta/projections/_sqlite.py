@@ -3,7 +3,10 @@
 Internal. A runner's batch commits its documents and its checkpoint in one ``BEGIN
 IMMEDIATE`` transaction on the worker's own connection; the checkpoint update only matches
 while the runner still holds the lease and the checkpoint is where the batch started, so a
-runner that lost its lease writes nothing. Point reads during a batch run on the event loop
+runner that lost its lease writes nothing. Every change to the slots runs in a ``BEGIN
+IMMEDIATE`` transaction, so processes make them one at a time, and a slot that a process pins
+(a row in ``projection_pins``) is retired rather than dropped. Point reads during a batch run
+on the event loop
 (microseconds, in-process); anything that may wait for the write lock runs on a thread.
 Indexed Decimal fields are REAL columns: filters and ordering on them are at double
 precision (the documents themselves keep the exact value).
@@ -12,9 +15,12 @@ precision (the documents themselves keep the exact value).
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -33,7 +39,7 @@ from facta.projections.documents import Condition, DocumentSpec
 from facta.projections.errors import LeaseLost
 from facta.projections.status import DeadLetter
 from facta.store.base import Position
-from facta.store.sqlite import SQLiteEventStore, SQLiteTransaction
+from facta.store.sqlite import SQLiteEventStore, SQLiteTransaction, connect
 
 T = TypeVar("T")
 
@@ -96,6 +102,9 @@ class SQLiteBackend:
         self.synchronous = store.synchronous
         self.slots_table = f"{self.prefix}projection_slots"
         self.dead_table = f"{self.prefix}projection_dead_letters"
+        self.pins_table = f"{self.prefix}projection_pins"
+        self.holder = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pinned = False
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="facta-read-models")
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -103,13 +112,7 @@ class SQLiteBackend:
 
     def connect(self) -> sqlite3.Connection:
         """A new connection with the store's settings."""
-        connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self.synchronous}")
-        connection.execute("PRAGMA busy_timeout=30000")
-        return connection
+        return connect(self.path, self.synchronous)
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -224,6 +227,54 @@ class SQLiteBackend:
             fresh=True,
         )
 
+    async def pin(self, slot: SlotRow) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            with _immediate(c):
+                found = c.execute(
+                    f"SELECT 1 FROM {self.slots_table} WHERE name = ? AND slot = ? AND active = 1"
+                    " AND state = 'inline' AND version = ?",
+                    (slot.name, slot.slot, slot.version),
+                ).fetchone()
+                if found:
+                    c.execute(
+                        f"INSERT OR IGNORE INTO {self.pins_table} VALUES (?, ?, ?)",
+                        (slot.name, slot.slot, self.holder),
+                    )
+                return found is not None
+
+        pinned = await self._run(run)
+        self._pinned = self._pinned or pinned
+        return pinned
+
+    def _retire_or_drop(self, c: sqlite3.Connection, name: str, slot: int) -> None:
+        """Drop a slot nobody alive pins; retire a pinned one (in ``c``'s write transaction)."""
+        holders = c.execute(
+            f"SELECT holder FROM {self.pins_table} WHERE name = ? AND slot = ?", (name, slot)
+        ).fetchall()
+        gone = [(h,) for (h,) in holders if not _alive(h)]
+        c.executemany(f"DELETE FROM {self.pins_table} WHERE holder = ?", gone)
+        if len(gone) == len(holders):
+            self._drop_slot(c, name, slot)
+        else:
+            c.execute(
+                f"UPDATE {self.slots_table} SET active = 0, state = 'retired', owner = NULL,"
+                " lease_until = 0 WHERE name = ? AND slot = ?",
+                (name, slot),
+            )
+
+    def _sweep(self, c: sqlite3.Connection, name: str, now: float, *, abandoned: bool) -> None:
+        """Drop ``name``'s slots that are out of use: retired ones nobody pins any more, and
+        (``abandoned``) earlier rebuilds whose lease ran out."""
+        for slot, state, lease_until in c.execute(
+            f"SELECT slot, state, lease_until FROM {self.slots_table}"
+            " WHERE name = ? AND active = 0",
+            (name,),
+        ).fetchall():
+            if state == "retired":
+                self._retire_or_drop(c, name, slot)
+            elif abandoned and lease_until < now:
+                self._drop_slot(c, name, slot)
+
     def _drop_slot(self, c: sqlite3.Connection, name: str, slot: int) -> None:
         base = table_name(self.prefix, name, slot)
         tables = c.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
@@ -232,6 +283,7 @@ class SQLiteBackend:
                 c.execute(f"DROP TABLE IF EXISTS {table}")
         c.execute(f"DELETE FROM {self.slots_table} WHERE name = ? AND slot = ?", (name, slot))
         c.execute(f"DELETE FROM {self.dead_table} WHERE name = ? AND slot = ?", (name, slot))
+        c.execute(f"DELETE FROM {self.pins_table} WHERE name = ? AND slot = ?", (name, slot))
 
     def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         assert isinstance(tx, SQLiteTransaction)
@@ -284,11 +336,33 @@ class SQLiteBackend:
         return value
 
     async def close(self) -> None:
+        if self._pinned:
+            self._pinned = False
+            sql = f"DELETE FROM {self.pins_table} WHERE holder = ?"
+            await self._run(lambda c: c.execute(sql, (self.holder,)))
         self._executor.shutdown(wait=True)
         with self._lock:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+
+
+_HOST = socket.gethostname()
+
+
+def _alive(holder: str) -> bool:
+    """Whether the process that pinned as ``holder`` ("host:pid:tag") may still run."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != _HOST or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, as another user's
+        return True
+    return True
 
 
 class _Immediate:
@@ -324,7 +398,14 @@ class SQLiteWorker:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def claim(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        downgrade: bool = False,
     ) -> SlotRow | str:
         self.ttl = ttl
         table = self.backend.slots_table
@@ -339,7 +420,7 @@ class SQLiteWorker:
                         f"SELECT {_SLOT_COLUMNS} FROM {table} WHERE name = ?", (name,)
                     ).fetchall()
                 ]
-                plan = plan_claim(rows, version, owner, now)
+                plan = plan_claim(rows, version, owner, now, downgrade=downgrade)
                 if plan[0] == "wait":
                     return plan[1]
                 if plan[0] == "create":
@@ -367,12 +448,7 @@ class SQLiteWorker:
             c = self.connection
             with _immediate(c):
                 now = time.time()
-                stale = c.execute(
-                    f"SELECT slot FROM {table} WHERE name = ? AND active = 0 AND lease_until < ?",
-                    (name, now),
-                ).fetchall()
-                for (slot,) in stale:  # abandoned earlier rebuilds
-                    self.backend._drop_slot(c, name, slot)
+                self.backend._sweep(c, name, now, abandoned=True)
                 active = c.execute(
                     f"SELECT 1 FROM {table} WHERE name = ? AND active = 1", (name,)
                 ).fetchone()
@@ -426,11 +502,12 @@ class SQLiteWorker:
                     f"SELECT slot FROM {table} WHERE name = ? AND active = 1", (slot.name,)
                 ).fetchall()
                 for (number,) in old:
-                    self.backend._drop_slot(c, slot.name, number)
+                    self.backend._retire_or_drop(c, slot.name, number)
                 c.execute(
                     f"UPDATE {table} SET active = 1, state = 'running' WHERE name = ? AND slot = ?",
                     (slot.name, slot.slot),
                 )
+                self.backend._sweep(c, slot.name, time.time(), abandoned=False)
 
         await self._run(run)
 

@@ -9,6 +9,7 @@ append's latency.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,8 @@ class InlineProjections:
     Pass the same ``codec`` to the Application, and the object itself as its
     ``transaction_hook``. Call ``setup`` before the first command: it builds a projection's
     storage from the log when it is new or its version changed (do this before serving, so
-    no append happens meanwhile).
+    no append happens meanwhile), and pins it, so that no other process drops it while this
+    one writes it; ``close`` after the last command releases it.
 
     It takes batches: a store may group commit concurrent appends and hand it all their
     events at once, which it applies with one read of the documents they touch (for
@@ -53,20 +55,41 @@ class InlineProjections:
                 codec.register(kind)
 
     async def setup(self, *, progress: ProgressCallback | None = None) -> None:
-        """Make sure each projection's current version is stored and up to date."""
+        """Make sure each projection's current version is stored and up to date, and pin its
+        storage for this object's appends (until :meth:`close`).
+
+        Safe from any number of processes at once: one builds a projection's storage, the
+        others wait for it and then use the same. Raises RuntimeError if a handler fails
+        while building.
+        """
         for projection in self.projections:
             kind = type(projection)
-            active = await self.backend.active(kind.name)
-            if active is None or active.version != kind.version or active.state != "inline":
+            wait = 0.01
+            while True:
+                active = await self.backend.active(kind.name)
+                # Pinned, it cannot be dropped under this process's appends; pinning fails if
+                # it was replaced (or is not inline yet) since it was read: build, or wait.
+                if (
+                    active is not None
+                    and (active.version, active.state) == (kind.version, "inline")
+                    and await self.backend.pin(active)
+                ):
+                    self._slots[kind.name] = active
+                    break
                 runner = ProjectionRunner(self.store, [projection], codec=self.codec)
                 try:
-                    await runner.rebuild(kind.name, progress=progress)
+                    waiting = await runner.build_inline(kind.name, progress=progress)
                 finally:
                     await runner.close()
-                await self.backend.mark_inline(kind.name)
-                active = await self.backend.active(kind.name)
-            assert active is not None
-            self._slots[kind.name] = active
+                if waiting:  # another process is building it: wait for it to finish
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, 0.1)
+
+    async def close(self) -> None:
+        """Release the storage pins and connections this object holds (after the last append
+        that uses it)."""
+        self._slots.clear()
+        await self.backend.close()
 
     async def __call__(self, tx: Any, records: Sequence[RecordedEvent]) -> None:
         """The transaction hook: apply ``records`` to every projection that wants them."""

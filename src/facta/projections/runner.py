@@ -206,6 +206,48 @@ class ProjectionRunner:
             await worker.release(slot, owner)
             await worker.close()
 
+    async def build_inline(self, name: str, *, progress: ProgressCallback | None = None) -> str:
+        """Bring the storage of projection ``name``'s version up to the head of the log (built
+        beside another version's, then switched to) and hand it to inline maintenance.
+
+        Returns "" when that is done, else why this runner cannot do it now: another process
+        holds it (it is building it), or it is maintained inline already. Safe from several
+        processes at once: one builds, the others wait for it. A build that stopped at a
+        handler error is tried once more from where it stopped (the handler may have been
+        fixed). Raises ProjectionNotFound for an unknown name, and RuntimeError when a handler
+        fails.
+        """
+        target = self._targets.get(name)
+        if target is None:
+            raise ProjectionNotFound(name)
+        worker = await self.backend.worker()
+        slot: SlotRow | None = None
+        try:
+            claimed = await worker.claim(
+                name, target.version, target.spec, self.owner, self.lease_ttl, downgrade=True
+            )
+            if isinstance(claimed, str) and any(
+                r.version == target.version and r.state == "failed"
+                for r in await self.backend.slots(name)
+            ):
+                await self.backend.restart(name)
+                claimed = await worker.claim(
+                    name, target.version, target.spec, self.owner, self.lease_ttl, downgrade=True
+                )
+            if isinstance(claimed, str):
+                return claimed
+            slot = claimed
+            await self._drive(target, worker, slot, follow=False, progress=progress)
+            # Still held: nobody else works on it between the catch-up and the hand-over.
+            await self.backend.mark_inline(name)
+            return ""
+        except _Stopped as stopped:
+            raise RuntimeError(f"projection {name!r} failed: {stopped}") from None
+        finally:
+            if slot is not None:
+                await worker.release(slot, self.owner)
+            await worker.close()
+
     async def close(self) -> None:
         """Release the connections the runner opened for itself."""
         await self.backend.close()

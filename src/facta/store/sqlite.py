@@ -167,6 +167,37 @@ def _locked(error: BaseException | None) -> bool:
     )
 
 
+BUSY_TIMEOUT = 30.0
+"""Seconds a connection waits for another's lock before it gives up with "database is locked"."""
+
+
+def connect(path: str, synchronous: str) -> sqlite3.Connection:
+    """A connection to the SQLite file at ``path`` in WAL mode, in autocommit, usable from
+    any thread, waiting up to :data:`BUSY_TIMEOUT` for locks.
+
+    Several processes may open a new file at once: each turns it to WAL mode, which needs the
+    file to itself, and SQLite answers a connection that asks while another holds it with
+    "database is locked" at once (its busy handler would deadlock there, so it is not called).
+    That is retried here until the timeout, as any other wait for a lock.
+    """
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
+    )
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc) or time.monotonic() > deadline:
+                connection.close()
+                raise
+            time.sleep(0.005)
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+    return connection
+
+
 def _shared_batch_hook(batch: list[_Append]) -> TransactionHook | None:
     """The hook every append of ``batch`` carries, if it is one and it takes batches."""
     hook = batch[0].hook
@@ -243,12 +274,7 @@ class SQLiteEventStore:
     # -- connections ---------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self.synchronous}")
-        connection.execute("PRAGMA busy_timeout=30000")
+        connection = connect(self.path, self.synchronous)
         with self._connections_lock:
             self._connections.append(connection)
         return connection

@@ -180,16 +180,19 @@ def create_app(
 
     async def open_application() -> Application:
         store = await open_store(url)
+        codec = Codec()
+        inline = InlineProjections(store, [AccountsProjection()], codec=codec)
         try:
-            codec = Codec()
-            inline = InlineProjections(store, [AccountsProjection()], codec=codec)
             await inline.setup()
             hook = _WriterThreadHook(inline) if isinstance(store, SQLiteEventStore) else inline
             application = Application(store, codec=codec, transaction_hook=hook)
             read_store = ReadStore(store)
         except BaseException:
+            await inline.close()
             await store.close()
             raise
+        # Closed last (first in, last out): the saga's commands append through it.
+        runtime.cleanup.push_async_callback(inline.close)
         runtime.cleanup.push_async_callback(read_store.close)
         queries["accounts"] = Accounts(read_store)
         if projections:

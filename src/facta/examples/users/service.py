@@ -29,10 +29,13 @@ reservations = EmailReservation()
 class UserDirectory:
     """Create and change users; find them by id, by email, or list the active ones."""
 
-    def __init__(self, app: Application, read_store: ReadStore) -> None:
+    def __init__(
+        self, app: Application, read_store: ReadStore, inline: InlineProjections | None = None
+    ) -> None:
         self.app = app
         self.read_store = read_store
         self.views = read_store.documents(UsersProjection)
+        self._inline = inline
 
     @classmethod
     async def open(cls, store: EventStore) -> UserDirectory:
@@ -40,10 +43,13 @@ class UserDirectory:
         codec = Codec()
         inline = InlineProjections(store, [UsersProjection()], codec=codec)
         await inline.setup()
-        return cls(Application(store, codec=codec, transaction_hook=inline), ReadStore(store))
+        app = Application(store, codec=codec, transaction_hook=inline)
+        return cls(app, ReadStore(store), inline)
 
     async def close(self) -> None:
         await self.read_store.close()
+        if self._inline is not None:
+            await self._inline.close()
 
     # -- commands --------------------------------------------------------------------------
 
