@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ import pytest
 
 from facta import NewEvent
 from facta.application import EventEnvelope
-from facta.relay._fastpath import PUBLIC_API
+from facta.relay._fastpath import CHECKED_VERSIONS, PUBLIC_API
 from facta.relay.nats import NatsConsumer, NatsPublisher
 from facta.relay.publisher import Publisher
 from facta.relay.rabbitmq import RabbitMQConsumer, RabbitMQPublisher
@@ -77,6 +78,10 @@ class Harness(Protocol):
         """The environment of a ``facta relay run`` process on the same path."""
         ...
 
+    def fast_path_expected(self) -> bool:
+        """Whether its publisher should take the fast path here."""
+        ...
+
     def relay_url(self) -> str: ...
 
     def consumer(
@@ -92,6 +97,7 @@ class Harness(Protocol):
 
 class RabbitMQHarness:
     kind = "rabbitmq"
+    package = "aiormq"
 
     def __init__(self, public_api: bool = False) -> None:
         self.public_api = public_api
@@ -108,6 +114,9 @@ class RabbitMQHarness:
 
     def environment(self) -> dict[str, str]:
         return relay_environment(self.public_api)
+
+    def fast_path_expected(self) -> bool:
+        return not self.public_api and fast_path_checked(self.package)
 
     def relay_url(self) -> str:
         return f"{RABBITMQ_URL}?exchange={self.exchange}&name={self.relay_name}"
@@ -177,6 +186,7 @@ class RabbitMQHarness:
 
 class NatsHarness:
     kind = "nats"
+    package = "nats-py"
 
     def __init__(self, public_api: bool = False) -> None:
         self.public_api = public_api
@@ -196,6 +206,9 @@ class NatsHarness:
 
     def environment(self) -> dict[str, str]:
         return relay_environment(self.public_api)
+
+    def fast_path_expected(self) -> bool:
+        return not self.public_api and fast_path_checked(self.package)
 
     def relay_url(self) -> str:
         return f"{NATS_URL}?stream={self.stream}&subject={self.subject}&name={self.relay_name}"
@@ -246,6 +259,15 @@ class NatsHarness:
                     await js.delete_stream(stream)
         finally:
             await nc.close()
+
+
+def fast_path_checked(package: str) -> bool:
+    """Whether the installed ``package`` is the version its fast path was checked against
+    (with another, the publishers rightly take the public API)."""
+    return (
+        os.environ.get(PUBLIC_API, "") in ("", "0")
+        and metadata.version(package) == CHECKED_VERSIONS[package]
+    )
 
 
 def relay_environment(public_api: bool) -> dict[str, str]:
