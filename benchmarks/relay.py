@@ -15,6 +15,11 @@ Nothing consumes the RabbitMQ queue, so a row's events pile up in it. A classic 
 them in the broker's memory, whose garbage collection then costs more per message the more
 events a row has; ``--rabbitmq-queue lazy`` declares a lazy queue (messages go to disk), the
 broker's cost of a queue that consumers keep short.
+
+``--public-api`` keeps both publishers on their client library's public API (aio-pika's
+``Exchange.publish``, nats-py's ``Client.publish``), the path that runs with any library
+version other than the ones the fast paths were checked against; the ``path`` column says
+which one each row took.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import nats
 
 from facta import EventStore, NewEvent
 from facta.relay import Relay
+from facta.relay._fastpath import PUBLIC_API
 from facta.relay.nats import NatsPublisher
 from facta.relay.publisher import Publisher
 from facta.relay.rabbitmq import RabbitMQPublisher
@@ -153,13 +159,14 @@ async def relay_throughput(
         finally:
             await relay.close()
         assert relay.status.published == events
+        path = "fast" if getattr(publisher, "fast_path", False) else "public"
     broker_us = (
         f"{(broker_after - broker_before) / events * 1e6:9.1f}"
         if broker_before is not None and broker_after is not None
         else f"{'-':>9}"
     )
     return (
-        f"{store_kind:8} {broker:9} {events:8d} {seconds:8.2f} {events / seconds:10.0f}"
+        f"{store_kind:8} {broker:9} {path:6} {events:8d} {seconds:8.2f} {events / seconds:10.0f}"
         f" {relay_cpu / events * 1e6:9.1f} {broker_us}"
     )
 
@@ -171,9 +178,14 @@ async def main() -> None:
     parser.add_argument("--brokers", default="rabbitmq,nats")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--rabbitmq-queue", choices=("classic", "lazy"), default="classic")
+    parser.add_argument(
+        "--public-api", action="store_true", help="keep the publishers on the public API"
+    )
     args = parser.parse_args()
+    if args.public_api:
+        os.environ[PUBLIC_API] = "1"
     print(
-        f"{'store':8} {'broker':9} {'events':>8} {'seconds':>8} {'events/s':>10}"
+        f"{'store':8} {'broker':9} {'path':6} {'events':>8} {'seconds':>8} {'events/s':>10}"
         f" {'relay us':>9} {'broker us':>9}"
     )
     with tempfile.TemporaryDirectory() as directory:

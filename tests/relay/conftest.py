@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ import pytest
 
 from facta import NewEvent
 from facta.application import EventEnvelope
+from facta.relay._fastpath import CHECKED_VERSIONS, PUBLIC_API
 from facta.relay.nats import NatsConsumer, NatsPublisher
 from facta.relay.publisher import Publisher
 from facta.relay.rabbitmq import RabbitMQConsumer, RabbitMQPublisher
@@ -63,12 +65,22 @@ class Consumer(Protocol):
 
 
 class Harness(Protocol):
-    """One broker, with names of its own for one test."""
+    """One broker, with names of its own for one test, and the path its publisher takes
+    (``public_api``: the client library's public API, not the fast path)."""
 
     kind: str
     relay_name: str
+    public_api: bool
 
     def publisher(self) -> Publisher: ...
+
+    def environment(self) -> dict[str, str]:
+        """The environment of a ``facta relay run`` process on the same path."""
+        ...
+
+    def fast_path_expected(self) -> bool:
+        """Whether its publisher should take the fast path here."""
+        ...
 
     def relay_url(self) -> str: ...
 
@@ -85,8 +97,10 @@ class Harness(Protocol):
 
 class RabbitMQHarness:
     kind = "rabbitmq"
+    package = "aiormq"
 
-    def __init__(self) -> None:
+    def __init__(self, public_api: bool = False) -> None:
+        self.public_api = public_api
         tag = uuid.uuid4().hex[:10]
         self.exchange = f"test-{tag}"
         self.queue = f"test-{tag}"
@@ -94,7 +108,15 @@ class RabbitMQHarness:
         self.consumer_name = f"facta-consumer-{tag}"
 
     def publisher(self) -> RabbitMQPublisher:
-        return RabbitMQPublisher(RABBITMQ_URL, exchange=self.exchange, name=self.relay_name)
+        return RabbitMQPublisher(
+            RABBITMQ_URL, exchange=self.exchange, name=self.relay_name, public_api=self.public_api
+        )
+
+    def environment(self) -> dict[str, str]:
+        return relay_environment(self.public_api)
+
+    def fast_path_expected(self) -> bool:
+        return not self.public_api and fast_path_checked(self.package)
 
     def relay_url(self) -> str:
         return f"{RABBITMQ_URL}?exchange={self.exchange}&name={self.relay_name}"
@@ -164,8 +186,10 @@ class RabbitMQHarness:
 
 class NatsHarness:
     kind = "nats"
+    package = "nats-py"
 
-    def __init__(self) -> None:
+    def __init__(self, public_api: bool = False) -> None:
+        self.public_api = public_api
         tag = uuid.uuid4().hex[:10]
         self.stream = f"TEST_{tag}"
         self.subject = f"test{tag}"
@@ -173,8 +197,18 @@ class NatsHarness:
 
     def publisher(self) -> NatsPublisher:
         return NatsPublisher(
-            NATS_URL, stream=self.stream, subject=self.subject, name=self.relay_name
+            NATS_URL,
+            stream=self.stream,
+            subject=self.subject,
+            name=self.relay_name,
+            public_api=self.public_api,
         )
+
+    def environment(self) -> dict[str, str]:
+        return relay_environment(self.public_api)
+
+    def fast_path_expected(self) -> bool:
+        return not self.public_api and fast_path_checked(self.package)
 
     def relay_url(self) -> str:
         return f"{NATS_URL}?stream={self.stream}&subject={self.subject}&name={self.relay_name}"
@@ -227,7 +261,27 @@ class NatsHarness:
             await nc.close()
 
 
+def fast_path_checked(package: str) -> bool:
+    """Whether the installed ``package`` is the version its fast path was checked against
+    (with another, the publishers rightly take the public API)."""
+    return (
+        os.environ.get(PUBLIC_API, "") in ("", "0")
+        and metadata.version(package) == CHECKED_VERSIONS[package]
+    )
+
+
+def relay_environment(public_api: bool) -> dict[str, str]:
+    """This process's environment for a relay subprocess, on the fast path or the public
+    API's, with no broker URL inherited from the developer's shell."""
+    environment = {k: v for k, v in os.environ.items() if k not in (PUBLIC_API, "FACTA_BROKER")}
+    if public_api:
+        environment[PUBLIC_API] = "1"
+    return environment
+
+
 def _nats_pid() -> int | None:
+    # A test that needs a nats-server of its own runs a copy of the binary (see
+    # test_refusals.py), so that neither this nor start-stop-daemon takes it for this one.
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
@@ -280,18 +334,31 @@ async def _rabbitmq_up() -> bool:
     return True
 
 
-@pytest.fixture(params=["rabbitmq", "nats"])
-async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    """Each broker in turn, with names of this test's own; cleaned up afterwards."""
-    harness: Harness
-    if request.param == "rabbitmq":
+async def _harness(param: str) -> Harness:
+    kind, _, path = param.partition("-")
+    if kind == "rabbitmq":
         if not await _rabbitmq_up():
             service_missing(f"RabbitMQ is unreachable at {RABBITMQ_URL}")
-        harness = RabbitMQHarness()
-    else:
-        if not await _nats_answers():
-            service_missing(f"NATS JetStream is unreachable at {NATS_URL}")
-        harness = NatsHarness()
+        return RabbitMQHarness(public_api=path == "public")
+    if not await _nats_answers():
+        service_missing(f"NATS JetStream is unreachable at {NATS_URL}")
+    return NatsHarness(public_api=path == "public")
+
+
+@pytest.fixture(params=["rabbitmq", "nats", "rabbitmq-public", "nats-public"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each broker in turn, its publisher on the fast path and then on its client library's
+    public API (what runs with any other library version), with names of this test's own;
+    cleaned up afterwards."""
+    harness = await _harness(request.param)
+    yield harness
+    await harness.cleanup()
+
+
+@pytest.fixture(params=["rabbitmq", "nats"])
+async def plain_broker(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each broker in turn, on the default path, with names of this test's own."""
+    harness = await _harness(request.param)
     yield harness
     await harness.cleanup()
 

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,6 +15,7 @@ from facta import Position
 from facta.cli import cli
 from facta.relay.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite import SQLiteEventStore
+from tests.relay.conftest import Harness, fill
 
 NAME = "nats://127.0.0.1:4222?stream=FACTA"
 
@@ -62,3 +66,46 @@ def test_status_shows_the_checkpoint(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["relay", "status", "--store", f"sqlite:///{path}", "other"])
     assert result.exit_code == 1
     assert "no relay named 'other'" in result.output
+
+
+async def test_status_takes_the_url_given_to_run(plain_broker: Harness, tmp_path: Path) -> None:
+    """``relay status URL`` with the very URL of ``relay run --to URL``: credentials and
+    publisher options included, though the checkpoint is named without them."""
+    path = tmp_path / "events.db"
+    store = await fill(path, 3, 4)
+    head = await store.head()
+    await store.close()
+    url = plain_broker.relay_url()
+    if plain_broker.kind == "rabbitmq":
+        url += "&unroutable=drop"  # no queue is bound here
+    assert "?" in url  # options (and, for RabbitMQ, a user and password) the name drops
+    command = [sys.executable, "-m", "facta.cli", "relay"]
+    store_url = f"sqlite:///{path}"
+    relay = await asyncio.create_subprocess_exec(
+        *command,
+        "run",
+        "--store",
+        store_url,
+        "--to",
+        url,
+        "--quiet",
+        stdout=subprocess.DEVNULL,
+        env=plain_broker.environment(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            status = await asyncio.to_thread(
+                CliRunner().invoke, cli, ["relay", "status", "--store", store_url, url]
+            )
+            if status.exit_code == 0 and f"at {head} (head {head})" in status.output:
+                break
+            assert relay.returncode is None, "the relay exited"
+            assert time.monotonic() < deadline, status.output
+            await asyncio.sleep(0.1)
+        assert "12 published" in status.output
+        assert "guest:guest" not in status.output
+    finally:
+        if relay.returncode is None:
+            relay.terminate()
+        await asyncio.wait_for(relay.wait(), 15)

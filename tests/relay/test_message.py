@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
+
+import msgspec
 import pytest
 
 from facta import Codec, NewEvent
@@ -65,8 +69,50 @@ async def test_current_events_go_out_as_stored_and_round_trip() -> None:
     assert message.event_id == recorded.event_id
     assert message.headers["correlation-id"] == "c"
     assert message.headers["causation-id"] == "k"
-    assert to_recorded(message.body, message.headers) == recorded
+    rebuilt = to_recorded(message.body, message.headers)
+    # recorded-at is ISO 8601 to the microsecond: the time survives to the microsecond.
+    assert rebuilt.recorded_at == pytest.approx(recorded.recorded_at, abs=1e-6)
+    assert msgspec.structs.replace(rebuilt, recorded_at=recorded.recorded_at) == recorded
     assert to_message(recorded) == message  # without a codec: the same
+
+
+async def test_recorded_at_is_iso_8601_as_in_the_http_api() -> None:
+    from facta.http._json import timestamp
+
+    (recorded,) = await _stored(NewEvent("Opened", b"{}"))
+    message = to_message(recorded)
+    assert message is not None
+    text = message.headers["recorded-at"]
+    assert text == timestamp(recorded.recorded_at)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", text)
+    moment = datetime.fromisoformat(text)
+    assert moment.tzinfo is not None
+    assert moment.utcoffset() == timedelta(0)
+    assert moment.timestamp() == pytest.approx(recorded.recorded_at, abs=1e-6)
+    # A message from a relay before ISO 8601 (Unix seconds) still rebuilds.
+    old = dict(message.headers, **{"recorded-at": "1733130000.25"})
+    assert to_recorded(message.body, old).recorded_at == 1733130000.25
+
+
+async def test_the_trace_context_of_the_command_goes_in_the_headers() -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    traced, with_state, plain, broken = await _stored(
+        NewEvent("A", b"{}", metadata=b'{"traceparent":"%s"}' % traceparent.encode()),
+        NewEvent(
+            "B",
+            b"{}",
+            metadata=b'{"traceparent":"%s","tracestate":"k=v"}' % traceparent.encode(),
+        ),
+        NewEvent("C", b"{}", metadata=b'{"correlation_id":"c"}'),
+        NewEvent("D", b"{}", metadata=b'{"traceparent":"not one"}'),
+    )
+    messages = to_messages([traced, with_state, plain, broken])
+    assert messages[0].headers["traceparent"] == traceparent
+    assert "tracestate" not in messages[0].headers
+    assert messages[1].headers["traceparent"] == traceparent
+    assert messages[1].headers["tracestate"] == "k=v"
+    assert "traceparent" not in messages[2].headers  # appended without tracing
+    assert "traceparent" not in messages[3].headers  # nothing valid to continue
 
 
 async def test_a_batch_gives_each_event_its_own_message() -> None:
@@ -140,7 +186,7 @@ def test_amqp_frames_are_the_bytes_pamqp_writes() -> None:
         "correlation-id": "c" * 300,
     }
 
-    def pamqp_frames(message: Message, channel: int, max_body: int) -> bytes:
+    def pamqp_frames(message: Message, channel: int, max_body: int, mandatory: bool) -> bytes:
         correlation = message.headers.get("correlation-id")
         properties = spec.Basic.Properties(
             content_type="application/json",
@@ -153,7 +199,7 @@ def test_amqp_frames_are_the_bytes_pamqp_writes() -> None:
         )
         body = message.body
         frames = [
-            spec.Basic.Publish(exchange="facta", routing_key=message.topic),
+            spec.Basic.Publish(exchange="facta", routing_key=message.topic, mandatory=mandatory),
             ContentHeader(properties=properties, body_size=len(body)),
             *(ContentBody(body[i : i + max_body]) for i in range(0, len(body), max_body)),
         ]
@@ -164,24 +210,24 @@ def test_amqp_frames_are_the_bytes_pamqp_writes() -> None:
         for body in (b'{"amount":"1.00"}', b"x" * 300, b"")
     ]
     messages.append(Message("é-2", "konto-1", Position(0, 9), "konto.Ü", b"y" * 5000, odd))
-    for channel, max_body in ((5, 128), (300, 131064)):
-        encoder = PublishEncoder(channel, "facta", max_body)
+    for channel, max_body, mandatory in ((5, 128, True), (300, 131064, False)):
+        encoder = PublishEncoder(channel, "facta", max_body, mandatory=mandatory)
         for message in messages:
-            assert encoder.encode([message]) == pamqp_frames(message, channel, max_body)
-        batch = b"".join(pamqp_frames(m, channel, max_body) for m in messages)
+            assert encoder.encode([message]) == pamqp_frames(message, channel, max_body, mandatory)
+        batch = b"".join(pamqp_frames(m, channel, max_body, mandatory) for m in messages)
         assert encoder.encode(messages) == batch
         assert encoder.encode(messages) == batch  # again, from what it remembered
     too_long = Message("e", "s-1", Position(0, 1), "s.T", b"{}", {"event-type": "T" * 256})
     with pytest.raises(EncodeError):
-        PublishEncoder(1, "facta", 128).encode([too_long])
+        PublishEncoder(1, "facta", 128, mandatory=True).encode([too_long])
 
 
 def test_nats_hpub_is_the_command_nats_py_writes() -> None:
     """The relay's own HPUB (its hot path) against nats-py's for the same headers."""
     from nats.protocol.command import hpub_cmd
 
+    from facta.relay._hpub import hpubs
     from facta.relay.message import Message
-    from facta.relay.nats import _hpubs
     from facta.store.base import Position
 
     headers = {"event-id": "e-1", "stream-id": "account-7", "metadata": '{"n":"é\\nx"}'}
@@ -191,11 +237,11 @@ def test_nats_hpub_is_the_command_nats_py_writes() -> None:
         'metadata: {"n":"é\\nx"}\r\n\r\n'
     ).encode()
     expected = hpub_cmd("facta.account.X", "_INBOX.abc.1", expected_headers, b'{"a":1}')
-    assert _hpubs("facta.", "_INBOX.abc.", 1, [message]) == expected
+    assert hpubs("facta.", "_INBOX.abc.", 1, [message]) == expected
     crlf = Message("e-1", "s-1", Position(0, 1), "s.X", b"{}", {"correlation-id": " a\r\nb "})
     odd = Message("é", "s-2", Position(0, 2), "s.Ü", "ä".encode() * 5, {"k": "ü"})
-    batch = _hpubs("facta.", "_INBOX.abc.", 7, [message, crlf, odd])
-    assert batch.startswith(_hpubs("facta.", "_INBOX.abc.", 7, [message]))
+    batch = hpubs("facta.", "_INBOX.abc.", 7, [message, crlf, odd])
+    assert batch.startswith(hpubs("facta.", "_INBOX.abc.", 7, [message]))
     assert b"_INBOX.abc.8 " in batch
     assert b"correlation-id: a  b\r\n" in batch
     odd_headers = "NATS/1.0\r\nNats-Msg-Id: é\r\nk: ü\r\n\r\n".encode()

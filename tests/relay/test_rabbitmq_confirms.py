@@ -9,7 +9,7 @@ import pytest
 from pamqp import commands as spec
 
 from facta.relay import Message, PublishError
-from facta.relay.rabbitmq import _Unconfirmed
+from facta.relay._aiormq import Unconfirmed
 from facta.store.base import Position
 
 
@@ -21,7 +21,7 @@ def _batch(first: int, size: int) -> list[Message]:
 
 
 async def test_ranges_and_single_acks_settle_whole_batches() -> None:
-    unconfirmed = _Unconfirmed("amqp://test", timeout=30)
+    unconfirmed = Unconfirmed("amqp://test", timeout=30)
     first = unconfirmed.add(1, _batch(1, 10))  # tags 1-10
     second = unconfirmed.add(11, _batch(11, 10))  # tags 11-20
     third = unconfirmed.add(21, _batch(21, 5))  # tags 21-25
@@ -43,7 +43,7 @@ async def test_ranges_and_single_acks_settle_whole_batches() -> None:
 
 
 async def test_a_nack_fails_its_batch_and_names_the_event() -> None:
-    unconfirmed = _Unconfirmed("amqp://test", timeout=30)
+    unconfirmed = Unconfirmed("amqp://test", timeout=30)
     first = unconfirmed.add(1, _batch(1, 3))
     second = unconfirmed.add(4, _batch(4, 3))
     third = unconfirmed.add(7, _batch(7, 3))
@@ -57,12 +57,12 @@ async def test_a_nack_fails_its_batch_and_names_the_event() -> None:
 
 
 async def test_unconfirmed_batches_fail_on_close_and_on_timeout() -> None:
-    unconfirmed = _Unconfirmed("amqp://test", timeout=0.01)
+    unconfirmed = Unconfirmed("amqp://test", timeout=0.01)
     late = unconfirmed.add(1, _batch(1, 2))
     with pytest.raises(PublishError, match="confirmed nothing"):
         await asyncio.wait_for(late, 5)
 
-    unconfirmed = _Unconfirmed("amqp://test", timeout=30)
+    unconfirmed = Unconfirmed("amqp://test", timeout=30)
     pending = [unconfirmed.add(1, _batch(1, 2)), unconfirmed.add(3, _batch(3, 2))]
     await unconfirmed.on_confirm_frame(spec.Basic.Ack(delivery_tag=1))
     unconfirmed.fail("the connection was closed")

@@ -161,10 +161,13 @@ def run_relay(
             except asyncio.CancelledError:
                 pass
             except (FactaError, ValueError) as exc:
-                # What a retry cannot fix: an event the codec cannot upcast, a routing key
-                # the broker cannot take. The checkpoint stays before it.
+                # What a retry cannot fix: the broker refusing the relay (login, access, a
+                # missing virtual host or stream, a message no queue takes), an event the
+                # codec cannot upcast, a routing key the broker cannot take. The checkpoint
+                # stays before it.
+                at = relayer.status.position
                 raise click.ClickException(
-                    f"relay stopped at {relayer.status.position}: {exc}"
+                    f"relay stopped{f' at {at}' if at is not None else ''}: {exc}"
                 ) from None
             finally:
                 task.cancel()
@@ -175,22 +178,41 @@ def run_relay(
     run(work)
 
 
+def _checkpoint_names(name: str) -> list[str]:
+    """Where relay NAME's checkpoint may be: a broker URL as given to ``relay run --to``
+    names it by its destination, without credentials and publisher options."""
+    if "://" not in name:
+        return [name]
+    from facta.relay import open_publisher
+
+    try:
+        destination = open_publisher(name).destination
+    except ValueError:
+        return [name]
+    return list(dict.fromkeys([destination, name]))
+
+
 @relay.command("status")
 @store_option
 @click.argument("name")
 def relay_status(store_url: str, name: str) -> None:
-    """Show relay NAME's checkpoint (NAME: its destination or --name)."""
+    """Show relay NAME's checkpoint (NAME: the URL given to ``relay run --to``, its
+    destination as ``relay run`` shows it, or the ``--name`` it ran with)."""
     from facta.relay import checkpoints_for
 
     async def work() -> None:
         async with opened_store(store_url) as store:
             checkpoints = checkpoints_for(store)
+            row = None
             try:
-                row = await checkpoints.get(name)
+                for candidate in _checkpoint_names(name):
+                    row = await checkpoints.get(candidate)
+                    if row is not None:
+                        break
             finally:
                 await checkpoints.close()
             if row is None:
-                raise click.ClickException(f"no relay named {name!r} has run on this store")
+                raise click.ClickException(f"no relay named {redact(name)!r} has run on this store")
             head = await store.head()
             when = timestamp(row.updated_at) if row.updated_at else "never"
             console.print(

@@ -20,10 +20,17 @@ from facta.relay.consumer import (
     MemoryDeduplicator,
 )
 from facta.relay.message import EnvelopeError, Message, to_message, to_messages, to_recorded
-from facta.relay.publisher import Publisher, PublishError, open_publisher
+from facta.relay.publisher import (
+    BrokerRefused,
+    Publisher,
+    PublishError,
+    UnroutableMessage,
+    open_publisher,
+)
 from facta.relay.relay import Relay, RelayStatus
 
 __all__ = [
+    "BrokerRefused",
     "CheckpointStore",
     "DeadLetter",
     "Deduplicator",
@@ -38,6 +45,7 @@ __all__ = [
     "RelayCheckpoint",
     "RelayLeaseLost",
     "RelayStatus",
+    "UnroutableMessage",
     "checkpoints_for",
     "open_publisher",
     "to_message",

@@ -79,15 +79,17 @@ class PublishEncoder:
     envelope as headers (string values, in key order, as pamqp writes them).
 
     ``max_body``: the largest body frame payload (the connection's ``frame_max - 8``).
+    ``mandatory``: the broker returns a message that no queue takes instead of dropping it.
     Raises EncodeError for a routing key, event id, event type or header name over 255 bytes.
     """
 
-    def __init__(self, channel: int, exchange: str, max_body: int) -> None:
+    def __init__(self, channel: int, exchange: str, max_body: int, *, mandatory: bool) -> None:
         if max_body < 1:
             raise ValueError(f"max_body must be positive, not {max_body}")
         self.channel = channel
         self.exchange = _short(exchange)
         self.max_body = max_body
+        self._bits = "\x01" if mandatory else "\x00"  # the mandatory bit; never immediate
         number = chr(channel >> 8) + chr(channel & 0xFF)
         self._method_start = "\x01" + number
         self._header_start = "\x02" + number
@@ -98,7 +100,7 @@ class PublishEncoder:
         self._types: dict[str, str] = {}
 
     def _method(self, topic: str) -> str:
-        payload = _PUBLISH.decode("latin-1") + self.exchange + _short(topic) + "\x00"
+        payload = _PUBLISH.decode("latin-1") + self.exchange + _short(topic) + self._bits
         frame = self._method_start + _long(len(payload)) + payload + _END
         return _remember(self._methods, topic, frame)
 

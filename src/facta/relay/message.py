@@ -4,16 +4,28 @@ Body: the event's JSON data. When the relay has a codec, it is the event's *curr
 (upcast, renamed types under their current name, at the current schema version), so that
 consumers see one shape per type whatever the log holds; events stored in the current shape
 are published as stored, without decoding. Without a codec, the stored bytes go out as they
-are. Headers (strings): the envelope, so a consumer can rebuild the RecordedEvent.
+are. Headers (strings): the envelope, so a consumer can rebuild the RecordedEvent, and the
+trace context of the command that caused the event.
+
+``recorded-at`` is ISO 8601 in UTC with microseconds and a ``Z``
+(``2026-12-02T07:31:05.123456Z``), the format of ``recorded_at`` in the HTTP API. The trace
+context is the ``traceparent`` that the command's span wrote into the event's metadata when it
+was appended (see :mod:`facta.observability.tracing`), written with OpenTelemetry's configured
+propagators (W3C ``traceparent`` and ``tracestate`` unless the deployer chose others): a
+consumer's span continues the trace of that command, however much later the relay ran. An
+event appended without tracing carries none.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from opentelemetry import propagate, trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from facta.codec import Codec
 from facta.domain import type_name
@@ -30,9 +42,13 @@ RECORDED_AT = "recorded-at"
 CORRELATION_ID = "correlation-id"
 CAUSATION_ID = "causation-id"
 METADATA = "metadata"
-"""Header names of the envelope (each value a string; ``metadata`` is the whole JSON)."""
+TRACEPARENT = "traceparent"
+"""Header names of the envelope (each value a string; ``metadata`` is the whole JSON;
+``traceparent``, with ``tracestate`` when there is one, only on an event appended while
+tracing)."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_:@+=~-]")
+_W3C = TraceContextTextMapPropagator()  # the form facta writes into metadata
 
 
 class Message(msgspec.Struct, frozen=True, gc=False):
@@ -80,6 +96,7 @@ def to_messages(events: Iterable[RecordedEvent], codec: Codec | None = None) -> 
     metadata_text = ""
     correlation: str | None = None
     causation: str | None = None
+    trace_headers: dict[str, str] = {}
     recorded_at: float | None = None
     recorded_at_text = ""
     for recorded in events:
@@ -107,9 +124,10 @@ def to_messages(events: Iterable[RecordedEvent], codec: Codec | None = None) -> 
             meta: dict[str, Any] = msgspec.json.decode(metadata)
             correlation = _text(meta.get("correlation_id"))
             causation = _text(meta.get("causation_id"))
+            trace_headers = _trace_headers(meta) if TRACEPARENT in meta else {}
         if recorded.recorded_at != recorded_at:
             recorded_at = recorded.recorded_at
-            recorded_at_text = repr(recorded_at)
+            recorded_at_text = iso_timestamp(recorded_at)
         headers = {
             EVENT_ID: recorded.event_id,
             EVENT_TYPE: kind,
@@ -124,6 +142,8 @@ def to_messages(events: Iterable[RecordedEvent], codec: Codec | None = None) -> 
             headers[CORRELATION_ID] = correlation
         if causation is not None:
             headers[CAUSATION_ID] = causation
+        if trace_headers:
+            headers.update(trace_headers)
         category = category_of(recorded.stream_id)
         topic = topics.get((category, kind))
         if topic is None:
@@ -134,6 +154,31 @@ def to_messages(events: Iterable[RecordedEvent], codec: Codec | None = None) -> 
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def iso_timestamp(unix_seconds: float) -> str:
+    """A Unix time as ISO 8601 in UTC with microseconds and a ``Z``: the ``recorded-at``
+    header, written as the HTTP API writes ``recorded_at``."""
+    return datetime.fromtimestamp(unix_seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _trace_headers(meta: dict[str, Any]) -> dict[str, str]:
+    """The trace context in an event's metadata, as the configured propagators write it."""
+    if not isinstance(meta.get(TRACEPARENT), str):
+        return {}
+    context = _W3C.extract(meta)
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return {}  # not a well-formed traceparent: nothing to continue
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=context)
+    return carrier
+
+
+def _recorded_at(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return float(text)  # Unix seconds, as relays before ISO 8601 wrote it
 
 
 class EnvelopeError(ValueError):
@@ -155,7 +200,7 @@ def to_recorded(body: bytes, headers: dict[str, Any]) -> RecordedEvent:
             schema_version=int(headers[SCHEMA_VERSION]),
             data=bytes(body),
             metadata=str(headers.get(METADATA) or "{}").encode(),
-            recorded_at=float(headers.get(RECORDED_AT) or 0.0),
+            recorded_at=_recorded_at(str(headers.get(RECORDED_AT) or "0")),
         )
     except KeyError as exc:
         raise EnvelopeError(f"message has no {exc.args[0]!r} header: not sent by a relay") from None

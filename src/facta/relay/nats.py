@@ -6,6 +6,10 @@ absent. Every message carries ``Nats-Msg-Id`` = the event id, so the server drop
 an event it stored within the stream's duplicate window (default two minutes): after a relay
 restart or reconnect, the stream holds each event once. The envelope is in the headers (see
 :mod:`facta.relay.message`). ``publish`` returns when JetStream acked every message (stored).
+
+A batch goes out as one write of ``HPUB`` commands through nats-py's outgoing buffer, a fast
+path on the client's internals taken only with the nats-py version it was checked against
+(:mod:`facta.relay._fastpath`); otherwise each message goes through ``Client.publish``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from facta.codec import Codec
+from facta.relay import _fastpath
+from facta.relay._hpub import MSG_ID, hpubs
 from facta.relay.consumer import (
     DeadLetter,
     Deduplicator,
@@ -35,11 +41,9 @@ from facta.relay.consumer import (
     backoff,
 )
 from facta.relay.message import Message
-from facta.relay.publisher import PublishError
+from facta.relay.publisher import BrokerRefused, PublishError
 
 log = logging.getLogger("facta.relay")
-
-MSG_ID = "Nats-Msg-Id"
 
 _NATS_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.Error,
@@ -50,14 +54,22 @@ _NATS_ERRORS: tuple[type[BaseException], ...] = (
 
 
 async def ensure_stream(
-    js: JetStreamContext, name: str, subjects: list[str], duplicate_window: float
-) -> None:
-    """Create the JetStream stream ``name`` for ``subjects`` unless it exists."""
+    js: JetStreamContext,
+    name: str,
+    subjects: list[str],
+    duplicate_window: float,
+    *,
+    create: bool = True,
+) -> list[str]:
+    """Create the JetStream stream ``name`` for ``subjects`` unless it exists (or, with
+    ``create`` false, raise NotFoundError); the subjects the stream takes."""
     try:
-        await js.stream_info(name)
-        return
+        info = await js.stream_info(name)
     except nats.js.errors.NotFoundError:
-        pass
+        if not create:
+            raise
+    else:
+        return list(info.config.subjects or [name])
     try:
         await js.add_stream(
             api.StreamConfig(
@@ -68,51 +80,46 @@ async def ensure_stream(
             )
         )
     except nats.js.errors.BadRequestError:
-        await js.stream_info(name)  # created by another process meanwhile; else this raises
+        # Created by another process meanwhile; else this raises.
+        return list((await js.stream_info(name)).config.subjects or [name])
+    return subjects
 
 
-_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+def takes_every(filters: Sequence[str], subject: str) -> bool:
+    """Whether a stream with subject ``filters`` takes every ``{subject}.{category}.{type}``
+    (``facta.>``, ``facta.*.*``, ``*.*.*`` and ``>`` do; ``facta.account.*`` does not)."""
+    wanted = (subject, "*", "*")
+    for tokens in (f.split(".") for f in filters):
+        for i, token in enumerate(tokens):
+            if token == ">" and i < len(wanted):
+                return True
+            if i >= len(wanted) or (token != "*" and token != wanted[i]):
+                break
+        else:
+            if len(tokens) == len(wanted):
+                return True
+    return False
 
 
-def _hpubs(prefix: str, inbox: str, first: int, messages: Sequence[Message]) -> bytes:
-    """The NATS ``HPUB`` commands publishing ``messages`` to ``prefix`` + topic, with reply
-    subjects ``inbox`` + ``first``, ``first + 1``, ..., the envelope as headers and
-    ``Nats-Msg-Id`` = the event id: the bytes nats-py writes for the same headers, as one
-    write. Like the AMQP encoder, it joins one ``str`` of code points below 256 and encodes
-    it once with latin-1 (text that is not ASCII goes in as its UTF-8 bytes)."""
-    out: list[str] = []
-    add = out.append
-    newlines = _NEWLINES
-    token = first
-    for message in messages:
-        event_id = message.event_id.strip()
-        if "\r" in event_id or "\n" in event_id:
-            event_id = event_id.translate(newlines)
-        lines = ["NATS/1.0\r\n", MSG_ID, ": ", event_id, "\r\n"]
-        line = lines.append
-        for key, value in message.headers.items():
-            value = value.strip()
-            if "\r" in value or "\n" in value:
-                value = value.translate(newlines)
-            line(key)
-            line(": ")
-            line(value)
-            line("\r\n")
-        line("\r\n")
-        headers = "".join(lines)
-        if not headers.isascii():
-            headers = headers.encode().decode("latin-1")
-        body = message.body.decode("latin-1")
-        size = len(headers)
-        command = f"HPUB {prefix}{message.topic} {inbox}{token} {size} {size + len(body)}\r\n"
-        if not command.isascii():
-            command = command.encode().decode("latin-1")
-        add(command)
-        add(headers)
-        add(body)
-        add("\r\n")
-        token += 1
-    return "".join(out).encode("latin-1")
+def _refused(exc: BaseException | None, destination: str) -> BrokerRefused | None:
+    """The BrokerRefused that a NATS error amounts to, if retrying cannot fix it: an
+    authorization or permissions violation, credentials the server does not take, a TLS
+    setting the server does not agree with."""
+    text = str(exc).lower()
+    credentials = nats.errors.AuthorizationError | nats.errors.InvalidUserCredentialsError
+    if isinstance(exc, credentials) or (
+        isinstance(exc, nats.errors.Error) and "authorization violation" in text
+    ):
+        return BrokerRefused(
+            f"NATS at {destination} refused the connection: authorization violation (check the"
+            " user and password, token or credentials in the URL)"
+        )
+    if isinstance(exc, nats.errors.Error) and "permissions violation" in text:
+        reason = str(exc).strip().removeprefix("nats: ")
+        return BrokerRefused(f"NATS at {destination} refused the relay: {reason}")
+    if isinstance(exc, nats.errors.SecureConnRequiredError | nats.errors.SecureConnWantedError):
+        return BrokerRefused(f"NATS at {destination} refused the connection: {exc!r}")
+    return None
 
 
 class _Batch:
@@ -132,10 +139,17 @@ class NatsPublisher:
 
     ``url``: ``nats://host:port``; ``stream`` and ``subject`` (the subjects' first token);
     ``timeout`` seconds to wait for a batch's acks; ``duplicate_window`` seconds for a stream
-    this creates; ``name`` shows in the server's connection list.
+    this creates; ``name`` shows in the server's connection list; ``create``: create the
+    stream if it does not exist (the default), else a missing stream is an error.
+    ``public_api``: publish through ``Client.publish`` even where the fast path could run (as
+    the environment variable ``FACTA_RELAY_PUBLIC_API`` does).
+
+    Connecting raises BrokerRefused for an authorization violation, a stream that does not
+    exist (with ``create`` false) or does not take the publisher's subjects; so does
+    publishing after a permissions violation.
     """
 
-    OPTIONS = ("stream", "subject", "timeout", "duplicate_window", "name")
+    OPTIONS = ("stream", "subject", "timeout", "duplicate_window", "name", "create")
 
     def __init__(
         self,
@@ -146,15 +160,26 @@ class NatsPublisher:
         timeout: float | str = 10.0,
         duplicate_window: float | str = 120.0,
         name: str = "facta-relay",
+        create: bool | str = True,
+        public_api: bool = False,
     ) -> None:
         if not stream or not subject or "." in subject:
             raise ValueError(f"stream and subject must be one token, not {stream!r}, {subject!r}")
+        if isinstance(create, str):
+            if create.lower() not in ("true", "false"):
+                raise ValueError(f"create must be true or false, not {create!r}")
+            create = create.lower() == "true"
         self.url = url
         self.stream = stream
         self.subject = subject
         self.timeout = float(timeout)
         self.duplicate_window = float(duplicate_window)
         self.name = name
+        self.create = create
+        self.public_api = public_api
+        self.fast_path: bool | None = None
+        """Whether the last connection publishes on the fast path (None: not connected yet)."""
+        self._refused: BrokerRefused | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._broken: asyncio.Future[None] | None = None
@@ -175,6 +200,8 @@ class NatsPublisher:
 
     async def connect(self) -> None:
         broken = self._broken = asyncio.get_running_loop().create_future()
+        self._refused = None
+        failure: list[BaseException] = []
 
         async def lost() -> None:
             if not broken.done():
@@ -183,35 +210,82 @@ class NatsPublisher:
                 self._fail_all("lost the connection")
 
         async def error(exc: Exception) -> None:
+            failure[:] = [exc]
+            refusal = _refused(exc, self.destination)
+            if refusal is not None and self._broken is broken:
+                # A permissions violation leaves the connection open, and what it refused
+                # is never acked: fail it now, with what retrying cannot fix.
+                self._refused = refusal
+                self._fail_all(refusal)
             log.debug("NATS connection of %s: %r", self.destination, exc)
 
         try:
             # No automatic reconnect: nats-py would resend what it buffered after a gap in
             # what reached the server; the relay reconnects itself and resends from its
-            # checkpoint, which keeps the order within a stream.
+            # checkpoint, which keeps the order within a stream. A server that cannot be
+            # reached fails the connect at once (two tries), for the relay's own back-off.
             self._nc = await nats.connect(
                 self.url,
                 name=self.name,
                 allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
                 connect_timeout=min(self.timeout, 5.0),
                 disconnected_cb=lost,
                 closed_cb=lost,
                 error_cb=error,
             )
             self._js = self._nc.jetstream(timeout=self.timeout)
-            await ensure_stream(self._js, self.stream, [f"{self.subject}.>"], self.duplicate_window)
+            await self._check_stream(self._js)
             self._inbox = f"{self._nc.new_inbox()}."
             self._pending, self._batches = {}, set()
             await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack)
-            # The hot path writes a batch's HPUB commands itself (see _hpubs) through nats-py's
-            # outgoing buffer; a future nats-py without it falls back to Client.publish.
-            self._raw = all(hasattr(self._nc, n) for n in ("_send_command", "_flush_pending"))
+            # The hot path writes a batch's HPUB commands itself (see hpubs) through nats-py's
+            # outgoing buffer, with the nats-py version it was checked against.
+            self._raw = (
+                not self.public_api
+                and _fastpath.refusal("nats-py", self._nc, ("_send_command", "_flush_pending"))
+                is None
+            )
+            self.fast_path = self._raw
+        except BrokerRefused:
+            await self.close()
+            raise
         except _NATS_ERRORS as exc:
             await self.close()
-            raise PublishError(f"cannot connect to NATS at {self.destination}: {exc!r}") from exc
+            refusal = self._refused or _refused(exc, self.destination)
+            if refusal is not None:
+                raise refusal from exc
+            cause = f" ({failure[0]!r})" if failure and failure[0] is not exc else ""
+            raise PublishError(
+                f"cannot connect to NATS at {self.destination}: {exc!r}{cause}"
+            ) from exc
+
+    async def _check_stream(self, js: JetStreamContext) -> None:
+        try:
+            subjects = await ensure_stream(
+                js,
+                self.stream,
+                [f"{self.subject}.>"],
+                self.duplicate_window,
+                create=bool(self.create),
+            )
+        except nats.js.errors.NotFoundError:
+            raise BrokerRefused(
+                f"JetStream at {self.destination} has no stream {self.stream!r}: create it, or"
+                " let the relay create it (create=true)"
+            ) from None
+        if not takes_every(subjects, self.subject):
+            raise BrokerRefused(
+                f"JetStream stream {self.stream!r} at {self.destination} takes the subjects"
+                f" {subjects}, not every {self.subject}.{{category}}.{{type}}: change its"
+                " subjects or the relay's subject"
+            )
 
     async def publish(self, messages: Sequence[Message]) -> Awaitable[None]:
         nc, broken = self._nc, self._broken
+        if self._refused is not None:
+            raise self._refused
         if nc is None or broken is None or broken.done():
             raise PublishError(f"not connected to NATS at {self.destination}")
         # JetStream acks come back to this connection's own inbox, one reply subject per
@@ -223,7 +297,7 @@ class NatsPublisher:
         inbox, prefix = self._inbox, f"{self.subject}."
         try:
             if self._raw:
-                await nc._send_command(_hpubs(prefix, inbox, first, messages))
+                await nc._send_command(hpubs(prefix, inbox, first, messages))
                 await nc._flush_pending()
             else:
                 for token, m in enumerate(messages, first):
@@ -281,15 +355,19 @@ class NatsPublisher:
     def _expire(self, batch: _Batch) -> None:
         self._fail(batch, f"acked nothing for {self.timeout}s")
 
-    def _fail(self, batch: _Batch, reason: str) -> None:
+    def _fail(self, batch: _Batch, reason: str | PublishError) -> None:
         self._done(batch)
         if not batch.acked.done():
-            batch.acked.set_exception(PublishError(f"JetStream at {self.destination} {reason}"))
+            batch.acked.set_exception(
+                reason
+                if isinstance(reason, PublishError)
+                else PublishError(f"JetStream at {self.destination} {reason}")
+            )
             # The relay awaits the oldest batch and reconnects on its error; the later ones
             # fail with it and may never be awaited: no "exception never retrieved" noise.
             batch.acked.exception()
 
-    def _fail_all(self, reason: str) -> None:
+    def _fail_all(self, reason: str | PublishError) -> None:
         for batch in list(self._batches):
             self._fail(batch, reason)
         self._pending = {}

@@ -34,6 +34,30 @@ class PublishError(FactaError):
     relay reconnects and sends again from its checkpoint."""
 
 
+class BrokerRefused(PublishError):
+    """The broker refused the relay for a reason that retrying cannot fix: wrong credentials,
+    no permission, a virtual host or stream that does not exist, a message that no queue
+    takes. The relay stops with it (``facta relay run`` exits 1) instead of retrying; the
+    checkpoint stays before whatever was not confirmed."""
+
+
+class UnroutableMessage(BrokerRefused):
+    """RabbitMQ returned a mandatory message: no queue is bound to ``exchange`` for
+    ``routing_key``, so the broker would have dropped it. Bind a queue (or give the exchange
+    an alternate exchange), or let the publisher accept such drops (``unroutable=drop``)."""
+
+    def __init__(self, destination: str, event_id: str, exchange: str, routing_key: str) -> None:
+        self.event_id = event_id
+        self.exchange = exchange
+        self.routing_key = routing_key
+        super().__init__(
+            f"RabbitMQ at {destination} returned event {event_id}: no queue is bound to"
+            f" exchange {exchange!r} for routing key {routing_key!r}; bind one (or give the"
+            " exchange an alternate exchange), or set unroutable=drop to accept losing such"
+            " messages"
+        )
+
+
 @runtime_checkable
 class Publisher(Protocol):
     """Sends messages to one broker destination and waits for the broker's confirmations."""
@@ -53,7 +77,9 @@ class Publisher(Protocol):
     async def connect(self) -> None:
         """Open the connection and declare what is missing (exchange, stream).
 
-        Raises PublishError (or OSError) when the broker cannot be reached."""
+        Raises BrokerRefused when the broker refuses for a reason a retry cannot fix (login,
+        permissions, a missing virtual host or stream), PublishError (or OSError) when it
+        cannot be reached."""
         ...
 
     async def publish(self, messages: Sequence[Message]) -> Awaitable[None]:
@@ -63,7 +89,8 @@ class Publisher(Protocol):
         The relay calls this again before earlier batches are confirmed (that is its
         pipeline), never concurrently. The awaitable raises PublishError when any message is
         refused or the connection fails (some may then have reached the broker and some not;
-        the relay resends from its checkpoint); so may this call."""
+        the relay resends from its checkpoint), BrokerRefused when retrying cannot help (a
+        message no queue takes, a permission the relay lacks); so may this call."""
         ...
 
     async def close(self) -> None:

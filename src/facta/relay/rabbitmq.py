@@ -7,8 +7,15 @@ id, ``correlation_id`` and ``type`` carry the correlation id and the event type,
 envelope is in the headers (see :mod:`facta.relay.message`). The channel is in publisher
 confirm mode: what ``publish`` returns resolves when the broker confirmed every message of the
 batch, which for a persistent message routed to durable queues means written to disk.
-RabbitMQ cannot de-duplicate: after a relay restart, a message may arrive twice; consumers
-drop repeats by event id.
+Messages are ``mandatory``: one that no queue takes comes back, and the relay stops before it
+(UnroutableMessage) rather than move its checkpoint past a message nobody got, unless the
+publisher is told to accept such drops (``unroutable="drop"``). RabbitMQ cannot
+de-duplicate: after a relay restart, a message may arrive twice; consumers drop repeats by
+event id.
+
+Two ways to publish, the same messages: a fast path on aiormq's channel internals
+(:mod:`facta.relay._aiormq`), taken only with the aiormq version it was checked against
+(:mod:`facta.relay._fastpath`), and aio-pika's public API otherwise.
 """
 
 from __future__ import annotations
@@ -17,18 +24,16 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq
-from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
 from facta.codec import Codec
-from facta.relay import _amqp
+from facta.relay import _aiormq, _fastpath
 from facta.relay.consumer import (
     DeadLetter,
     Deduplicator,
@@ -38,19 +43,12 @@ from facta.relay.consumer import (
     backoff,
 )
 from facta.relay.message import CORRELATION_ID, EVENT_TYPE, Message
-from facta.relay.publisher import PublishError
+from facta.relay.publisher import BrokerRefused, PublishError, UnroutableMessage
 
 log = logging.getLogger("facta.relay")
 
-_PERSISTENT = 2
-_CHANNEL_STATE = (
-    "delivery_tag",
-    "write_queue",
-    "number",
-    "max_content_size",
-    "lock",
-    "_on_confirm_frame",
-)
+_UNROUTABLE = ("fail", "drop")
+_CONNECT_ERRORS = (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError)
 
 
 def _destination(url: str, exchange: str) -> str:
@@ -59,138 +57,136 @@ def _destination(url: str, exchange: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or 5672}/{vhost}?exchange={exchange}"
 
 
-class _Batch:
-    """A published batch waiting for the broker: delivery tags ``first`` to ``last``."""
+def refused(exc: BaseException | None, url: str, exchange: str) -> BrokerRefused | None:
+    """The BrokerRefused that ``exc`` amounts to, if retrying cannot fix it: a login refused,
+    a virtual host that does not exist or is closed to the user, access refused, an
+    exchange declared with other settings. None for what may pass (a refused, dropped or
+    timed-out connection, a broker shutting down)."""
+    where = f"RabbitMQ at {_destination(url, exchange)}"
+    parts = urlsplit(url)
+    user = unquote(parts.username or "guest")
+    vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+    reason = " ".join(str(arg) for arg in getattr(exc, "args", ()) if arg) or repr(exc)
+    if isinstance(
+        exc, aiormq.exceptions.ProbableAuthenticationError | aiormq.exceptions.AuthenticationError
+    ):
+        return BrokerRefused(f"{where} refused the login of user {user!r}: {reason}")
+    if isinstance(exc, aiormq.exceptions.ConnectionNotAllowed) or (
+        # aiormq reports the broker's refusal to open a virtual host as an unexpected frame.
+        isinstance(exc, aiormq.exceptions.InvalidFrameError) and "Connection.Close" in str(exc)
+    ):
+        return BrokerRefused(
+            f"{where} refused to open virtual host {vhost!r}: it does not exist, or user"
+            f" {user!r} has no access to it"
+        )
+    if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
+        return BrokerRefused(f"{where} refused user {user!r} access: {reason}")
+    if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
+        return BrokerRefused(f"{where}: exchange {exchange!r} exists with other settings: {reason}")
+    return None
 
-    __slots__ = ("confirmed", "first", "last", "messages", "remaining", "timer")
+
+class _PublicChannel:
+    """Publishing through aio-pika's public API: ``Exchange.publish`` for each message."""
 
     def __init__(
-        self, first: int, messages: Sequence[Message], confirmed: asyncio.Future[None]
-    ) -> None:
-        self.first = first
-        self.last = first + len(messages) - 1
-        self.messages = messages
-        self.confirmed = confirmed
-        self.remaining = len(messages)
-        self.timer: asyncio.TimerHandle | None = None
-
-
-class _Unconfirmed:
-    """The batches of one channel that the broker has not confirmed yet, one future each.
-
-    aiormq settles publisher confirms with one future per message and an event-loop callback
-    per message and future: at thousands of messages a second that costs the relay as much
-    CPU as encoding them. RabbitMQ confirms in ranges (``multiple``: every tag up to this
-    one), a few dozen acks for thousands of messages, so settling whole ranges against
-    batches takes a few comparisons per ack instead. Every delivery tag is confirmed exactly
-    once by the broker, either on its own or in a range; a nack fails its batch.
-    """
-
-    def __init__(self, destination: str, timeout: float) -> None:
-        self.destination = destination
-        self.timeout = timeout
-        self.batches: deque[_Batch] = deque()
-        self.settled = 0  # every delivery tag up to this one is confirmed
-        self.singles: set[int] = set()  # tags above ``settled`` confirmed on their own
-
-    def add(self, first: int, messages: Sequence[Message]) -> asyncio.Future[None]:
-        """Track the batch published under tags ``first`` onwards; its future resolves when
-        the broker confirmed all of it, or fails (PublishError) on a nack, a timeout, or a
-        closed channel."""
-        loop = asyncio.get_running_loop()
-        batch = _Batch(first, messages, loop.create_future())
-        if messages:
-            batch.timer = loop.call_later(self.timeout, self._expire, batch)
-            self.batches.append(batch)
-        else:
-            batch.confirmed.set_result(None)
-        return batch.confirmed
-
-    async def on_confirm_frame(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
-        # Replaces aiormq's Channel._on_confirm_frame, which its channel reader awaits.
-        tag = frame.delivery_tag
-        refusal = frame if isinstance(frame, spec.Basic.Nack) else None
-        if getattr(frame, "multiple", False):
-            low = self.settled + 1
-            for batch in self.batches:
-                if batch.first > tag:
-                    break
-                start, end = max(batch.first, low), min(batch.last, tag)
-                if start <= end:
-                    count = end - start + 1
-                    if self.singles:
-                        count -= sum(1 for single in self.singles if start <= single <= end)
-                    self._settle(batch, count, refusal, start)
-            if tag > self.settled:
-                self.settled = tag
-                self.singles = {single for single in self.singles if single > tag}
-        elif tag > self.settled and tag not in self.singles:
-            self.singles.add(tag)
-            while self.settled + 1 in self.singles:
-                self.settled += 1
-                self.singles.discard(self.settled)
-            for batch in self.batches:
-                if batch.first <= tag <= batch.last:
-                    self._settle(batch, 1, refusal, tag)
-                    break
-        batches = self.batches
-        while batches and batches[0].confirmed.done():
-            batches.popleft()
-
-    def _settle(
         self,
-        batch: _Batch,
-        count: int,
-        refusal: spec.Basic.Nack | None,
-        tag: int,
+        channel: aio_pika.abc.AbstractChannel,
+        exchange: aio_pika.abc.AbstractExchange,
+        *,
+        mandatory: bool,
+        publisher: RabbitMQPublisher,
     ) -> None:
-        if batch.confirmed.done():
-            return
-        if refusal is not None:
-            message = batch.messages[tag - batch.first]
-            self._fail(
-                batch,
-                f"RabbitMQ at {self.destination} did not confirm event {message.event_id}:"
-                f" {refusal!r}",
-            )
-            return
-        batch.remaining -= count
-        if batch.remaining <= 0:
-            batch.confirmed.set_result(None)
-            if batch.timer is not None:
-                batch.timer.cancel()
+        self.channel = channel
+        self.exchange = exchange
+        self.mandatory = mandatory
+        self.publisher = publisher
+        self._pending: set[asyncio.Future[Any]] = set()
 
-    def _expire(self, batch: _Batch) -> None:
-        self._fail(batch, f"RabbitMQ at {self.destination} confirmed nothing for {self.timeout}s")
+    @property
+    def is_open(self) -> bool:
+        return not self.channel.is_closed
 
-    def _fail(self, batch: _Batch, error: str) -> None:
-        if batch.timer is not None:
-            batch.timer.cancel()
-        if not batch.confirmed.done():
-            batch.confirmed.set_exception(PublishError(error))
+    async def publish(self, messages: Sequence[Message]) -> Awaitable[None]:
+        publish, mandatory = self.exchange.publish, self.mandatory
+        # One task per message, created in log order. Each takes the channel's lock before
+        # anything in it waits (aio-pika and aiormq take it first thing) and the lock is
+        # FIFO, so frames leave in log order; the tasks then wait for their confirms
+        # concurrently. The order tests of the relay run on this path too.
+        confirms = [
+            asyncio.ensure_future(publish(_message(m), m.topic, mandatory=mandatory))
+            for m in messages
+        ]
+        confirmed = asyncio.ensure_future(self._confirmed(messages, confirms))
+        self._pending.add(confirmed)
+        confirmed.add_done_callback(self._settled)
+        return confirmed
+
+    def _settled(self, confirmed: asyncio.Future[Any]) -> None:
+        self._pending.discard(confirmed)
+        if not confirmed.cancelled():
             # The relay awaits the oldest batch and reconnects on its error; the later ones
             # fail with it and may never be awaited: no "exception never retrieved" noise.
-            batch.confirmed.exception()
+            confirmed.exception()
 
-    def on_channel_closed(self, closing: asyncio.Future[Any]) -> None:
-        reason = None if closing.cancelled() else closing.exception()
-        self.fail(f"the channel to RabbitMQ at {self.destination} closed: {reason!r}")
+    async def _confirmed(self, messages: Sequence[Message], confirms: list[Any]) -> None:
+        publisher = self.publisher
+        try:
+            async with asyncio.timeout(publisher.timeout):
+                results = await asyncio.gather(*confirms, return_exceptions=True)
+        except TimeoutError:
+            raise PublishError(
+                f"RabbitMQ at {publisher.destination} confirmed nothing for {publisher.timeout}s"
+            ) from None
+        for message, result in zip(messages, results, strict=True):
+            if isinstance(result, spec.Basic.Ack):
+                continue
+            if isinstance(result, aio_pika.exceptions.PublishError):  # returned: unroutable
+                raise UnroutableMessage(
+                    publisher.destination, message.event_id, publisher.exchange, message.topic
+                )
+            refusal = refused(result, publisher.url, publisher.exchange)
+            if refusal is not None:
+                raise refusal
+            raise PublishError(
+                f"RabbitMQ at {publisher.destination} did not confirm event {message.event_id}:"
+                f" {result!r}"
+            )
 
-    def fail(self, error: str) -> None:
-        """Fail every batch not yet confirmed (the channel or the connection is gone)."""
-        while self.batches:
-            self._fail(self.batches.popleft(), error)
+    def fail(self, reason: str) -> None:
+        for confirmed in self._pending:
+            confirmed.cancel()
+
+
+def _message(m: Message) -> aio_pika.Message:
+    correlation = m.headers.get(CORRELATION_ID)
+    return aio_pika.Message(
+        m.body,
+        headers=m.headers,  # type: ignore[arg-type]
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=m.event_id,
+        # A correlation id longer than the property allows travels in the headers only.
+        correlation_id=correlation if correlation and len(correlation.encode()) <= 255 else None,
+        type=m.headers[EVENT_TYPE],
+        app_id="facta",
+    )
 
 
 class RabbitMQPublisher:
-    """Publishes to a topic exchange with publisher confirms.
+    """Publishes to a topic exchange with publisher confirms, ``mandatory``.
 
     ``url`` is an AMQP URL (``amqp://guest:guest@127.0.0.1:5672/``); ``exchange`` (declared
     durable if missing); ``timeout`` seconds to wait for a batch's confirms before the relay
-    treats the connection as broken; ``name`` shows in the broker's connection list.
+    treats the connection as broken; ``name`` shows in the broker's connection list;
+    ``unroutable``: ``fail`` (the default) makes a message that no queue takes an error that
+    stops the relay before it, ``drop`` publishes without ``mandatory`` and lets the broker
+    drop such messages, which are then lost to every consumer. ``public_api``: publish
+    through aio-pika's public API even where the fast path could run (as the environment
+    variable ``FACTA_RELAY_PUBLIC_API`` does).
     """
 
-    OPTIONS = ("exchange", "timeout", "name")
+    OPTIONS = ("exchange", "timeout", "name", "unroutable")
 
     def __init__(
         self,
@@ -199,17 +195,23 @@ class RabbitMQPublisher:
         exchange: str = "facta",
         timeout: float | str = 30.0,
         name: str = "facta-relay",
+        unroutable: str = "fail",
+        public_api: bool = False,
     ) -> None:
         if not exchange:
             raise ValueError("the exchange name must not be empty")
+        if unroutable not in _UNROUTABLE:
+            raise ValueError(f"unroutable must be fail or drop, not {unroutable!r}")
         self.url = url
         self.exchange = exchange
         self.timeout = float(timeout)
         self.name = name
+        self.unroutable = unroutable
+        self.public_api = public_api
+        self.fast_path: bool | None = None
+        """Whether the last connection publishes on the fast path (None: not connected yet)."""
         self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._channel: aiormq.Channel | None = None
-        self._encoder: _amqp.PublishEncoder | None = None
-        self._unconfirmed: _Unconfirmed | None = None
+        self._sender: _aiormq.FastChannel | _PublicChannel | None = None
 
     @property
     def destination(self) -> str:
@@ -217,110 +219,73 @@ class RabbitMQPublisher:
 
     @property
     def is_connected(self) -> bool:
-        return self._channel is not None and not self._channel.is_closed
+        return self._sender is not None and self._sender.is_open
 
     async def connect(self) -> None:
         # A plain (not robust) connection: after a drop the relay itself reconnects and
         # resends from its checkpoint, which is what keeps the order within a stream.
+        mandatory = self.unroutable == "fail"
         try:
             self._connection = await aio_pika.connect(
                 self.url, timeout=self.timeout, client_properties={"connection_name": self.name}
             )
-            channel = await self._connection.channel(publisher_confirms=True)
-            await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-            # The hot path publishes on the underlying aiormq channel: aio-pika's Message and
-            # Exchange.publish add a few objects and checks per event that we do not need.
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            exchange = await channel.declare_exchange(
+                self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
             underlay = await channel.get_underlay_channel()
-            assert isinstance(underlay, aiormq.Channel)
-            self._channel = underlay
-            # What the hot path relies on in aiormq's Channel (stable across aiormq 6 and 7);
-            # a future aiormq without it falls back to basic_publish instead of failing.
-            if all(hasattr(underlay, name) for name in _CHANNEL_STATE):
-                self._encoder = _amqp.PublishEncoder(
-                    underlay.number, self.exchange, underlay.max_content_size
+            fast = (
+                not self.public_api
+                and isinstance(underlay, aiormq.Channel)
+                and _fastpath.refusal("aiormq", underlay, _aiormq.NEEDS) is None
+            )
+            if fast:
+                assert isinstance(underlay, aiormq.Channel)
+                self._sender = _aiormq.FastChannel(
+                    underlay,
+                    self.exchange,
+                    mandatory=mandatory,
+                    destination=self.destination,
+                    timeout=self.timeout,
+                    on_close=self._closed_error,
                 )
-                unconfirmed = self._unconfirmed = _Unconfirmed(self.destination, self.timeout)
-                # The broker's acks and nacks of this channel come to the batch tracker
-                # instead of aiormq's one-future-per-message bookkeeping (see _Unconfirmed).
-                setattr(underlay, "_on_confirm_frame", unconfirmed.on_confirm_frame)  # noqa: B010
-                underlay.closing.add_done_callback(unconfirmed.on_channel_closed)
-        except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as exc:
+            else:
+                self._sender = _PublicChannel(
+                    channel, exchange, mandatory=mandatory, publisher=self
+                )
+            self.fast_path = fast
+        except _CONNECT_ERRORS as exc:
             await self.close()
+            refusal = refused(exc, self.url, self.exchange)
+            if refusal is not None:
+                raise refusal from exc
             raise PublishError(
                 f"cannot connect to RabbitMQ at {self.destination}: {exc!r}"
             ) from exc
+        if not mandatory:
+            log.info(
+                "relay to %s: unroutable=drop, messages no queue takes are dropped",
+                self.destination,
+            )
+
+    def _closed_error(self, reason: BaseException | None) -> PublishError:
+        """What the unconfirmed batches of a channel that closed for ``reason`` fail with."""
+        refusal = refused(reason, self.url, self.exchange)
+        if refusal is not None:
+            return refusal
+        return PublishError(f"the channel to RabbitMQ at {self.destination} closed: {reason!r}")
 
     async def publish(self, messages: Sequence[Message]) -> Awaitable[None]:
-        channel = self._channel
-        if channel is None or channel.is_closed:
+        sender = self._sender
+        if sender is None or not sender.is_open:
             raise PublishError(f"not connected to RabbitMQ at {self.destination}")
-        encoder, unconfirmed = self._encoder, self._unconfirmed
-        if encoder is None or unconfirmed is None:
-            return self._publish_each(channel, messages)
-        # The hot path: the frames of the whole batch in one write, under consecutive
-        # delivery tags that the batch tracker settles as the broker's acks arrive. The
-        # channel lock keeps delivery tags and frames in the same order.
-        try:
-            frames = encoder.encode(messages)
-        except _amqp.EncodeError as exc:
-            raise ValueError(f"cannot publish to RabbitMQ: {exc}") from None
-        async with channel.lock:
-            first = channel.delivery_tag + 1
-            channel.delivery_tag += len(messages)
-            confirmed = unconfirmed.add(first, messages)
-            await channel.write_queue.put(ChannelFrame(payload=frames, should_close=False))
-        return confirmed
-
-    def _publish_each(
-        self, channel: aiormq.Channel, messages: Sequence[Message]
-    ) -> Awaitable[None]:
-        """aiormq's own basic_publish per message (if its internals ever change)."""
-        send, exchange = channel.basic_publish, self.exchange
-        # One task per message, created in log order: each takes the channel's lock (FIFO)
-        # and queues its frames without waiting for them to drain, so frames leave in order;
-        # the tasks then wait for their confirms concurrently.
-        confirms = [
-            asyncio.ensure_future(
-                send(
-                    m.body,
-                    exchange=exchange,
-                    routing_key=m.topic,
-                    properties=spec.Basic.Properties(
-                        content_type="application/json",
-                        delivery_mode=_PERSISTENT,
-                        message_id=m.event_id,
-                        correlation_id=m.headers.get(CORRELATION_ID),
-                        message_type=m.headers[EVENT_TYPE],
-                        app_id="facta",
-                        headers=m.headers,  # type: ignore[arg-type]
-                    ),
-                    wait=False,
-                )
-            )
-            for m in messages
-        ]
-        return asyncio.ensure_future(self._confirmed(messages, confirms))
-
-    async def _confirmed(self, messages: Sequence[Message], confirms: list[Any]) -> None:
-        try:
-            async with asyncio.timeout(self.timeout):
-                results = await asyncio.gather(*confirms, return_exceptions=True)
-        except TimeoutError:
-            raise PublishError(
-                f"RabbitMQ at {self.destination} confirmed nothing for {self.timeout}s"
-            ) from None
-        for message, result in zip(messages, results, strict=True):
-            if not isinstance(result, spec.Basic.Ack):
-                raise PublishError(
-                    f"RabbitMQ at {self.destination} did not confirm event {message.event_id}:"
-                    f" {result!r}"
-                )
+        return await sender.publish(messages)
 
     async def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        unconfirmed, self._unconfirmed, self._encoder = self._unconfirmed, None, None
-        if unconfirmed is not None:
-            unconfirmed.fail(f"the connection to RabbitMQ at {self.destination} was closed")
+        connection, self._connection = self._connection, None
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.fail(f"the connection to RabbitMQ at {self.destination} was closed")
         if connection is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5.0):

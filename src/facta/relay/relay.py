@@ -34,7 +34,7 @@ from facta.observability import tracing
 from facta.relay.checkpoints import CheckpointStore, RelayLeaseLost, checkpoints_for
 from facta.relay.consumer import _reraise_cancellation, backoff
 from facta.relay.message import to_messages
-from facta.relay.publisher import Publisher, PublishError
+from facta.relay.publisher import BrokerRefused, Publisher, PublishError
 from facta.store.base import EventStore, Position
 
 log = logging.getLogger("facta.relay")
@@ -112,8 +112,10 @@ class Relay:
 
     async def run(self) -> None:
         """Publish until cancelled: wait for the lease, then follow the log live, reconnecting
-        after broker failures. Raises only for what a retry cannot fix (an event the codec
-        cannot bring to its current shape)."""
+        with back-off after a broker failure that may pass (a refused or dropped connection,
+        a timeout). Raises for what a retry cannot fix: BrokerRefused (wrong credentials, no
+        permission, a missing virtual host or stream, a message no queue takes) and an event
+        the codec cannot bring to its current shape."""
         await self._run(stop_at=None)
 
     async def catch_up(self) -> Position:
@@ -139,6 +141,9 @@ class Relay:
                 except RelayLeaseLost:
                     log.warning("relay %s lost its lease; waiting to take it again", self.name)
                     status.holding = False
+                except BrokerRefused as exc:
+                    status.last_error = str(exc)
+                    raise
                 except _BROKER_ERRORS as exc:
                     _reraise_cancellation()
                     failures = failures + 1 if status.connected is False else 1
