@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mypy import api
 
-SAMPLE = '''
+SAMPLE = """
 from decimal import Decimal
 
 from facta import Application
@@ -19,7 +19,7 @@ async def commands(app: Application) -> None:
     await app.execute(Account(), "a", Deposit(Decimal(1)))
     await app.execute(transfer, "t", RequestTransfer("a", "b", Decimal(1)))
     await app.execute(Account(), "a", RequestTransfer("a", "b", Decimal(1)))  # line 12
-'''
+"""
 
 
 def test_a_command_of_another_aggregate_does_not_type_check(tmp_path: Path) -> None:
