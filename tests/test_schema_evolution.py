@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import ClassVar
 
 import msgspec
 import pytest
 
-from facta import Application, Codec, EventDecodeError, EventStore, NewEvent, UnknownEventType
+from facta import (
+    Aggregate,
+    Application,
+    Codec,
+    Event,
+    EventDecodeError,
+    EventStore,
+    NewEvent,
+    UnknownEventType,
+)
+from facta.codec import Upcaster
 from facta.store.base import RecordedEvent, Snapshot
 from tests.evolution import wallet_v1 as v1
 from tests.evolution import wallet_v2 as v2
@@ -96,12 +108,64 @@ def test_an_unknown_type_is_a_clear_error() -> None:
         codec.decode(recorded("Mystery", 1, b"{}"))
 
 
+class WalletOpened(Event, frozen=True):
+    """Version 3 of WalletOpened that forgot the step from version 1 (and its rename)."""
+
+    schema_version: ClassVar[int] = 3
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {2: v3.opened_v2_to_v3}
+    owner: str
+    currency: str
+    tier: str
+
+
+class MoneyDeposited(Event, frozen=True):
+    """Version 2 of MoneyDeposited without its upcaster and its old name."""
+
+    schema_version: ClassVar[int] = 2
+    amount: Decimal
+
+
 def test_a_missing_upcaster_or_a_future_version_is_a_clear_error() -> None:
-    codec = Codec([v3.WalletOpened])
+    codec = Codec([WalletOpened])
     with pytest.raises(EventDecodeError, match="no upcaster from version 1"):
         codec.decode(recorded("WalletOpened", 1, b'{"owner":"A"}'))
     with pytest.raises(EventDecodeError, match="newer than the code's version 3"):
         codec.decode(recorded("WalletOpened", 4, b'{"owner":"A"}'))
+
+
+def test_the_event_classes_alone_decode_every_old_shape() -> None:
+    """No aggregate registered, no command run: the classes carry their evolution."""
+    codec = Codec([v3.WalletOpened, v3.MoneyDeposited])
+    assert codec.decode(recorded("WalletOpened", 1, b'{"owner":"A"}')) == v3.WalletOpened(
+        "A", "EUR", "basic"
+    )
+    assert codec.decode(recorded("FundsAdded", 1, b'{"cents":250}')) == v3.MoneyDeposited(
+        Decimal("2.5")
+    )
+
+
+def test_evolution_declared_on_an_aggregate_is_refused_with_where_it_goes() -> None:
+    with pytest.raises(TypeError, match="declared on the event classes"):
+
+        class Old(Aggregate[v3.State, v3.Deposit, v3.MoneyDeposited]):
+            name = "old"
+            renamed_events: ClassVar[dict[str, type[Event]]] = {"FundsAdded": v3.MoneyDeposited}
+
+    with pytest.raises(TypeError, match="not a version below"):
+
+        class Future(Event, frozen=True):
+            schema_version: ClassVar[int] = 2
+            upcasters: ClassVar[Mapping[int, Upcaster]] = {2: v3.opened_v2_to_v3}
+
+
+def test_an_old_name_is_read_as_one_class_only() -> None:
+    codec = Codec([v3.MoneyDeposited])
+
+    class Credited(Event, frozen=True):
+        renamed_from: ClassVar[tuple[str, ...]] = ("FundsAdded",)
+
+    with pytest.raises(ValueError, match="'FundsAdded' is read as 'MoneyDeposited' already"):
+        codec.register(Credited)
 
 
 def test_data_that_does_not_fit_is_a_clear_error() -> None:
@@ -137,8 +201,8 @@ async def test_verify_reports_the_first_undecodable_event_of_each_type(store: Ev
     assert report.by_type == {"WalletOpened": 1, "FundsAdded": 2, "WalletFrozen": 1}
     assert report.deprecated == {"WalletFrozen": 1}
 
-    # Version 3 without its rename and upcasters: every old type fails, each reported once.
-    bare = Codec([v3.WalletOpened, v3.MoneyDeposited])
+    # Classes without the rename and the first upcasters: every old type fails, each once.
+    bare = Codec([WalletOpened, MoneyDeposited])
     seen: list[int] = []
     report = await verify_events(store, bare, batch_size=3, progress=seen.append)
     assert not report.ok

@@ -35,6 +35,7 @@ from facta.store.base import (
 log = logging.getLogger("facta.application")
 
 S = TypeVar("S")
+C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
 
 _COMMAND_NAMESPACE = uuid.UUID("6f1d8d2e-4a8f-4c1b-9a57-0b7f3d1c2e90")
@@ -101,9 +102,9 @@ class Application:
 
     async def execute(
         self,
-        aggregate: Aggregate[S, Any, E],
+        aggregate: Aggregate[S, C, E],
         entity_id: str,
-        command: Command,
+        command: C,
         *,
         expected_version: int | None = None,
         command_id: str | None = None,
@@ -111,6 +112,7 @@ class Application:
     ) -> CommandResult[S, E]:
         """Decide ``command`` against the current state and append the events.
 
+        ``command`` is one of the aggregate's command types (a type checker refuses another).
         Raises the aggregate's DomainError unchanged when it rejects the command (nothing is
         written); WrongExpectedVersion when ``expected_version`` is given and the stream is
         elsewhere, or when conflicts outlast the retries. With ``command_id``, executing the

@@ -7,21 +7,25 @@ type) goes through the JSON object: renamed, upcast step by step, then converted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-from facta.domain import Aggregate, Event, type_name
+from facta.domain import Aggregate, Event, Upcaster, type_name
 from facta.errors import EventDecodeError, UnknownEventType
 from facta.store.base import NewEvent, RecordedEvent
 
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-"""Turns a stored event's JSON object at one schema version into the next version's."""
+__all__ = ["Codec", "Upcaster"]
 
 
 class Codec:
-    """A registry of event classes by type name, with their upcasters, renames and deprecations."""
+    """A registry of event classes by type name, with their upcasters, renames and deprecations.
+
+    Registering an event class registers the schema evolution it declares (its ``upcasters``
+    and ``renamed_from``), so a codec built from the event types decodes their old shapes
+    before any command has run.
+    """
 
     def __init__(self, events: Iterable[type[Event]] = ()) -> None:
         self._classes: dict[str, type[Event]] = {}
@@ -36,33 +40,44 @@ class Codec:
             self.register(cls)
 
     def register(self, cls: type[Event]) -> None:
-        """Make ``cls`` decodable under its type name. Registering it again is a no-op."""
+        """Make ``cls`` decodable under its type name, its old names and its old schema
+        versions. Registering it again is a no-op; another class under a taken name is a
+        ValueError."""
         name = type_name(cls)
         known = self._classes.get(name)
-        if known is not None and known is not cls:
+        if known is cls:
+            return
+        if known is not None:
             raise ValueError(f"event type {name!r} is registered for {known!r} already")
         self._classes[name] = cls
         self._current[name] = (cls.schema_version, msgspec.json.Decoder(cls))
+        for old_name in cls.renamed_from:
+            self._rename(old_name, name)
+        for from_version, upcaster in cls.upcasters.items():
+            self.add_upcaster(name, from_version, upcaster)
 
     def register_aggregate(self, aggregate: Aggregate[Any, Any, Any]) -> None:
-        """Register an aggregate's event classes and its declared schema evolution."""
+        """Register an aggregate's event classes and its deprecated event types."""
         kind = type(aggregate)
         if kind in self._registered_aggregates:
             return
         for cls in kind.event_types:
             self.register(cls)
-        for old_name, cls in kind.renamed_events.items():
-            self.rename(old_name, cls)
-        for (name, from_version), upcaster in kind.upcasters.items():
-            self.add_upcaster(name, from_version, upcaster)
         for name in kind.deprecated_events:
             self.deprecate(name)
         self._registered_aggregates.add(kind)
 
     def rename(self, old_name: str, cls: type[Event]) -> None:
-        """Read events stored under ``old_name`` as ``cls`` (after upcasting them)."""
+        """Read events stored under ``old_name`` as ``cls`` (after upcasting them), for a
+        class that cannot declare it in its ``renamed_from``."""
         self.register(cls)
-        self._renamed[old_name] = type_name(cls)
+        self._rename(old_name, type_name(cls))
+
+    def _rename(self, old_name: str, name: str) -> None:
+        taken = self._renamed.get(old_name, name)
+        if taken != name or old_name in self._classes:
+            raise ValueError(f"old event type {old_name!r} is read as {taken!r} already")
+        self._renamed[old_name] = name
 
     def add_upcaster(self, name: str, from_version: int, upcaster: Upcaster) -> None:
         """Register the step from ``from_version`` to ``from_version + 1`` of type ``name``

@@ -9,9 +9,13 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import msgspec
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns a stored event's JSON object at one schema version into the next version's."""
 
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9_.:@+=~-]{1,200}$"
 """What an entity id may be: 1 to 200 of the characters a stream id allows (the stream
@@ -51,11 +55,35 @@ def check_entity_id(value: str, what: str = "id") -> str:
 class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
     """An immutable fact that happened, JSON-tagged by its class name in a ``"type"`` field.
 
-    ``schema_version`` is the version of this class's shape; raise it when the shape changes
-    and register an upcaster for the old one.
+    Its schema evolution is declared on the class, so that every reader that knows the class
+    (a command's load, a projection worker, the relay, ``facta events verify``) decodes its
+    old shapes the same way, whether or not a command ran in that process:
+
+    - ``schema_version``: the version of this class's shape; raise it when the shape changes;
+    - ``upcasters``: for each older version, the function that turns its stored JSON object
+      into the next version's (``{1: v1_to_v2, 2: v2_to_v3}``); they are chained on read;
+    - ``renamed_from``: type names this class was stored under before a rename.
     """
 
     schema_version: ClassVar[int] = 1
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {}
+    renamed_from: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        version = cls.schema_version
+        if not isinstance(version, int) or version < 1:
+            raise TypeError(f"{cls.__name__}.schema_version must be a positive int")
+        for from_version, upcaster in cls.upcasters.items():
+            if not (isinstance(from_version, int) and 1 <= from_version < version):
+                raise TypeError(
+                    f"{cls.__name__}.upcasters: {from_version!r} is not a version below"
+                    f" schema_version {version}"
+                )
+            if not callable(upcaster):
+                raise TypeError(f"{cls.__name__}.upcasters[{from_version}] is not callable")
+        if isinstance(cls.renamed_from, str):
+            raise TypeError(f"{cls.__name__}.renamed_from must be a tuple of type names")
 
 
 class Command(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
@@ -82,10 +110,8 @@ class Aggregate(Generic[S, C, E]):
     Both functions must be pure: no I/O, no clock, no randomness, so that a retry after a
     conflict is always safe.
 
-    Schema evolution is declared here too, as plain data: ``upcasters`` maps
-    ``(event type, from schema version)`` to a function on the stored JSON object,
-    ``renamed_events`` maps an old stored type name to its current class, and
-    ``deprecated_events`` lists stored type names that are skipped on read.
+    ``deprecated_events`` lists stored type names that are skipped on read (types with no
+    class any more; the evolution of the others is declared on their event classes).
     ``state_schema_version`` versions the state's shape for snapshots; ``snapshot_every``
     takes a snapshot every N events (``None``: never).
     """
@@ -94,10 +120,6 @@ class Aggregate(Generic[S, C, E]):
     initial: S
     state_schema_version: ClassVar[int] = 1
     snapshot_every: ClassVar[int | None] = None
-    upcasters: ClassVar[
-        dict[tuple[str, int], typing.Callable[[dict[str, Any]], dict[str, Any]]]
-    ] = {}
-    renamed_events: ClassVar[dict[str, type[Event]]] = {}
     deprecated_events: ClassVar[frozenset[str]] = frozenset()
 
     # Filled in by __init_subclass__ from the generic parameters.
@@ -107,6 +129,12 @@ class Aggregate(Generic[S, C, E]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for moved in ("upcasters", "renamed_events"):
+            if moved in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__}.{moved}: schema evolution is declared on the event classes"
+                    " now (their upcasters and renamed_from), where every reader sees it"
+                )
         for base in getattr(cls, "__orig_bases__", ()):
             if typing.get_origin(base) is Aggregate:
                 state, command, event = typing.get_args(base)
@@ -153,3 +181,8 @@ def type_name(cls: type[Event] | type[Command]) -> str:
     tag = cls.__struct_config__.tag
     assert isinstance(tag, str)
     return tag
+
+
+def stored_type_names(cls: type[Event]) -> tuple[str, ...]:
+    """Every type name events of ``cls`` may be stored under: its own and its old ones."""
+    return (type_name(cls), *cls.renamed_from)

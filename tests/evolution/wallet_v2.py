@@ -3,12 +3,14 @@ gains a currency. Old events are upcast on read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import msgspec
 
 from facta import Aggregate, Command, Event
+from facta.codec import Upcaster
 
 
 class OpenWallet(Command, frozen=True):
@@ -20,14 +22,25 @@ class Deposit(Command, frozen=True):
     amount: Decimal
 
 
+def opened_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "currency": "EUR"}
+
+
+def deposited_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {"amount": str(Decimal(data["cents"]) / 100)}
+
+
 class WalletOpened(Event, frozen=True):
     schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: opened_v1_to_v2}
     owner: str
     currency: str
 
 
-class MoneyDeposited(Event, frozen=True):
+class MoneyDeposited(Event, frozen=True):  # stored as "FundsAdded", in cents, by version 1
     schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: deposited_v1_to_v2}
+    renamed_from: ClassVar[tuple[str, ...]] = ("FundsAdded",)
     amount: Decimal
 
 
@@ -42,23 +55,10 @@ class State(msgspec.Struct, frozen=True):
     frozen: bool = False
 
 
-def opened_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
-    return {**data, "currency": "EUR"}
-
-
-def deposited_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
-    return {"amount": str(Decimal(data["cents"]) / 100)}
-
-
 class Wallet(Aggregate[State, OpenWallet | Deposit, WalletOpened | MoneyDeposited | WalletFrozen]):
     name = "wallet"
     initial = State()
     state_schema_version = 2
-    renamed_events: ClassVar[dict[str, type[Event]]] = {"FundsAdded": MoneyDeposited}
-    upcasters: ClassVar[dict[tuple[str, int], Any]] = {
-        ("WalletOpened", 1): opened_v1_to_v2,
-        ("MoneyDeposited", 1): deposited_v1_to_v2,
-    }
 
     def decide(
         self, state: State, command: OpenWallet | Deposit

@@ -18,6 +18,7 @@ from facta.projections.errors import CommandRefused
 from facta.store._migrations import validate_identifier
 
 S = TypeVar("S")
+C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
 
 _POLICY_NAMESPACE = uuid.UUID("0c5f8f3e-2b7d-4d8e-9a8e-5a3c1d7e4b21")
@@ -36,9 +37,9 @@ class PolicyContext:
 
     async def execute(
         self,
-        aggregate: Aggregate[S, Any, E],
+        aggregate: Aggregate[S, C, E],
         entity_id: str,
-        command: Command,
+        command: C,
         *,
         step: str | None = None,
     ) -> CommandResult[S, E]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal
 import msgspec
 
 from facta.application import EventEnvelope
-from facta.domain import Event, type_name
+from facta.domain import Event, stored_type_names
 from facta.errors import StoreUnavailable
 from facta.projections.documents import D, DocumentSpec
 from facta.store._migrations import validate_identifier
@@ -72,8 +72,9 @@ class Projection(Generic[D]):
 
     @classmethod
     def type_names(cls) -> list[str]:
-        """The stored type names of ``event_types``."""
-        return [type_name(t) for t in cls.event_types]
+        """Every type name events of ``event_types`` may be stored under (old names of
+        renamed classes included)."""
+        return [name for t in cls.event_types for name in stored_type_names(t)]
 
     def key_of(self, envelope: EventEnvelope[Event]) -> str | None:
         """The key of the document ``envelope`` will touch, if known up front.

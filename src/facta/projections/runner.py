@@ -22,7 +22,7 @@ from typing import Any
 
 from facta.application import Application, EventEnvelope
 from facta.codec import Codec
-from facta.domain import Event, type_name
+from facta.domain import Event, stored_type_names
 from facta.observability import metrics, tracing
 from facta.projections._backend import FAILED, Batch, Failure, SlotRow, Unit, Worker
 from facta.projections.documents import DocumentSpec
@@ -58,7 +58,7 @@ class _Target:
             raise ValueError(f"{kind.__name__}.retries must be 0 to {MAX_RETRIES}")
         self.name: str = kind.name
         self.version: int = kind.version
-        self.types = [type_name(t) for t in kind.event_types]
+        self.types = [name for t in kind.event_types for name in stored_type_names(t)]
         self.policy = isinstance(handler, Policy)
         self.retries: int = kind.retries
         self.transient = kind.transient_errors

@@ -25,7 +25,7 @@ from typing import Literal
 import msgspec
 
 from facta import Aggregate, Command, DomainError, EntityId, Event, EventEnvelope, check_entity_id
-from facta.examples.bank.domain import Account, Deposit, Withdraw, money
+from facta.examples.bank.domain import Account, AccountCommand, Deposit, Withdraw, money
 from facta.projections import CommandRefused, Policy, PolicyContext
 
 Status = Literal["none", "requested", "debited", "rejected", "completed", "refunding", "refunded"]
@@ -228,7 +228,7 @@ def _invalid_id(side: str, account_id: str) -> str | None:
 
 
 async def _attempt(
-    context: PolicyContext, side: str, account_id: str, command: Callable[[], Command]
+    context: PolicyContext, side: str, account_id: str, command: Callable[[], AccountCommand]
 ) -> str | None:
     """Execute ``command()`` on account ``account_id``: None when done, else why it was
     refused. A request written before the API checked it, or by another client, may name an
