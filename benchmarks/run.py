@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,18 @@ TARGETS: dict[tuple[str, str], float] = {
     ("6-projection", "postgres"): 20,
 }
 LIBRARIES = ("facta", "eventsourcing", "raw")
+BACKENDS = ("memory", "sqlite", "postgres")
+
+
+def chosen(option: str, value: str, known: Sequence[str]) -> list[str]:
+    """The comma-separated names of ``value``; exits with one line naming the known ones
+    if any is not among them (before anything runs)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        what = f"unknown {option} {', '.join(map(repr, unknown))}" if unknown else f"no {option}"
+        sys.exit(f"{what}: choose from {','.join(known)}")
+    return names
 
 
 def run_one(library: str, backend: str, workload: str, scale: str) -> dict[str, Any]:
@@ -63,19 +76,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", default="full", choices=["full", "quick"])
-    parser.add_argument("--backends", default="memory,sqlite,postgres")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--libraries", default=",".join(LIBRARIES))
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args()
+    workloads = chosen("--workloads", args.workloads, list(WORKLOADS))
+    backends = chosen("--backends", args.backends, BACKENDS)
+    libraries = chosen("--libraries", args.libraries, LIBRARIES)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     rows: list[dict[str, Any]] = []
-    for workload in args.workloads.split(","):
-        for backend in args.backends.split(","):
+    for workload in workloads:
+        for backend in backends:
             for run in range(1, args.runs + 1):
-                for library in args.libraries.split(","):
+                for library in libraries:
                     if library == "raw" and (backend, workload) not in RAW:
                         continue
                     result = run_one(library, backend, workload, args.scale)
@@ -102,6 +118,9 @@ def main() -> None:
     if complete and args.scale == "full" and args.runs >= 3:  # a whole measurement: kept
         (HERE / "results.json").write_text(json.dumps(raw, indent=1))
         publish(raw, HERE)
+    failed = sum("error" in row for row in rows)
+    if failed:
+        sys.exit(f"{failed} of {len(rows)} runs failed (their errors are above)")
 
 
 def publish(raw: dict[str, Any], folder: Path) -> str:

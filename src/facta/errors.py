@@ -74,3 +74,15 @@ class InvalidStreamId(FactaError, ValueError):
 
 class StoreUnavailable(FactaError):
     """The store could not be reached; the operation may be retried later."""
+
+
+class StoreSetupError(FactaError):
+    """The store a URL names is not set up, so retrying will not help: a database or role
+    that does not exist, a password refused, or, opened with ``create=False``, no facta
+    schema there or one that lacks migrations. ``problem`` says what is wrong, ``fix`` what
+    to do about it."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}: {fix}")

@@ -10,10 +10,25 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from facta import Application, open_store
 from facta.examples.bank.domain import Account, Deposit, OpenAccount
+
+ENVELOPE_ORDER = (
+    "position",
+    "stream_id",
+    "version",
+    "type",
+    "schema_version",
+    "event_id",
+    "recorded_at",
+    "data",
+    "metadata",
+)
+"""The keys of an event as `--json` prints it, in order: those of the HTTP feed."""
+ENVELOPE = set(ENVELOPE_ORDER)
 
 
 def facta(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -83,10 +98,42 @@ def test_events_show_prints_a_stream(store_url: str, tmp_path: Path) -> None:
     assert "AccountOpened" in table.stdout
     assert "MoneyDeposited" in table.stdout
     as_json = facta("events", "show", "account-acc-1", "--json", "--store", store_url, cwd=tmp_path)
-    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    # The envelope, as `events tail --json` and the HTTP feed print it, not the data alone.
+    assert [(e["stream_id"], e["version"], e["position"], e["type"]) for e in lines] == [
+        ("account-acc-1", 1, "1", "AccountOpened"),
+        ("account-acc-1", 2, "2", "MoneyDeposited"),
+    ]
+    assert [e["data"] for e in lines] == [
         {"type": "AccountOpened", "owner": "Alice", "initial_balance": 10.0},
         {"type": "MoneyDeposited", "amount": 5.5},
     ]
+    assert all(set(e) == ENVELOPE for e in lines)
+    tail = facta(
+        "events", "tail", "--after", "start", "--count", "2", "--json", "--store", store_url,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert [json.loads(line) for line in tail.stdout.splitlines()] == lines
+
+
+def test_the_event_envelope_is_the_http_feeds() -> None:
+    from facta.http.feed import FeedEvent
+
+    assert [f.name for f in msgspec.structs.fields(FeedEvent)] == list(ENVELOPE_ORDER)
+
+
+def test_events_tail_prints_text_lines(store_url: str, tmp_path: Path) -> None:
+    result = facta(
+        "events", "tail", "--after", "start", "--count", "3", "--store", store_url, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(maxsplit=4) for line in result.stdout.splitlines()]
+    assert [(p, s, t) for p, _, s, t, _ in lines] == [
+        ("1", "account-acc-1@1", "AccountOpened"),
+        ("2", "account-acc-1@2", "MoneyDeposited"),
+        ("3", "account-acc-2@1", "AccountOpened"),
+    ]
+    assert json.loads(lines[1][4]) == {"type": "MoneyDeposited", "amount": 5.5}
 
 
 def test_events_tail_follows_the_log(store_url: str, tmp_path: Path) -> None:
@@ -139,11 +186,13 @@ def test_events_tail_sees_events_written_while_it_runs(store_url: str, tmp_path:
     ("args", "message"),
     [
         (("streams", "--store", "mysql://x/y"), "unknown store URL"),
-        (("streams", "--store", "sqlite:///missing.db"), "no SQLite store at"),
+        (("streams", "--store", "sqlite:///missing.db"), "no SQLite file at 'missing.db'"),
         (("migrate", "--store", "sqlite:////no/such/dir/x.db"), "cannot reach the event store"),
         (("streams", "--store", "postgresql://postgres@127.0.0.1:1/test"), "cannot reach"),
         (("events", "show", "account-nope", "--store", "sqlite:///facta.db"), "has no events"),
         (("serve", "--store", "bogus://"), "unknown store URL"),
+        (("bench", "--workloads", "nope", "--runs", "1"), "unknown --workloads 'nope': choose"),
+        (("bench", "--backends", "sqlite,mysql"), "unknown --backends 'mysql': choose from"),
     ],
 )
 def test_errors_are_one_line_with_a_nonzero_exit(

@@ -102,7 +102,7 @@ def test_run_catches_up_and_status_shows_it(store_url: str, tmp_path: Path) -> N
     finally:
         runner.kill()
     assert runner.returncode == 130
-    assert "running accounts, transfer_saga" in out
+    assert "running accounts, transfers, transfer_saga" in out
     assert err == ""
     # Ctrl-C released the leases: nobody holds the projections now.
     after = rows(facta("projections", "status", "--store", store_url, cwd=tmp_path).stdout)
@@ -173,7 +173,7 @@ def test_bad_names_are_one_line_errors(
 def test_run_on_an_unreachable_store_is_a_one_line_error(tmp_path: Path, url: str) -> None:
     result = facta("projections", "run", "--store", url, cwd=tmp_path)
     assert result.returncode == 1
-    assert "cannot reach the event store" in result.stderr or "no SQLite store" in result.stderr
+    assert "cannot reach the event store" in result.stderr or "no SQLite file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -208,7 +208,7 @@ def test_run_keeps_an_inline_read_model_current_beside_the_service(
     finally:
         runner.kill()
     assert runner.returncode == 0, err
-    assert "running transfer_saga (kept inline: accounts)" in out
+    assert "running transfers, transfer_saga (kept inline: accounts)" in out
     status = rows(facta("projections", "status", "--store", store_url, cwd=tmp_path).stdout)
     assert status["accounts"][3] == "inline"
     refused = facta("projections", "rebuild", "accounts", "--store", store_url, cwd=tmp_path)

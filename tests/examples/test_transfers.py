@@ -14,7 +14,12 @@ import pytest
 from facta import NO_STREAM, Application, EventStore
 from facta.application import EventEnvelope
 from facta.examples.bank.domain import Account, Deposit, OpenAccount, Withdraw
-from facta.examples.bank.read_model import Accounts, AccountsProjection
+from facta.examples.bank.read_model import (
+    Accounts,
+    AccountsProjection,
+    Transfers,
+    TransfersProjection,
+)
 from facta.examples.bank.transfers import (
     RequestTransfer,
     Transfer,
@@ -141,6 +146,62 @@ async def test_a_replayed_event_executes_nothing_twice(bank: Application) -> Non
     )
     assert again.version == first.version
     assert await balance(bank, "bob") == Decimal("6.00")
+
+
+async def test_the_transfers_read_model_follows_the_saga_and_rebuilds_the_same(
+    bank: Application,
+) -> None:
+    """The asynchronous read model behind ``GET /transfers``: one document per transfer with
+    where the saga got to, filtered by account and status; a rebuild from the log (what
+    ``facta projections rebuild transfers`` runs) gives the same documents."""
+    requests = {
+        "t1": RequestTransfer("alice", "bob", Decimal("30.00")),  # completed
+        "t2": RequestTransfer("bob", "alice", Decimal("50.00")),  # rejected
+        "t3": RequestTransfer("alice", "nobody", Decimal("40.00")),  # refunded
+    }
+    for transfer_id, request in requests.items():
+        await bank.execute(transfer, transfer_id, request)
+    runner = ProjectionRunner(
+        bank.store, [TransferSaga(), TransfersProjection()], app=bank, batch_size=2
+    )
+    task = asyncio.create_task(runner.run())
+    read_store = ReadStore(bank.store)
+    try:
+        for transfer_id in requests:
+            await settle(bank, transfer_id)
+        assert await read_store.wait_for("transfers", await bank.store.head(), 10)
+        transfers = Transfers(read_store)
+        before = (await transfers.list()).items
+        assert [(t.transfer_id, t.status, t.reason) for t in before] == [
+            ("t1", "completed", None),
+            ("t2", "rejected", "Insufficient funds"),
+            ("t3", "refunded", "Account not open"),
+        ]
+        assert [(t.source, t.target, t.amount, t.version) for t in before] == [
+            ("alice", "bob", Decimal("30.00"), 3),
+            ("bob", "alice", Decimal("50.00"), 2),
+            ("alice", "nobody", Decimal("40.00"), 4),
+        ]
+        assert all(t.requested_at < t.updated_at for t in before)
+        from_alice = await transfers.list(source="alice")
+        assert [t.transfer_id for t in from_alice.items] == ["t1", "t3"]
+        assert [t.transfer_id for t in (await transfers.list(status="refunded")).items] == ["t3"]
+        assert (await transfers.list(target="bob", status="rejected")).items == []
+        assert await transfers.get("t2") == before[1]
+
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runner.rebuild("transfers")
+        [status] = [s for s in await read_store.status("transfers") if s.active]
+        assert status.slot == 2
+        assert (await transfers.list()).items == before
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runner.close()
+        await read_store.close()
 
 
 def test_a_transfer_needs_two_accounts_and_a_positive_amount() -> None:

@@ -30,7 +30,11 @@ def concrete(path: str) -> str:
 
 def bad_value(schema: dict[str, Any]) -> str | None:
     """A query value that ``schema`` forbids, or None when any string would do."""
-    kinds = {s.get("type") for s in schema.get("oneOf", [schema]) if s.get("type") != "null"}
+    kinds: set[str] = set()
+    for option in schema.get("oneOf", [schema]):  # a type may be a name or a list of names
+        declared = option.get("type")
+        kinds |= set(declared) if isinstance(declared, list) else {declared}
+    kinds.discard("null")
     if "enum" in schema:
         return "not-one-of-them"
     if kinds & {"integer", "number"}:

@@ -33,7 +33,7 @@ def test_run_refuses_what_cannot_work(tmp_path: Path) -> None:
         ),
         (
             ["--to", "nats://127.0.0.1:4222", "--aggregate", "facta.examples.bank.domain:Nope"],
-            "not an aggregate",
+            "has no 'Nope'",
         ),
         (["--to", "nats://127.0.0.1:4222", "--batch-size", "900"], "--max-in-flight"),
     ]:

@@ -1,12 +1,14 @@
 """What every command shares: the ``--store`` option, opening a store with one-line errors,
-and the rich consoles."""
+loading the user's ``MODULE:NAME``, naming the extra a command lacks, and the rich consoles."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
-from facta.errors import StoreUnavailable
+from facta.errors import StoreSetupError, StoreUnavailable
 from facta.store import open_store
 from facta.store.base import EventStore
 
@@ -60,28 +62,52 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def check_url(url: str, *, create: bool) -> None:
-    """Refuse a URL that cannot work before touching anything; with ``create=False``, a SQLite
-    URL must name an existing file (reading a typo would otherwise create an empty store)."""
+def check_url(url: str) -> None:
+    """Refuse a URL of a kind no store takes, before touching anything."""
     parts = urlsplit(url)
     if parts.scheme not in {"sqlite", "memory", "postgresql", "postgres"}:
         raise StoreError(
             f"unknown store URL {url!r}: use sqlite:///PATH, postgresql://HOST/DB or memory://"
         )
-    if parts.scheme == "sqlite" and not create:
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if path and not os.path.exists(path):
-            raise StoreError(f"no SQLite store at {path!r} (create one with `facta migrate`)")
+
+
+EXTRAS = {
+    "asyncpg": "postgres",
+    "litestar": "http",
+    "uvicorn": "http",
+    "prometheus_client": "http",
+    "aio_pika": "brokers",
+    "nats": "brokers",
+}
+"""The optional dependencies by the extra of facta that installs them."""
+
+
+def missing_extra(exc: ModuleNotFoundError) -> click.ClickException | None:
+    """The one-line error naming the extra to install when ``exc`` is about one of
+    :data:`EXTRAS`; None for any other module."""
+    extra = EXTRAS.get((exc.name or "").partition(".")[0])
+    if extra is None:
+        return None
+    return click.ClickException(
+        f"this needs facta's {extra} extra ({exc.name} is not installed):"
+        f" pip install 'facta[{extra}]'"
+    )
 
 
 @contextlib.asynccontextmanager
 async def opened_store(url: str, *, create: bool = False) -> AsyncIterator[EventStore]:
-    """The store at ``url``, closed afterwards; StoreError (one line) if it cannot be opened."""
-    check_url(url, create=create)
+    """The store at ``url``, closed afterwards; StoreError (one line) if it cannot be opened.
+
+    Without ``create`` (every command but ``migrate`` and ``serve``) nothing is created or
+    migrated: a store that is not there, or not up to date, is refused with what to do.
+    """
+    check_url(url)
     try:
         async with asyncio.timeout(OPEN_TIMEOUT):
-            store = await open_store(url)
+            store = await open_store(url, create=create)
     except ValueError as exc:
+        raise StoreError(str(exc)) from None
+    except StoreSetupError as exc:
         raise StoreError(str(exc)) from None
     except _unreachable() as exc:
         raise StoreError(f"cannot reach the event store at {redact(url)}: {_reason(exc)}") from None
@@ -111,3 +137,45 @@ def run(work: Callable[..., Awaitable[T]], *args: Any) -> T:
         return asyncio.run(work(*args))  # type: ignore[arg-type]
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+class BadSpec(click.ClickException):
+    """A ``MODULE:NAME`` option that names nothing usable: one line, exit code 2 (a usage
+    error, as click gives for other bad options)."""
+
+    exit_code = 2
+
+    def __init__(self, option: str, spec: str, reason: str) -> None:
+        super().__init__(f"{option}: cannot load {spec!r}: {reason}")
+
+
+def load_object(spec: str, option: str) -> Any:
+    """The object named ``MODULE:NAME`` (``NAME`` may be dotted), imported with the working
+    directory first on the import path, as uvicorn and Flask do, so that a module beside
+    the user is found. BadSpec (one line, naming ``option``) if it cannot be loaded; an
+    exception raised by the module's own code propagates, with its traceback."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise BadSpec(option, spec, "it is not MODULE:NAME")
+    here = os.getcwd()
+    if sys.path[:1] != [here]:
+        sys.path.insert(0, here)
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc)
+        if extra is not None:
+            raise extra from None
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise BadSpec(
+                option, spec, f"{exc} (looked in {here} and the installed packages)"
+            ) from None
+        raise BadSpec(option, spec, str(exc)) from None  # something the module imports
+    except ImportError as exc:
+        raise BadSpec(option, spec, str(exc)) from None
+    for part in name.split("."):
+        if not hasattr(found, part):
+            raise BadSpec(option, spec, f"module {module_name!r} has no {name!r}")
+        found = getattr(found, part)
+    return found

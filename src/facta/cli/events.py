@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 import msgspec
+from rich.markup import escape
 from rich.table import Table
 
 from facta.cli._common import StoreError, console, opened_store, run, store_option, timestamp
@@ -11,26 +12,37 @@ from facta.store.base import START, Position, RecordedEvent
 
 
 def _data(record: RecordedEvent) -> str:
-    return record.data.decode("utf-8", "replace")
+    # Escaped: stored data is anyone's text, and "[/x]" in it would be rich markup.
+    return escape(record.data.decode("utf-8", "replace"))
 
 
-class _Line(msgspec.Struct):
+class EventLine(msgspec.Struct):
+    """One event as ``--json`` prints it, one object per line: the same object, key for key,
+    as in the HTTP feed (``GET /events``), ``data`` and ``metadata`` the stored JSON."""
+
     position: str
     stream_id: str
     version: int
     type: str
-    recorded_at: str
+    schema_version: int
+    event_id: str
+    recorded_at: str  # ISO 8601 UTC, to the microsecond (as the HTTP API writes it)
     data: msgspec.Raw
+    metadata: msgspec.Raw
 
 
-def _line(record: RecordedEvent) -> str:
-    line = _Line(
+def json_line(record: RecordedEvent) -> str:
+    """``record`` as its :class:`EventLine` JSON."""
+    line = EventLine(
         str(record.position),
         record.stream_id,
         record.version,
         record.type,
-        timestamp(record.recorded_at),
+        record.schema_version,
+        record.event_id,
+        record.recorded_datetime.isoformat().replace("+00:00", "Z"),
         msgspec.Raw(record.data),
+        msgspec.Raw(record.metadata),
     )
     return msgspec.json.encode(line).decode()
 
@@ -42,12 +54,12 @@ async def _show(url: str, stream_id: str, from_version: int, limit: int, as_json
             raise StoreError(f"stream {stream_id!r} has no events")
     if as_json:
         for record in records:
-            click.echo(_data(record))
+            click.echo(json_line(record))
         return
     table = Table(title=stream_id, title_justify="left")
     table.add_column("version", justify="right")
     table.add_column("position", justify="right")
-    table.add_column("recorded at")
+    table.add_column("recorded at", no_wrap=True, min_width=24)
     table.add_column("type", style="cyan")
     table.add_column("data", overflow="fold")
     for record in records:
@@ -55,7 +67,7 @@ async def _show(url: str, stream_id: str, from_version: int, limit: int, as_json
             str(record.version),
             str(record.position),
             timestamp(record.recorded_at),
-            record.type,
+            escape(record.type),
             _data(record),
         )
     console.print(table)
@@ -84,11 +96,11 @@ async def _tail(
             after=start, categories=list(categories) or None, types=list(types) or None
         ):
             if as_json:
-                click.echo(_line(record))
+                click.echo(json_line(record))
             else:
                 console.print(
-                    f"[dim]{record.position:>8}[/] {timestamp(record.recorded_at)}"
-                    f" [bold]{record.stream_id}[/]@{record.version} [cyan]{record.type}[/]"
+                    f"[dim]{record.position!s:>8}[/] {timestamp(record.recorded_at)}"
+                    f" [bold]{record.stream_id}[/]@{record.version} [cyan]{escape(record.type)}[/]"
                     f" {_data(record)}",
                     markup=True,
                     soft_wrap=True,
@@ -108,7 +120,9 @@ def events() -> None:
 @click.argument("stream_id", metavar="STREAM")
 @click.option("--from-version", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1))
-@click.option("--json", "as_json", is_flag=True, help="One event's data per line, as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One event per line, as the HTTP feed's JSON object."
+)
 def show(store_url: str, stream_id: str, from_version: int, limit: int, as_json: bool) -> None:
     """Show the events of STREAM (e.g. account-acc-001), oldest first."""
     run(_show, store_url, stream_id, from_version, limit, as_json)
@@ -124,7 +138,9 @@ def show(store_url: str, stream_id: str, from_version: int, limit: int, as_json:
 @click.option("--category", "categories", multiple=True, help="Only this stream category.")
 @click.option("--type", "types", multiple=True, help="Only this event type.")
 @click.option("--count", type=click.IntRange(1), help="Stop after this many events.")
-@click.option("--json", "as_json", is_flag=True, help="One event per line, as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One event per line, as the HTTP feed's JSON object."
+)
 def tail(
     store_url: str,
     after: str | None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from facta.application import Application
 from facta.cli._common import (
     console,
     errors,
+    load_object,
     opened_store,
     redact,
     run,
@@ -47,9 +47,10 @@ from facta.store.base import EventStore
 
 DEFAULT_PROJECTIONS = (
     "facta.examples.bank.read_model:AccountsProjection",
+    "facta.examples.bank.read_model:TransfersProjection",
     "facta.examples.bank.transfers:TransferSaga",
 )
-"""The bank example's read side: the accounts read model and the transfer saga."""
+"""The bank example's read side: the accounts and transfers read models, the transfer saga."""
 
 Handler = Projection[Any] | Policy
 
@@ -76,14 +77,8 @@ batch_option = click.option(
 
 def load_handler(spec: str) -> Handler:
     """The Projection or Policy class named ``MODULE:CLASS``, instantiated; a one-line
-    ClickException if it cannot be."""
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise click.ClickException(f"--projection {spec!r} is not MODULE:CLASS")
-    try:
-        kind = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise click.ClickException(f"--projection: cannot load {spec!r}: {exc}") from None
+    error if it cannot be."""
+    kind = load_object(spec, "--projection")
     if not (isinstance(kind, type) and issubclass(kind, Projection | Policy)):
         raise click.ClickException(f"--projection {spec!r} is not a Projection or Policy class")
     handler: Handler = kind()
@@ -226,18 +221,19 @@ async def _run(url: str, specs: tuple[str, ...], batch_size: int) -> None:
             runner, inline = await _runner_for(store, handlers, batch_size, read_store)
         finally:
             await read_store.close()
+        # SIGTERM ends the runner like Ctrl-C, so that its leases are released at once and
+        # another runner can take over without waiting for them to expire. (Set before the
+        # line below says the runner runs: a SIGTERM sent on seeing it must find it set.)
+        loop = asyncio.get_running_loop()
+        work = asyncio.ensure_future(runner.run())
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, work.cancel)
         names = [type(h).name for h in handlers if type(h).name not in inline]
         kept = f" (kept inline: {', '.join(inline)})" if inline else ""
         console.print(
             f"[bold]facta[/] running {', '.join(names) or 'nothing'}{kept}"
             f" on {redact(url)} as {runner.owner}; Ctrl-C stops"
         )
-        # SIGTERM ends the runner like Ctrl-C, so that its leases are released at once and
-        # another runner can take over without waiting for them to expire.
-        loop = asyncio.get_running_loop()
-        work = asyncio.ensure_future(runner.run())
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGTERM, work.cancel)
         try:
             with _one_line_logs():
                 await work

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 from typing import Any
@@ -15,6 +14,7 @@ import click
 from facta.cli._common import (
     StoreError,
     console,
+    load_object,
     opened_store,
     redact,
     run,
@@ -37,16 +37,7 @@ def _codec(aggregates: tuple[str, ...]) -> Any:
 
     codec = Codec()
     for spec in aggregates:
-        module_name, _, name = spec.partition(":")
-        if not module_name or not name:
-            raise click.BadParameter(f"{spec!r} is not MODULE:NAME", param_hint="--aggregate")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise click.BadParameter(
-                f"cannot import {module_name!r}: {exc}", param_hint="--aggregate"
-            ) from None
-        aggregate: Any = getattr(module, name, None)
+        aggregate: Any = load_object(spec, "--aggregate")
         try:
             # The class or an instance of it: the codec reads what the class declares.
             codec.register_aggregate(aggregate() if isinstance(aggregate, type) else aggregate)

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from facta.cli._common import console, opened_store, redact, run, store_option
+from facta.cli._common import BadSpec, console, load_object, opened_store, redact, run, store_option
 
 DEFAULT_APP = "facta.examples.bank.service:create_app"
 
 
 def load_factory(spec: str) -> Any:
-    """The callable named by ``MODULE:NAME``."""
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise click.BadParameter(f"{spec!r} is not MODULE:NAME", param_hint="--app")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.BadParameter(
-            f"cannot import {module_name!r}: {exc}", param_hint="--app"
-        ) from None
-    factory = getattr(module, name, None)
+    """The app factory named by ``MODULE:NAME`` (found from the working directory too)."""
+    factory = load_object(spec, "--app")
     if not callable(factory):
-        raise click.BadParameter(f"{module_name!r} has no callable {name!r}", param_hint="--app")
+        raise BadSpec("--app", spec, "it is not callable")
     return factory
 
 

@@ -3,14 +3,21 @@ the code about to run (upcasters included) and that no stream's versions skip.""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from facta.cli._common import StoreError, console, opened_store, run, store_option
+from facta.cli._common import (
+    BadSpec,
+    StoreError,
+    console,
+    load_object,
+    opened_store,
+    run,
+    store_option,
+)
 from facta.codec import Codec
 from facta.domain import Aggregate
 from facta.verification import VerificationReport, verify_events
@@ -23,13 +30,9 @@ DEFAULT_AGGREGATES = (
 
 def load_aggregate(spec: str) -> Aggregate[Any, Any, Any]:
     """The aggregate class named ``MODULE:CLASS``, instantiated."""
-    module_name, _, name = spec.partition(":")
-    try:
-        kind = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise click.BadParameter(f"cannot load {spec!r}: {exc}", param_hint="--aggregate") from None
+    kind = load_object(spec, "--aggregate")
     if not (isinstance(kind, type) and issubclass(kind, Aggregate)):
-        raise click.BadParameter(f"{spec!r} is not an Aggregate class", param_hint="--aggregate")
+        raise BadSpec("--aggregate", spec, "it is not an Aggregate class")
     aggregate: Aggregate[Any, Any, Any] = kind()
     return aggregate
 

@@ -19,13 +19,14 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Operation
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # (no py.typed)
 
 from facta.http._openapi import DecimalAsNumber
 from facta.http.auth import ApiKeys
-from facta.http.errors import EXCEPTION_HANDLERS
+from facta.http.errors import EXCEPTION_HANDLERS, ErrorsAsSent
 from facta.http.feed import feed_routes
 from facta.http.health import health_routes
 from facta.http.metrics import MetricsController, prometheus_config
@@ -93,6 +94,9 @@ def create_app(
     catalog = ProjectionCatalog(runtime)
     handlers.extend(health_routes(runtime, catalog))
     handlers.extend(status_routes(catalog))
+    for handler in handlers:  # the application's own routes document errors as sent, too
+        if isinstance(handler, HTTPRouteHandler) and handler.operation_class is Operation:
+            handler.operation_class = ErrorsAsSent
     # First, so that Litestar finds OPTIONS handled and makes none of its own.
     handlers[:0] = _options_routes(handlers)
     handlers.append(

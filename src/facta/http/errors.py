@@ -116,8 +116,8 @@ class ErrorsAsSent(Operation):
 
     That 400 describes Litestar's own error body (``status_code``, ``detail``, ``extra``),
     which facta never sends: a bad parameter is answered 422 with the ``ErrorBody`` that
-    :func:`documented_errors` documents (pass it 422 on such routes). Use it as the
-    ``operation_class`` of every route handler.
+    :func:`documented_errors` documents (pass it 422 on such routes). ``create_app`` makes
+    it the ``operation_class`` of every route handler given to it that keeps the default.
     """
 
     def __post_init__(self) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from facta.errors import StoreSetupError
+
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 
 
@@ -38,3 +40,18 @@ def statements(sql: str, **names: str) -> list[str]:
     for key, value in names.items():
         text = text.replace("{" + key + "}", value)
     return [part.strip() for part in text.split(";\n") if part.strip()]
+
+
+def require_migrations(engine: str, applied: set[int] | None, where: str) -> None:
+    """Raise StoreSetupError unless ``applied`` (the versions a store's migrations table
+    holds, None when it has none) includes every migration of ``engine``: how a store
+    opened without ``create`` refuses what is not a facta store, or one this facta would
+    have to migrate first."""
+    if applied is None:
+        raise StoreSetupError(f"no facta store in {where}", "create one with `facta migrate`")
+    missing = [f"{v:04d}_{name}" for v, name, _ in migration_files(engine) if v not in applied]
+    if missing:
+        raise StoreSetupError(
+            f"the facta store in {where} lacks migration {', '.join(missing)}",
+            "apply it with `facta migrate`",
+        )

@@ -4,12 +4,14 @@ request, and turning rows into RecordedEvents."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from facta.errors import StoreUnavailable
+from facta.errors import StoreSetupError, StoreUnavailable
 from facta.store.base import Position, RecordedEvent
 
 COLUMNS = (
@@ -48,6 +50,47 @@ def drop_if_lost(connection: Any, exc: BaseException) -> None:
 def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
     """The StoreUnavailable to raise for a lost connection to the server at ``where``."""
     return StoreUnavailable(f"PostgreSQL at {where} is unreachable: {type(exc).__name__}: {exc}")
+
+
+REFUSED = (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError)
+"""Why a server refuses a connection that no retry will get: the database or the role does
+not exist, the password is wrong (InvalidPasswordError is one of the second)."""
+
+
+def describe(dsn: str) -> str:
+    """``database NAME at HOST:PORT`` for messages (never the password)."""
+    parts = urlsplit(dsn)
+    name = unquote(parts.path.lstrip("/"))
+    database = f"database {name!r}" if name else "the default database"
+    return f"{database} at {parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+
+def setup_error(exc: BaseException, dsn: str) -> StoreSetupError:
+    """The StoreSetupError for a connection to ``dsn`` refused with one of :data:`REFUSED`,
+    saying what to create or fix."""
+    parts = urlsplit(dsn)
+    host, port = parts.hostname or "localhost", parts.port or 5432
+    server = f"PostgreSQL at {host}:{port}"
+    # The client tools' options to reach the same server, where the defaults would not.
+    options = "" if host in ("localhost", "127.0.0.1", "::1") else f" -h {host}"
+    options += "" if port == 5432 else f" -p {port}"
+    # The server names what it misses in quotes ("database "x" does not exist").
+    quoted = re.search(r'"([^"]*)"', str(exc))
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        name = unquote(parts.path.lstrip("/")) or (quoted[1] if quoted else "NAME")
+        return StoreSetupError(
+            f"{exc} on {server}",
+            f"create it (createdb{options} {name}) or fix the database name in the URL",
+        )
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return StoreSetupError(f"{exc} on {server}", "check the password in the URL")
+    user = unquote(parts.username or "") or (quoted[1] if quoted else "NAME")
+    if "does not exist" in str(exc):
+        return StoreSetupError(
+            f"{exc} on {server}",
+            f"create it (createuser{options} {user}) or fix the user name in the URL",
+        )
+    return StoreSetupError(f"{exc} on {server}", "ask its administrator to let this user in")
 
 
 def recorded(rows: Sequence[Any]) -> list[RecordedEvent]:

@@ -48,14 +48,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from facta.errors import DuplicateEventId
-from facta.store._migrations import migration_files, validate_identifier
+from facta.store._migrations import migration_files, require_migrations, validate_identifier
 from facta.store._postgres_append import GroupCommit
 from facta.store._postgres_common import (
     COLUMNS,
     LOST,
+    REFUSED,
+    describe,
     drop_if_lost,
     lost,
     recorded,
+    setup_error,
     unavailable,
 )
 from facta.store._postgres_follow import Listener, subscription
@@ -200,11 +203,14 @@ class PostgresEventStore:
                 )
 
     @classmethod
-    async def open(cls, dsn: str, **options: Any) -> Self:
+    async def open(cls, dsn: str, *, create: bool = True, **options: Any) -> Self:
         """Connect to ``dsn`` and migrate the schema.
 
         Options may also come as query parameters of ``dsn`` (``?schema=app&prefix=t1_``);
-        keyword arguments win. Raises StoreUnavailable when the server cannot be reached,
+        keyword arguments win. With ``create=False`` nothing is created or migrated: the
+        schema must hold a facta store with every migration applied. Raises StoreUnavailable
+        when the server cannot be reached, StoreSetupError when the database or role does
+        not exist, the password is refused or (``create=False``) there is no such store,
         ValueError for a bad schema, prefix or size.
         """
         parts = urlsplit(dsn)
@@ -213,6 +219,9 @@ class PostgresEventStore:
         rest = urlencode([(k, v) for k, v in query if k not in _OPTIONS])
         store = cls(urlunsplit(parts._replace(query=rest)), **{**mine, **options})
         try:
+            if not create:
+                await store._require_schema()
+                return store
             await store.migrate()
         except BaseException:
             await store.close()
@@ -227,6 +236,8 @@ class PostgresEventStore:
             connection: asyncpg.Connection = await asyncpg.connect(
                 self.dsn, server_settings=self._server_settings, timeout=10
             )
+        except REFUSED as exc:
+            raise setup_error(exc, self.dsn) from None
         except LOST as exc:
             raise unavailable(exc, self._where) from exc
         return connection
@@ -242,6 +253,8 @@ class PostgresEventStore:
                     reset=_keep_session,
                     timeout=10,
                 )
+            except REFUSED as exc:
+                raise setup_error(exc, self.dsn) from None
             except LOST as exc:
                 raise unavailable(exc, self._where) from exc
         return self._pool
@@ -262,6 +275,15 @@ class PostgresEventStore:
         return rows
 
     # -- schema --------------------------------------------------------------------------
+
+    async def _require_schema(self) -> None:
+        table = f"{self.schema}.{self.prefix}schema_migrations"
+        # to_regclass is NULL, not an error, when the schema or the table does not exist.
+        rows = await self._fetch("SELECT to_regclass($1) IS NOT NULL", table)
+        applied = None
+        if rows[0][0]:
+            applied = {row[0] for row in await self._fetch(f"SELECT version FROM {table}")}
+        require_migrations("postgres", applied, f"schema {self.schema!r} of {describe(self.dsn)}")
 
     async def migrate(self) -> list[int]:
         """Create or bring up to date this store's schema; returns the versions applied.

@@ -17,17 +17,25 @@ connection, which WAL lets read while the writer writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from facta.errors import DuplicateEventId, WrongExpectedVersion
+from facta.errors import DuplicateEventId, StoreSetupError, WrongExpectedVersion
 from facta.store._follow import follow
-from facta.store._migrations import migration_files, statements, validate_identifier
+from facta.store._migrations import (
+    migration_files,
+    require_migrations,
+    statements,
+    validate_identifier,
+)
 from facta.store._sqlite_wal import WalCheckpointer
 from facta.store.base import (
     ANY,
@@ -206,6 +214,28 @@ def _shared_batch_hook(batch: list[_Append]) -> TransactionHook | None:
     return hook if all(request.hook is hook for request in batch) else None
 
 
+def _applied(path: str, prefix: str) -> set[int] | None:
+    """The migrations recorded in the SQLite file at ``path`` (None: it has no migrations
+    table), read without creating or changing anything; StoreSetupError if there is no
+    SQLite database there."""
+    if not os.path.isfile(path):
+        raise StoreSetupError(f"no SQLite file at {path!r}", "create a store with `facta migrate`")
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+            table = f"{prefix}schema_migrations"
+            found = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            if found is None:
+                return None
+            return {row[0] for row in connection.execute(f"SELECT version FROM {table}")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreSetupError(
+            f"{path!r} is not a SQLite database ({exc})", "check the path of the store"
+        ) from None
+
+
 SOLO_PROBE = 16
 """An append that leads a group commit first gives the event loop a turn, so that the appends
 ready to run can join it. After this many appends in a row that found nobody there, it skips
@@ -265,10 +295,23 @@ class SQLiteEventStore:
         self._sql_by_id = f"SELECT {_COLUMNS} FROM {p}events WHERE event_id = ?"
 
     @classmethod
-    async def open(cls, path: str, **options: Any) -> SQLiteEventStore:
-        """Open (creating the file and migrating the schema if needed) the store at ``path``."""
+    async def open(cls, path: str, *, create: bool = True, **options: Any) -> SQLiteEventStore:
+        """Open (creating the file and migrating the schema if needed) the store at ``path``.
+
+        With ``create=False`` nothing is created or migrated: the file must hold a facta
+        store with every migration applied, else StoreSetupError (read-only tools use this,
+        so that a typo in a path never leaves an empty store behind).
+        """
         store = cls(path, **options)
-        await store.migrate()
+        try:
+            if create:
+                await store.migrate()
+            else:
+                applied = _applied(path, store.prefix)
+                require_migrations("sqlite", applied, f"the SQLite file {path!r}")
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     # -- connections ---------------------------------------------------------------------

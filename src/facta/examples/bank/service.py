@@ -4,9 +4,11 @@
 /accounts/{id}`` shows it: ``{"id": "acc-001", "owner": "Alice", "balance": 1300.0,
 "version": 3}``. ``GET /accounts`` lists accounts from the ``accounts`` read model, kept
 inline (in each append's transaction, so a list never lags a command that returned).
-``POST /transfers/{id}`` requests a transfer that the transfer saga carries out; the saga
-runs in-process unless the service is started with ``projections=False`` (``facta serve
---no-projections``; then run it with ``facta projections run``).
+``POST /transfers/{id}`` requests a transfer that the transfer saga carries out; ``GET
+/transfers`` lists transfers from the ``transfers`` read model, kept asynchronously (it may
+lag a transfer's last step by a moment). The saga and that read model run in-process unless
+the service is started with ``projections=False`` (``facta serve --no-projections``; then run
+them with ``facta projections run``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from litestar.params import Parameter
 
 from facta import Application, Codec, open_store
 from facta.examples.bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount, as_money
-from facta.examples.bank.read_model import Accounts, AccountsProjection, AccountSummary
+from facta.examples.bank.read_model import (
+    Accounts,
+    AccountsProjection,
+    AccountSummary,
+    Transfers,
+    TransfersProjection,
+    TransferSummary,
+)
 from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
 from facta.http import AggregateResource, ApiError, ApiKeys, Runtime
 from facta.http import create_app as create_http_app
@@ -91,6 +100,44 @@ class AccountListItem(msgspec.Struct):
 
     def __post_init__(self) -> None:
         self.balance = as_money(self.balance)  # 1300.0 and 10.25 however it was computed
+
+
+class TransferListItem(msgspec.Struct):
+    """A transfer in a list, from the read model: its request, status and when it changed."""
+
+    id: str
+    status: str
+    source: str
+    target: str
+    amount: Decimal
+    reason: str | None
+    version: int
+    requested_at: str
+    updated_at: str
+
+    def __post_init__(self) -> None:
+        self.amount = as_money(self.amount)  # 5.0, as the seed writes money
+
+
+class TransferList(msgspec.Struct):
+    """A page of transfers; pass ``next`` as ``after`` for the following page (null: last)."""
+
+    transfers: list[TransferListItem]
+    next: str | None
+
+
+def _transfer_item(summary: TransferSummary) -> TransferListItem:
+    return TransferListItem(
+        summary.transfer_id,
+        summary.status,
+        summary.source,
+        summary.target,
+        summary.amount,
+        summary.reason,
+        summary.version,
+        timestamp(summary.requested_at),
+        timestamp(summary.updated_at),
+    )
 
 
 class AccountList(msgspec.Struct):
@@ -162,6 +209,13 @@ def _min_balance(text: str) -> Decimal:
     return value
 
 
+class _Queries:
+    """The read side's queries, set when the service opens its store."""
+
+    accounts: Accounts
+    transfers: Transfers
+
+
 def create_app(
     store_url: str | None = None,
     *,
@@ -176,7 +230,7 @@ def create_app(
     browser pages may call the API (CORS is off without them; see facta.http.create_app).
     """
     url = store_url or os.environ.get("FACTA_STORE") or DEFAULT_STORE
-    queries: dict[str, Accounts] = {}
+    queries = _Queries()
 
     async def open_application() -> Application:
         store = await open_store(url)
@@ -194,9 +248,12 @@ def create_app(
         # Closed last (first in, last out): the saga's commands append through it.
         runtime.cleanup.push_async_callback(inline.close)
         runtime.cleanup.push_async_callback(read_store.close)
-        queries["accounts"] = Accounts(read_store)
+        queries.accounts = Accounts(read_store)
+        queries.transfers = Transfers(read_store)
         if projections:
-            runner = ProjectionRunner(store, [TransferSaga()], app=application)
+            runner = ProjectionRunner(
+                store, [TransferSaga(), TransfersProjection()], app=application
+            )
             task = asyncio.get_running_loop().create_task(runner.run())
 
             async def stop_runner() -> None:
@@ -237,7 +294,7 @@ def create_app(
         runtime.application  # noqa: B018 - 503 until the store is open
         minimum = None if min_balance is None else _min_balance(min_balance)
         try:
-            page = await queries["accounts"].list(
+            page = await queries.accounts.list(
                 owner=owner,
                 min_balance=minimum,
                 sort=sort,
@@ -252,10 +309,45 @@ def create_app(
         )
         return body  # type: ignore[no-any-return]
 
+    @get(
+        "/transfers",
+        summary="List transfers from the read model",
+        description="Filtered by source, target and status, by transfer id, one page at a"
+        " time. The read model is kept asynchronously: it may lag a transfer's last step.",
+        tags=["transfers"],
+        operation_id="list_transfers",
+        responses=documented_errors(422, 503),
+    )
+    async def list_transfers(
+        source: Annotated[str | None, Parameter(required=False, max_length=200)] = None,
+        target: Annotated[str | None, Parameter(required=False, max_length=200)] = None,
+        status: Annotated[
+            Literal["requested", "debited", "rejected", "completed", "refunding", "refunded"]
+            | None,
+            Parameter(required=False, description="Where the saga has got to."),
+        ] = None,
+        after: Annotated[
+            str | None,
+            Parameter(required=False, max_length=1000, description="`next` of the last page."),
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_LIST_PAGE)] = 50,
+    ) -> TransferList:
+        runtime.application  # noqa: B018 - 503 until the store is open
+        try:
+            page = await queries.transfers.list(
+                source=source, target=target, status=status, after=after, limit=limit
+            )
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
+        body: Any = json_response(
+            encode(TransferList([_transfer_item(s) for s in page.items], page.next))
+        )
+        return body  # type: ignore[no-any-return]
+
     return create_http_app(
         runtime,
         [ACCOUNTS, TRANSFERS],
-        route_handlers=[list_accounts],
+        route_handlers=[list_accounts, list_transfers],
         api_keys=api_keys,
         cors_origins=cors_origins,
         title="facta bank",
