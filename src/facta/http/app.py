@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import ControllerRouterHandler
 
+from facta.http._body import JsonRequest
 from facta.http._openapi import DecimalAsNumber
 from facta.http.auth import ApiKeys
 from facta.http.errors import EXCEPTION_HANDLERS
@@ -79,6 +80,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         request_max_body_size=max_body_size,
+        request_class=JsonRequest,  # the edge's checks on every JSON body
         plugins=[DecimalAsNumber()],
         openapi_config=OpenAPIConfig(
             title=title,

@@ -326,7 +326,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                     description="The state after the command; its version is in ETag.",
                     generate_examples=False,
                 ),
-                **documented_errors(400, 404, 409, 412, 413, 422, 503),
+                **documented_errors(400, 404, 409, 412, 413, 415, 422, 503),
             },
             operation_class=CommandOperation,
             request_class=CommandRequest,
