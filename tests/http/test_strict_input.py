@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
+from tests.http import custom_apps
+from tests.http.conftest import Server, start_server
 from tests.http.test_errors import assert_error, stream
 
 JSON = {"Content-Type": "application/json"}
@@ -202,3 +206,41 @@ def test_an_escaped_backslash_before_u0000_is_text_not_nul(
     assert response.status_code == 200, response.text
     assert response.json()["owner"] == "C:\\u0000dir"
     assert client.get(f"/accounts/{account_id}").json()["owner"] == "C:\\u0000dir"
+
+
+@pytest.fixture(scope="module")
+def notes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A facta app with a plain Litestar JSON route (``POST /notes`` takes a dict)."""
+    workdir = tmp_path_factory.mktemp("notes")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", custom_apps.ROOT)
+        server = start_server(
+            f"sqlite:///{workdir / 'facta.db'}",
+            workdir,
+            "--app",
+            "tests.http.custom_apps:with_notes",
+        )
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (nested_objects(10_000), "application/json", 422),
+        (b'{"a":1,"a":2}', "application/json", 422),
+        (b'{"a":"\\u0000"}', "application/json", 422),
+        (b'{"a":1}', "text/plain", 415),
+        (b'{"a":1,"b":{"a":2}}', "application/json", 200),
+    ],
+)
+def test_every_json_route_gets_the_same_checks(
+    notes_server: Server, body: bytes, content_type: str, status: int
+) -> None:
+    response = httpx.post(
+        f"{notes_server.url}/notes", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json() == {"keys": ["a", "b"]}
+    assert "Traceback" not in notes_server.output()

@@ -97,6 +97,10 @@ def serve(
     # Keys are handed over only when set, so factories without the parameter keep working.
     extra = {} if auth is None else {"api_keys": auth}
     app = factory(store_url, projections=not no_projections, **extra)
+    if auth is not None:
+        # Enforced here, outermost, whatever the factory did with the keys: it fails closed,
+        # and the key is checked before routing (401, never 404 or 405, without one).
+        app = auth.middleware(app)
     console.print(
         f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
         f"  store {redact(store_url)}  docs http://{host}:{port}/docs"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar
+from litestar.types import ASGIApp
 
 
 def serve(
-    app: Litestar,
+    app: ASGIApp,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
