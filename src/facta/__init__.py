@@ -7,6 +7,7 @@ from facta.application import Application, CommandResult, EventEnvelope, StateAt
 from facta.codec import Codec
 from facta.domain import Aggregate, Command, DomainError, Event
 from facta.errors import (
+    CommandIdReused,
     DuplicateEventId,
     EventDecodeError,
     FactaError,
@@ -43,6 +44,7 @@ __all__ = [
     "Command",
     "CommandResult",
     "DomainError",
+    "CommandIdReused",
     "DuplicateEventId",
     "Event",
     "EventDecodeError",

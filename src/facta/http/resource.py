@@ -6,7 +6,9 @@ For an aggregate named ``account`` served at ``/accounts``:
 - ``POST /accounts/{id}`` with a command as JSON (``{"type": "Deposit", "amount": 500.0}``)
   answers with the state after it, as the resource's view renders it, and its version in
   ``ETag``. ``If-Match: "3"`` pins the expected version (a stale one gets 412);
-  ``Idempotency-Key`` makes a retry apply once and answer with the first result.
+  ``Idempotency-Key`` makes a retry apply once and answer with the first result; the key is
+  scoped to the entity (another entity's same key is another request), reusing it with a
+  different command is 422, and a command that wrote nothing (400) keeps no key.
 - ``GET /accounts/{id}`` the state now, ``?version=N`` or ``?at=TIME`` as it was then.
 - ``GET /accounts/{id}/events`` the events, oldest first, ``?from_version=&limit=`` pages
   (a ``Link: rel="next"`` header points at the next page).
@@ -30,7 +32,7 @@ from litestar.params import BodyKwarg, HeaderParameter, Parameter
 from litestar.response.base import ASGIResponse
 
 from facta.domain import Aggregate, Command, DomainError, type_name
-from facta.errors import StreamNotFound, WrongExpectedVersion
+from facta.errors import CommandIdReused, StreamNotFound, WrongExpectedVersion
 from facta.http._body import CommandRequest, typed_body
 from facta.http._json import MEDIA_TYPE, JsonAnswer, encode, timestamp
 from facta.http._params import MAX_VERSION, etag, if_match_versions, parse_time
@@ -88,8 +90,9 @@ _IDEMPOTENCY_KEY = OpenAPIParameter(
     param_in=ParamType.HEADER,
     required=False,
     schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=200),
-    description="A client-chosen key: repeating a request with it applies the command once"
-    " and answers with the first result.",
+    description="A client-chosen key, scoped to this entity: repeating the request with it"
+    " applies the command once and answers with the first result; a different request under"
+    " the same key is refused with 422. A rejected command (400) keeps no key.",
 )
 
 
@@ -185,6 +188,14 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                 f"{label} {id!r} is at version {exc.actual}, not {expected} (If-Match)",
                 headers={"ETag": etag(exc.actual)},
                 current_version=exc.actual,
+            ) from None
+        except CommandIdReused:
+            count(data, "rejected")
+            raise ApiError(
+                422,
+                f"Idempotency-Key {idempotency_key!r} was used for a different request on"
+                f" {label} {id!r}; send a new key for a new request",
+                error="idempotency_key_reused",
             ) from None
         except DomainError:
             count(data, "rejected")
