@@ -76,6 +76,24 @@ async def _check_store(url: str) -> None:
     help="Require an API key on every request but /health and /ready: one key per line."
     " FACTA_API_KEYS (comma-separated) does the same. Off by default.",
 )
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    envvar="FACTA_HEADER_TIMEOUT",
+    metavar="SECONDS",
+    help="Disconnect a client that has not sent a request's headers in this time.",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    envvar="FACTA_BODY_TIMEOUT",
+    metavar="SECONDS",
+    help="Disconnect a client that has not sent a request's body in this time after its headers.",
+)
 def serve(
     store_url: str,
     host: str,
@@ -85,6 +103,8 @@ def serve(
     log_level: str,
     log_format: str,
     api_keys_file: str | None,
+    header_timeout: float,
+    body_timeout: float,
 ) -> None:
     """Serve the HTTP API (the bank example by default) on the store."""
     factory = load_factory(app_spec)
@@ -106,7 +126,15 @@ def serve(
         f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
         + ("  [yellow]API keys required[/]" if auth is not None else "")
     )
-    serve_http(app, host=host, port=port, log_level=log_level, json_logs=log_format == "json")
+    serve_http(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        json_logs=log_format == "json",
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+    )
 
 
 def _api_keys(path: str | None) -> Any:
