@@ -14,7 +14,13 @@ from facta import Application, EventStore
 from facta.application import EventEnvelope
 from facta.examples.bank.domain import Account, Deposit, OpenAccount
 from facta.examples.bank.read_model import Accounts, AccountsProjection
-from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
+from facta.examples.bank.transfers import (
+    RequestTransfer,
+    Transfer,
+    TransferError,
+    TransferSaga,
+    TransferState,
+)
 from facta.projections import PolicyContext, ProjectionRunner, ReadStore
 from tests.projections.helpers import eventually
 
@@ -136,7 +142,8 @@ async def test_a_replayed_event_executes_nothing_twice(bank: Application) -> Non
 
 
 def test_a_transfer_needs_two_accounts_and_a_positive_amount() -> None:
-    with pytest.raises(ValueError, match="different"):
-        RequestTransfer("alice", "alice", Decimal("1.00"))
+    # Two different accounts is a business rule (HTTP 400): the request's schema cannot say it.
+    with pytest.raises(TransferError, match="different"):
+        transfer.decide(TransferState(), RequestTransfer("alice", "alice", Decimal("1.00")))
     with pytest.raises(ValueError, match="positive"):
         RequestTransfer("alice", "bob", Decimal("0"))

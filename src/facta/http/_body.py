@@ -21,10 +21,11 @@ from litestar.dto import AbstractDTO
 from litestar.dto.data_structures import DTOFieldDefinition
 from litestar.exceptions import InternalServerException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.types import Empty
 from litestar.typing import FieldDefinition
 
-from facta.http._input import check_json, numbers_only, require_json
+from facta.http._input import NO_NUL_PATTERN, check_json, numbers_only, require_json
 from facta.http.errors import ApiError
 
 
@@ -45,8 +46,28 @@ class TypedBody(AbstractDTO[Any]):
     def create_openapi_schema(
         cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
     ) -> Any:
-        """The schema of the model type itself."""
-        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
+        """The schema of the model type itself, saying what the edge refuses besides: no
+        unknown fields (``additionalProperties: false``) and no NUL in a string."""
+        schema = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(cls.model_type)
+        )
+        for member in typing.get_args(cls.model_type) or (cls.model_type,):
+            config = getattr(member, "__struct_config__", None)
+            if config is None:
+                continue
+            component = schema_creator.schema_registry.get_schema_for_field_definition(
+                FieldDefinition.from_annotation(member)
+            )
+            if config.forbid_unknown_fields:
+                component.additional_properties = False
+            for prop in (component.properties or {}).values():
+                if (
+                    isinstance(prop, Schema)
+                    and prop.type == OpenAPIType.STRING
+                    and not (prop.pattern or prop.const or prop.enum)
+                ):
+                    prop.pattern = NO_NUL_PATTERN
+        return schema
 
     @classmethod
     def generate_field_definitions(

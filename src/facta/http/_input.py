@@ -37,6 +37,9 @@ MAX_DEPTH = 32
 _TOKEN = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:)?|([{\[])|[}\]]')
 _NUL = b"\\u0000"
 
+NO_NUL_PATTERN = "^[^\\x00]*$"
+"""What a string in a request body may be, as a JSON Schema pattern: anything but NUL."""
+
 
 def check_json(body: bytes) -> None:
     """Raise ApiError(422) when ``body`` nests deeper than :data:`MAX_DEPTH`, repeats a key

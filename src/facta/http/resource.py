@@ -9,7 +9,8 @@ For an aggregate named ``account`` served at ``/accounts``:
   ``Idempotency-Key`` makes a retry apply once and answer with the first result; the key is
   scoped to the entity (another entity's same key is another request), reusing it with a
   different command is 422, and a command that wrote nothing (400) keeps no key.
-- ``GET /accounts/{id}`` the state now, ``?version=N`` or ``?at=TIME`` as it was then.
+- ``GET /accounts/{id}`` the state now, ``?version=N`` or ``?at=TIME`` as it was then (both:
+  version N if it existed at that time, else 404).
 - ``GET /accounts/{id}/events`` the events, oldest first, ``?from_version=&limit=`` pages
   (a ``Link: rel="next"`` header points at the next page).
 """
@@ -35,7 +36,7 @@ from facta.domain import Aggregate, Command, DomainError, type_name
 from facta.errors import CommandIdReused, StreamNotFound, WrongExpectedVersion
 from facta.http._body import CommandRequest, typed_body
 from facta.http._json import MEDIA_TYPE, JsonAnswer, encode, timestamp
-from facta.http._params import MAX_VERSION, etag, if_match_versions, parse_time
+from facta.http._params import MAX_VERSION, TIME_SCHEMAS, etag, if_match_versions, parse_time
 from facta.http.errors import ApiError, documented_errors
 from facta.http.metrics import COMMANDS
 from facta.http.runtime import Runtime
@@ -219,13 +220,12 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
         at: str | None = None,
         if_none_match: str | None = None,
     ) -> Response[Any]:
-        if version is not None and at is not None:
-            raise ApiError(422, "give either version or at, not both")
         moment = None if at is None else parse_time(at)
         try:
             loaded = await runtime.application.load(aggregate, id, version=version, at=moment)
         except StreamNotFound:
-            raise ApiError(404, f"{label} {id!r} has no version {version}") from None
+            when = "" if at is None else f" at {at}"
+            raise ApiError(404, f"{label} {id!r} had no version {version}{when}") from None
         if loaded.version == 0:
             if moment is not None:
                 raise ApiError(404, f"{label} {id!r} did not exist at {at}")
@@ -302,6 +302,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                 required=False,
                 max_length=64,
                 description="The state as it was at this time: Unix seconds or ISO 8601.",
+                schema_extra={"any_of": TIME_SCHEMAS},
             ),
         ],
         "if_none_match": Annotated[

@@ -17,28 +17,30 @@ state first, so a decision once recorded is never taken differently.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from facta import Aggregate, Command, DomainError, Event, EventEnvelope
-from facta.examples.bank.domain import Account, AccountError, Deposit, Withdraw, money
+from facta.examples.bank.domain import Account, AccountError, Amount, Deposit, Withdraw, money
 from facta.projections import Policy, PolicyContext
 
 Status = Literal["none", "requested", "debited", "rejected", "completed", "refunding", "refunded"]
 
 
+AccountId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:@+=~-]{1,200}$")]
+"""An account's id, as the accounts' URLs allow it."""
+
+
 class RequestTransfer(Command, frozen=True):
-    source: str
-    target: str
-    amount: Decimal
+    source: AccountId
+    target: AccountId
+    amount: Amount
 
     def __post_init__(self) -> None:
         money(self.amount, "amount")
         if not self.source or not self.target:
             raise ValueError("source and target accounts are required")
-        if self.source == self.target:
-            raise ValueError("source and target must be different accounts")
 
 
 class RecordDebit(Command, frozen=True):
@@ -136,6 +138,10 @@ class Transfer(Aggregate[TransferState, TransferCommand, TransferEvent]):
         if isinstance(command, RequestTransfer):
             if state.status != "none":
                 raise TransferError("Transfer already requested")
+            # A business rule (400), not a malformed request: the JSON Schema of the body
+            # cannot say that two fields differ.
+            if command.source == command.target:
+                raise TransferError("source and target must be different accounts")
             return [TransferRequested(command.source, command.target, command.amount)]
         before, _ = _NEXT[type(command)]
         if state.status != before:
