@@ -92,6 +92,9 @@ async def test_slow_clients_are_disconnected_and_others_served(bounded: Server) 
     assert all(silent_closed), silent_closed
     assert None not in closed_after, closed_after
     assert all(BOUND - 0.2 <= seconds <= BOUND + SLACK for seconds in closed_after), closed_after
+    # A client cut off is no server error.
+    assert "HTTP 500" not in bounded.output()
+    assert "Traceback" not in bounded.output()
 
 
 async def test_a_slow_but_timely_request_and_a_long_answer_are_not_cut(bounded: Server) -> None:

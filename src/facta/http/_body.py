@@ -129,8 +129,16 @@ def _content_type(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 class JsonRequest(Request[Any, Any, Any]):
-    """The request class of a facta app: ``json()`` (how Litestar reads a JSON ``data``
-    parameter) makes the same checks as the command routes before decoding."""
+    """The request class of a facta app (and of its command routes).
+
+    ``json()`` (how Litestar reads a JSON ``data`` parameter) makes the same checks as the
+    command routes before decoding. ``body()`` reads with one loop over the ASGI messages
+    (usually one): Litestar's goes through an async generator, parses every header to find
+    the content length and sets up a weak reference per chunk, ~8 µs of a command's ~140.
+    The limit is the route's, as there; a body over it is refused once it is seen to be (the
+    server reads no more than that of it). A client gone before its body was in is not a
+    server error: nothing is logged.
+    """
 
     async def json(self) -> Any:
         """The body decoded as JSON: 415 unless sent as JSON, 422 when it nests too deeply,
@@ -141,16 +149,6 @@ class JsonRequest(Request[Any, Any, Any]):
                 require_json(_content_type(self.scope["headers"]))
                 check_json(body)
         return await super().json()
-
-
-class CommandRequest(JsonRequest):
-    """A Request reading its body with one loop over the ASGI messages (usually one).
-
-    Litestar's ``body()`` goes through an async generator, parses every header to find the
-    content length and sets up a weak reference per chunk: ~8 µs of a command's ~140. The
-    limit is the route's, as there; a body over it is refused once it is seen to be (the
-    server reads no more than that of it).
-    """
 
     async def body(self) -> bytes:
         """The whole body, read once."""
@@ -164,7 +162,10 @@ class CommandRequest(JsonRequest):
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                raise InternalServerException("client disconnected prematurely")
+                # Nobody is left to answer (a slow client cut off, say): no 500, no log.
+                raise ApiError(
+                    400, "the client disconnected before its body was in", error="disconnected"
+                )
             chunk = cast("bytes", message.get("body", b""))
             size += len(chunk)
             if size > limit:
@@ -176,3 +177,7 @@ class CommandRequest(JsonRequest):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._body = self._connection_state.body = body
         return body
+
+
+CommandRequest = JsonRequest
+"""The request class of the command routes (the same as the app's)."""
