@@ -11,6 +11,7 @@ import pytest
 
 from facta import (
     Application,
+    CommandIdReused,
     EventStore,
     InvalidStreamId,
     Snapshot,
@@ -137,6 +138,51 @@ async def test_a_command_id_makes_a_command_idempotent(store: EventStore) -> Non
     assert elsewhere.version == 2
 
 
+async def test_a_command_id_reused_for_another_command_is_refused(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app, balance="0")
+    first = await app.execute(account, "acc-001", Deposit(Decimal(1)), command_id="k-1")
+    for other in (Deposit(Decimal(500)), Withdraw(Decimal(1))):
+        with pytest.raises(CommandIdReused, match="k-1"):
+            await app.execute(account, "acc-001", other, command_id="k-1")
+        with pytest.raises(CommandIdReused):  # an application without the cache, too
+            await Application(store).execute(account, "acc-001", other, command_id="k-1")
+    assert await app.execute(account, "acc-001", Deposit(Decimal(1)), command_id="k-1") == first
+    assert await store.stream_version("account-acc-001") == 2
+    assert (await app.load(account, "acc-001")).state.balance == Decimal(1)
+
+
+async def test_a_rejected_command_keeps_no_command_id(store: EventStore) -> None:
+    app = Application(store)
+    await open_alice(app, balance="0")
+    with pytest.raises(AccountError, match="Insufficient funds"):
+        await app.execute(account, "acc-001", Withdraw(Decimal(5)), command_id="k-2")
+    await app.execute(account, "acc-001", Deposit(Decimal(9)))
+    # the retry runs again, on the state as it is now
+    retried = await app.execute(account, "acc-001", Withdraw(Decimal(5)), command_id="k-2")
+    assert retried.state.balance == Decimal(4)
+
+
+async def test_racing_different_commands_under_one_id_apply_one(store: EventStore) -> None:
+    apps = [Application(store) for _ in range(4)]
+    await open_alice(apps[0], balance="0")
+    outcomes = await asyncio.gather(
+        *(
+            apps[i % 4].execute(account, "acc-001", Deposit(Decimal(7 + i % 2)), command_id="r")
+            for i in range(12)
+        ),
+        return_exceptions=True,
+    )
+    assert await store.stream_version("account-acc-001") == 2
+    balance = (await apps[0].load(account, "acc-001")).state.balance
+    for i, outcome in enumerate(outcomes):
+        if Decimal(7 + i % 2) == balance:
+            assert not isinstance(outcome, BaseException), outcome
+            assert outcome.version == 2
+        else:
+            assert isinstance(outcome, CommandIdReused), outcome
+
+
 async def test_concurrent_repeats_of_one_command_apply_once(store: EventStore) -> None:
     apps = [Application(store) for _ in range(4)]
     await open_alice(apps[0], balance="0")
@@ -161,12 +207,15 @@ async def test_metadata_flows_into_events(store: EventStore) -> None:
     )
     await app.execute(account, "acc-001", Deposit(Decimal(1)))
     first, second = await store.read_stream("account-acc-001")
+    fingerprint = first.meta["command_fingerprint"]
     assert first.meta == {
         "correlation_id": "corr-1",
         "causation_id": "cmd-1",
         "command_id": "cmd-1",
+        "command_fingerprint": fingerprint,
         "user": "alice",
     }
+    assert len(fingerprint) == 32
     assert second.meta["correlation_id"] == second.meta["causation_id"]
     assert "command_id" not in second.meta
 

@@ -7,6 +7,7 @@ from facta.application import Application, CommandResult, EventEnvelope, StateAt
 from facta.codec import Codec
 from facta.domain import Aggregate, Command, DomainError, EntityId, Event, check_entity_id
 from facta.errors import (
+    CommandIdReused,
     DuplicateEventId,
     EventDecodeError,
     FactaError,
@@ -44,6 +45,7 @@ __all__ = [
     "Command",
     "CommandResult",
     "DomainError",
+    "CommandIdReused",
     "DuplicateEventId",
     "EntityId",
     "Event",

@@ -7,6 +7,7 @@ conflict with each other; conflicts with other processes are retried a bounded n
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import uuid
@@ -20,7 +21,13 @@ from facta._locks import KeyedLocks
 from facta.cache import StateCache
 from facta.codec import Codec
 from facta.domain import Aggregate, Command, Event
-from facta.errors import InvalidStreamId, StreamNotFound, WrongExpectedVersion
+from facta.errors import (
+    CommandIdReused,
+    DuplicateEventId,
+    InvalidStreamId,
+    StreamNotFound,
+    WrongExpectedVersion,
+)
 from facta.observability import tracing
 from facta.store.base import (
     START,
@@ -116,18 +123,24 @@ class Application:
         Raises the aggregate's DomainError unchanged when it rejects the command (nothing is
         written); WrongExpectedVersion when ``expected_version`` is given and the stream is
         elsewhere, or when conflicts outlast the retries. With ``command_id``, executing the
-        same command again returns the first result and writes nothing.
+        same command again returns the first result and writes nothing; the id is scoped to
+        the stream, and executing a different command under it raises CommandIdReused
+        (the events keep a fingerprint of the command in their metadata). A command that
+        writes nothing (rejected, or deciding no events) records no id: a repeat runs again.
         """
         stream_id = self.stream_id(aggregate, entity_id)
         self.codec.register_aggregate(aggregate)
-        meta = _metadata(metadata, command_id)
+        fingerprint = None if command_id is None else _fingerprint(command)
+        meta = _metadata(metadata, command_id, fingerprint)
         scope = tracing.command_scope(aggregate.name, stream_id, command)
         with scope:
             async with self._locks.hold(stream_id):
                 meta = scope.stamp(meta)
                 for attempt in range(self.max_retries + 1):
                     if command_id is not None:
-                        earlier = await self._earlier_result(aggregate, stream_id, command_id)
+                        earlier = await self._earlier_result(
+                            aggregate, stream_id, command_id, fingerprint
+                        )
                         if earlier is not None:
                             return earlier
                     state, version = await self._current(aggregate, stream_id, expected_version)
@@ -151,6 +164,17 @@ class Application:
                             appended = await self.store.append(
                                 stream_id, new, version, hook=self.transaction_hook
                             )
+                    except DuplicateEventId:
+                        # Another process stored this command id first, with another number
+                        # of events: a different command (CommandIdReused), or the result.
+                        if command_id is None:
+                            raise
+                        earlier = await self._earlier_result(
+                            aggregate, stream_id, command_id, fingerprint
+                        )
+                        if earlier is None:
+                            raise
+                        return earlier
                     except WrongExpectedVersion:
                         scope.conflict()
                         self.cache.discard(stream_id)
@@ -158,11 +182,17 @@ class Application:
                             raise
                         await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
                         continue
-                    if appended.events[0].version != version + 1:
+                    stored = appended.events[0]
+                    if stored.version != version + 1 or (
+                        command_id is not None and stored.metadata != new[0].metadata
+                    ):
                         # The store returned an earlier append of these event ids: another
-                        # process executed this command first. Answer with its result.
+                        # process executed this command id first (at the same version, too,
+                        # when both were decided on one state). Answer with its result.
                         assert command_id is not None  # random event ids never repeat
-                        earlier = await self._earlier_result(aggregate, stream_id, command_id)
+                        earlier = await self._earlier_result(
+                            aggregate, stream_id, command_id, fingerprint
+                        )
                         assert earlier is not None
                         return earlier
                     new_state = aggregate.fold(events, state)
@@ -277,11 +307,21 @@ class Application:
         return envelopes
 
     async def _earlier_result(
-        self, aggregate: Aggregate[S, Any, E], stream_id: str, command_id: str
+        self,
+        aggregate: Aggregate[S, Any, E],
+        stream_id: str,
+        command_id: str,
+        fingerprint: str | None,
     ) -> CommandResult[S, E] | None:
+        """The result of the command stored under ``command_id``; None when there is none;
+        CommandIdReused when it was another command (events stored before fingerprints
+        were kept count as the same)."""
         first = await self.store.find_event(_event_id(stream_id, command_id, 0))
         if first is None:
             return None
+        stored = first.meta.get("command_fingerprint")
+        if stored is not None and stored != fingerprint:
+            raise CommandIdReused(stream_id, command_id)
         records = await self.store.read_stream(stream_id, from_version=first.version)
         mine = []
         for record in records:
@@ -334,7 +374,9 @@ class Application:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-def _metadata(metadata: Mapping[str, Any] | None, command_id: str | None) -> bytes:
+def _metadata(
+    metadata: Mapping[str, Any] | None, command_id: str | None, fingerprint: str | None
+) -> bytes:
     if not metadata and command_id is None:  # the common case, without building a dict
         correlation = new_uuid()
         return b'{"correlation_id":"%s","causation_id":"%s"}' % ((correlation.encode(),) * 2)
@@ -343,7 +385,14 @@ def _metadata(metadata: Mapping[str, Any] | None, command_id: str | None) -> byt
     meta.setdefault("causation_id", command_id or correlation)
     if command_id is not None:
         meta["command_id"] = command_id
+        meta["command_fingerprint"] = fingerprint
     return msgspec.json.encode(meta)
+
+
+def _fingerprint(command: Command) -> str:
+    """What tells one command from another under the same id: a digest of its JSON (its
+    type and fields), 128 bits."""
+    return hashlib.sha256(msgspec.json.encode(command)).hexdigest()[:32]
 
 
 def _event_id(stream_id: str, command_id: str, index: int) -> str:

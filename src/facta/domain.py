@@ -86,8 +86,12 @@ class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
             raise TypeError(f"{cls.__name__}.renamed_from must be a tuple of type names")
 
 
-class Command(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
-    """An intention that a decider may accept (producing events) or reject (raising)."""
+class Command(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_unknown_fields=True):
+    """An intention that a decider may accept (producing events) or reject (raising).
+
+    Decoding refuses fields the command does not have: a misspelt field is an error, never
+    silently dropped.
+    """
 
 
 class DomainError(Exception):

@@ -45,6 +45,19 @@ class DuplicateEventId(FactaError):
         super().__init__(f"event id {event_id} already stored: {detail}")
 
 
+class CommandIdReused(FactaError, ValueError):
+    """A command id (HTTP ``Idempotency-Key``) already names another command on this stream;
+    nothing was written. A repeat of the same command returns the first result instead."""
+
+    def __init__(self, stream_id: str, command_id: str) -> None:
+        self.stream_id = stream_id
+        self.command_id = command_id
+        super().__init__(
+            f"command id {command_id[:60]!r} was used for a different command on stream"
+            f" {stream_id!r}; use a new id for a new command"
+        )
+
+
 class UnknownEventType(FactaError):
     """A stored event's type has no registered class, rename or deprecation."""
 

@@ -24,6 +24,7 @@ from facta.examples.bank.transfers import (
     RequestTransfer,
     Transfer,
     TransferDebited,
+    TransferError,
     TransferRequested,
     TransferSaga,
     TransferState,
@@ -205,8 +206,9 @@ async def test_the_transfers_read_model_follows_the_saga_and_rebuilds_the_same(
 
 
 def test_a_transfer_needs_two_accounts_and_a_positive_amount() -> None:
-    with pytest.raises(ValueError, match="different"):
-        RequestTransfer("alice", "alice", Decimal("1.00"))
+    # Two different accounts is a business rule (HTTP 400): the request's schema cannot say it.
+    with pytest.raises(TransferError, match="different"):
+        transfer.decide(TransferState(), RequestTransfer("alice", "alice", Decimal("1.00")))
     with pytest.raises(ValueError, match="positive"):
         RequestTransfer("alice", "bob", Decimal("0"))
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from facta.http.auth import ApiKeys
+from tests.http import custom_apps
 from tests.http.conftest import Server, start_server
 
 KEY = "k-0123456789abcdef-first"
@@ -93,3 +94,59 @@ def test_short_or_missing_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="no API keys"):
         ApiKeys.parse(" , \n")
     assert ApiKeys.parse(f"{KEY}, {OTHER}").accepts(OTHER)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "without_auth"),
+    [
+        ("GET", "/no/such/route", 404),
+        ("POST", "/no/such/route", 404),
+        ("DELETE", "/accounts/acc-a", 405),
+        ("PUT", "/events", 405),
+        ("GET", "/accounts/bad%20id", 422),
+    ],
+)
+def test_the_key_is_checked_before_routing(
+    guarded: Server, method: str, path: str, without_auth: int
+) -> None:
+    with httpx.Client(base_url=guarded.url) as http:
+        refused = http.request(method, path)
+        assert refused.status_code == 401
+        assert refused.json() == {
+            "status": 401,
+            "error": "unauthorized",
+            "message": refused.json()["message"],
+        }
+        assert "API key" in refused.json()["message"]
+        admitted = http.request(method, path, headers={"X-API-Key": KEY})
+        assert admitted.status_code == without_auth, admitted.text
+
+
+def test_a_factory_that_drops_the_keys_still_serves_behind_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"{KEY}\n")
+    monkeypatch.setenv("PYTHONPATH", custom_apps.ROOT)
+    server = start_server(
+        f"sqlite:///{tmp_path / 'facta.db'}",
+        tmp_path,
+        "--app",
+        "tests.http.custom_apps:ignoring_keys",
+        "--api-keys-file",
+        str(keys),
+    )
+    try:
+        body = {"type": "OpenAccount", "owner": "Mallory", "initial_balance": 5}
+        with httpx.Client(base_url=server.url) as http:
+            assert http.post("/accounts/acc-m", json=body).status_code == 401
+            for path in ("/accounts/acc-m", "/events", "/docs/openapi.json", "/nowhere"):
+                assert http.get(path).status_code == 401, path
+            assert http.get("/health").status_code == 200
+            assert http.get("/ready").status_code == 200
+            key = {"Authorization": f"Bearer {KEY}"}
+            assert http.get("/accounts/acc-m", headers=key).status_code == 404  # not written
+            assert http.post("/accounts/acc-m", json=body, headers=key).status_code == 200
+        assert "API keys required" in server.output()
+    finally:
+        server.stop()

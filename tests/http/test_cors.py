@@ -109,3 +109,43 @@ def test_an_origin_a_browser_never_sends_is_refused_at_start(tmp_path: Path, ori
     assert done.returncode == 2, done.stdout + done.stderr
     assert "FACTA_CORS_ORIGINS" in done.stderr
     assert "scheme://host[:port]" in done.stderr
+
+
+def test_a_preflight_needs_no_key_but_the_request_it_precedes_does(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    key = "k" * 32
+    keys.write_text(key)
+    running = start_server(
+        f"sqlite:///{tmp_path / 'facta.db'}",
+        tmp_path,
+        "--cors-origins",
+        DASHBOARD,
+        "--api-keys-file",
+        str(keys),
+    )
+    try:
+        with running.client() as client:
+            preflight = client.options(
+                "/accounts/acc-1",
+                headers={
+                    "Origin": DASHBOARD,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization, content-type",
+                },
+            )
+            assert preflight.status_code == 204, preflight.text
+            assert preflight.headers["access-control-allow-origin"] == DASHBOARD
+            plain_options = client.options("/accounts/acc-1")
+            assert plain_options.status_code == 401
+            body = {"type": "OpenAccount", "owner": "Ann", "initial_balance": 1.0}
+            without = client.post("/accounts/acc-1", json=body, headers={"Origin": DASHBOARD})
+            assert without.status_code == 401
+            with_key = client.post(
+                "/accounts/acc-1",
+                json=body,
+                headers={"Origin": DASHBOARD, "Authorization": f"Bearer {key}"},
+            )
+            assert with_key.status_code == 200, with_key.text
+            assert with_key.headers["access-control-allow-origin"] == DASHBOARD
+    finally:
+        running.stop()

@@ -14,6 +14,8 @@ import uuid
 
 import httpx
 
+JSON = {"Content-Type": "application/json"}
+
 
 def amounts(text: str, key: str) -> list[str]:
     """Every number under ``key`` in a JSON text, as written."""
@@ -29,7 +31,7 @@ def test_balances_are_in_the_seeds_form(client: httpx.Client, account_id: str) -
     assert amounts(opened.text, "balance") == ["10.25"]
     summed = client.post(path, json={"type": "Deposit", "amount": 0.75})
     assert amounts(summed.text, "balance") == ["11.0"]  # not 11.00
-    whole = client.post(path, content=b'{"type": "Deposit", "amount": 5}')
+    whole = client.post(path, content=b'{"type": "Deposit", "amount": 5}', headers=JSON)
     assert amounts(whole.text, "balance") == ["16.0"]
     assert amounts(client.get(path).text, "balance") == ["16.0"]
     assert amounts(client.get(path, params={"version": 2}).text, "balance") == ["11.0"]
@@ -53,6 +55,7 @@ def test_transfer_amounts_are_in_the_seeds_form(client: httpx.Client) -> None:
         f"/transfers/{transfer}",
         content=b'{"type": "RequestTransfer", "source": "%s", "target": "%s", "amount": 5}'
         % (source.encode(), target.encode()),
+        headers=JSON,
     )
     assert requested.status_code == 200, requested.text
     assert amounts(requested.text, "amount") == ["5.0"]

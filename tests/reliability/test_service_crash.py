@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from facta import Application, open_store
@@ -66,13 +67,21 @@ class Service:
         self.server = start_server(self.store_url, self.workdir)
 
 
+NUMBERS = msgspec.json.Encoder(decimal_format="number")
+
+
 async def send(
     http: httpx.AsyncClient, service: Service, path: str, body: dict[str, Any], key: str
 ) -> int | None:
     """POST once; the status, or None when the connection broke (outcome unknown)."""
+    # Money goes as a JSON number (the API refuses strings), written exactly: "12.30".
+    money = {k: Decimal(body[k]) for k in ("amount", "initial_balance") if k in body}
+    content = NUMBERS.encode({**body, **money})
     try:
         response = await http.post(
-            f"{service.server.url}{path}", json=body, headers={"Idempotency-Key": key}
+            f"{service.server.url}{path}",
+            content=content,
+            headers={"Idempotency-Key": key, "Content-Type": "application/json"},
         )
     except httpx.TransportError:
         return None

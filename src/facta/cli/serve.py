@@ -74,6 +74,24 @@ async def _check_store(url: str) -> None:
     help="Let pages from these origins call the API from a browser: comma-separated"
     " (https://dashboard.example,http://localhost:3000), or * for any. Off by default.",
 )
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    envvar="FACTA_HEADER_TIMEOUT",
+    metavar="SECONDS",
+    help="Disconnect a client that has not sent a request's headers in this time.",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    envvar="FACTA_BODY_TIMEOUT",
+    metavar="SECONDS",
+    help="Disconnect a client that has not sent a request's body in this time after its headers.",
+)
 def serve(
     store_url: str,
     host: str,
@@ -84,6 +102,8 @@ def serve(
     log_format: str,
     api_keys_file: str | None,
     cors_origins: str | None,
+    header_timeout: float,
+    body_timeout: float,
 ) -> None:
     """Serve the HTTP API (the bank example by default) on the store."""
     factory = load_factory(app_spec)
@@ -99,12 +119,24 @@ def serve(
     if cors_origins:
         extra["cors_origins"] = _cors_origins(cors_origins)
     app = factory(store_url, projections=not no_projections, **extra)
+    if auth is not None:
+        # Enforced here, outermost, whatever the factory did with the keys: it fails closed,
+        # and the key is checked before routing (401, never 404 or 405, without one).
+        app = auth.middleware(app)
     console.print(
         f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
         f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
         + ("  [yellow]API keys required[/]" if auth is not None else "")
     )
-    serve_http(app, host=host, port=port, log_level=log_level, json_logs=log_format == "json")
+    serve_http(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        json_logs=log_format == "json",
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+    )
 
 
 def _api_keys(path: str | None) -> Any:

@@ -1,15 +1,18 @@
-"""Decoding request bodies straight into a command type, in one strict msgspec pass.
+"""Decoding request bodies straight into a command type, strictly.
 
 Litestar's default decodes JSON to Python objects first and converts them after (two passes,
-lenient coercions, and a RecursionError - a 500 - on deeply nested input). A DTO is
-Litestar's extension point for taking over the decoding of ``data`` while still documenting
-its type in OpenAPI.
+lenient coercions). A DTO is Litestar's extension point for taking over the decoding of
+``data`` while still documenting its type in OpenAPI. Here one msgspec pass decodes the
+command, after the checks msgspec does not make (:mod:`facta.http._input`: JSON media type,
+nesting, duplicate keys, NUL, and money as JSON numbers). :class:`JsonRequest` applies the
+same checks to every other route that reads a JSON body.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+import typing
+from collections.abc import Generator, Iterable
 from typing import Any, ClassVar, cast
 
 import msgspec
@@ -18,9 +21,11 @@ from litestar.dto import AbstractDTO
 from litestar.dto.data_structures import DTOFieldDefinition
 from litestar.exceptions import InternalServerException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.types import Empty
 from litestar.typing import FieldDefinition
 
+from facta.http._input import NO_NUL_PATTERN, check_json, numbers_only, require_json
 from facta.http.errors import ApiError
 
 
@@ -29,6 +34,7 @@ class TypedBody(AbstractDTO[Any]):
     Structs); make one per type with :func:`typed_body`."""
 
     decoder: ClassVar[msgspec.json.Decoder[Any]]
+    numbers: ClassVar[dict[type[Any], msgspec.json.Decoder[Any]]]
 
     @classmethod
     def create_for_field_definition(
@@ -40,8 +46,28 @@ class TypedBody(AbstractDTO[Any]):
     def create_openapi_schema(
         cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
     ) -> Any:
-        """The schema of the model type itself."""
-        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
+        """The schema of the model type itself, saying what the edge refuses besides: no
+        unknown fields (``additionalProperties: false``) and no NUL in a string."""
+        schema = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(cls.model_type)
+        )
+        for member in typing.get_args(cls.model_type) or (cls.model_type,):
+            config = getattr(member, "__struct_config__", None)
+            if config is None:
+                continue
+            component = schema_creator.schema_registry.get_schema_for_field_definition(
+                FieldDefinition.from_annotation(member)
+            )
+            if config.forbid_unknown_fields:
+                component.additional_properties = False
+            for prop in (component.properties or {}).values():
+                if (
+                    isinstance(prop, Schema)
+                    and prop.type == OpenAPIType.STRING
+                    and not (prop.pattern or prop.const or prop.enum)
+                ):
+                    prop.pattern = NO_NUL_PATTERN
+        return schema
 
     @classmethod
     def generate_field_definitions(
@@ -56,13 +82,20 @@ class TypedBody(AbstractDTO[Any]):
         return False
 
     def decode_bytes(self, value: bytes) -> Any:
-        """The body as the model type; 422 with msgspec's message when it does not fit."""
+        """The body as the model type; 415 unless it is sent as JSON, 422 with a message
+        naming the field when it does not fit."""
+        require_json(_content_type(self.asgi_connection.scope["headers"]))
         if not value.strip():
             raise ApiError(422, "the request body is empty: send a JSON object")
+        check_json(value)
         try:
-            return self.decoder.decode(value)
+            decoded = self.decoder.decode(value)
+            numbers = self.numbers.get(type(decoded))
+            if numbers is not None:
+                numbers.decode(value)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ApiError(422, f"invalid request body: {exc}") from None
+        return decoded
 
     def decode_builtins(self, value: dict[str, Any]) -> Any:
         """Form data is not a command."""
@@ -71,21 +104,51 @@ class TypedBody(AbstractDTO[Any]):
 
 def typed_body(model_type: Any) -> type[TypedBody]:
     """A data DTO for ``model_type``."""
+    members = typing.get_args(model_type) or (model_type,)
+    numbers = {}
+    for member in members:
+        checker = numbers_only(member)
+        if checker is not None:
+            numbers[member] = checker
     return type(
         f"TypedBody[{getattr(model_type, '__name__', 'union')}]",
         (TypedBody,),
-        {"model_type": model_type, "decoder": msgspec.json.Decoder(model_type)},
+        {
+            "model_type": model_type,
+            "decoder": msgspec.json.Decoder(model_type),
+            "numbers": numbers,
+        },
     )
 
 
-class CommandRequest(Request[Any, Any, Any]):
-    """A Request reading its body with one loop over the ASGI messages (usually one).
+def _content_type(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return None
 
-    Litestar's ``body()`` goes through an async generator, parses every header to find the
-    content length and sets up a weak reference per chunk: ~8 µs of a command's ~140. The
-    limit is the route's, as there; a body over it is refused once it is seen to be (the
-    server reads no more than that of it).
+
+class JsonRequest(Request[Any, Any, Any]):
+    """The request class of a facta app (and of its command routes).
+
+    ``json()`` (how Litestar reads a JSON ``data`` parameter) makes the same checks as the
+    command routes before decoding. ``body()`` reads with one loop over the ASGI messages
+    (usually one): Litestar's goes through an async generator, parses every header to find
+    the content length and sets up a weak reference per chunk, ~8 µs of a command's ~140.
+    The limit is the route's, as there; a body over it is refused once it is seen to be (the
+    server reads no more than that of it). A client gone before its body was in is not a
+    server error: nothing is logged.
     """
+
+    async def json(self) -> Any:
+        """The body decoded as JSON: 415 unless sent as JSON, 422 when it nests too deeply,
+        repeats a key or holds NUL."""
+        if self._json is Empty and self._connection_state.json is Empty:
+            body = await self.body()
+            if body:
+                require_json(_content_type(self.scope["headers"]))
+                check_json(body)
+        return await super().json()
 
     async def body(self) -> bytes:
         """The whole body, read once."""
@@ -99,7 +162,10 @@ class CommandRequest(Request[Any, Any, Any]):
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                raise InternalServerException("client disconnected prematurely")
+                # Nobody is left to answer (a slow client cut off, say): no 500, no log.
+                raise ApiError(
+                    400, "the client disconnected before its body was in", error="disconnected"
+                )
             chunk = cast("bytes", message.get("body", b""))
             size += len(chunk)
             if size > limit:
@@ -111,3 +177,7 @@ class CommandRequest(Request[Any, Any, Any]):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._body = self._connection_state.body = body
         return body
+
+
+CommandRequest = JsonRequest
+"""The request class of the command routes (the same as the app's)."""

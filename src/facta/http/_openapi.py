@@ -19,5 +19,5 @@ class DecimalAsNumber(OpenAPISchemaPlugin):
         return isinstance(value, type) and issubclass(value, Decimal)
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
-        """A number (a decimal string is accepted on input too)."""
+        """A number: the edge refuses a string where a Decimal goes (facta.http._input)."""
         return Schema(type=OpenAPIType.NUMBER, description="a decimal number")

@@ -9,6 +9,8 @@ import math
 import re
 from datetime import UTC, datetime
 
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
+
 from facta.http.errors import ApiError
 from facta.store.base import Position
 
@@ -16,6 +18,17 @@ MAX_VERSION = 2**53
 """The largest version or limit a client may name: exact in every JSON parser, fits int64."""
 
 MAX_SEQUENCE = 2**63 - 1
+
+POSITION_PATTERN = r"^[0-9]{1,18}(:[0-9]{1,18})?$"
+"""A log position as ``str(Position)`` writes it (what the API documents; 19 digits pass too)."""
+
+TIME_SCHEMAS = [
+    Schema(type=OpenAPIType.STRING, pattern=r"^[0-9]{1,12}(\.[0-9]{1,6})?$"),
+    Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+]
+"""What :func:`parse_time` reads, as JSON Schemas: Unix seconds, or an RFC 3339 date-time."""
+
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp() - 86_400  # year 1, at any offset
 
 _ENTITY_TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*|\s*([0-9]+)\s*')
 
@@ -45,11 +58,13 @@ def if_match_versions(header: str) -> set[int] | None:
 
 
 def parse_time(text: str, name: str = "at") -> float:
-    """Unix seconds from ``text``: a number of seconds or an ISO 8601 date-time (UTC if it
-    has no offset)."""
+    """Unix seconds from ``text``: a number of seconds (from 1970 on) or an ISO 8601
+    date-time (UTC if it has no offset; any year: before 1970 is before every event)."""
+    earliest = 0.0
     try:
         seconds = float(text)
     except ValueError:
+        earliest = _EARLIEST
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -62,7 +77,7 @@ def parse_time(text: str, name: str = "at") -> float:
             seconds = moment.timestamp()
         except (OverflowError, OSError, ValueError):
             raise ApiError(422, f"{name} is out of range") from None
-    if not math.isfinite(seconds) or not 0 <= seconds <= 2**40:
+    if not math.isfinite(seconds) or not earliest <= seconds <= 2**40:
         raise ApiError(422, f"{name} must be a time between 1970 and year 36812")
     return seconds
 

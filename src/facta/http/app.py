@@ -24,6 +24,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # (no py.typed)
 
+from facta.http._body import JsonRequest
 from facta.http._openapi import DecimalAsNumber
 from facta.http.auth import ApiKeys
 from facta.http.errors import EXCEPTION_HANDLERS, ErrorsAsSent
@@ -120,6 +121,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         request_max_body_size=max_body_size,
+        request_class=JsonRequest,  # the edge's checks on every JSON body
         plugins=[DecimalAsNumber()],
         cors_config=cors,
         openapi_config=OpenAPIConfig(

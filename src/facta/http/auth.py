@@ -1,9 +1,17 @@
 """Optional API-key authentication for a facta service (off unless keys are given).
 
 A request must carry one of the keys as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``;
-otherwise it gets 401 and nothing behind it runs. ``/health`` and ``/ready`` stay open for
-probes. Only SHA-256 digests of the keys are kept, compared in constant time, and no key is
-ever logged.
+otherwise it gets 401 (a WebSocket is closed before it opens) and nothing behind it runs.
+``/health`` and ``/ready`` stay open for probes, and so do CORS preflights (a browser never
+sends credentials on one; the app's CORS settings answer it, and the request it precedes
+still needs its key). Only SHA-256 digests of the keys are kept,
+compared in constant time, and no key is ever logged.
+
+``facta serve`` wraps whatever app its factory returns in :meth:`ApiKeys.middleware`, the
+outermost ASGI layer: the key is checked before routing (an unknown route or a wrong method
+is 401 too, not 404 or 405) and whatever the factory did with the keys. An app served some
+other way should be wrapped the same way (``keys.middleware(app)``); ``create_app(api_keys=)``
+alone checks keys after routing.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from litestar.types import (
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 _BODY = (
-    b'{"error":"unauthorized","message":"a valid API key is required (Authorization: Bearer KEY)"}'
+    b'{"status":401,"error":"unauthorized",'
+    b'"message":"a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)"}'
 )
 
 
@@ -54,14 +63,21 @@ class ApiKeys:
         return found
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
-        """Wrap ``app`` so that every HTTP request but the probes must present a key."""
+        """Wrap ``app`` so that every HTTP request and WebSocket but the probes must present
+        a key (lifespan events pass)."""
 
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP or scope["path"] in OPEN_PATHS:
+            kind = scope["type"]
+            if (
+                kind not in (ScopeType.HTTP, ScopeType.WEBSOCKET)  # lifespan
+                or scope["path"] in OPEN_PATHS
+                or _preflight(scope)
+                or self.accepts(_presented_key(scope))
+            ):
                 await app(scope, receive, send)
                 return
-            if self.accepts(_presented_key(scope)):
-                await app(scope, receive, send)
+            if kind == ScopeType.WEBSOCKET:  # closing before accepting answers 403
+                await send({"type": "websocket.close", "code": 1008, "reason": ""})
                 return
             start: HTTPResponseStartEvent = {
                 "type": "http.response.start",
@@ -81,6 +97,14 @@ class ApiKeys:
             await send(body)
 
         return guarded
+
+
+def _preflight(scope: Scope) -> bool:
+    """Whether ``scope`` is a CORS preflight: OPTIONS with an Origin and the method asked."""
+    if scope.get("method") != "OPTIONS":
+        return False
+    names = {name for name, _ in scope["headers"]}
+    return b"origin" in names and b"access-control-request-method" in names
 
 
 def _presented_key(scope: Scope) -> str:

@@ -8,8 +8,11 @@ funds"}``, with ``details`` for validation failures. Which status means what:
 - 409 ``version_conflict``: concurrent writers outlasted the retries; try again.
 - 412 ``precondition_failed``: ``If-Match`` named a version the resource is no longer at.
 - 413 ``body_too_large``: the request body is over the service's limit.
-- 422 ``invalid_input``: malformed JSON, an unknown command type, a value out of range, a bad
-  id, query parameter or header.
+- 415 ``unsupported_media_type``: a body sent without ``Content-Type: application/json``.
+- 422 ``invalid_input``: malformed JSON, an unknown command type or field, a repeated key,
+  nesting deeper than 32 levels, a NUL character, money sent as a string, a value out of
+  range, a bad id, query parameter or header, an ``Idempotency-Key`` reused for another
+  request.
 - 503 ``store_unavailable``: the event store cannot be reached; retry after ``Retry-After``.
 """
 
@@ -85,6 +88,7 @@ _DESCRIPTIONS = {
     409: "Concurrent writers outlasted the retries; nothing was written, try again.",
     412: "If-Match names a version the resource is no longer at; nothing was written.",
     413: "The request body is over the service's limit.",
+    415: "The request body is not sent as JSON (Content-Type: application/json).",
     422: "Malformed or out-of-range input; nothing was written.",
     503: "The event store is unavailable; retry after Retry-After seconds.",
 }

@@ -38,11 +38,12 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from facta.http._json import encode, json_response, timestamp
-from facta.http._params import parse_position
+from facta.http._params import POSITION_PATTERN, parse_position
 from facta.http.errors import ApiError, ErrorsAsSent, documented_errors
 from facta.http.runtime import Runtime
 from facta.store.base import RecordedEvent
@@ -58,6 +59,7 @@ EVENT_STREAM = "text/event-stream"
 
 LiveFormat = Literal["named", "message"]
 """How live messages are sent: ``named`` with an ``event`` field, ``message`` without one."""
+_NAMES_SCHEMA = {"items": Schema(type=OpenAPIType.STRING, pattern=_NAME_PATTERN)}
 
 
 class FeedEvent(msgspec.Struct):
@@ -160,18 +162,31 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
     )
     async def read_feed(
         after: Annotated[
-            str, Parameter(max_length=41, description="Read the events after this position.")
+            str,
+            Parameter(
+                max_length=41,
+                pattern=POSITION_PATTERN,
+                description="Read the events after this position.",
+            ),
         ] = "0",
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
         category: Annotated[
             list[str] | None,
             Parameter(
-                required=False, max_items=MAX_NAMES, description="Only these stream categories."
+                required=False,
+                max_items=MAX_NAMES,
+                description="Only these stream categories.",
+                schema_extra=_NAMES_SCHEMA,
             ),
         ] = None,
         type: Annotated[
             list[str] | None,
-            Parameter(required=False, max_items=MAX_NAMES, description="Only these event types."),
+            Parameter(
+                required=False,
+                max_items=MAX_NAMES,
+                description="Only these event types.",
+                schema_extra=_NAMES_SCHEMA,
+            ),
         ] = None,
     ) -> Response[FeedPage]:
         start = parse_position(after)
@@ -213,21 +228,33 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
             Parameter(
                 required=False,
                 max_length=41,
+                pattern=POSITION_PATTERN,
                 description="Start after this position (default: from now on).",
             ),
         ] = None,
         last_event_id: Annotated[
-            str | None, HeaderParameter(name="Last-Event-ID", required=False, max_length=41)
+            str | None,
+            HeaderParameter(
+                name="Last-Event-ID", required=False, max_length=41, pattern=POSITION_PATTERN
+            ),
         ] = None,
         category: Annotated[
             list[str] | None,
             Parameter(
-                required=False, max_items=MAX_NAMES, description="Only these stream categories."
+                required=False,
+                max_items=MAX_NAMES,
+                description="Only these stream categories.",
+                schema_extra=_NAMES_SCHEMA,
             ),
         ] = None,
         type: Annotated[
             list[str] | None,
-            Parameter(required=False, max_items=MAX_NAMES, description="Only these event types."),
+            Parameter(
+                required=False,
+                max_items=MAX_NAMES,
+                description="Only these event types.",
+                schema_extra=_NAMES_SCHEMA,
+            ),
         ] = None,
         format: Annotated[
             LiveFormat,

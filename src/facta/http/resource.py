@@ -6,8 +6,11 @@ For an aggregate named ``account`` served at ``/accounts``:
 - ``POST /accounts/{id}`` with a command as JSON (``{"type": "Deposit", "amount": 500.0}``)
   answers with the state after it, as the resource's view renders it, and its version in
   ``ETag``. ``If-Match: "3"`` pins the expected version (a stale one gets 412);
-  ``Idempotency-Key`` makes a retry apply once and answer with the first result.
-- ``GET /accounts/{id}`` the state now, ``?version=N`` or ``?at=TIME`` as it was then.
+  ``Idempotency-Key`` makes a retry apply once and answer with the first result; the key is
+  scoped to the entity (another entity's same key is another request), reusing it with a
+  different command is 422, and a command that wrote nothing (400) keeps no key.
+- ``GET /accounts/{id}`` the state now, ``?version=N`` or ``?at=TIME`` as it was then (both:
+  version N if it existed at that time, else 404).
 - ``GET /accounts/{id}/events`` the events, oldest first, ``?from_version=&limit=`` pages
   (a ``Link: rel="next"`` header points at the next page).
 """
@@ -30,10 +33,10 @@ from litestar.params import BodyKwarg, HeaderParameter, Parameter
 from litestar.response.base import ASGIResponse
 
 from facta.domain import ENTITY_ID_PATTERN, Aggregate, Command, DomainError, type_name
-from facta.errors import StreamNotFound, WrongExpectedVersion
+from facta.errors import CommandIdReused, StreamNotFound, WrongExpectedVersion
 from facta.http._body import CommandRequest, typed_body
 from facta.http._json import MEDIA_TYPE, JsonAnswer, encode, timestamp
-from facta.http._params import MAX_VERSION, etag, if_match_versions, parse_time
+from facta.http._params import MAX_VERSION, TIME_SCHEMAS, etag, if_match_versions, parse_time
 from facta.http.errors import ApiError, ErrorsAsSent, documented_errors
 from facta.http.metrics import COMMANDS
 from facta.http.runtime import Runtime
@@ -86,8 +89,9 @@ _IDEMPOTENCY_KEY = OpenAPIParameter(
     param_in=ParamType.HEADER,
     required=False,
     schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=200),
-    description="A client-chosen key: repeating a request with it applies the command once"
-    " and answers with the first result.",
+    description="A client-chosen key, scoped to this entity: repeating the request with it"
+    " applies the command once and answers with the first result; a different request under"
+    " the same key is refused with 422. A rejected command (400) keeps no key.",
 )
 
 
@@ -185,6 +189,14 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                 headers={"ETag": etag(exc.actual)},
                 current_version=exc.actual,
             ) from None
+        except CommandIdReused:
+            count(data, "rejected")
+            raise ApiError(
+                422,
+                f"Idempotency-Key {idempotency_key!r} was used for a different request on"
+                f" {label} {id!r}; send a new key for a new request",
+                error="idempotency_key_reused",
+            ) from None
         except DomainError:
             count(data, "rejected")
             if creators and not isinstance(data, creators):
@@ -207,13 +219,12 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
         at: str | None = None,
         if_none_match: str | None = None,
     ) -> Response[Any]:
-        if version is not None and at is not None:
-            raise ApiError(422, "give either version or at, not both")
         moment = None if at is None else parse_time(at)
         try:
             loaded = await runtime.application.load(aggregate, id, version=version, at=moment)
         except StreamNotFound:
-            raise ApiError(404, f"{label} {id!r} has no version {version}") from None
+            when = "" if at is None else f" at {at}"
+            raise ApiError(404, f"{label} {id!r} had no version {version}{when}") from None
         if loaded.version == 0:
             if moment is not None:
                 raise ApiError(404, f"{label} {id!r} did not exist at {at}")
@@ -290,6 +301,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                 required=False,
                 max_length=64,
                 description="The state as it was at this time: Unix seconds or ISO 8601.",
+                schema_extra={"any_of": TIME_SCHEMAS},
             ),
         ],
         "if_none_match": Annotated[
@@ -325,7 +337,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                     description="The state after the command; its version is in ETag.",
                     generate_examples=False,
                 ),
-                **documented_errors(400, 404, 409, 412, 413, 422, 503),
+                **documented_errors(400, 404, 409, 412, 413, 415, 422, 503),
             },
             operation_class=CommandOperation,
             request_class=CommandRequest,

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar
+from litestar.types import ASGIApp
+
+from facta.http._deadlines import BODY_TIMEOUT, HEADER_TIMEOUT, deadline_protocol
 
 
 def serve(
-    app: Litestar,
+    app: ASGIApp,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
     log_level: str = "info",
     json_logs: bool = False,
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> None:
     """Serve ``app`` until interrupted (SIGINT or SIGTERM: open streams get 3 s to finish).
 
     ``json_logs``: every log line, uvicorn's included, as a JSON object on stderr with the
-    ids facta knows (:func:`facta.observability.configure_logging`).
+    ids facta knows (:func:`facta.observability.configure_logging`). A client that has not
+    sent a request's headers ``header_timeout`` seconds after it began (or after it
+    connected), or its body ``body_timeout`` seconds after the headers, is disconnected
+    (:mod:`facta.http._deadlines`); idle connections between requests close after 5 s.
     """
     import uvicorn
 
     options: dict[str, Any] = {}
+    protocol = deadline_protocol(header_timeout, body_timeout)
+    if protocol is not None:
+        options["http"] = protocol
     if json_logs:
         from facta.observability.logging import configure_logging
 

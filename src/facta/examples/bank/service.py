@@ -277,9 +277,17 @@ def create_app(
         operation_class=ErrorsAsSent,
     )
     async def list_accounts(
-        owner: Annotated[str | None, Parameter(required=False, max_length=200)] = None,
+        owner: Annotated[
+            str | None, Parameter(required=False, max_length=200, pattern=r"^[^\x00]*$")
+        ] = None,
         min_balance: Annotated[
-            str | None, Parameter(required=False, max_length=40, description="A number.")
+            str | None,
+            Parameter(
+                required=False,
+                max_length=40,
+                pattern=r"^-?[0-9]{1,12}(\.[0-9]{1,10})?$",
+                description="A number.",
+            ),
         ] = None,
         sort: Annotated[
             Literal["account_id", "owner", "balance"], Parameter(description="The sort key.")

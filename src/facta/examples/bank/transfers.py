@@ -25,7 +25,7 @@ from typing import Literal
 import msgspec
 
 from facta import Aggregate, Command, DomainError, EntityId, Event, EventEnvelope, check_entity_id
-from facta.examples.bank.domain import Account, AccountCommand, Deposit, Withdraw, money
+from facta.examples.bank.domain import Account, AccountCommand, Amount, Deposit, Withdraw, money
 from facta.projections import CommandRefused, Policy, PolicyContext
 
 Status = Literal["none", "requested", "debited", "rejected", "completed", "refunding", "refunded"]
@@ -34,14 +34,12 @@ Status = Literal["none", "requested", "debited", "rejected", "completed", "refun
 class RequestTransfer(Command, frozen=True):
     source: EntityId
     target: EntityId
-    amount: Decimal
+    amount: Amount
 
     def __post_init__(self) -> None:
         money(self.amount, "amount")
         check_entity_id(self.source, "source")
         check_entity_id(self.target, "target")
-        if self.source == self.target:
-            raise ValueError("source and target must be different accounts")
 
 
 class RecordDebit(Command, frozen=True):
@@ -139,6 +137,10 @@ class Transfer(Aggregate[TransferState, TransferCommand, TransferEvent]):
         if isinstance(command, RequestTransfer):
             if state.status != "none":
                 raise TransferError("Transfer already requested")
+            # A business rule (400), not a malformed request: the JSON Schema of the body
+            # cannot say that two fields differ.
+            if command.source == command.target:
+                raise TransferError("source and target must be different accounts")
             amount = money(command.amount, "amount")  # recorded as the seed writes money
             return [TransferRequested(command.source, command.target, amount)]
         before, _ = _NEXT[type(command)]
