@@ -36,8 +36,8 @@ def python_samples(markdown: str) -> list[tuple[int, str]]:
     samples = []
     for match in _FENCE.finditer(markdown):
         language = match.group("info").strip().split(" ")[0].lstrip("{.")
-        if language not in ("python", "py"):
-            continue
+        if language not in ("python", "py") or "title=" in match.group("info"):
+            continue  # a titled block is a whole file to write (see test_tutorial.py)
         indent = len(match.group("indent"))
         code = "\n".join(line[indent:] for line in match.group("body").splitlines())
         samples.append((markdown.count("\n", 0, match.start()) + 2, code))

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Response
 from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import SerializationException
 from litestar.response.base import ASGIResponse
 
 MEDIA_TYPE = "application/json"
@@ -20,6 +21,22 @@ encode = msgspec.json.Encoder(decimal_format="number").encode
 def timestamp(unix_seconds: float) -> str:
     """A Unix time as ISO 8601 in UTC with microseconds and a ``Z``."""
     return datetime.fromtimestamp(unix_seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+class JsonResponse(Response[Any]):
+    """The response class of a facta app: data a handler returns is encoded with Decimal as
+    a JSON number (``1300.0``), as the OpenAPI document says, where Litestar's own encoding
+    writes a string (``"1300.0"``)."""
+
+    def render(self, content: Any, media_type: str, enc_hook: Any = None) -> bytes:
+        """``content`` as bytes; JSON with Decimal as numbers, anything else as Litestar does."""
+        if isinstance(content, bytes) or not media_type.startswith(MEDIA_TYPE):
+            return super().render(content, media_type, enc_hook)
+        try:
+            encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
+            return encoder.encode(content)
+        except (TypeError, msgspec.EncodeError) as error:
+            raise SerializationException(str(error)) from error
 
 
 def json_response(body: bytes, *, status: int = 200, headers: dict[str, str] | None = None) -> Any:

@@ -25,6 +25,7 @@ from litestar.types import ControllerRouterHandler
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # (no py.typed)
 
 from facta.http._body import JsonRequest
+from facta.http._json import JsonResponse
 from facta.http._openapi import DecimalAsNumber
 from facta.http.auth import ApiKeys
 from facta.http.errors import EXCEPTION_HANDLERS, ErrorsAsSent
@@ -123,6 +124,7 @@ def create_app(
         request_max_body_size=max_body_size,
         request_class=JsonRequest,  # the edge's checks on every JSON body
         plugins=[DecimalAsNumber()],
+        response_class=JsonResponse,
         cors_config=cors,
         openapi_config=OpenAPIConfig(
             title=title,
