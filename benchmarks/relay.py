@@ -38,14 +38,17 @@ import aio_pika
 import asyncpg
 import nats
 
-from facta import EventStore, NewEvent
+from facta import (
+    EventStore,
+    NewEvent,
+    open_store,
+)
 from facta.relay import Relay
 from facta.relay._fastpath import PUBLIC_API
 from facta.relay.nats import NatsPublisher
 from facta.relay.publisher import Publisher
 from facta.relay.rabbitmq import RabbitMQPublisher
 from facta.store.postgres import PostgresEventStore
-from facta.store.sqlite import SQLiteEventStore
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
@@ -94,7 +97,7 @@ async def fill(store: EventStore, events: int) -> None:
 @contextlib.asynccontextmanager
 async def opened(kind: str, directory: Path) -> AsyncIterator[EventStore]:
     if kind == "sqlite":
-        sqlite = await SQLiteEventStore.open(str(directory / f"{uuid.uuid4().hex}.db"))
+        sqlite = await open_store(f"sqlite:///{directory / (uuid.uuid4().hex + '.db')}")
         try:
             yield sqlite
         finally:

@@ -11,9 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from facta import EventStore, StoreUnavailable
-from facta.store.memory import MemoryEventStore
-from facta.store.postgres import PostgresEventStore
+from facta import Engine, StoreUnavailable, open_store
+from facta.store.postgres import PostgresEngine, PostgresEventStore
 from facta.store.sqlite import SQLiteEventStore
 
 REQUIRE_SERVICES = os.environ.get("FACTA_REQUIRE_SERVICES") == "1"
@@ -26,22 +25,22 @@ def service_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-StoreFactory = Callable[[], Awaitable[EventStore]]
+StoreFactory = Callable[[], Awaitable[Engine]]
 
 
-async def _memory(tmp_path: Path) -> EventStore:
-    return MemoryEventStore()
+async def _memory(tmp_path: Path) -> Engine:
+    return await open_store("memory://")
 
 
-async def _sqlite(tmp_path: Path) -> EventStore:
-    return await SQLiteEventStore.open(str(tmp_path / "events.db"))
+async def _sqlite(tmp_path: Path) -> Engine:
+    return await open_store(f"sqlite:///{tmp_path / 'events.db'}")
 
 
 POSTGRES_URL = os.environ.get("FACTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-class ScratchPostgresStore(PostgresEventStore):
-    """A PostgreSQL store in a fresh schema of its own, dropped again when it closes."""
+class ScratchPostgresStore(PostgresEngine):
+    """A PostgreSQL engine in a fresh schema of its own, dropped again when it closes."""
 
     async def close(self) -> None:
         await super().close()
@@ -56,18 +55,19 @@ async def open_scratch_postgres(**options: Any) -> ScratchPostgresStore:
     """A migrated store in a new schema ``test_<random>``, so that runs never collide."""
     schema = f"test_{uuid.uuid4().hex[:16]}"
     try:
-        return await ScratchPostgresStore.open(POSTGRES_URL, schema=schema, **options)
+        events = await PostgresEventStore.open(POSTGRES_URL, schema=schema, **options)
+        return ScratchPostgresStore(f"{POSTGRES_URL}?schema={schema}", events)
     except StoreUnavailable as exc:
         service_missing(f"PostgreSQL is unreachable: {exc}")
         raise
 
 
-async def _postgres(tmp_path: Path) -> EventStore:
+async def _postgres(tmp_path: Path) -> Engine:
     return await open_scratch_postgres()
 
 
 # Backends every conformance test runs against.
-BACKENDS: dict[str, Callable[[Path], Awaitable[EventStore]]] = {
+BACKENDS: dict[str, Callable[[Path], Awaitable[Engine]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgres": _postgres,
@@ -75,7 +75,7 @@ BACKENDS: dict[str, Callable[[Path], Awaitable[EventStore]]] = {
 
 
 @pytest.fixture(params=list(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
     """An empty, open store of each backend."""
     opened = await BACKENDS[request.param](tmp_path)
     yield opened

@@ -34,7 +34,7 @@ from facta.observability import configure_logging, instrument, log_context, trac
 from facta.observability import logging as facta_logging
 from facta.observability import metrics as facta_metrics
 from facta.projections import ProjectionRunner
-from facta.store.memory import MemoryEventStore
+from facta.store.memory import MemoryEngine
 from tests.conftest import service_missing
 
 ACCOUNT = Account()
@@ -83,14 +83,14 @@ def attributes(span: ReadableSpan) -> dict[str, Any]:
 
 async def test_without_a_provider_nothing_is_recorded_and_metadata_stays_plain() -> None:
     assert not tracing_on()
-    app = Application(MemoryEventStore())
+    app = Application(MemoryEngine())
     await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(1)))
     [record] = await app.store.read_stream("account-a")
     assert set(record.meta) == {"correlation_id", "causation_id"}
 
 
 async def test_a_command_spans_execute_load_and_append_and_stamps_its_events(otel: Otel) -> None:
-    app = Application(MemoryEventStore(), cache_size=0)
+    app = Application(MemoryEngine(), cache_size=0)
     await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(10)), command_id="cmd-1")
     await app.execute(ACCOUNT, "a", Deposit(Decimal(5)), metadata={"user": "u1"})
 
@@ -159,7 +159,7 @@ async def test_under_an_unsampled_span_facta_starts_no_spans_of_its_own() -> Non
     meters = MeterProvider(metric_readers=[reader])
     instrument(provider, meters)
     try:
-        app = Application(MemoryEventStore(), cache_size=0)
+        app = Application(MemoryEngine(), cache_size=0)
         # A command that is its own root: its span is not sampled, so neither its load nor
         # its append asks for one.
         await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(10)))
@@ -184,7 +184,7 @@ async def test_under_an_unsampled_span_facta_starts_no_spans_of_its_own() -> Non
 
 
 async def test_loading_from_a_snapshot_says_so(otel: Otel) -> None:
-    app = Application(MemoryEventStore(), cache_size=0)
+    app = Application(MemoryEngine(), cache_size=0)
     await app.execute(ACCOUNT, "s", OpenAccount("Sam", Decimal(0)))
     for _ in range(Account.snapshot_every or 0):
         await app.execute(ACCOUNT, "s", Deposit(Decimal(1)))
@@ -198,7 +198,7 @@ async def test_loading_from_a_snapshot_says_so(otel: Otel) -> None:
 
 
 async def test_conflicts_retries_and_rejections_are_counted(otel: Otel) -> None:
-    store = MemoryEventStore()
+    store = MemoryEngine()
     one, other = Application(store), Application(store)  # two processes, in effect
     await one.execute(ACCOUNT, "c", OpenAccount("Cy", Decimal(10)))  # one caches version 1
     await other.execute(ACCOUNT, "c", Deposit(Decimal(1)))  # version 2
@@ -231,7 +231,7 @@ async def test_conflicts_retries_and_rejections_are_counted(otel: Otel) -> None:
 async def test_a_projection_batch_continues_the_commands_trace_and_reports_its_lag(
     otel: Otel,
 ) -> None:
-    store = MemoryEventStore()
+    store = MemoryEngine()
     app = Application(store)
     await app.execute(ACCOUNT, "p", OpenAccount("Pat", Decimal(3)))
     await app.execute(ACCOUNT, "q", OpenAccount("Quin", Decimal(4)))
@@ -259,7 +259,7 @@ async def test_a_stopped_policy_and_a_parked_event_show_in_the_metrics(otel: Ote
     from tests.projections.test_policies import Marker, StoppingMarker, aim
 
     Marker.refused, Marker.attempts = [], {}
-    store = MemoryEventStore()
+    store = MemoryEngine()
     app = Application(store)
     await aim(app, "a", "bug")
     runner = ProjectionRunner(store, [Marker(), StoppingMarker()], app=app)
@@ -282,7 +282,7 @@ async def test_a_relay_batch_continues_the_trace_and_reports_its_lag(otel: Otel)
     except Exception:
         service_missing(f"NATS is not reachable at {url}")
     stream = f"OTEL_{uuid.uuid4().hex[:10].upper()}"
-    store = MemoryEventStore()
+    store = MemoryEngine()
     app = Application(store)
     await app.execute(ACCOUNT, "r", OpenAccount("Ray", Decimal(1)))
     relay = Relay(store, NatsPublisher(url, stream=stream, subject=stream.lower()))
@@ -315,7 +315,7 @@ async def test_json_log_lines_carry_the_commands_ids_and_trace(otel: Otel) -> No
     out = io.StringIO()
     handler = configure_logging(logging.INFO, stream=out, logger="tests.noisy")
     try:
-        app = Application(MemoryEventStore())
+        app = Application(MemoryEngine())
         await app.execute(_Noisy(), "l", OpenAccount("Lee", Decimal(1)), command_id="k-1")
         assert log_context() == {}  # unbound after the command
     finally:
@@ -364,7 +364,7 @@ async def test_log_lines_in_a_projection_batch_name_the_projection(otel: Otel) -
             logging.getLogger("tests.projection").info("handling %s", envelope.recorded.type)
             await super().handle(envelope, session)
 
-    store = MemoryEventStore()
+    store = MemoryEngine()
     app = Application(store)
     await app.execute(ACCOUNT, "j", OpenAccount("Jo", Decimal(1)))
     runner = ProjectionRunner(store, [_Logging()], app=app)
@@ -397,7 +397,7 @@ def test_the_http_edge_adds_litestars_tracing_middleware_with_a_provider(otel: O
 
 
 async def test_append_latencies_wait_and_every_collection_sees_them_all(otel: Otel) -> None:
-    app = Application(MemoryEventStore())
+    app = Application(MemoryEngine())
     await app.execute(ACCOUNT, "a", OpenAccount("Ann", Decimal(1)))
     latencies = facta_metrics._instruments.append_latencies
     assert len(latencies.waiting) == 1  # recorded later, in a run...

@@ -18,7 +18,7 @@ from facta.errors import (
     UnknownEventType,
     WrongExpectedVersion,
 )
-from facta.store import open_store
+from facta.store import Engine, open_store
 from facta.store.base import (
     ANY,
     NO_STREAM,
@@ -27,10 +27,13 @@ from facta.store.base import (
     AppendResult,
     EventStore,
     ExpectedVersion,
+    Hook,
     NewEvent,
     Position,
     RecordedEvent,
     Snapshot,
+    Transaction,
+    TransactionHook,
 )
 
 __all__ = [
@@ -47,12 +50,14 @@ __all__ = [
     "DomainError",
     "CommandIdReused",
     "DuplicateEventId",
+    "Engine",
     "EntityId",
     "Event",
     "EventDecodeError",
     "EventEnvelope",
     "EventStore",
     "ExpectedVersion",
+    "Hook",
     "FactaError",
     "InvalidStreamId",
     "NewEvent",
@@ -62,6 +67,8 @@ __all__ = [
     "StateAt",
     "StoreSetupError",
     "StoreUnavailable",
+    "Transaction",
+    "TransactionHook",
     "StreamNotFound",
     "UnknownEventType",
     "WrongExpectedVersion",

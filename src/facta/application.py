@@ -31,13 +31,13 @@ from facta.errors import (
 from facta.observability import tracing
 from facta.store.base import (
     START,
-    EventStore,
     Position,
     RecordedEvent,
     Snapshot,
     TransactionHook,
     validate_stream_id,
 )
+from facta.store.engine import Engine, InlineTransactions, Snapshots
 
 log = logging.getLogger("facta.application")
 
@@ -75,16 +75,18 @@ class EventEnvelope(msgspec.Struct, Generic[E], frozen=True, gc=False):
 
 
 class Application:
-    """Executes commands against aggregates stored in an EventStore.
+    """Executes commands against aggregates stored in an engine (``open_store(url)``).
 
     ``max_retries`` bounds the retries after a conflict with another process;
     ``cache_size`` bounds the state cache (0 turns it off); ``transaction_hook`` runs inside
-    every append's transaction (inline projections).
+    every append's transaction (inline projections: the engine must have the
+    InlineTransactions capability, else CapabilityMissing). Snapshots are taken and used
+    where the engine has the Snapshots capability.
     """
 
     def __init__(
         self,
-        store: EventStore,
+        store: Engine,
         *,
         codec: Codec | None = None,
         max_retries: int = 10,
@@ -96,6 +98,9 @@ class Application:
         self.max_retries = max_retries
         self.cache = StateCache(cache_size)
         self.transaction_hook = transaction_hook
+        self._events = store.events
+        self._snapshots = store.capability(Snapshots)
+        self._inline = None if transaction_hook is None else store.require(InlineTransactions)
         self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
         self._state_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
@@ -161,9 +166,12 @@ class Application:
                     ]
                     try:
                         with scope.appending(len(new), version):
-                            appended = await self.store.append(
-                                stream_id, new, version, hook=self.transaction_hook
-                            )
+                            if self._inline is None:
+                                appended = await self._events.append(stream_id, new, version)
+                            else:
+                                appended = await self._inline.append(
+                                    stream_id, new, version, hook=self.transaction_hook
+                                )
                     except DuplicateEventId:
                         # Another process stored this command id first, with another number
                         # of events: a different command (CommandIdReused), or the result.
@@ -250,8 +258,8 @@ class Application:
         at: float | None,
     ) -> StateAt[S]:
         state, loaded_version = aggregate.initial, 0
-        if aggregate.snapshot_every:
-            snapshot = await self.store.load_snapshot(
+        if aggregate.snapshot_every and self._snapshots is not None:
+            snapshot = await self._snapshots.load_snapshot(
                 stream_id, max_version=version, max_recorded_at=at
             )
             if snapshot is not None and snapshot.schema_version == aggregate.state_schema_version:
@@ -259,7 +267,7 @@ class Application:
                     self._decode_state(aggregate, snapshot.data),
                     snapshot.version,
                 )
-        records = await self.store.read_stream(
+        records = await self._events.read_stream(
             stream_id, from_version=loaded_version + 1, to_version=version
         )
         tracing.loaded(len(records), loaded_version)
@@ -287,7 +295,7 @@ class Application:
     ) -> list[EventEnvelope[E]]:
         """The stream's decoded events in version order (deprecated types left out)."""
         self.codec.register_aggregate(aggregate)
-        records = await self.store.read_stream(
+        records = await self._events.read_stream(
             self.stream_id(aggregate, entity_id),
             from_version=from_version,
             to_version=to_version,
@@ -316,13 +324,13 @@ class Application:
         """The result of the command stored under ``command_id``; None when there is none;
         CommandIdReused when it was another command (events stored before fingerprints
         were kept count as the same)."""
-        first = await self.store.find_event(_event_id(stream_id, command_id, 0))
+        first = await self._events.find_event(_event_id(stream_id, command_id, 0))
         if first is None:
             return None
         stored = first.meta.get("command_fingerprint")
         if stored is not None and stored != fingerprint:
             raise CommandIdReused(stream_id, command_id)
-        records = await self.store.read_stream(stream_id, from_version=first.version)
+        records = await self._events.read_stream(stream_id, from_version=first.version)
         mine = []
         for record in records:
             if record.meta.get("command_id") != command_id:
@@ -344,7 +352,7 @@ class Application:
         self, aggregate: Aggregate[S, Any, Any], recorded: Sequence[RecordedEvent], state: S
     ) -> None:
         every = aggregate.snapshot_every
-        if not every or not recorded:
+        if not every or not recorded or self._snapshots is None:
             return
         last = recorded[-1]
         if last.version // every == (last.version - len(recorded)) // every:
@@ -362,7 +370,8 @@ class Application:
 
     async def _save_snapshot(self, snapshot: Snapshot) -> None:
         try:
-            await self.store.save_snapshot(snapshot)
+            assert self._snapshots is not None
+            await self._snapshots.save_snapshot(snapshot)
         except Exception:  # a lost snapshot only costs a longer load later
             log.exception(
                 "saving the snapshot of %s at %d failed", snapshot.stream_id, snapshot.version

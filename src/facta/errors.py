@@ -99,3 +99,22 @@ class StoreSetupError(FactaError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{problem}: {fix}")
+
+
+class LeaseLost(FactaError):
+    """This runner no longer holds the projection (another took it over, or it was switched
+    away); the batch was rolled back and nothing of it was written."""
+
+    def __init__(self, name: str, slot: int) -> None:
+        self.name = name
+        self.slot = slot
+        super().__init__(f"projection {name!r} (slot {slot}) is no longer held by this runner")
+
+
+class RelayLeaseLost(FactaError):
+    """Another relay holds this destination now (or this one's lease connection failed); the
+    checkpoint was not moved."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"relay {name!r} is no longer held by this process")

@@ -30,7 +30,7 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         store = await open_store(url)
     else:
         store = await open_scratch_postgres()
-        url = f"{store.dsn}?schema={store.schema}"  # type: ignore[attr-defined]
+        url = store.url
     await write_with_v1(store)
     try:
         yield url

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from facta import EventStore
+from facta import Engine, open_store
 from facta.projections import ProjectionRunner, ProjectionStatus, ReadStore
-from facta.store.sqlite import SQLiteEventStore
 from tests.conftest import POSTGRES_URL, open_scratch_postgres
 from tests.projections.helpers import Counter, Counters, codec, fill
 
@@ -54,11 +53,11 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(params=["sqlite", "postgres"])
 async def durable(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[EventStore, str]]:
+) -> AsyncIterator[tuple[Engine, str]]:
     """A store of a backend several processes can share, and its URL."""
     if request.param == "sqlite":
         path = tmp_path / "crash.db"
-        store: EventStore = await SQLiteEventStore.open(str(path))
+        store: Engine = await open_store(f"sqlite:///{path}")
         url = f"sqlite:///{path}"
     else:
         store = await open_scratch_postgres()
@@ -104,7 +103,7 @@ def expected() -> dict[str, Counter]:
     }
 
 
-async def finish(store: EventStore, read_store: ReadStore, final: ProjectionStatus) -> None:
+async def finish(store: Engine, read_store: ReadStore, final: ProjectionStatus) -> None:
     """The read model is complete, counted once per event, and equals a clean rebuild."""
     assert final.handled == STREAMS * PER_STREAM
     built = await documents(read_store)
@@ -116,7 +115,7 @@ async def finish(store: EventStore, read_store: ReadStore, final: ProjectionStat
 
 
 async def test_a_runner_killed_mid_catch_up_resumes_from_its_checkpoint(
-    durable: tuple[EventStore, str],
+    durable: tuple[Engine, str],
 ) -> None:
     store, url = durable
     head = await fill(store, STREAMS, PER_STREAM)
@@ -143,7 +142,7 @@ async def test_a_runner_killed_mid_catch_up_resumes_from_its_checkpoint(
 
 
 async def test_two_runners_one_killed_the_other_takes_over(
-    durable: tuple[EventStore, str],
+    durable: tuple[Engine, str],
 ) -> None:
     store, url = durable
     head = await fill(store, STREAMS, PER_STREAM)

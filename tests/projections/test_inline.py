@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 
-from facta import Event, EventEnvelope, EventStore, NewEvent
+from facta import (
+    Event,
+    EventEnvelope,
+    EventStore,
+    Hook,
+    NewEvent,
+    open_store,
+)
 from facta.projections import InlineProjections, ReadStore, Session, compose_hooks
-from facta.store.postgres import PostgresEventStore
-from facta.store.sqlite import SQLiteEventStore
-from tests.conftest import POSTGRES_URL
 from tests.projections.helpers import Counter, Counters, Tick, codec, fill
 
 
@@ -97,7 +101,7 @@ async def test_composed_hooks_run_in_order_inside_the_transaction(store: EventSt
         if records[0].stream_id == "tick-7":
             raise RuntimeError("audit refused")
 
-    hook = compose_hooks(inline, audit)
+    hook = compose_hooks(inline, Hook(audit))
     await store.append("tick-1", ticks(1), 0, hook=hook)
     with pytest.raises(RuntimeError, match="audit refused"):
         await store.append("tick-7", ticks(1), 0, hook=hook)
@@ -116,11 +120,7 @@ async def test_the_hook_refuses_to_run_before_setup(store: EventStore) -> None:
 async def _another_process(store: EventStore) -> EventStore:
     """The same database as another process opens it: a store object of its own (the
     in-memory store lives in one process only, so it is itself)."""
-    if isinstance(store, SQLiteEventStore):
-        return await SQLiteEventStore.open(store.path)
-    if isinstance(store, PostgresEventStore):
-        return await PostgresEventStore.open(POSTGRES_URL, schema=store.schema)
-    return store
+    return store if store.name == "memory" else await open_store(store.url)
 
 
 async def test_processes_setting_up_at_once_share_one_storage(store: EventStore) -> None:

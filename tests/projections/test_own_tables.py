@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 
-from facta import Event, EventEnvelope, EventStore
+from facta import (
+    Event,
+    EventEnvelope,
+    EventStore,
+    open_store,
+)
 from facta.projections import Projection, ProjectionRunner, ReadStore, Session
-from facta.store.sqlite import SQLiteEventStore
 from tests.conftest import open_scratch_postgres
 from tests.projections.helpers import Tick, codec, fill
 
@@ -54,7 +58,7 @@ class SeenPostgres(SeenSQLite):
 @pytest.fixture(params=["sqlite", "postgres"])
 async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
-        store: EventStore = await SQLiteEventStore.open(str(tmp_path / "own.db"))
+        store: EventStore = await open_store(f"sqlite:///{tmp_path / 'own.db'}")
         yield store, SeenSQLite(), _sqlite_rows(tmp_path / "own.db")
     else:
         store = await open_scratch_postgres()

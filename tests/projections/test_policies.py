@@ -21,7 +21,7 @@ from facta import (
     StoreUnavailable,
 )
 from facta.projections import CommandRefused, Policy, PolicyContext, ProjectionRunner, ReadStore
-from facta.store.memory import MemoryEventStore
+from facta.store.memory import MemoryEngine
 from tests.projections.helpers import eventually
 
 
@@ -146,7 +146,7 @@ async def test_refused_commands_reach_the_policy_as_one_error_and_a_bug_parks_it
 
 async def test_a_policy_set_to_stop_still_stops_where_its_handler_raises() -> None:
     Marker.refused, Marker.attempts = [], {}
-    store = MemoryEventStore()
+    store = MemoryEngine()
     app = Application(store)
     await aim(app, "bad id", "bug", "b")
     runner = ProjectionRunner(store, [StoppingMarker()], app=app)
@@ -166,7 +166,7 @@ def test_retries_are_bounded() -> None:
         retries = 11
 
     with pytest.raises(ValueError, match="retries must be 0 to 10"):
-        ProjectionRunner(MemoryEventStore(), [Eager()], app=Application(MemoryEventStore()))
+        ProjectionRunner(MemoryEngine(), [Eager()], app=Application(MemoryEngine()))
 
 
 async def test_an_outage_outlasting_the_retries_is_waited_out_never_parked(

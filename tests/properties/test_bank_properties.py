@@ -18,7 +18,7 @@ from facta.examples.bank.domain import (
     OpenAccount,
     Withdraw,
 )
-from facta.store.memory import MemoryEventStore
+from facta.store.memory import MemoryEngine
 
 account = Account()
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10_000), places=2)
@@ -54,7 +54,7 @@ def test_the_balance_never_goes_negative_and_history_folds_to_the_state(
 @given(commands)
 def test_the_application_agrees_with_the_decider(sequence: list[AccountCommand]) -> None:
     async def scenario() -> tuple[AccountState, AccountState, int]:
-        app = Application(MemoryEventStore())
+        app = Application(MemoryEngine())
         expected, accepted = account.initial, 0
         for command in sequence:
             try:

@@ -26,13 +26,12 @@ import aio_pika
 import nats
 import pytest
 
-from facta import NewEvent
+from facta import Engine, NewEvent, open_store
 from facta.application import EventEnvelope
 from facta.relay._fastpath import CHECKED_VERSIONS, PUBLIC_API
 from facta.relay.nats import NatsConsumer, NatsPublisher
 from facta.relay.publisher import Publisher
 from facta.relay.rabbitmq import RabbitMQConsumer, RabbitMQPublisher
-from facta.store.sqlite import SQLiteEventStore
 from tests.conftest import service_missing
 
 RABBITMQ_URL = os.environ.get("FACTA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
@@ -393,9 +392,9 @@ class Received:
             assert versions == list(range(1, per_stream + 1)), stream
 
 
-async def fill(path: Path, streams: int, per_stream: int, *, chunk: int = 10) -> SQLiteEventStore:
+async def fill(path: Path, streams: int, per_stream: int, *, chunk: int = 10) -> Engine:
     """A SQLite store holding ``streams * per_stream`` events, streams interleaved in the log."""
-    store = await SQLiteEventStore.open(str(path), synchronous="NORMAL")
+    store = await open_store(f"sqlite:///{path}", synchronous="NORMAL")
     for start in range(0, per_stream, chunk):
         await asyncio.gather(
             *(

@@ -20,7 +20,7 @@ import pytest
 from facta import NewEvent
 from facta.application import EventEnvelope
 from facta.relay import Relay, to_message
-from facta.relay.checkpoints import SQLiteCheckpoints
+from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from tests.relay.conftest import (
     Harness,
     NatsHarness,

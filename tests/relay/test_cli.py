@@ -11,10 +11,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from facta import Position
+from facta import (
+    Position,
+    open_store,
+)
 from facta.cli import cli
-from facta.relay.checkpoints import SQLiteCheckpoints
-from facta.store.sqlite import SQLiteEventStore
+from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from tests.relay.conftest import Harness, fill
 
 NAME = "nats://127.0.0.1:4222?stream=FACTA"
@@ -48,7 +50,7 @@ def test_status_shows_the_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
 
     async def prepare() -> None:
-        store = await SQLiteEventStore.open(str(path))
+        store = await open_store(f"sqlite:///{path}")
         await store.close()
         checkpoints = SQLiteCheckpoints(str(path), "")
         await checkpoints.acquire(NAME, "host:1", 10)

@@ -13,7 +13,7 @@ import pytest
 from facta import NewEvent
 from facta.relay import Relay
 from facta.relay._fastpath import CHECKED_VERSIONS, PUBLIC_API, refusal
-from facta.store.memory import MemoryEventStore
+from facta.store.memory import MemoryEngine
 from tests.relay.conftest import Harness
 
 PACKAGES = {"rabbitmq": "aiormq", "nats": "nats-py"}
@@ -21,7 +21,7 @@ PACKAGES = {"rabbitmq": "aiormq", "nats": "nats-py"}
 
 async def _relay_one(broker: Harness) -> bool | None:
     """Relay one event through the harness's publisher; whether it took the fast path."""
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await store.append("account-1", [NewEvent("Opened", b"{}")])
     publisher = broker.publisher()
     if broker.kind == "rabbitmq":

@@ -10,12 +10,12 @@ import pytest
 
 from facta import Codec, NewEvent
 from facta.relay import EnvelopeError, to_message, to_messages, to_recorded
-from facta.store.memory import MemoryEventStore
+from facta.store.memory import MemoryEngine
 from tests.evolution import wallet_v3
 
 
 async def _stored(*events: NewEvent) -> list:  # type: ignore[type-arg]
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await store.append("wallet.eu-1", list(events))
     return await store.read_all()
 
@@ -120,7 +120,7 @@ async def test_a_batch_gives_each_event_its_own_message() -> None:
     codec's verdict on a type): nothing of one event may leak into the next."""
     codec = Codec()
     codec.register_aggregate(wallet_v3.Wallet())
-    store = MemoryEventStore()
+    store = MemoryEngine()
     for n, metadata in enumerate(
         (b'{"correlation_id":"a"}', b'{"correlation_id":"a"}', b"{}", b'{"causation_id":7}')
     ):

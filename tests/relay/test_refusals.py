@@ -22,12 +22,15 @@ import aio_pika
 import nats
 import pytest
 
-from facta import NewEvent, Position
+from facta import (
+    NewEvent,
+    Position,
+    open_store,
+)
 from facta.relay import BrokerRefused, Publisher, Relay
 from facta.relay.nats import NatsPublisher
 from facta.relay.rabbitmq import RabbitMQPublisher
-from facta.store.memory import MemoryEventStore
-from facta.store.sqlite import SQLiteEventStore
+from facta.store.memory import MemoryEngine
 from tests.conftest import service_missing
 from tests.http.conftest import free_port
 from tests.relay.conftest import (
@@ -63,7 +66,7 @@ async def shared_nats() -> None:
 
 async def _refused(publisher: Publisher) -> BrokerRefused:
     """The error that stops a relay to ``publisher`` at once, its checkpoint unmoved."""
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await store.append("account-1", [NewEvent("Opened", b"{}")])
     relay = Relay(store, publisher, name="refused")
     try:
@@ -85,7 +88,7 @@ def _run_cli(tmp_path: Path, destination: str) -> subprocess.CompletedProcess[st
     path = tmp_path / "events.db"
 
     async def prepare() -> None:
-        store = await SQLiteEventStore.open(str(path))
+        store = await open_store(f"sqlite:///{path}")
         await store.append("account-1", [NewEvent("Opened", b"{}")])
         await store.close()
 
@@ -203,7 +206,7 @@ async def test_nats_authorization_and_permissions_violations_stop_the_relay(
     )
     assert 'permissions violation for publish to "denied.account.opened"' in str(refused).lower()
     # Allowed elsewhere: the same user relays to another subject.
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await store.append("account-1", [NewEvent("Opened", b"{}")])
     relay = Relay(store, NatsPublisher(f"nats://limited:pw@{server}", stream="OK", subject="ok"))
     try:
@@ -247,7 +250,7 @@ async def test_a_broker_that_cannot_be_reached_is_retried_with_back_off(kind: st
         publisher = RabbitMQPublisher(f"amqp://guest:guest@127.0.0.1:{closed_port}/")
     else:
         publisher = NatsPublisher(f"nats://127.0.0.1:{closed_port}")
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await store.append("account-1", [NewEvent("Opened", b"{}")])
     relay = Relay(store, publisher, name="unreachable")
     task = asyncio.create_task(relay.run())

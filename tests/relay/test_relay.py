@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from facta import NewEvent, Position
+from facta import (
+    NewEvent,
+    Position,
+    open_store,
+)
 from facta.relay import Message, PublishError, Relay
-from facta.relay.checkpoints import SQLiteCheckpoints
 from facta.store.base import EventStore
-from facta.store.memory import MemoryEventStore
-from facta.store.sqlite import SQLiteEventStore
+from facta.store.memory import MemoryEngine
+from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from tests.conftest import open_scratch_postgres
 from tests.relay.conftest import until
 
@@ -77,7 +80,7 @@ def _versions(messages: list[Message]) -> dict[str, list[int]]:
 
 
 async def test_catch_up_in_order_within_the_in_flight_bound() -> None:
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await _fill(store, 7, 30)
     publisher = RecordingPublisher()
     relay = Relay(store, publisher, batch_size=10, max_in_flight=40)
@@ -92,7 +95,7 @@ async def test_catch_up_in_order_within_the_in_flight_bound() -> None:
 
 
 async def test_a_failed_batch_is_resent_from_the_checkpoint() -> None:
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await _fill(store, 5, 20)
     publisher = RecordingPublisher(fail_at=4)
     relay = Relay(store, publisher, batch_size=10, max_in_flight=30)
@@ -105,7 +108,7 @@ async def test_a_failed_batch_is_resent_from_the_checkpoint() -> None:
 
 
 async def test_filtered_relay_moves_its_checkpoint_past_what_it_skips() -> None:
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await _fill(store, 3, 5)
     await store.append("invoice-1", [NewEvent("Sent", b"{}")])
     publisher = RecordingPublisher()
@@ -118,7 +121,7 @@ async def test_filtered_relay_moves_its_checkpoint_past_what_it_skips() -> None:
 
 
 async def test_one_relay_per_destination_the_other_takes_over(tmp_path: Path) -> None:
-    store = await SQLiteEventStore.open(str(tmp_path / "events.db"))
+    store = await open_store(f"sqlite:///{tmp_path / 'events.db'}")
     await _fill(store, 2, 3)
     first, second = RecordingPublisher(), RecordingPublisher()
     a = Relay(store, first, lease_ttl=1.0, owner="a")
@@ -149,7 +152,7 @@ async def test_one_relay_per_destination_the_other_takes_over(tmp_path: Path) ->
 
 
 async def test_sqlite_lease_expires_and_fences_the_old_holder(tmp_path: Path) -> None:
-    store = await SQLiteEventStore.open(str(tmp_path / "events.db"))
+    store = await open_store(f"sqlite:///{tmp_path / 'events.db'}")
     one = SQLiteCheckpoints(store.path, store.prefix)
     two = SQLiteCheckpoints(store.path, store.prefix)
     try:
@@ -175,7 +178,7 @@ async def test_sqlite_lease_expires_and_fences_the_old_holder(tmp_path: Path) ->
 
 async def test_postgres_lease_is_an_advisory_lock() -> None:
     from facta.relay import RelayLeaseLost
-    from facta.relay._postgres import PostgresCheckpoints
+    from facta.store.postgres.checkpoints import PostgresCheckpoints
 
     store = await open_scratch_postgres()
     one = PostgresCheckpoints(store.dsn, store.schema, store.prefix)
@@ -212,7 +215,7 @@ async def test_deprecated_events_are_skipped_and_a_bad_one_stops_the_relay() -> 
 
     codec = Codec()
     codec.register_aggregate(wallet_v3.Wallet())
-    store = MemoryEventStore()
+    store = MemoryEngine()
     await store.append("wallet-1", [NewEvent("WalletFrozen", b'{"reason":"x"}')])
     await store.append("wallet-1", [NewEvent("MoneyDeposited", b'{"amount":"1"}', 2)])
     publisher = RecordingPublisher()

@@ -13,7 +13,10 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from facta import NewEvent
+from facta import (
+    NewEvent,
+    open_store,
+)
 from facta.relay import Relay, UnroutableMessage
 from facta.store.sqlite import SQLiteEventStore
 from tests.conftest import service_missing
@@ -39,7 +42,7 @@ async def rabbitmq(request: pytest.FixtureRequest) -> AsyncIterator[RabbitMQHarn
 
 async def _store(path: Path) -> SQLiteEventStore:
     """Ten account events, an invoice event, five account events."""
-    store = await SQLiteEventStore.open(str(path))
+    store = await open_store(f"sqlite:///{path}")
     for n in range(10):
         await store.append(f"account-{n % 3}", [NewEvent("MoneyDeposited", b"{}")])
     await store.append("invoice-1", [NewEvent("InvoiceSent", b"{}")])

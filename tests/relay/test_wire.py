@@ -23,7 +23,7 @@ from facta import Application, NewEvent, RecordedEvent
 from facta.examples.bank.domain import Account, Deposit, OpenAccount
 from facta.observability import instrument
 from facta.relay import Relay
-from facta.store.memory import MemoryEventStore
+from facta.store.memory import MemoryEngine
 from tests.relay.conftest import NATS_URL, RABBITMQ_URL, Harness, NatsHarness, RabbitMQHarness
 
 pytestmark = pytest.mark.timeout(60)
@@ -41,7 +41,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.shutdown()
 
 
-async def _log(store: MemoryEventStore) -> list[RecordedEvent]:
+async def _log(store: MemoryEngine) -> list[RecordedEvent]:
     """Two commands (traced), then an event appended directly (no trace) whose stream id and
     type hold characters a routing key or subject cannot."""
     app = Application(store)
@@ -120,7 +120,7 @@ async def _read_nats(harness: NatsHarness, count: int) -> list[dict[str, Any]]:
 async def test_a_plain_client_reads_the_documented_message(
     broker: Harness, spans: InMemorySpanExporter
 ) -> None:
-    store = MemoryEventStore()
+    store = MemoryEngine()
     events = await _log(store)
     if isinstance(broker, RabbitMQHarness):
         await asyncio.to_thread(_bind_rabbitmq, broker)

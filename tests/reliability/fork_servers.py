@@ -37,9 +37,9 @@ import uvicorn.loops.auto
 
 import facta.cli
 import facta.examples.bank.service
-import facta.projections._postgres
-import facta.projections._sqlite
 import facta.store.memory
+import facta.store.postgres.read_models
+import facta.store.sqlite.read_models
 
 
 def _warm() -> None:

@@ -16,6 +16,7 @@ from facta import (
     STREAM_EXISTS,
     DuplicateEventId,
     EventStore,
+    Hook,
     InvalidStreamId,
     NewEvent,
     Position,
@@ -340,7 +341,7 @@ async def test_a_transaction_hook_commits_with_the_append(store: EventStore) -> 
     async def hook(tx: object, events: Sequence[RecordedEvent]) -> None:
         calls.append([e.version for e in events])
 
-    await store.append("h-1", new(2), hook=hook)
+    await store.append("h-1", new(2), hook=Hook(hook))
     assert calls == [[1, 2]]
 
 
@@ -350,11 +351,22 @@ async def test_a_failing_transaction_hook_rolls_the_append_back(store: EventStor
 
     await store.append("h-1", new(1))
     with pytest.raises(RuntimeError, match="projection broke"):
-        await store.append("h-1", new(2), 1, hook=hook)
+        await store.append("h-1", new(2), 1, hook=Hook(hook))
     assert await store.stream_version("h-1") == 1
     # the store is still usable afterwards, and the same append succeeds without the hook
     await store.append("h-1", new(2), 1)
     assert await store.stream_version("h-1") == 3
+
+
+async def test_a_bare_function_is_refused_as_a_hook_and_nothing_is_written(
+    store: EventStore,
+) -> None:
+    async def hook(tx: object, events: Sequence[RecordedEvent]) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="wrap a function in Hook"):
+        await store.append("h-1", new(1), hook=hook)  # type: ignore[call-arg]
+    assert await store.stream_version("h-1") == 0
 
 
 def test_positions_order_as_pairs_and_round_trip_as_text() -> None:
@@ -377,6 +389,7 @@ class _BatchHook:
     """A transaction hook that takes batches, refusing any batch with stream b-13 in it."""
 
     takes_batches = True
+    runs_in_place = False
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -402,5 +415,5 @@ async def test_a_hook_that_takes_batches_fails_only_the_append_that_broke_it(
     stored = await store.read_all(limit=100)
     assert len(stored) == 62
     assert {e.stream_id for e in stored} == {f"b-{i}" for i in range(32) if i != 13}
-    if type(store).__name__ != "MemoryEventStore":  # group commit: appends shared a call
+    if store.name != "memory":  # group commit: appends shared a call
         assert max(len(set(streams)) for streams in hook.calls) > 1

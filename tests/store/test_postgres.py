@@ -17,14 +17,16 @@ from facta import (
     ANY,
     NO_STREAM,
     DuplicateEventId,
+    Hook,
     NewEvent,
     RecordedEvent,
     StoreUnavailable,
     WrongExpectedVersion,
     open_store,
 )
+from facta.store import HeldBack
 from facta.store._migrations import migration_files
-from facta.store.postgres import PostgresEventStore
+from facta.store.postgres import PostgresEngine, PostgresEventStore
 from tests.conftest import POSTGRES_URL, ScratchPostgresStore, open_scratch_postgres
 
 
@@ -82,7 +84,7 @@ async def test_a_subscriber_gets_every_committed_event_once_though_commits_come_
                 if i % 3 == 2:  # a group-committed append between the slow transactions
                     result = await writer.append(f"w-{w}", events)
                 else:
-                    result = await writer.append(f"w-{w}", events, hook=hold_open)
+                    result = await writer.append(f"w-{w}", events, hook=Hook(hold_open))
             except RuntimeError:
                 rolled_back.update(e.event_id for e in events)
                 continue
@@ -121,12 +123,12 @@ async def test_a_transaction_still_open_holds_delivery_back_and_is_counted(
         assert await pg.stream_version("later-1") == 2  # stored and readable by stream ...
         assert await pg.read_all(after=head) == []  # ... but not deliverable in the log yet
         assert await pg.head() == head
-        assert await pg.held_back() == 2
+        assert await pg.require(HeldBack).held_back() == 2
         await transaction.rollback()
     finally:
         await blocker.close()
     assert await pg.read_all(after=head) == list(later.events)
-    assert await pg.held_back() == 0
+    assert await pg.require(HeldBack).held_back() == 0
 
 
 async def test_a_read_waits_briefly_for_a_short_transaction_in_the_way(
@@ -156,7 +158,7 @@ async def test_a_follower_reads_what_is_visible_at_once_while_events_are_held_ba
     """The projection runner and the relay read with ``wait_for_held_back=False``: they are
     woken when more is visible, so they must not spend the store's visibility_wait polling."""
     first = await pg.append("early-1", new(1))
-    pg.visibility_wait = 30.0  # a wait would be unmistakable
+    pg.store.visibility_wait = 30.0  # a wait would be unmistakable
     blocker = await asyncpg.connect(POSTGRES_URL)
     try:
         transaction = blocker.transaction()
@@ -184,14 +186,14 @@ async def test_the_held_back_probe_reads_the_end_of_the_key_not_the_whole_log(
 
     connection = await asyncpg.connect(POSTGRES_URL)
     try:
-        for sql in (pg._sql_head, pg._sql_held_back):
+        for sql in (pg.store._sql_head, pg.store._sql_held_back):
             [plan] = json.loads(await connection.fetchval(f"EXPLAIN (FORMAT JSON) {sql}"))
             scans = [n for n in nodes(plan["Plan"]) if n.get("Relation Name") == "events"]
             assert scans, sql
             assert all(n["Node Type"] != "Seq Scan" for n in scans), (sql, scans)
     finally:
         await connection.close()
-    assert await pg.held_back() == 0
+    assert await pg.require(HeldBack).held_back() == 0
 
 
 async def test_a_subscription_survives_its_connections_being_killed(
@@ -238,17 +240,20 @@ async def test_a_subscription_survives_its_connections_being_killed(
 
 async def test_several_pools_migrating_one_schema_at_once_apply_each_migration_once() -> None:
     schema = f"test_{uuid.uuid4().hex[:16]}"
-    stores = [ScratchPostgresStore(POSTGRES_URL, schema=schema, pool_size=2) for _ in range(4)]
+    stores = [
+        ScratchPostgresStore(url, PostgresEventStore(POSTGRES_URL, schema=schema, pool_size=2))
+        for url in [f"{POSTGRES_URL}?schema={schema}"] * 4
+    ]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        everything = [version for version, _, _ in migration_files("postgres")]
+        everything = [version for version, _, _ in migration_files("facta.store.postgres")]
         assert sorted(applied) == [[], [], [], everything]
         assert await stores[0].migrate() == []
         await stores[1].append("m-1", new(1), NO_STREAM)
         assert await stores[2].stream_version("m-1") == 1
     finally:
         for store in stores[1:]:
-            await PostgresEventStore.close(store)  # the last close drops the schema
+            await PostgresEngine.close(store)  # the last close drops the schema
         await stores[0].close()
 
 
@@ -256,7 +261,7 @@ async def test_schemas_and_prefixes_keep_apps_apart(pg: ScratchPostgresStore) ->
     url = f"{POSTGRES_URL}?schema={pg.schema}&prefix=tenant_b_"
     other = await open_store(url)
     try:
-        assert isinstance(other, PostgresEventStore)
+        assert isinstance(other, PostgresEngine)
         assert (other.schema, other.prefix) == (pg.schema, "tenant_b_")
         await pg.append("acct-1", new(2))
         await other.append("acct-1", new(1))

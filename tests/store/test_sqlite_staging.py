@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from facta import ANY, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
-from facta.store.sqlite import SOLO_PROBE, SQLiteEventStore
+from facta.store.sqlite.events import SOLO_PROBE, SQLiteEventStore
 
 
 def tick() -> list[NewEvent]:
@@ -119,7 +119,7 @@ class _SuspendingHook:
     """Declares it does only synchronous work on the transaction, then suspends anyway."""
 
     takes_batches = True
-    runs_on_writer_thread = True
+    runs_in_place = True
 
     def __init__(self) -> None:
         self.calls = 0

@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 
 from facta import NewEvent
-from facta.store._sqlite_wal import WalIndex, wal_frames
 from facta.store.sqlite import SQLiteEventStore
+from facta.store.sqlite.wal import WalIndex, wal_frames
 
 LIMIT = 1000  # SQLite's default wal_autocheckpoint, which the store keeps
 

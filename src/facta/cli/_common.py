@@ -19,7 +19,7 @@ from rich.console import Console
 
 from facta.errors import StoreSetupError, StoreUnavailable
 from facta.store import open_store
-from facta.store.base import EventStore
+from facta.store.engine import Engine
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ def missing_extra(exc: ModuleNotFoundError) -> click.ClickException | None:
 
 
 @contextlib.asynccontextmanager
-async def opened_store(url: str, *, create: bool = False) -> AsyncIterator[EventStore]:
+async def opened_store(url: str, *, create: bool = False) -> AsyncIterator[Engine]:
     """The store at ``url``, closed afterwards; StoreError (one line) if it cannot be opened.
 
     Without ``create`` (every command but ``migrate`` and ``serve``) nothing is created or

@@ -43,7 +43,7 @@ from facta.projections import (
     ReadStore,
     RebuildProgress,
 )
-from facta.store.base import EventStore
+from facta.store.engine import Engine
 
 DEFAULT_PROJECTIONS = (
     "facta.examples.bank.read_model:AccountsProjection",
@@ -196,7 +196,7 @@ def _one_line_logs() -> Any:
 
 
 async def _runner_for(
-    store: EventStore, handlers: Sequence[Handler], batch_size: int, read_store: ReadStore
+    store: Engine, handlers: Sequence[Handler], batch_size: int, read_store: ReadStore
 ) -> tuple[ProjectionRunner, list[str]]:
     """The runner of ``handlers`` that are not maintained inline, and the names of those that
     are (wired into the Application's transaction hook)."""

@@ -189,19 +189,14 @@ def _checkpoint_names(name: str) -> list[str]:
 def relay_status(store_url: str, name: str) -> None:
     """Show relay NAME's checkpoint (NAME: the URL given to ``relay run --to``, its
     destination as ``relay run`` shows it, or the ``--name`` it ran with)."""
-    from facta.relay import checkpoints_for
 
     async def work() -> None:
         async with opened_store(store_url) as store:
-            checkpoints = checkpoints_for(store)
             row = None
-            try:
-                for candidate in _checkpoint_names(name):
-                    row = await checkpoints.get(candidate)
-                    if row is not None:
-                        break
-            finally:
-                await checkpoints.close()
+            for candidate in _checkpoint_names(name):
+                row = await store.relay_checkpoints.get(candidate)
+                if row is not None:
+                    break
             if row is None:
                 raise click.ClickException(f"no relay named {redact(name)!r} has run on this store")
             head = await store.head()

@@ -1,6 +1,5 @@
 """The read side: projections, their document store, queries, policies and the runner."""
 
-from facta.projections.documents import Condition, DocumentSpec, Page
 from facta.projections.errors import CommandRefused, LeaseLost, ProjectionNotFound
 from facta.projections.inline import InlineProjections, compose_hooks
 from facta.projections.policy import Policy, PolicyContext
@@ -9,6 +8,7 @@ from facta.projections.read_store import Documents, ReadStore
 from facta.projections.runner import ProjectionRunner
 from facta.projections.session import Session
 from facta.projections.status import DeadLetter, ProjectionStatus, RebuildProgress
+from facta.store.documents import Condition, DocumentSpec, Page
 
 __all__ = [
     "CommandRefused",

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from facta.errors import FactaError
+from facta.errors import FactaError, LeaseLost
 
-
-class LeaseLost(FactaError):
-    """This runner no longer holds the projection (another took it over, or it was switched
-    away); the batch was rolled back and nothing of it was written."""
-
-    def __init__(self, name: str, slot: int) -> None:
-        self.name = name
-        self.slot = slot
-        super().__init__(f"projection {name!r} (slot {slot}) is no longer held by this runner")
+__all__ = ["CommandRefused", "LeaseLost", "ProjectionNotFound"]
 
 
 class ProjectionNotFound(FactaError, LookupError):

@@ -16,37 +16,47 @@ from typing import Any
 from facta.application import EventEnvelope
 from facta.codec import Codec
 from facta.observability import tracing
-from facta.projections._backend import Batch, SlotRow
 from facta.projections.projection import Projection
-from facta.projections.read_store import backend_for
 from facta.projections.runner import ProgressCallback, ProjectionRunner
 from facta.projections.session import Session
-from facta.store.base import START, EventStore, RecordedEvent, TransactionHook
+from facta.store.base import START, Hook, RecordedEvent, Transaction, TransactionHook
+from facta.store.engine import Engine
+from facta.store.read_models import Batch, SlotRow
 
 
 class InlineProjections:
-    """Several inline projections composed into one transaction hook.
+    """Several inline projections composed into one transaction hook, for an engine with the
+    InlineTransactions capability.
 
-    Pass the same ``codec`` to the Application, and the object itself as its
-    ``transaction_hook``. Call ``setup`` before the first command: it builds a projection's
-    storage from the log when it is new or its version changed (do this before serving, so
-    no append happens meanwhile), and pins it, so that no other process drops it while this
-    one writes it; ``close`` after the last command releases it.
+    Pass the object itself as the Application's ``transaction_hook``. Call ``setup`` before
+    the first command: it builds a projection's storage from the log when it is new or its
+    version changed (do this before serving, so no append happens meanwhile), and pins it,
+    so that no other process drops it while this one writes it; ``close`` after the last
+    command releases it. Events are decoded with ``codec`` (default: one made of the
+    projections' event classes, which carry their own schema evolution).
 
-    It takes batches: a store may group commit concurrent appends and hand it all their
+    It takes batches: an engine may group commit concurrent appends and hand it all their
     events at once, which it applies with one read of the documents they touch (for
-    projections with ``key_of``) and one write.
+    projections with ``key_of``) and one write. And it runs in place: its sessions only
+    work on the append's transaction, so an engine that writes off the event loop (SQLite)
+    runs it right there; a handler that waits on something else after all only costs that
+    batch a second try the slow way.
     """
 
     takes_batches = True
+    runs_in_place = True
 
     def __init__(
-        self, store: EventStore, projections: Sequence[Projection[Any]], *, codec: Codec
+        self,
+        store: Engine,
+        projections: Sequence[Projection[Any]],
+        *,
+        codec: Codec | None = None,
     ) -> None:
         self.store = store
-        self.codec = codec
+        self.codec = codec = codec or Codec()
         self.projections = list(projections)
-        self.backend = backend_for(store)
+        self.backend = store.read_models
         self._slots: dict[str, SlotRow] = {}
         self._types = {type(p).name: frozenset(p.type_names()) for p in self.projections}
         self._keyed = {type(p).name: type(p).key_of is not Projection.key_of for p in projections}
@@ -86,12 +96,12 @@ class InlineProjections:
                     wait = min(wait * 2, 0.1)
 
     async def close(self) -> None:
-        """Release the storage pins and connections this object holds (after the last append
-        that uses it)."""
-        self._slots.clear()
-        await self.backend.close()
+        """Release the storage pins this object holds (after the last append that uses it)."""
+        slots, self._slots = list(self._slots.values()), {}
+        for slot in slots:
+            await self.backend.unpin(slot)
 
-    async def __call__(self, tx: Any, records: Sequence[RecordedEvent]) -> None:
+    async def __call__(self, tx: Transaction, records: Sequence[RecordedEvent]) -> None:
         """The transaction hook: apply ``records`` to every projection that wants them."""
         if len(self._slots) != len(self.projections):
             raise RuntimeError("InlineProjections.setup() has not run")
@@ -121,12 +131,14 @@ class InlineProjections:
 
 def compose_hooks(*hooks: TransactionHook) -> TransactionHook:
     """One transaction hook that runs ``hooks`` in order (the first error stops the rest
-    and rolls the append back)."""
+    and rolls the append back); it takes batches, or runs in place, only if every part does."""
 
-    async def composed(tx: Any, records: Sequence[RecordedEvent]) -> None:
+    async def composed(tx: Transaction, records: Sequence[RecordedEvent]) -> None:
         for hook in hooks:
             await hook(tx, records)
 
-    # It takes batches only if every part does.
-    composed.takes_batches = all(getattr(h, "takes_batches", False) for h in hooks)  # type: ignore[attr-defined]
-    return composed
+    return Hook(
+        composed,
+        takes_batches=all(h.takes_batches for h in hooks),
+        runs_in_place=all(h.runs_in_place for h in hooks),
+    )

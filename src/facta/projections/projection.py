@@ -9,8 +9,8 @@ import msgspec
 from facta.application import EventEnvelope
 from facta.domain import Event, stored_type_names
 from facta.errors import StoreUnavailable
-from facta.projections.documents import D, DocumentSpec
 from facta.store._migrations import validate_identifier
+from facta.store.documents import D, DocumentSpec
 
 if TYPE_CHECKING:
     from facta.projections.session import Session

@@ -7,8 +7,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from facta.projections._backend import Backend, SlotRow
-from facta.projections.documents import (
+from facta.projections.projection import Projection
+from facta.projections.status import DeadLetter, ProjectionStatus
+from facta.store.base import Position
+from facta.store.documents import (
     D,
     DocumentSpec,
     Filters,
@@ -17,36 +19,10 @@ from facta.projections.documents import (
     decode_cursor,
     encode_cursor,
 )
-from facta.projections.projection import Projection
-from facta.projections.status import DeadLetter, ProjectionStatus
-from facta.store.base import EventStore, Position
+from facta.store.engine import Engine
+from facta.store.read_models import ReadModels, SlotRow
 
 T = TypeVar("T")
-
-
-def backend_for(store: EventStore) -> Backend:
-    """The read-model backend that keeps read models in ``store``'s database.
-
-    Raises TypeError for a store with no read-model backend.
-    """
-    from facta.store.memory import MemoryEventStore
-    from facta.store.sqlite import SQLiteEventStore
-
-    if isinstance(store, MemoryEventStore):
-        from facta.projections._memory import MemoryBackend
-
-        return MemoryBackend(store)
-    if isinstance(store, SQLiteEventStore):
-        from facta.projections._sqlite import SQLiteBackend
-
-        return SQLiteBackend(store)
-    if any(k.__module__ == "facta.store.postgres" for k in type(store).__mro__):
-        from facta.projections._postgres import PostgresBackend
-        from facta.store.postgres import PostgresEventStore
-
-        assert isinstance(store, PostgresEventStore)
-        return PostgresBackend(store)
-    raise TypeError(f"no read-model store for {type(store).__name__}")
 
 
 class Documents(Generic[D]):
@@ -56,7 +32,7 @@ class Documents(Generic[D]):
     switch, from the new one. A projection with no storage yet reads as empty.
     """
 
-    def __init__(self, backend: Backend, name: str, spec: DocumentSpec[D]) -> None:
+    def __init__(self, backend: ReadModels, name: str, spec: DocumentSpec[D]) -> None:
         self._backend = backend
         self.name = name
         self.spec = spec
@@ -138,14 +114,15 @@ class Documents(Generic[D]):
 
 
 class ReadStore:
-    """The read models kept in an event store's database: documents, status, dead letters.
+    """The read models kept in an engine's database: documents, status, dead letters.
 
-    Open one per event store and close it when done (it owns connections on SQLite).
+    It reads through the engine's read-model store and connections, which the engine owns:
+    closing the engine closes them.
     """
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: Engine) -> None:
         self.store = store
-        self.backend = backend_for(store)
+        self.backend = store.read_models
 
     def documents(self, projection: type[Projection[D]] | Projection[D]) -> Documents[D]:
         """Queries on ``projection``'s documents."""
@@ -220,8 +197,7 @@ class ReadStore:
             delay = min(delay * 2, 0.1)
 
     async def close(self) -> None:
-        """Release the read side's connections."""
-        await self.backend.close()
+        """Nothing to release: the connections are the engine's (closed with it)."""
 
 
 def _state(

@@ -24,15 +24,15 @@ from facta.application import Application, EventEnvelope
 from facta.codec import Codec
 from facta.domain import Event, stored_type_names
 from facta.observability import metrics, tracing
-from facta.projections._backend import FAILED, Batch, Failure, SlotRow, Unit, Worker
-from facta.projections.documents import DocumentSpec
 from facta.projections.errors import LeaseLost, ProjectionNotFound
 from facta.projections.policy import Policy, PolicyContext
 from facta.projections.projection import Projection
-from facta.projections.read_store import backend_for
 from facta.projections.session import Session
 from facta.projections.status import DeadLetter, RebuildProgress
-from facta.store.base import EventStore, Position, RecordedEvent
+from facta.store.base import Position, RecordedEvent
+from facta.store.documents import DocumentSpec
+from facta.store.engine import Engine
+from facta.store.read_models import FAILED, Batch, Failure, SlotRow, Unit, Worker
 
 log = logging.getLogger("facta.projections")
 
@@ -105,7 +105,7 @@ class ProjectionRunner:
 
     def __init__(
         self,
-        store: EventStore,
+        store: Engine,
         handlers: Sequence[Handler],
         *,
         app: Application | None = None,
@@ -126,7 +126,8 @@ class ProjectionRunner:
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.backend = backend_for(store)
+        self.backend = store.read_models
+        self.events = store.events
         self._targets: dict[str, _Target] = {}
         for handler in handlers:
             target = _Target(handler)
@@ -249,8 +250,8 @@ class ProjectionRunner:
             await worker.close()
 
     async def close(self) -> None:
-        """Release the connections the runner opened for itself."""
-        await self.backend.close()
+        """Nothing to release: each worker's connection is closed when its work ends, and
+        the rest are the engine's (closed with it)."""
 
     # -- the work loop ---------------------------------------------------------------------
 
@@ -310,7 +311,7 @@ class ProjectionRunner:
         """
         # Without waiting for held-back events: the runner reads again when woken, and under
         # steady appends a wait would poll the server for as long as one is in flight.
-        page = await self.store.read_all(
+        page = await self.events.read_all(
             after=after, limit=self.batch_size, wait_for_held_back=False
         )
         end = page[-1].position if page else after
@@ -332,7 +333,7 @@ class ProjectionRunner:
         if slot.fresh and target.has_setup:
             await self._setup(target, worker, slot)
         position = slot.position
-        started_head = await self.store.head()
+        started_head = await self.events.head()
         handled = 0
         renew_every = self.lease_ttl / 3
         renew_at = time.monotonic() + renew_every
@@ -398,7 +399,7 @@ class ProjectionRunner:
                     longest = min(wait, renew_every)
                     if unsaved:
                         longest = max(0.0, min(longest, save_by - time.monotonic()))
-                    await self.store.wait_for_events(position, longest)
+                    await self.events.wait_for_events(position, longest)
                     wait = min(wait * 2, 1.0)
                 pending = asyncio.ensure_future(self._page(position, wanted))
         finally:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Generic
 
-from facta.projections._backend import Batch, Unit
-from facta.projections.documents import D, DocumentSpec
 from facta.store._migrations import validate_identifier
+from facta.store.documents import D, DocumentSpec
+from facta.store.read_models import Batch, Unit
 
 
 class Session(Generic[D]):

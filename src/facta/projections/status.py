@@ -7,6 +7,9 @@ from typing import Literal
 import msgspec
 
 from facta.store.base import Position
+from facta.store.read_models import DeadLetter
+
+__all__ = ["DeadLetter", "ProjectionStatus", "RebuildProgress", "State"]
 
 State = Literal["running", "stopped", "failed", "rebuilding", "inline"]
 
@@ -39,19 +42,6 @@ class ProjectionStatus(msgspec.Struct, frozen=True):
     error_position: str | None = None
     failed_at: float | None = None
     parked: int = 0
-
-
-class DeadLetter(msgspec.Struct, frozen=True):
-    """An event a projection could not handle and parked to go on."""
-
-    name: str
-    slot: int
-    event_id: str
-    position: str
-    stream_id: str
-    type: str
-    error: str
-    parked_at: float
 
 
 class RebuildProgress(msgspec.Struct, frozen=True):

@@ -6,12 +6,7 @@ both behind the :class:`Publisher` protocol (which also says how a Kafka publish
 Their drivers come with the ``brokers`` extra: ``pip install 'facta[brokers]'``.
 """
 
-from facta.relay.checkpoints import (
-    CheckpointStore,
-    RelayCheckpoint,
-    RelayLeaseLost,
-    checkpoints_for,
-)
+from facta.errors import RelayLeaseLost
 from facta.relay.consumer import (
     DeadLetter,
     Deduplicator,
@@ -28,10 +23,12 @@ from facta.relay.publisher import (
     open_publisher,
 )
 from facta.relay.relay import Relay, RelayStatus
+from facta.store.checkpoints import CheckpointStore, RelayCheckpoint
 
 __all__ = [
-    "BrokerRefused",
     "CheckpointStore",
+    "RelayCheckpoint",
+    "BrokerRefused",
     "DeadLetter",
     "Deduplicator",
     "Dispatcher",
@@ -42,11 +39,9 @@ __all__ = [
     "PublishError",
     "Publisher",
     "Relay",
-    "RelayCheckpoint",
     "RelayLeaseLost",
     "RelayStatus",
     "UnroutableMessage",
-    "checkpoints_for",
     "open_publisher",
     "to_message",
     "to_messages",

@@ -5,7 +5,7 @@ order, and keeps up to ``max_in_flight`` events sent but not yet confirmed (a pi
 next batch goes out while the broker confirms the last). The checkpoint only moves past a
 batch once the broker confirmed it and every batch before it, so a crash at any moment
 resends from the checkpoint: at least once, never a gap. One relay per destination holds the
-lease (see :mod:`facta.relay.checkpoints`); others wait and take over from the checkpoint.
+lease (see :mod:`facta.store.checkpoints`); others wait and take over from the checkpoint.
 
 Order: a publisher sends on one connection, so the broker receives each connection's
 messages as a prefix of what was sent; on any failure the relay drops the connection,
@@ -29,13 +29,14 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from facta.codec import Codec
-from facta.errors import StoreUnavailable
+from facta.errors import RelayLeaseLost, StoreUnavailable
 from facta.observability import tracing
-from facta.relay.checkpoints import CheckpointStore, RelayLeaseLost, checkpoints_for
 from facta.relay.consumer import _reraise_cancellation, backoff
 from facta.relay.message import to_messages
 from facta.relay.publisher import BrokerRefused, Publisher, PublishError
-from facta.store.base import EventStore, Position
+from facta.store.base import Position
+from facta.store.checkpoints import CheckpointStore
+from facta.store.engine import Engine
 
 log = logging.getLogger("facta.relay")
 
@@ -76,7 +77,7 @@ class Relay:
 
     def __init__(
         self,
-        store: EventStore,
+        store: Engine,
         publisher: Publisher,
         *,
         codec: Codec | None = None,
@@ -107,7 +108,7 @@ class Relay:
         self.lease_ttl = lease_ttl
         self.checkpoint_interval = checkpoint_interval
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.checkpoints = checkpoints or checkpoints_for(store)
+        self.checkpoints = checkpoints or store.relay_checkpoints
         self.status = RelayStatus(self.name)
 
     async def run(self) -> None:
@@ -125,8 +126,7 @@ class Relay:
         return await self._run(stop_at=head)
 
     async def close(self) -> None:
-        """Release the checkpoint store's connections."""
-        await self.checkpoints.close()
+        """Nothing to release: the checkpoint store is the engine's (closed with it)."""
 
     # -- the loop --------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Versioned schema migrations: SQL files per engine, applied in order, each once.
 
-Files live in ``facta/store/migrations/<engine>/NNNN_name.sql`` and may use ``{prefix}`` (and
+Files live in each engine package's ``migrations/NNNN_name.sql`` and may use ``{prefix}`` (and
 ``{schema}`` on PostgreSQL), which are validated identifiers, never user data.
 """
 
@@ -23,9 +23,10 @@ def validate_identifier(value: str, what: str, *, allow_empty: bool = False) -> 
     )
 
 
-def migration_files(engine: str) -> list[tuple[int, str, str]]:
-    """``(version, name, sql)`` of every migration for ``engine``, in version order."""
-    folder = resources.files("facta.store") / "migrations" / engine
+def migration_files(package: str) -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` of every migration of the engine ``package`` (its
+    ``migrations`` folder), in version order."""
+    folder = resources.files(package) / "migrations"
     found = []
     for entry in folder.iterdir():
         match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
@@ -42,14 +43,14 @@ def statements(sql: str, **names: str) -> list[str]:
     return [part.strip() for part in text.split(";\n") if part.strip()]
 
 
-def require_migrations(engine: str, applied: set[int] | None, where: str) -> None:
+def require_migrations(package: str, applied: set[int] | None, where: str) -> None:
     """Raise StoreSetupError unless ``applied`` (the versions a store's migrations table
-    holds, None when it has none) includes every migration of ``engine``: how a store
+    holds, None when it has none) includes every migration of the engine ``package``: how a store
     opened without ``create`` refuses what is not a facta store, or one this facta would
     have to migrate first."""
     if applied is None:
         raise StoreSetupError(f"no facta store in {where}", "create one with `facta migrate`")
-    missing = [f"{v:04d}_{name}" for v, name, _ in migration_files(engine) if v not in applied]
+    missing = [f"{v:04d}_{name}" for v, name, _ in migration_files(package) if v not in applied]
     if missing:
         raise StoreSetupError(
             f"the facta store in {where} lacks migration {', '.join(missing)}",

@@ -1,14 +1,15 @@
-"""The EventStore contract: the one seam between everything above and every database.
+"""The event store contract, and the values it appends, stores and reads.
 
-A backend is one module that implements :class:`EventStore`; the conformance suite in
-``tests/store/test_conformance.py`` runs against every backend.
+Every engine implements :class:`EventStore` (see :mod:`facta.store.engine` for the engine
+around it and the optional capabilities); the conformance suite runs against each.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -135,43 +136,104 @@ class Snapshot(msgspec.Struct, frozen=True, gc=False):
     recorded_at: float
 
 
-TransactionHook = Callable[[Any, Sequence[RecordedEvent]], Awaitable[None]]
-"""Work that runs inside an append's transaction (inline projections).
+class Transaction(Protocol):
+    """An append's open transaction, as a :class:`TransactionHook` receives it.
 
-It receives the backend's transaction handle and the events being recorded; raising rolls the
-append back and the error reaches the caller of ``append``.
+    Each engine passes its own kind; its read-model store writes projection documents into
+    it (so an inline projection's code runs the same on every engine), and ``connection``
+    is the database driver's own connection inside the transaction, for SQL written by
+    hand (which is engine-specific by nature; None where there is no database).
+    """
 
-A hook with the attribute ``takes_batches = True`` lets the store group commit the appends
-that carry it: it is then called once with the events of several appends committed in one
-transaction, in append order (possibly from several streams). If it raises, the store tries
-the appends again in smaller groups, so that in the end only the append that made it fail is
-rolled back and gets the error; the hook must therefore not keep effects outside the
-transaction. Without the attribute, each append runs the hook in a transaction of its own.
+    @property
+    def connection(self) -> Any:
+        """The driver's connection, inside the append's transaction."""
+        ...
 
-On SQLite, a hook with ``runs_on_writer_thread = True`` declares that it only works on the
-transaction, synchronously: the store then runs it in place (on its writer thread, or on the
-event loop where it writes a group commit's statements) instead of sending it to the loop
-and waiting. Should it suspend after all, its batch is rolled back and written again on the
-writer thread, the hook called anew.
-"""
+
+class TransactionHook(Protocol):
+    """Work that runs inside an append's transaction (inline projections), for engines with
+    the InlineTransactions capability.
+
+    It receives the append's :class:`Transaction` and the events being recorded; raising
+    rolls the append back and the error reaches the caller of ``append``.
+
+    ``takes_batches``: the engine may group commit the appends that carry this hook, calling
+    it once with the events of several appends committed in one transaction, in append order
+    (possibly from several streams). If it raises, the engine tries the appends again in
+    smaller groups, so that in the end only the append that made it fail is rolled back and
+    gets the error; the hook must therefore keep no effects outside the transaction. When
+    False, each append runs the hook in a transaction of its own.
+
+    ``runs_in_place``: the hook only works on the transaction and never waits on anything
+    else, so an engine that writes off the event loop (SQLite's writer thread) may run it
+    right there instead of handing it back to the loop and waiting. Should it suspend after
+    all, the engine rolls its batch back and writes it again the slow way, the hook called
+    anew.
+    """
+
+    @property
+    def takes_batches(self) -> bool:
+        """Whether one call may cover several appends committed together."""
+        ...
+
+    @property
+    def runs_in_place(self) -> bool:
+        """Whether it does only synchronous work on the transaction."""
+        ...
+
+    def __call__(self, tx: Transaction, records: Sequence[RecordedEvent]) -> Awaitable[None]:
+        """Do the work for ``records`` inside ``tx``; raise to roll the append back."""
+        ...
+
+
+def check_hook(hook: TransactionHook) -> TransactionHook:
+    """``hook`` if it says how it may be run; TypeError (before anything is queued or
+    written) for a bare function, which must be wrapped in :class:`Hook`."""
+    try:
+        hook.takes_batches, hook.runs_in_place  # noqa: B018 - read to check they are there
+    except AttributeError:
+        raise TypeError(
+            f"{hook!r} is not a TransactionHook: wrap a function in Hook(function) (with"
+            " takes_batches and runs_in_place saying how it may be run)"
+        ) from None
+    return hook
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A function as a :class:`TransactionHook`, with how it may be run."""
+
+    function: Callable[[Transaction, Sequence[RecordedEvent]], Awaitable[None]]
+    takes_batches: bool = False
+    runs_in_place: bool = False
+
+    def __call__(self, tx: Transaction, records: Sequence[RecordedEvent]) -> Awaitable[None]:
+        """Call the function."""
+        return self.function(tx, records)
 
 
 @runtime_checkable
 class EventStore(Protocol):
-    """Appends to streams with optimistic concurrency, reads streams and the global log."""
+    """What every engine's event store does: append to streams with optimistic concurrency,
+    read streams and the global log in order, and say when new events may have come.
+
+    Snapshots, hooks inside the append's transaction and better ways of following the log
+    are optional capabilities (:mod:`facta.store.engine`); following the log, by default,
+    reads it whenever :meth:`wait_for_events` returns.
+    """
 
     async def append(
         self,
         stream_id: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
-        *,
-        hook: TransactionHook | None = None,
     ) -> AppendResult:
         """Append ``events`` atomically if the stream is at ``expected_version``.
 
         Raises WrongExpectedVersion (nothing written) on a mismatch, DuplicateEventId when an
-        event id is stored elsewhere. Re-appending the same event ids returns the first result.
+        event id is stored elsewhere, InvalidStreamId for a bad id. Re-appending the same
+        event ids returns the first result and writes nothing.
         """
         ...
 
@@ -199,25 +261,12 @@ class EventStore(Protocol):
     ) -> list[RecordedEvent]:
         """Up to ``limit`` events of the global log after ``after``, in log order, filtered.
 
-        Where committed events can be held back behind a transaction still running
-        (PostgreSQL), a short page first waits a little for them (the store's
-        ``visibility_wait``), so that a one-off read sees what was just committed. A reader
-        that follows the log and reads again when woken passes ``wait_for_held_back=False``
-        and gets what is visible now, at once: under a steady stream of appends something is
-        nearly always in flight, and each such read would otherwise poll the server until the
-        wait ran out. Stores with one writer (memory, SQLite) never hold events back.
+        Never skips an event that commits later with a lower position (gap-safe). Where
+        committed events can be held back behind a transaction still running (PostgreSQL), a
+        short page first waits a little for them, so that a one-off read sees what was just
+        committed; a reader that follows the log passes ``wait_for_held_back=False`` and gets
+        what is visible now. Stores with one writer never hold events back.
         """
-        ...
-
-    def subscribe(
-        self,
-        *,
-        after: Position = START,
-        categories: Sequence[str] | None = None,
-        types: Sequence[str] | None = None,
-        batch_size: int = 1000,
-    ) -> AsyncIterator[RecordedEvent]:
-        """Catch up from ``after``, then follow new events live, forever."""
         ...
 
     async def stream_version(self, stream_id: str) -> int:
@@ -230,21 +279,6 @@ class EventStore(Protocol):
 
     async def find_event(self, event_id: str) -> RecordedEvent | None:
         """The stored event with this id, if any."""
-        ...
-
-    async def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store a snapshot (replacing one at the same stream and version)."""
-        ...
-
-    async def load_snapshot(
-        self,
-        stream_id: str,
-        *,
-        max_version: int | None = None,
-        max_recorded_at: float | None = None,
-    ) -> Snapshot | None:
-        """The latest snapshot at or below ``max_version`` whose event was recorded at or
-        before ``max_recorded_at``."""
         ...
 
     async def wait_for_events(self, after: Position, max_wait: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -24,7 +24,7 @@ import msgspec
 from litestar import Litestar, get
 from litestar.params import Parameter
 
-from facta import Application, Codec, open_store
+from facta import Application, open_store
 from facta.examples.bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount, as_money
 from facta.examples.bank.read_model import (
     Accounts,
@@ -40,8 +40,6 @@ from facta.http import create_app as create_http_app
 from facta.http._json import encode, json_response, timestamp
 from facta.http.errors import ErrorsAsSent, documented_errors
 from facta.projections import InlineProjections, ProjectionRunner, ReadStore
-from facta.store.base import RecordedEvent
-from facta.store.sqlite import SQLiteEventStore
 
 DEFAULT_STORE = "sqlite:///facta.db"
 """The embedded default: a SQLite file in the working directory."""
@@ -180,25 +178,6 @@ TRANSFERS = AggregateResource(
 )
 
 
-class _WriterThreadHook:
-    """The inline projections as a hook that the SQLite store may run in place, inside the
-    append's transaction (on its writer thread, or on the loop when it stages a batch).
-
-    On SQLite they only do synchronous work on the append's transaction, so nothing needs
-    the event loop; running them in place spares a round trip through the (busy) loop per
-    append while the write transaction is open. Other stores ignore the flag.
-    """
-
-    runs_on_writer_thread = True
-
-    def __init__(self, hook: InlineProjections) -> None:
-        self.hook = hook
-        self.takes_batches = hook.takes_batches
-
-    def __call__(self, tx: Any, records: Sequence[RecordedEvent]) -> Awaitable[None]:
-        return self.hook(tx, records)
-
-
 def _min_balance(text: str) -> Decimal:
     try:
         value = Decimal(text)
@@ -234,12 +213,10 @@ def create_app(
 
     async def open_application() -> Application:
         store = await open_store(url)
-        codec = Codec()
-        inline = InlineProjections(store, [AccountsProjection()], codec=codec)
+        inline = InlineProjections(store, [AccountsProjection()])
         try:
             await inline.setup()
-            hook = _WriterThreadHook(inline) if isinstance(store, SQLiteEventStore) else inline
-            application = Application(store, codec=codec, transaction_hook=hook)
+            application = Application(store, transaction_hook=inline)
             read_store = ReadStore(store)
         except BaseException:
             await inline.close()

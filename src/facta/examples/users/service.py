@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facta import Application, Codec, EventStore
+from facta import Application, Codec, Engine
 from facta.examples.users.domain import (
     CreateUser,
     DeactivateUser,
@@ -38,7 +38,7 @@ class UserDirectory:
         self._inline = inline
 
     @classmethod
-    async def open(cls, store: EventStore) -> UserDirectory:
+    async def open(cls, store: Engine) -> UserDirectory:
         """Wire the directory on ``store``: the users read model kept inline."""
         codec = Codec()
         inline = InlineProjections(store, [UsersProjection()], codec=codec)

@@ -18,22 +18,24 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from facta.projections import _sql
-from facta.projections._backend import (
+from facta.errors import LeaseLost
+from facta.store import _documents_sql as _sql
+from facta.store.base import Position, Transaction
+from facta.store.documents import Condition, DocumentSpec
+from facta.store.postgres.append import PostgresTransaction
+from facta.store.postgres.events import PostgresEventStore
+from facta.store.postgres.pins import Pins
+from facta.store.read_models import (
     Batch,
+    DeadLetter,
     Row,
     SlotRow,
     Unit,
     plan_claim,
     table_name,
 )
-from facta.projections._postgres_pins import Pins
-from facta.projections.documents import Condition, DocumentSpec
-from facta.projections.errors import LeaseLost
-from facta.projections.status import DeadLetter
-from facta.store.base import Position
-from facta.store.postgres import PostgresEventStore
 
 _TYPES = {
     "text": "text",
@@ -60,7 +62,7 @@ def _slot(row: Any) -> SlotRow:
     return SlotRow(row[0], row[1], row[2], bool(row[3]), row[4], Position(row[5], row[6]), *row[7:])
 
 
-class PostgresBackend:
+class PostgresReadModels:
     """Read models in the schema of one PostgresEventStore."""
 
     def __init__(self, store: PostgresEventStore) -> None:
@@ -210,6 +212,10 @@ class PostgresBackend:
             await self._pins.remove(key)
         return bool(rows)
 
+    async def unpin(self, slot: SlotRow) -> None:
+        if self._pins is not None:
+            await self._pins.remove(self.pin_key(slot.name, slot.slot))
+
     async def _connect(self) -> asyncpg.Connection:
         connection: asyncpg.Connection = await asyncpg.connect(
             self.dsn, server_settings={"jit": "off"}
@@ -247,9 +253,9 @@ class PostgresBackend:
             if table == base or table.startswith(base + "_"):
                 await c.execute(f"DROP TABLE IF EXISTS {self.schema}.{table}")
 
-    def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
-        assert isinstance(tx, asyncpg.Connection)
-        return _Unit(tx, self.table(slot.name, slot.slot), spec, None, slot)
+    def inline_unit(self, tx: Transaction, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+        assert isinstance(tx, PostgresTransaction)
+        return _Unit(tx.connection, self.table(slot.name, slot.slot), spec, None, slot)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -311,7 +317,7 @@ class PostgresWorker:
     """A runner's connection for one projection: it holds the slot's advisory lock (the
     lease columns only show, in the status, that a live runner is renewing it)."""
 
-    def __init__(self, backend: PostgresBackend, connection: asyncpg.Connection) -> None:
+    def __init__(self, backend: PostgresReadModels, connection: asyncpg.Connection) -> None:
         self.backend = backend
         self.connection = connection
         self.ttl = 10.0
@@ -463,7 +469,7 @@ class _Unit:
 
     def __init__(
         self,
-        connection: asyncpg.Connection,
+        connection: asyncpg.Connection | PoolConnectionProxy[Any],
         table: str,
         spec: DocumentSpec[Any],
         worker: PostgresWorker | None,

@@ -26,20 +26,20 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
-from facta.projections import _sql
-from facta.projections._backend import (
+from facta.errors import LeaseLost
+from facta.store import _documents_sql as _sql
+from facta.store.base import Position, Transaction
+from facta.store.documents import Condition, DocumentSpec
+from facta.store.read_models import (
     Batch,
+    DeadLetter,
     Row,
     SlotRow,
     Unit,
     plan_claim,
     table_name,
 )
-from facta.projections.documents import Condition, DocumentSpec
-from facta.projections.errors import LeaseLost
-from facta.projections.status import DeadLetter
-from facta.store.base import Position
-from facta.store.sqlite import SQLiteEventStore, SQLiteTransaction, connect
+from facta.store.sqlite.events import SQLiteEventStore, SQLiteTransaction, connect
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ def _row_adapter(spec: DocumentSpec[Any]) -> Callable[[tuple[Any, ...]], tuple[A
     return adapt
 
 
-class SQLiteBackend:
+class SQLiteReadModels:
     """Read models in the SQLite file of one SQLiteEventStore."""
 
     def __init__(self, store: SQLiteEventStore) -> None:
@@ -246,6 +246,10 @@ class SQLiteBackend:
         self._pinned = self._pinned or pinned
         return pinned
 
+    async def unpin(self, slot: SlotRow) -> None:
+        sql = f"DELETE FROM {self.pins_table} WHERE name = ? AND slot = ? AND holder = ?"
+        await self._run(lambda c: c.execute(sql, (slot.name, slot.slot, self.holder)))
+
     def _retire_or_drop(self, c: sqlite3.Connection, name: str, slot: int) -> None:
         """Drop a slot nobody alive pins; retire a pinned one (in ``c``'s write transaction)."""
         holders = c.execute(
@@ -285,7 +289,7 @@ class SQLiteBackend:
         c.execute(f"DELETE FROM {self.dead_table} WHERE name = ? AND slot = ?", (name, slot))
         c.execute(f"DELETE FROM {self.pins_table} WHERE name = ? AND slot = ?", (name, slot))
 
-    def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+    def inline_unit(self, tx: Transaction, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         assert isinstance(tx, SQLiteTransaction)
         return _InlineUnit(tx.connection, table_name(self.prefix, slot.name, slot.slot), spec)
 
@@ -388,7 +392,7 @@ class SQLiteWorker:
     under it.
     """
 
-    def __init__(self, backend: SQLiteBackend, connection: sqlite3.Connection) -> None:
+    def __init__(self, backend: SQLiteReadModels, connection: sqlite3.Connection) -> None:
         self.backend = backend
         self.connection = connection
         self.ttl = 10.0

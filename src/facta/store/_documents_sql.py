@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from facta.projections.documents import Condition, DocumentSpec
+from facta.store.documents import Condition, DocumentSpec
 
 
 def column(field: str) -> str:

@@ -35,8 +35,11 @@ class Pins:
         self._closed = False
 
     async def add(self, key: str) -> None:
-        """Hold ``key`` shared (waits while a transaction holds it exclusively)."""
+        """Hold ``key`` shared (waits while a transaction holds it exclusively); holding it
+        already changes nothing (one :meth:`remove` lets it go)."""
         async with self._lock:
+            if key in self._keys:
+                return
             connection = await self._ready()
             await connection.execute(_LOCK, key)
             self._keys.add(key)

@@ -21,7 +21,7 @@ from facta.errors import StoreUnavailable
 from facta.store.base import Position, RecordedEvent
 
 if TYPE_CHECKING:
-    from facta.store.postgres import PostgresEventStore
+    from facta.store.postgres.events import PostgresEventStore
 
 log = logging.getLogger("facta.store.postgres")
 

@@ -26,6 +26,7 @@ from facta.store.base import (
     TransactionHook,
     category_of,
     check_expected_version,
+    check_hook,
     validate_stream_id,
 )
 
@@ -36,6 +37,11 @@ class MemoryTransaction:
     def __init__(self, store: MemoryEventStore) -> None:
         self.store = store
         self.on_commit: list[Callable[[], None]] = []
+
+    @property
+    def connection(self) -> None:
+        """No database, no connection."""
+        return None
 
 
 class MemoryEventStore:
@@ -59,6 +65,8 @@ class MemoryEventStore:
         hook: TransactionHook | None = None,
     ) -> AppendResult:
         validate_stream_id(stream_id)
+        if hook is not None:
+            check_hook(hook)
         if not events:
             actual = len(self._streams.get(stream_id, ()))
             check_expected_version(stream_id, expected_version, actual)

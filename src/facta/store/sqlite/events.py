@@ -36,7 +36,6 @@ from facta.store._migrations import (
     statements,
     validate_identifier,
 )
-from facta.store._sqlite_wal import WalCheckpointer
 from facta.store.base import (
     ANY,
     START,
@@ -49,8 +48,10 @@ from facta.store.base import (
     TransactionHook,
     category_of,
     check_expected_version,
+    check_hook,
     validate_stream_id,
 )
+from facta.store.sqlite.wal import WalCheckpointer
 
 _COLUMNS = (
     "event_id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
@@ -90,8 +91,8 @@ class _HookSuspended(BaseException):
 
 
 def _drive(work: Any, loop: asyncio.AbstractEventLoop) -> None:
-    """Run a hook's coroutine right here (a hook that opts in with ``runs_on_writer_thread =
-    True`` does only synchronous work on the transaction), sparing the round trip through a
+    """Run a hook's coroutine right here (a hook that declares ``runs_in_place`` does only
+    synchronous work on the transaction), sparing the round trip through a
     busy event loop that holds the write transaction open. If it suspends after all, the
     rest of it runs on the loop; on the loop's thread itself that cannot be: _HookSuspended."""
     try:
@@ -209,7 +210,7 @@ def connect(path: str, synchronous: str) -> sqlite3.Connection:
 def _shared_batch_hook(batch: list[_Append]) -> TransactionHook | None:
     """The hook every append of ``batch`` carries, if it is one and it takes batches."""
     hook = batch[0].hook
-    if hook is None or len(batch) == 1 or not getattr(hook, "takes_batches", False):
+    if hook is None or len(batch) == 1 or not hook.takes_batches:
         return None
     return hook if all(request.hook is hook for request in batch) else None
 
@@ -308,7 +309,7 @@ class SQLiteEventStore:
                 await store.migrate()
             else:
                 applied = _applied(path, store.prefix)
-                require_migrations("sqlite", applied, f"the SQLite file {path!r}")
+                require_migrations("facta.store.sqlite", applied, f"the SQLite file {path!r}")
         except BaseException:
             await store.close()
             raise
@@ -354,7 +355,7 @@ class SQLiteEventStore:
             " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
         applied = []
-        for version, name, sql in migration_files("sqlite"):
+        for version, name, sql in migration_files("facta.store.sqlite"):
             connection.execute("BEGIN IMMEDIATE")
             try:
                 done = connection.execute(
@@ -384,6 +385,8 @@ class SQLiteEventStore:
         hook: TransactionHook | None = None,
     ) -> AppendResult:
         validate_stream_id(stream_id)
+        if hook is not None:
+            check_hook(hook)
         loop = asyncio.get_running_loop()
         request = _Append(
             stream_id, events, expected_version, hook, loop.create_future(), loop=loop
@@ -478,10 +481,7 @@ class SQLiteEventStore:
         process holds the write lock (the thread may wait for it, the loop must not), a hook
         needs the loop while its transaction is open, or one suspended after all.
         """
-        if any(
-            request.hook is not None and not getattr(request.hook, "runs_on_writer_thread", False)
-            for request in batch
-        ):
+        if any(request.hook is not None and not request.hook.runs_in_place for request in batch):
             return False
         connection = self._staging()
         try:
@@ -624,7 +624,7 @@ class SQLiteEventStore:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         work = hook(SQLiteTransaction(connection), records)
-        if getattr(hook, "runs_on_writer_thread", False):
+        if hook.runs_in_place:
             _drive(work, loop)
         else:
             asyncio.run_coroutine_threadsafe(work, loop).result()  # type: ignore[arg-type]

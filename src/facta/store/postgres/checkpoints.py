@@ -12,8 +12,9 @@ import time
 
 import asyncpg
 
-from facta.relay.checkpoints import RelayCheckpoint, RelayLeaseLost
+from facta.errors import RelayLeaseLost
 from facta.store.base import Position
+from facta.store.checkpoints import RelayCheckpoint
 
 _COLUMNS = "name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner"
 

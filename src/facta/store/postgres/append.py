@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from facta.errors import DuplicateEventId, StoreUnavailable, WrongExpectedVersion
-from facta.store._postgres_common import drop_if_lost, lost, recorded, unavailable
 from facta.store.base import (
     ANY,
     NO_STREAM,
@@ -33,9 +33,10 @@ from facta.store.base import (
     RecordedEvent,
     TransactionHook,
 )
+from facta.store.postgres.common import drop_if_lost, lost, recorded, unavailable
 
 if TYPE_CHECKING:
-    from facta.store.postgres import PostgresEventStore
+    from facta.store.postgres.events import PostgresEventStore
 
 _EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, STREAM_EXISTS: -3}
 _APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE = range(4)  # the append function's statuses
@@ -53,6 +54,16 @@ class _Request:
     expected: ExpectedVersion
     future: asyncio.Future[AppendResult]
     hook: TransactionHook | None = None
+
+
+class PostgresTransaction:
+    """The transaction handle a hook receives: the append's asyncpg connection, inside its
+    open transaction (``await tx.connection.execute(...)``)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: asyncpg.Connection | PoolConnectionProxy[Any]) -> None:
+        self.connection = connection
 
 
 class _HookFailed(Exception):
@@ -211,7 +222,7 @@ class GroupCommit:
             records = [e for o in outcomes if isinstance(o, AppendResult) for e in o.events]
             if records and hook is not None:
                 try:
-                    await hook(connection, records)
+                    await hook(PostgresTransaction(connection), records)
                 except Exception as exc:
                     if lost(exc):
                         raise
@@ -393,7 +404,7 @@ class GroupCommit:
                             if result is None:
                                 return await self._resolve_or_fail(request, connection)
                             try:
-                                await hook(connection, result.events)
+                                await hook(PostgresTransaction(connection), result.events)
                             except BaseException as exc:
                                 hook_error = exc
                                 raise

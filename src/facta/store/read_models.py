@@ -1,6 +1,6 @@
-"""The seam between the read side and each database: what a read-model backend provides.
+"""The read-model store contract: what each engine provides for projections' documents.
 
-Internal. A projection's storage is a *slot*: one row in the catalog (version, checkpoint,
+A projection's storage is a *slot*: one row in the catalog (version, checkpoint,
 lease, state, error) and one documents table ``{prefix}rm_{name}_{slot}``. A new version or a
 manual rebuild gets a new slot, built beside the active one and switched to when caught up.
 
@@ -17,9 +17,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
-from facta.projections.documents import Condition, DocumentSpec
-from facta.projections.status import DeadLetter
-from facta.store.base import Position
+import msgspec
+
+from facta.store.base import Position, Transaction
+from facta.store.documents import Condition, DocumentSpec
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """An event a projection could not handle and parked to go on."""
+
+    name: str
+    slot: int
+    event_id: str
+    position: str
+    stream_id: str
+    type: str
+    error: str
+    parked_at: float
 
 
 @dataclass(slots=True)
@@ -180,8 +194,9 @@ class Row(NamedTuple):
     key: str
 
 
-class Backend(Protocol):
-    """The read-model store of one event store's database."""
+class ReadModels(Protocol):
+    """The read-model store of one engine: projections' documents, their catalog of slots
+    (checkpoint, lease, state), dead letters and pins, in the engine's database."""
 
     prefix: str
 
@@ -214,15 +229,22 @@ class Backend(Protocol):
         ...
 
     async def pin(self, slot: SlotRow) -> bool:
-        """Keep ``slot``'s table from being dropped until :meth:`close`, if it is still the
-        active inline slot of its version (True); else pin nothing (False).
+        """Keep ``slot``'s table from being dropped until :meth:`unpin` (or :meth:`close`),
+        if it is still the active inline slot of its version (True); else pin nothing (False).
 
         For a process that writes the slot in its appends: another process's switch then
         retires it rather than drop it under them.
         """
         ...
 
-    def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit: ...
+    async def unpin(self, slot: SlotRow) -> None:
+        """Release the pin :meth:`pin` took on ``slot`` (nothing if there is none)."""
+        ...
+
+    def inline_unit(self, tx: Transaction, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+        """A unit writing ``slot``'s documents inside ``tx``, the transaction of an append
+        of this engine (an inline projection's batch)."""
+        ...
 
     async def get(self, slot: SlotRow, key: str) -> bytes | None: ...
 
@@ -247,7 +269,7 @@ class Backend(Protocol):
     ) -> Any: ...
 
     async def close(self) -> None:
-        """Release the connections, and the pins, of this backend."""
+        """Release the connections, and the pins, of this store (the engine closes it)."""
         ...
 
 

@@ -49,19 +49,6 @@ import asyncpg
 
 from facta.errors import DuplicateEventId
 from facta.store._migrations import migration_files, require_migrations, validate_identifier
-from facta.store._postgres_append import GroupCommit
-from facta.store._postgres_common import (
-    COLUMNS,
-    LOST,
-    REFUSED,
-    describe,
-    drop_if_lost,
-    lost,
-    recorded,
-    setup_error,
-    unavailable,
-)
-from facta.store._postgres_follow import Listener, subscription
 from facta.store.base import (
     ANY,
     START,
@@ -73,8 +60,22 @@ from facta.store.base import (
     Snapshot,
     TransactionHook,
     check_expected_version,
+    check_hook,
     validate_stream_id,
 )
+from facta.store.postgres.append import GroupCommit
+from facta.store.postgres.common import (
+    COLUMNS,
+    LOST,
+    REFUSED,
+    describe,
+    drop_if_lost,
+    lost,
+    recorded,
+    setup_error,
+    unavailable,
+)
+from facta.store.postgres.follow import Listener, subscription
 
 log = logging.getLogger("facta.store.postgres")
 
@@ -283,7 +284,9 @@ class PostgresEventStore:
         applied = None
         if rows[0][0]:
             applied = {row[0] for row in await self._fetch(f"SELECT version FROM {table}")}
-        require_migrations("postgres", applied, f"schema {self.schema!r} of {describe(self.dsn)}")
+        require_migrations(
+            "facta.store.postgres", applied, f"schema {self.schema!r} of {describe(self.dsn)}"
+        )
 
     async def migrate(self) -> list[int]:
         """Create or bring up to date this store's schema; returns the versions applied.
@@ -308,7 +311,7 @@ class PostgresEventStore:
                     " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
                 )
                 done = {r[0] for r in await connection.fetch(f"SELECT version FROM {table}")}
-                for version, name, sql in migration_files("postgres"):
+                for version, name, sql in migration_files("facta.store.postgres"):
                     if version in done:
                         continue
                     await connection.execute(
@@ -337,13 +340,15 @@ class PostgresEventStore:
         hook: TransactionHook | None = None,
     ) -> AppendResult:
         validate_stream_id(stream_id)
+        if hook is not None:
+            check_hook(hook)
         if isinstance(expected_version, int) and expected_version < 0:
             raise ValueError(f"expected version must be 0 or more, not {expected_version}")
         if not events:
             return await self._append_nothing(stream_id, expected_version)
         if len(events) > 1 and len({e.event_id for e in events}) != len(events):
             raise DuplicateEventId(events[0].event_id, "the same id twice in one append")
-        if hook is not None and not getattr(hook, "takes_batches", False):
+        if hook is not None and not hook.takes_batches:
             return await self._appender.append_with_hook(stream_id, events, expected_version, hook)
         return await self._appender.append(stream_id, events, expected_version, hook)
 

@@ -14,19 +14,19 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Literal
 
-from facta.projections._backend import (
+from facta.errors import LeaseLost
+from facta.store.base import START, Transaction
+from facta.store.documents import Condition, DocumentSpec
+from facta.store.memory.events import MemoryEventStore, MemoryTransaction
+from facta.store.read_models import (
     Batch,
+    DeadLetter,
     Row,
     SlotRow,
     Unit,
     plan_claim,
     table_name,
 )
-from facta.projections.documents import Condition, DocumentSpec
-from facta.projections.errors import LeaseLost
-from facta.projections.status import DeadLetter
-from facta.store.base import START
-from facta.store.memory import MemoryEventStore, MemoryTransaction
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
@@ -64,7 +64,7 @@ class _Database:
 _DATABASES: weakref.WeakKeyDictionary[MemoryEventStore, _Database] = weakref.WeakKeyDictionary()
 
 
-class MemoryBackend:
+class MemoryReadModels:
     """Read models of one MemoryEventStore."""
 
     def __init__(self, store: MemoryEventStore) -> None:
@@ -132,7 +132,10 @@ class MemoryBackend:
         self.db.pins.setdefault(key, set()).add(id(self))
         return True
 
-    def inline_unit(self, tx: Any, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+    async def unpin(self, slot: SlotRow) -> None:
+        self.db.pins.get((slot.name, slot.slot), set()).discard(id(self))
+
+    def inline_unit(self, tx: Transaction, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         assert isinstance(tx, MemoryTransaction)
         return _MemoryUnit(self.db, slot, spec, None, tx)
 

@@ -1,0 +1,39 @@
+"""The in-memory engine (``memory://``): for tests, examples and benchmarks of everything
+above the store; gone when the process ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facta.store.engine import Engine, InlineTransactions, Snapshots
+from facta.store.memory.checkpoints import MemoryCheckpoints
+from facta.store.memory.events import MemoryEventStore, MemoryTransaction
+from facta.store.memory.read_models import MemoryReadModels
+
+
+class MemoryEngine(Engine):
+    """Every storage contract in process memory: the event store, snapshots, inline
+    transactions, read models and relay checkpoints."""
+
+    name = "memory"
+
+    def __init__(self, url: str = "memory://", *, events: MemoryEventStore | None = None) -> None:
+        events = events or MemoryEventStore()
+        super().__init__(
+            url,
+            events=events,
+            read_models=MemoryReadModels(events),
+            relay_checkpoints=MemoryCheckpoints(events),
+            capabilities={Snapshots: events, InlineTransactions: events},
+        )
+
+
+async def open_engine(url: str, *, create: bool = True, **options: Any) -> MemoryEngine:
+    """A new, empty in-memory engine (``create`` changes nothing: there is nothing to
+    create). Raises ValueError for any option: it takes none."""
+    if options:
+        raise ValueError(f"the memory engine takes no options, not {sorted(options)}")
+    return MemoryEngine(url)
+
+
+__all__ = ["MemoryEngine", "MemoryEventStore", "MemoryTransaction", "open_engine"]

@@ -1,0 +1,71 @@
+"""The PostgreSQL engine (``postgresql://USER@HOST:PORT/DB``): several processes writing at
+once, readers that never skip.
+
+The event store, snapshots, read models and relay checkpoints live in one schema; see
+:mod:`facta.store.postgres.events` for the global order, appending and durability.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facta.store.engine import (
+    Engine,
+    HeldBack,
+    InlineTransactions,
+    Snapshots,
+    Subscriptions,
+)
+from facta.store.postgres.checkpoints import PostgresCheckpoints
+from facta.store.postgres.events import PostgresEventStore
+from facta.store.postgres.read_models import PostgresReadModels
+
+
+class PostgresEngine(Engine):
+    """Every storage contract in one PostgreSQL schema."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str, events: PostgresEventStore) -> None:
+        self.store = events
+        super().__init__(
+            url,
+            events=events,
+            read_models=PostgresReadModels(events),
+            relay_checkpoints=PostgresCheckpoints(events.dsn, events.schema, events.prefix),
+            capabilities={
+                Snapshots: events,
+                InlineTransactions: events,
+                Subscriptions: events,
+                HeldBack: events,
+            },
+        )
+
+    @property
+    def dsn(self) -> str:
+        """The connection URL (without the engine's own options)."""
+        return self.store.dsn
+
+    @property
+    def schema(self) -> str:
+        """The schema the engine's tables are in."""
+        return self.store.schema
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of the engine's table names."""
+        return self.store.prefix
+
+    async def migrate(self) -> list[int]:
+        """Create or bring up to date the schema; returns the versions applied."""
+        return await self.store.migrate()
+
+
+async def open_engine(url: str, *, create: bool = True, **options: Any) -> PostgresEngine:
+    """Connect to ``url`` (options in its query or as keywords: ``schema``, ``prefix``,
+    ``pool_size``, ``max_flushes``, ``visibility_wait``, ``notify``); with ``create``, the
+    schema is made or migrated as needed."""
+    return PostgresEngine(url, await PostgresEventStore.open(url, create=create, **options))
+
+
+__all__ = ["PostgresEngine", "PostgresEventStore", "open_engine"]
