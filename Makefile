@@ -3,17 +3,20 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PLUGIN := tests/engine_plugin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
 .PHONY: install test lint typecheck docs chromium run bench soak clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The test environment also holds a third party's engine (tests/engines use it): a package
+# of its own that registers itself by entry point, as any other would.
+$(STAMP): pyproject.toml $(PLUGIN)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]' -e $(PLUGIN)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -1,4 +1,5 @@
-"""Time-ordered (version 7) UUIDs as strings, made without building a uuid.UUID object.
+"""Ids: time-ordered (version 7) UUIDs as strings, made without building a uuid.UUID object;
+and the ids of lease holders.
 
 Every command makes at least two (a correlation id and an event id). Version 7 rather than
 random version 4 because event ids are indexed: ids that grow with time land at the right
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import time
 
 _random = random.Random()
@@ -39,3 +41,22 @@ def new_uuid() -> str:
     )
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_HOST = socket.gethostname()
+
+
+def owner_id() -> str:
+    """Who holds a lease or a pin, as the catalogs show it: ``host:pid:random``. The random
+    part tells apart two holders in one process, and a process from an earlier one that
+    had the same pid."""
+    return f"{_HOST}:{os.getpid()}:{_random_bits(32):08x}"
+
+
+def owner_host_and_pid(owner: str) -> tuple[str, int] | None:
+    """The host and process id an :func:`owner_id` names (None for another form)."""
+    host, _, rest = owner.rpartition(":")[0].rpartition(":")
+    try:
+        return host, int(rest)
+    except ValueError:
+        return None

@@ -20,7 +20,6 @@ import pytest
 from facta import NewEvent
 from facta.application import EventEnvelope
 from facta.relay import Relay, to_message
-from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from tests.relay.conftest import (
     Harness,
     NatsHarness,
@@ -91,7 +90,7 @@ async def test_relay_killed_mid_run_and_restarted_loses_nothing(
         "1000",
         "--quiet",
     ]
-    checkpoints = SQLiteCheckpoints(str(path), "")
+    checkpoints = store.relay_checkpoints
     try:
         async with running(broker.consumer(received.handle)) as consumer:
             first = await asyncio.create_subprocess_exec(
@@ -134,7 +133,6 @@ async def test_relay_killed_mid_run_and_restarted_loses_nothing(
         # RabbitMQ may deliver what was confirmed after the last checkpoint twice; the
         # consumer dropped every repeat (assert_complete saw each version once).
     finally:
-        await checkpoints.close()
         await store.close()
 
 

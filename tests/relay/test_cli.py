@@ -16,7 +16,6 @@ from facta import (
     open_store,
 )
 from facta.cli import cli
-from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from tests.relay.conftest import Harness, fill
 
 NAME = "nats://127.0.0.1:4222?stream=FACTA"
@@ -51,11 +50,9 @@ def test_status_shows_the_checkpoint(tmp_path: Path) -> None:
 
     async def prepare() -> None:
         store = await open_store(f"sqlite:///{path}")
+        await store.relay_checkpoints.acquire(NAME, "host:1", 10)
+        await store.relay_checkpoints.save(NAME, "host:1", Position(0, 0), 0, 10)
         await store.close()
-        checkpoints = SQLiteCheckpoints(str(path), "")
-        await checkpoints.acquire(NAME, "host:1", 10)
-        await checkpoints.save(NAME, "host:1", Position(0, 0), 0, 10)
-        await checkpoints.close()
 
     asyncio.run(prepare())
     runner = CliRunner()

@@ -21,8 +21,6 @@ from facta import (
 from facta.relay import Message, PublishError, Relay
 from facta.store.base import EventStore
 from facta.store.memory import MemoryEngine
-from facta.store.sqlite.checkpoints import SQLiteCheckpoints
-from tests.conftest import open_scratch_postgres
 from tests.relay.conftest import until
 
 
@@ -148,64 +146,6 @@ async def test_one_relay_per_destination_the_other_takes_over(tmp_path: Path) ->
         running_a.cancel()
         await a.close()
         await b.close()
-        await store.close()
-
-
-async def test_sqlite_lease_expires_and_fences_the_old_holder(tmp_path: Path) -> None:
-    store = await open_store(f"sqlite:///{tmp_path / 'events.db'}")
-    one = SQLiteCheckpoints(store.path, store.prefix)
-    two = SQLiteCheckpoints(store.path, store.prefix)
-    try:
-        assert await one.acquire("dest", "one", 0.3) is not None
-        assert await two.acquire("dest", "two", 0.3) is None
-        await asyncio.sleep(0.4)  # "one" died silently: its lease runs out
-        taken = await two.acquire("dest", "two", 10)
-        assert taken is not None
-        assert taken.position == Position(0, 0)
-        from facta.relay import RelayLeaseLost
-
-        with pytest.raises(RelayLeaseLost):
-            await one.save("dest", "one", Position(0, 5), 5, 10)
-        await two.save("dest", "two", Position(0, 3), 3, 10)
-        row = await one.get("dest")
-        assert row is not None
-        assert (row.position, row.published, row.owner) == (Position(0, 3), 3, "two")
-    finally:
-        await one.close()
-        await two.close()
-        await store.close()
-
-
-async def test_postgres_lease_is_an_advisory_lock() -> None:
-    from facta.relay import RelayLeaseLost
-    from facta.store.postgres.checkpoints import PostgresCheckpoints
-
-    store = await open_scratch_postgres()
-    one = PostgresCheckpoints(store.dsn, store.schema, store.prefix)
-    two = PostgresCheckpoints(store.dsn, store.schema, store.prefix)
-    try:
-        assert await one.acquire("dest", "one", 10) is not None
-        assert await two.acquire("dest", "two", 10) is None
-        await one.save("dest", "one", Position(7, 3), 3, 10)
-        await one._held["dest"].close()  # the holder's session ends (a crash): lock freed
-        with pytest.raises(RelayLeaseLost):
-            await one.save("dest", "one", Position(7, 9), 9, 10)
-        status = await two.get("dest")
-        assert status is not None
-        assert status.owner is None  # the row still names "one", but nobody holds the lock
-        row = await two.acquire("dest", "two", 10)
-        assert row is not None
-        assert (row.position, row.published) == (Position(7, 3), 3)
-        status = await one.get("dest")
-        assert status is not None
-        assert status.owner == "two"
-        await two.release("dest", "two")
-        status = await one.get("dest")
-        assert status is not None
-        assert status.owner is None
-    finally:
-        await one.close()
-        await two.close()
         await store.close()
 
 

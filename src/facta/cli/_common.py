@@ -20,6 +20,7 @@ from rich.console import Console
 from facta.errors import StoreSetupError, StoreUnavailable
 from facta.store import open_store
 from facta.store.engine import Engine
+from facta.store.registry import opener_for
 
 T = TypeVar("T")
 
@@ -63,12 +64,12 @@ def redact(url: str) -> str:
 
 
 def check_url(url: str) -> None:
-    """Refuse a URL of a kind no store takes, before touching anything."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"sqlite", "memory", "postgresql", "postgres"}:
-        raise StoreError(
-            f"unknown store URL {url!r}: use sqlite:///PATH, postgresql://HOST/DB or memory://"
-        )
+    """Refuse a URL of a kind no engine takes (facta's own or one a package registered),
+    before touching anything."""
+    try:
+        opener_for(url)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
 
 
 EXTRAS = {

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from facta._ids import owner_id
+from facta._retry import backoff
 from facta.application import Application, EventEnvelope
 from facta.codec import Codec
 from facta.domain import Event, stored_type_names
@@ -125,7 +124,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = owner or owner_id()
         self.backend = store.read_models
         self.events = store.events
         self._targets: dict[str, _Target] = {}
@@ -256,7 +255,7 @@ class ProjectionRunner:
     # -- the work loop ---------------------------------------------------------------------
 
     async def _work(self, target: _Target) -> None:
-        delay = 0.1
+        failures = 0
         worker: Worker | None = None
         slot: SlotRow | None = None
         try:
@@ -275,7 +274,7 @@ class ProjectionRunner:
                         continue
                     self.waiting.pop(target.name, None)
                     metrics.projection_stopped(target.name, False)
-                    slot, delay = claimed, 0.1
+                    slot, failures = claimed, 0
                     await self._drive(target, worker, slot, follow=True)
                 except (LeaseLost, _Stopped):
                     slot = None
@@ -283,6 +282,8 @@ class ProjectionRunner:
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
                         raise  # cancelled while cleaning up: do not swallow the cancellation
+                    failures += 1
+                    delay = backoff(failures, cap=30.0)
                     log.exception("projection %s: %s; retrying in %.1fs", target.name, exc, delay)
                     self.waiting[target.name] = f"retrying after {type(exc).__name__}: {exc}"
                     if worker is not None:
@@ -290,7 +291,6 @@ class ProjectionRunner:
                             await worker.close()
                     worker, slot = None, None
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
         finally:
             if worker is not None:
                 with contextlib.suppress(Exception):
@@ -504,7 +504,7 @@ class ProjectionRunner:
                     records[failed_at].position,
                     attempt,
                 )
-                await asyncio.sleep(min(0.05 * 2**attempt, 5.0))
+                await asyncio.sleep(backoff(attempt))
                 continue
             if target.parks and isinstance(error, target.transient):
                 # An outage is not the event's fault: never park for it (parking skips the

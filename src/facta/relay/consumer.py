@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -72,12 +71,6 @@ class DeadLetter(NamedTuple):
 
     error: str
     tries: int
-
-
-def backoff(failures: int, *, base: float = 0.1, cap: float = 5.0) -> float:
-    """Seconds to wait after ``failures`` consecutive failures: doubling, capped, jittered."""
-    delay: float = min(cap, base * 2 ** min(failures - 1, 16))
-    return delay * random.uniform(0.5, 1.0)
 
 
 def _reraise_cancellation() -> None:

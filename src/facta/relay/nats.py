@@ -29,6 +29,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
+from facta._retry import backoff
 from facta.codec import Codec
 from facta.relay import _fastpath
 from facta.relay._hpub import MSG_ID, hpubs
@@ -38,7 +39,6 @@ from facta.relay.consumer import (
     Dispatcher,
     Handler,
     _reraise_cancellation,
-    backoff,
 )
 from facta.relay.message import Message
 from facta.relay.publisher import BrokerRefused, PublishError

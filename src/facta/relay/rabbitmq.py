@@ -32,6 +32,7 @@ import aio_pika
 import aiormq
 from pamqp import commands as spec
 
+from facta._retry import backoff
 from facta.codec import Codec
 from facta.relay import _aiormq, _fastpath
 from facta.relay.consumer import (
@@ -40,7 +41,6 @@ from facta.relay.consumer import (
     Dispatcher,
     Handler,
     _reraise_cancellation,
-    backoff,
 )
 from facta.relay.message import CORRELATION_ID, EVENT_TYPE, Message
 from facta.relay.publisher import BrokerRefused, PublishError, UnroutableMessage

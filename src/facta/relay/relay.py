@@ -20,18 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+from facta._ids import owner_id
+from facta._retry import backoff
 from facta.codec import Codec
 from facta.errors import RelayLeaseLost, StoreUnavailable
 from facta.observability import tracing
-from facta.relay.consumer import _reraise_cancellation, backoff
+from facta.relay.consumer import _reraise_cancellation
 from facta.relay.message import to_messages
 from facta.relay.publisher import BrokerRefused, Publisher, PublishError
 from facta.store.base import Position
@@ -107,7 +106,7 @@ class Relay:
         self.types = list(types) if types else None
         self.lease_ttl = lease_ttl
         self.checkpoint_interval = checkpoint_interval
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = owner or owner_id()
         self.checkpoints = checkpoints or store.relay_checkpoints
         self.status = RelayStatus(self.name)
 

@@ -182,7 +182,7 @@ class TransactionHook(Protocol):
         """Whether it does only synchronous work on the transaction."""
         ...
 
-    def __call__(self, tx: Transaction, records: Sequence[RecordedEvent]) -> Awaitable[None]:
+    def __call__(self, tx: Transaction, records: Sequence[RecordedEvent], /) -> Awaitable[None]:
         """Do the work for ``records`` inside ``tx``; raise to roll the append back."""
         ...
 

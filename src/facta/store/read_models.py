@@ -112,17 +112,16 @@ def plan_claim(
     owner: str,
     now: float,
     *,
-    leases: bool = True,
     downgrade: bool = False,
 ) -> Plan:
-    """Which slot a runner of ``version`` should work on: take an existing one, create one
-    (active or not), or wait (and why). Pure, so every backend decides the same way.
-    ``leases=False``: the backend checks who holds a slot itself (advisory locks).
-    ``downgrade``: build this version beside an active newer one too (inline projections,
-    which must store the version their code writes), rather than wait."""
+    """Which slot a runner of ``version`` should work on: take an existing one (free, its
+    own, or with its lease run out), create one (active or not), or wait (and why). Pure,
+    so every engine decides the same way. ``downgrade``: build this version beside an
+    active newer one too (inline projections, which must store the version their code
+    writes), rather than wait."""
     active = next((r for r in rows if r.active), None)
     if active is not None and active.version == version:
-        return _take(active, owner, now, leases)
+        return _take(active, owner, now)
     if active is not None and active.version > version and not downgrade:
         return ("wait", f"superseded by version {active.version}")
     building = [
@@ -131,7 +130,7 @@ def plan_claim(
         if not r.active and r.version == version and r.state not in ("inline", "retired")
     ]
     if building:
-        return _take(max(building, key=lambda r: r.slot), owner, now, leases)
+        return _take(max(building, key=lambda r: r.slot), owner, now)
     return ("create", active is None)
 
 
@@ -139,12 +138,12 @@ FAILED = "failed at "
 """How the reason to wait for a failed slot begins (the runner reports it as stopped)."""
 
 
-def _take(row: SlotRow, owner: str, now: float, leases: bool) -> Plan:
+def _take(row: SlotRow, owner: str, now: float) -> Plan:
     if row.state == "failed":
         return ("wait", f"{FAILED}{row.error_position}: {row.error}")
     if row.state == "inline":
         return ("wait", "maintained inline")
-    if leases and row.owner not in (None, owner) and row.lease_until > now:
+    if row.owner not in (None, owner) and row.lease_until > now:
         return ("wait", f"held by {row.owner}")
     return ("take", row.slot)
 

@@ -70,8 +70,9 @@ def opener_for(url: str) -> Opener:
             _registered[scheme] = loaded
             return loaded
         raise ValueError(
-            f"unknown store URL {url[:80]!r}: no engine for {scheme!r}"
-            f" (known: {', '.join(s + '://' for s in schemes())})"
+            f"unknown store URL {url[:80]!r}: use sqlite:///PATH, postgresql://HOST/DB,"
+            f" memory:// or the scheme of an installed engine"
+            f" ({', '.join(s + '://' for s in schemes())})"
         )
     module, _, name = target.partition(":")
     opener: Opener = getattr(importlib.import_module(module), name)

@@ -46,7 +46,14 @@ class MemoryCheckpoints:
             row.owner, row.lease_until = None, 0.0
 
     async def get(self, name: str) -> RelayCheckpoint | None:
-        return self._rows.get(name)
+        row = self._rows.get(name)
+        if row is None:
+            return None
+        held = row.lease_until > time.time()  # a holder that stopped renewing holds nothing
+        owner = row.owner if held else None
+        return RelayCheckpoint(
+            name, row.position, row.published, row.updated_at, owner, row.lease_until
+        )
 
     async def close(self) -> None:
         pass

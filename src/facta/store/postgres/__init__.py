@@ -32,7 +32,7 @@ class PostgresEngine(Engine):
             url,
             events=events,
             read_models=PostgresReadModels(events),
-            relay_checkpoints=PostgresCheckpoints(events.dsn, events.schema, events.prefix),
+            relay_checkpoints=PostgresCheckpoints(events),
             capabilities={
                 Snapshots: events,
                 InlineTransactions: events,

@@ -286,7 +286,7 @@ class GroupCommit:
             idle = self._idle_writers
             while idle and idle[-1].is_closed():
                 idle.pop()
-            connection = idle.pop() if idle else await self._store._connect()
+            connection = idle.pop() if idle else await self._store.connect()
             try:
                 if in_transaction is None:
                     rows: list[Any] = await connection.fetch(self._store._sql_append, *arguments)
@@ -363,7 +363,7 @@ class GroupCommit:
         stream_id, events = request.stream_id, request.events
         ids = [e.event_id for e in events]
         if connection is None:
-            rows = await self._store._fetch(self._store._sql_by_ids, ids)
+            rows = await self._store.fetch(self._store._sql_by_ids, ids)
         else:
             rows = await connection.fetch(self._store._sql_by_ids, ids)
         stored = tuple(recorded(rows))

@@ -149,7 +149,7 @@ class PostgresEventStore:
         self._pool: asyncpg.Pool | None = None
         self._read_ahead = _ReadAhead()
         self.channel = f"facta.{self.schema}.{self.prefix}events"
-        self._listener = Listener(self._connect, self.channel, lambda: self._head(0))
+        self._listener = Listener(self.connect, self.channel, lambda: self._head(0))
         self._appender = GroupCommit(self)
         t = f"{self.schema}.{self.prefix}"
         self._sql_append = f"SELECT * FROM {t}append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -231,8 +231,9 @@ class PostgresEventStore:
 
     # -- connections ---------------------------------------------------------------------
 
-    async def _connect(self) -> asyncpg.Connection:
-        """A connection outside the pool (for listening)."""
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool, with the store's settings (for the
+        listener, group-commit writers and the engine's other components)."""
         try:
             connection: asyncpg.Connection = await asyncpg.connect(
                 self.dsn, server_settings=self._server_settings, timeout=10
@@ -260,7 +261,9 @@ class PostgresEventStore:
                 raise unavailable(exc, self._where) from exc
         return self._pool
 
-    async def _fetch(self, sql: str, *arguments: Any) -> list[Any]:
+    async def fetch(self, sql: str, *arguments: Any) -> list[Any]:
+        """The rows of one statement run on the pool; StoreUnavailable when the server
+        cannot be reached (for the engine's other components as much as the store)."""
         pool = self._pool or await self._get_pool()
         try:
             async with pool.acquire() as connection:
@@ -280,10 +283,10 @@ class PostgresEventStore:
     async def _require_schema(self) -> None:
         table = f"{self.schema}.{self.prefix}schema_migrations"
         # to_regclass is NULL, not an error, when the schema or the table does not exist.
-        rows = await self._fetch("SELECT to_regclass($1) IS NOT NULL", table)
+        rows = await self.fetch("SELECT to_regclass($1) IS NOT NULL", table)
         applied = None
         if rows[0][0]:
-            applied = {row[0] for row in await self._fetch(f"SELECT version FROM {table}")}
+            applied = {row[0] for row in await self.fetch(f"SELECT version FROM {table}")}
         require_migrations(
             "facta.store.postgres", applied, f"schema {self.schema!r} of {describe(self.dsn)}"
         )
@@ -368,7 +371,7 @@ class PostgresEventStore:
         backwards: bool = False,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        rows = await self._fetch(
+        rows = await self.fetch(
             self._sql_stream["DESC" if backwards else "ASC"],
             stream_id,
             from_version,
@@ -414,13 +417,13 @@ class PostgresEventStore:
         ahead = (after, limit, tuple(categories or ()), tuple(types or ()))
         rows = await self._read_ahead.take(ahead, limit)
         if rows is None:
-            rows = await self._fetch(sql, after.commit, after.sequence, limit, *filters)
+            rows = await self.fetch(sql, after.commit, after.sequence, limit, *filters)
         if len(rows) == limit:
             if limit >= _READ_AHEAD_FROM:
                 following = Position(rows[-1][3], rows[-1][4])
                 self._read_ahead.start(
                     (following, *ahead[1:]),
-                    self._fetch(sql, following.commit, following.sequence, limit, *filters),
+                    self.fetch(sql, following.commit, following.sequence, limit, *filters),
                 )
             return recorded(rows)
         if visibility_wait <= 0:
@@ -434,7 +437,7 @@ class PostgresEventStore:
             commit, sequence = (
                 (page[-1][3], page[-1][4]) if page else (after.commit, after.sequence)
             )
-            more = await self._fetch(
+            more = await self.fetch(
                 self._sql_all_held[key], commit, sequence, limit - len(page), *filters
             )
             page += [r[:10] for r in more if r[0] is not None]
@@ -460,7 +463,7 @@ class PostgresEventStore:
         return subscription(self, after, categories, types, batch_size)
 
     async def stream_version(self, stream_id: str) -> int:
-        rows = await self._fetch(self._sql_version, stream_id)
+        rows = await self.fetch(self._sql_version, stream_id)
         return int(rows[0][0])
 
     async def head(self) -> Position:
@@ -472,7 +475,7 @@ class PostgresEventStore:
         deadline = time.monotonic() + visibility_wait
         delay = 0.001
         while True:
-            [(commit, sequence, held)] = await self._fetch(self._sql_head)
+            [(commit, sequence, held)] = await self.fetch(self._sql_head)
             if not held or time.monotonic() + delay > deadline:
                 return START if commit is None else Position(commit, sequence)
             await asyncio.sleep(delay)
@@ -481,17 +484,17 @@ class PostgresEventStore:
     async def held_back(self) -> int:
         """How many committed events readers cannot see yet because an older transaction in
         the cluster is still running (the delivery lag the module's notes describe)."""
-        rows = await self._fetch(self._sql_held_back)
+        rows = await self.fetch(self._sql_held_back)
         return int(rows[0][0])
 
     async def find_event(self, event_id: str) -> RecordedEvent | None:
-        rows = await self._fetch(self._sql_by_ids, [event_id])
+        rows = await self.fetch(self._sql_by_ids, [event_id])
         return recorded(rows)[0] if rows else None
 
     # -- snapshots -----------------------------------------------------------------------
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
-        await self._fetch(
+        await self.fetch(
             f"INSERT INTO {self.schema}.{self.prefix}snapshots"
             " (stream_id, version, schema_version, recorded_at, data)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id, version) DO UPDATE SET"
@@ -511,7 +514,7 @@ class PostgresEventStore:
         max_version: int | None = None,
         max_recorded_at: float | None = None,
     ) -> Snapshot | None:
-        rows = await self._fetch(
+        rows = await self.fetch(
             "SELECT stream_id, version, schema_version, data, recorded_at"
             f" FROM {self.schema}.{self.prefix}snapshots"
             " WHERE stream_id = $1 AND version <= $2 AND recorded_at <= $3"

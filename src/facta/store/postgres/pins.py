@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from facta._retry import backoff
+
 log = logging.getLogger("facta.projections")
 
 _LOCK = "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))"
@@ -66,7 +68,7 @@ class Pins:
         self._restoring = asyncio.get_running_loop().create_task(self._restore())
 
     async def _restore(self) -> None:
-        delay = 0.1
+        failures = 0
         try:
             while not self._closed:
                 try:
@@ -76,8 +78,8 @@ class Pins:
                     return
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("read-model pins lost with their connection: %s", exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    failures += 1
+                    await asyncio.sleep(backoff(failures))
         finally:
             self._restoring = None
 

@@ -1,13 +1,14 @@
-"""The read-model store of the PostgreSQL event store: tables in the store's schema.
+"""The read-model store of the PostgreSQL engine: tables in the store's schema.
 
-Internal. A runner holds a projection's slot with a session advisory lock on its own
-connection, and commits each batch (documents, then the checkpoint, compared with where the
-batch started) in one transaction on that same connection: if the process dies, the server
-drops the connection, the lock goes with it, and another runner takes over at once from the
-last committed checkpoint. Documents are written with one ``unnest`` upsert per batch.
-Every change to the slots of a name (claim, new slot, switch) holds a transaction-level
-advisory lock of that name, so processes make them one at a time; a slot that a process pins
-(see ``_postgres_pins``) is retired rather than dropped.
+A runner holds a projection's slot with the engine's lease (:mod:`facta.store._leases`:
+owner and expiry in the slot's catalog row) and commits each batch (documents, then the
+checkpoint, compared with where the batch started and guarded by the lease) in one
+transaction: a runner that lost its slot cannot commit, and when one dies another takes
+over from the last committed checkpoint once its lease has run out. Documents are written
+with one ``unnest`` upsert per batch. Every change to the slots of a name (claim, new slot,
+switch) holds a transaction-level advisory lock of that name, so processes make them one at
+a time; a slot that a process pins (see :mod:`facta.store.postgres.pins`) is retired rather
+than dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from facta.errors import LeaseLost
 from facta.store import _documents_sql as _sql
+from facta.store._leases import LeaseSQL, dollar
 from facta.store.base import Position, Transaction
 from facta.store.documents import Condition, DocumentSpec
 from facta.store.postgres.append import PostgresTransaction
@@ -71,15 +73,15 @@ class PostgresReadModels:
         self.prefix = store.prefix
         self.qualified = f"{store.schema}.{store.prefix}"
         self.slots_table = f"{self.qualified}projection_slots"
+        self.lease = LeaseSQL(self.slots_table, ["name", "slot"], dollar)
+        self.runner_name = f"facta-runner {store.schema}"[:63]
+        """The application_name of runners' connections (pg_stat_activity tells them apart)."""
         self.dead_table = f"{self.qualified}projection_dead_letters"
         self._pool: asyncpg.Pool | None = None
         self._pins: Pins | None = None
 
     def table(self, name: str, slot: int) -> str:
         return f"{self.schema}.{table_name(self.prefix, name, slot)}"
-
-    def lock_key(self, name: str, slot: int) -> str:
-        return f"facta.projection.{self.qualified}{name}.{slot}"
 
     def pin_key(self, name: str, slot: int) -> str:
         return f"facta.projection.pin.{self.qualified}{name}.{slot}"
@@ -103,7 +105,9 @@ class PostgresReadModels:
     # -- catalog ---------------------------------------------------------------------------
 
     async def worker(self) -> PostgresWorker:
-        connection = await asyncpg.connect(self.dsn, server_settings={"jit": "off"})
+        connection = await asyncpg.connect(
+            self.dsn, server_settings={"jit": "off", "application_name": self.runner_name}
+        )
         return PostgresWorker(self, connection)
 
     async def slots(self, name: str | None = None) -> list[SlotRow]:
@@ -314,8 +318,7 @@ class PostgresReadModels:
 
 
 class PostgresWorker:
-    """A runner's connection for one projection: it holds the slot's advisory lock (the
-    lease columns only show, in the status, that a live runner is renewing it)."""
+    """A runner's connection for one projection."""
 
     def __init__(self, backend: PostgresReadModels, connection: asyncpg.Connection) -> None:
         self.backend = backend
@@ -343,34 +346,17 @@ class PostgresWorker:
                     f"SELECT {_SLOT_COLUMNS} FROM {b.slots_table} WHERE name = $1", name
                 )
             ]
-            plan = plan_claim(rows, version, owner, time.time(), leases=False, downgrade=downgrade)
+            now = time.time()
+            plan = plan_claim(rows, version, owner, now, downgrade=downgrade)
             if plan[0] == "wait":
                 return plan[1]
             if plan[0] == "create":
                 state = "running" if plan[1] else "rebuilding"
-                row = await b.insert_slot(c, name, version, spec, state, owner, plan[1], ttl)
-                await self._lock(row)
-                return row
+                return await b.insert_slot(c, name, version, spec, state, owner, plan[1], ttl)
             row = next(r for r in rows if r.slot == plan[1])
-            if not await self._lock(row):
-                return f"held by {row.owner or 'another runner'}"
-            row.owner, row.lease_until = owner, time.time() + ttl
-            await c.execute(
-                f"UPDATE {b.slots_table} SET owner = $1, lease_until = $2"
-                " WHERE name = $3 AND slot = $4",
-                owner,
-                row.lease_until,
-                name,
-                row.slot,
-            )
+            row.owner, row.lease_until = owner, now + ttl
+            await c.execute(b.lease.take, name, row.slot, owner, row.lease_until, now)
             return row
-
-    async def _lock(self, row: SlotRow) -> bool:
-        locked: bool = await self.connection.fetchval(
-            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-            self.backend.lock_key(row.name, row.slot),
-        )
-        return locked
 
     async def new_slot(
         self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
@@ -384,51 +370,35 @@ class PostgresWorker:
                 f"SELECT count(*) FROM {b.slots_table} WHERE name = $1 AND active", name
             )
             state = "rebuilding" if active else "running"
-            row = await b.insert_slot(c, name, version, spec, state, owner, not active, ttl)
-            await self._lock(row)
-            return row
+            return await b.insert_slot(c, name, version, spec, state, owner, not active, ttl)
 
     async def _sweep(self, name: str, *, abandoned: bool = True) -> None:
         """Drop ``name``'s slots that are out of use: retired ones nobody pins any more, and
-        (``abandoned``) earlier rebuilds nobody holds any more. In a transaction holding the
-        name's lock, on a connection that holds none of these slots (a session's own
-        advisory lock would not keep it from itself)."""
+        (``abandoned``) earlier rebuilds whose lease nobody holds any more. In a
+        transaction holding the name's lock."""
         b, c = self.backend, self.connection
-        for number, state in await c.fetch(
-            f"SELECT slot, state FROM {b.slots_table} WHERE name = $1 AND NOT active", name
+        for number, state, owner, lease_until in await c.fetch(
+            f"SELECT slot, state, owner, lease_until FROM {b.slots_table}"
+            " WHERE name = $1 AND NOT active",
+            name,
         ):
             if state == "retired":
                 await b.retire_or_drop(c, name, number)
-                continue
-            if not abandoned:
-                continue
-            probe = await c.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-                b.lock_key(name, number),
-            )
-            if probe:
+            elif abandoned and (owner is None or lease_until <= time.time()):
                 await b.drop_slot(c, name, number)
 
     async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
         status = await self.connection.execute(
-            f"UPDATE {self.backend.slots_table} SET lease_until = $1"
-            " WHERE name = $2 AND slot = $3 AND owner = $4 AND state <> 'failed'",
-            time.time() + ttl,
+            self.backend.lease.renew + " AND state <> 'failed'",
             slot.name,
             slot.slot,
             owner,
+            time.time() + ttl,
         )
         return bool(status == "UPDATE 1")
 
     async def release(self, slot: SlotRow, owner: str) -> None:
-        await self.connection.execute(
-            f"UPDATE {self.backend.slots_table} SET owner = NULL, lease_until = 0"
-            " WHERE name = $1 AND slot = $2 AND owner = $3",
-            slot.name,
-            slot.slot,
-            owner,
-        )
-        await self.connection.execute("SELECT pg_advisory_unlock_all()")
+        await self.connection.execute(self.backend.lease.release, slot.name, slot.slot, owner)
 
     def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         return _Unit(self.connection, self.backend.table(slot.name, slot.slot), spec, self, slot)

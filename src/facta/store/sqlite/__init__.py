@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from facta.store.engine import Engine, InlineTransactions, Snapshots
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
+from facta.store.sqlite.connections import Connections
 from facta.store.sqlite.events import SQLiteEventStore, SQLiteTransaction, connect
 from facta.store.sqlite.read_models import SQLiteReadModels
 
@@ -22,11 +23,12 @@ class SQLiteEngine(Engine):
 
     def __init__(self, url: str, events: SQLiteEventStore) -> None:
         self.store = events
+        self._connections = Connections(events.path, events.synchronous)
         super().__init__(
             url,
             events=events,
-            read_models=SQLiteReadModels(events),
-            relay_checkpoints=SQLiteCheckpoints(events.path, events.prefix, events.synchronous),
+            read_models=SQLiteReadModels(self._connections, events.prefix),
+            relay_checkpoints=SQLiteCheckpoints(self._connections, events.prefix),
             capabilities={Snapshots: events, InlineTransactions: events},
         )
 
@@ -48,6 +50,13 @@ class SQLiteEngine(Engine):
     async def migrate(self) -> list[int]:
         """Apply the migrations this file lacks; returns the versions applied."""
         return await self.store.migrate()
+
+    async def close(self) -> None:
+        """Close the components, then the connections they shared."""
+        try:
+            await super().close()
+        finally:
+            await self._connections.close()
 
 
 async def open_engine(url: str, *, create: bool = True, **options: Any) -> SQLiteEngine:

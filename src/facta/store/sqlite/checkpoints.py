@@ -1,134 +1,81 @@
-"""Relay checkpoints of the SQLite engine: a row per relay in ``{prefix}relay_checkpoints``.
-
-The lease is the row's ``owner`` and ``lease_until``; a relay renews it with every
-checkpoint and while idle, and another takes the row over once it has expired (``ttl``
-seconds after its holder died). Writes run on a thread of their own (``BEGIN IMMEDIATE``
-may wait for the store's writer).
-"""
+"""Relay checkpoints of the SQLite engine: a row per relay in ``{prefix}relay_checkpoints``,
+held with the engine's lease (see :mod:`facta.store._leases`), written on the engine's side
+connections."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from facta.errors import RelayLeaseLost
+from facta.store._leases import LeaseSQL, question
 from facta.store.base import Position
 from facta.store.checkpoints import RelayCheckpoint
+from facta.store.sqlite.connections import Connections
 
-_COLUMNS = "name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner"
+_COLUMNS = "name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner, lease_until"
+
+
+def _row(row: Any) -> RelayCheckpoint:
+    return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], row[6])
 
 
 class SQLiteCheckpoints:
-    """Checkpoints and lease rows in the SQLite file of the event store.
+    """Checkpoints and leases of relays, in the SQLite file of the event store."""
 
-    Writes run on a thread of their own (``BEGIN IMMEDIATE`` may wait for the store's writer).
-    """
-
-    def __init__(self, path: str, prefix: str, synchronous: str = "FULL") -> None:
-        self.path = path
-        self.table = f"{prefix}relay_checkpoints"
-        self.synchronous = synchronous
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="facta-relay-checkpoints")
-        self._connection: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is None:
-            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            connection.execute("PRAGMA busy_timeout=30000")
-            self._connection = connection
-        return self._connection
-
-    async def _run(self, work: Any, *arguments: Any) -> Any:
-        def run() -> Any:
-            connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(connection, *arguments)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return result
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+    def __init__(self, connections: Connections, prefix: str) -> None:
+        self._connections = connections
+        self.table = table = f"{prefix}relay_checkpoints"
+        self._lease = LeaseSQL(table, ["name"], question)
+        self._save = (
+            f"UPDATE {table} SET checkpoint_commit = ?4, checkpoint_sequence = ?5,"
+            " published = published + ?6, updated_at = ?7, lease_until = ?3"
+            f" WHERE {self._lease.held}"
+        )
 
     async def acquire(self, name: str, owner: str, ttl: float) -> RelayCheckpoint | None:
         def work(c: sqlite3.Connection) -> RelayCheckpoint | None:
             now = time.time()
             c.execute(f"INSERT OR IGNORE INTO {self.table} (name) VALUES (?)", (name,))
-            taken = c.execute(
-                f"UPDATE {self.table} SET owner = ?, lease_until = ?"
-                " WHERE name = ? AND (owner IS NULL OR owner = ? OR lease_until <= ?)",
-                (owner, now + ttl, name, owner, now),
-            ).rowcount
-            if not taken:
+            if not c.execute(self._lease.take, (name, owner, now + ttl, now)).rowcount:
                 return None
-            row = c.execute(
-                f"SELECT {_COLUMNS}, lease_until FROM {self.table} WHERE name = ?", (name,)
-            ).fetchone()
-            return _row(row)
+            return _row(
+                c.execute(f"SELECT {_COLUMNS} FROM {self.table} WHERE name = ?", (name,)).fetchone()
+            )
 
-        result: RelayCheckpoint | None = await self._run(work)
-        return result
+        return await self._connections.write(work)
 
     async def save(
         self, name: str, owner: str, position: Position, published: int, ttl: float
     ) -> None:
         def work(c: sqlite3.Connection) -> int:
             now = time.time()
-            return c.execute(
-                f"UPDATE {self.table} SET checkpoint_commit = ?, checkpoint_sequence = ?,"
-                " published = published + ?, updated_at = ?, lease_until = ?"
-                " WHERE name = ? AND owner = ?",
-                (position.commit, position.sequence, published, now, now + ttl, name, owner),
-            ).rowcount
+            values = (name, owner, now + ttl, position.commit, position.sequence, published, now)
+            return c.execute(self._save, values).rowcount
 
-        if not await self._run(work):
+        if not await self._connections.write(work):
             raise RelayLeaseLost(name)
 
     async def renew(self, name: str, owner: str, ttl: float) -> None:
         def work(c: sqlite3.Connection) -> int:
-            return c.execute(
-                f"UPDATE {self.table} SET lease_until = ? WHERE name = ? AND owner = ?",
-                (time.time() + ttl, name, owner),
-            ).rowcount
+            return c.execute(self._lease.renew, (name, owner, time.time() + ttl)).rowcount
 
-        if not await self._run(work):
+        if not await self._connections.write(work):
             raise RelayLeaseLost(name)
 
     async def release(self, name: str, owner: str) -> None:
-        def work(c: sqlite3.Connection) -> None:
-            c.execute(
-                f"UPDATE {self.table} SET owner = NULL, lease_until = 0"
-                " WHERE name = ? AND owner = ?",
-                (name, owner),
-            )
-
-        await self._run(work)
+        await self._connections.write(lambda c: c.execute(self._lease.release, (name, owner)))
 
     async def get(self, name: str) -> RelayCheckpoint | None:
-        def work(c: sqlite3.Connection) -> Any:
-            return c.execute(
-                f"SELECT {_COLUMNS}, lease_until FROM {self.table} WHERE name = ?", (name,)
-            ).fetchone()
-
-        row = await self._run(work)
-        return _row(row) if row else None
+        sql = f"SELECT {_COLUMNS} FROM {self.table} WHERE name = ?"
+        found = await self._connections.run(lambda c: c.execute(sql, (name,)).fetchone())
+        if found is None:
+            return None
+        row = _row(found)
+        if row.lease_until <= time.time():  # a holder that stopped renewing holds nothing
+            row.owner = None
+        return row
 
     async def close(self) -> None:
-        def work() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, work)
-        self._executor.shutdown(wait=True)
-
-
-def _row(row: Any) -> RelayCheckpoint:
-    return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], *row[6:])
+        """Nothing to release: the connections are the engine's."""

@@ -18,16 +18,16 @@ import asyncio
 import os
 import socket
 import sqlite3
-import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
+from facta._ids import owner_id
 from facta.errors import LeaseLost
 from facta.store import _documents_sql as _sql
+from facta.store._leases import LeaseSQL, question
 from facta.store.base import Position, Transaction
 from facta.store.documents import Condition, DocumentSpec
 from facta.store.read_models import (
@@ -39,7 +39,8 @@ from facta.store.read_models import (
     plan_claim,
     table_name,
 )
-from facta.store.sqlite.events import SQLiteEventStore, SQLiteTransaction, connect
+from facta.store.sqlite.connections import Connections, immediate
+from facta.store.sqlite.events import SQLiteTransaction
 
 T = TypeVar("T")
 
@@ -94,39 +95,19 @@ def _row_adapter(spec: DocumentSpec[Any]) -> Callable[[tuple[Any, ...]], tuple[A
 
 
 class SQLiteReadModels:
-    """Read models in the SQLite file of one SQLiteEventStore."""
+    """Read models in the SQLite file of the engine, on its side connections."""
 
-    def __init__(self, store: SQLiteEventStore) -> None:
-        self.path = store.path
-        self.prefix = store.prefix
-        self.synchronous = store.synchronous
-        self.slots_table = f"{self.prefix}projection_slots"
-        self.dead_table = f"{self.prefix}projection_dead_letters"
-        self.pins_table = f"{self.prefix}projection_pins"
-        self.holder = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    def __init__(self, connections: Connections, prefix: str) -> None:
+        self.prefix = prefix
+        self.slots_table = f"{prefix}projection_slots"
+        self.dead_table = f"{prefix}projection_dead_letters"
+        self.pins_table = f"{prefix}projection_pins"
+        self.lease = LeaseSQL(self.slots_table, ["name", "slot"], question)
+        self.holder = owner_id()
         self._pinned = False
-        self._executor = ThreadPoolExecutor(2, thread_name_prefix="facta-read-models")
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def connect(self) -> sqlite3.Connection:
-        """A new connection with the store's settings."""
-        return connect(self.path, self.synchronous)
-
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self.connect()
-            with self._lock:
-                self._connections.append(connection)
-        return connection
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def run() -> T:
-            return work(self._connection())
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        self._connections = connections
+        self.connect = connections.connect
+        self._run = connections.run
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -229,7 +210,7 @@ class SQLiteReadModels:
 
     async def pin(self, slot: SlotRow) -> bool:
         def run(c: sqlite3.Connection) -> bool:
-            with _immediate(c):
+            with immediate(c):
                 found = c.execute(
                     f"SELECT 1 FROM {self.slots_table} WHERE name = ? AND slot = ? AND active = 1"
                     " AND state = 'inline' AND version = ?",
@@ -344,11 +325,6 @@ class SQLiteReadModels:
             self._pinned = False
             sql = f"DELETE FROM {self.pins_table} WHERE holder = ?"
             await self._run(lambda c: c.execute(sql, (self.holder,)))
-        self._executor.shutdown(wait=True)
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
 
 
 _HOST = socket.gethostname()
@@ -367,21 +343,6 @@ def _alive(holder: str) -> bool:
     except OSError:  # it exists, as another user's
         return True
     return True
-
-
-class _Immediate:
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __enter__(self) -> None:
-        self.connection.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
-def _immediate(connection: sqlite3.Connection) -> _Immediate:
-    return _Immediate(connection)
 
 
 class SQLiteWorker:
@@ -416,7 +377,7 @@ class SQLiteWorker:
 
         def run() -> SlotRow | str:
             c = self.connection
-            with _immediate(c):
+            with immediate(c):
                 now = time.time()
                 rows = [
                     _slot(r)
@@ -432,10 +393,7 @@ class SQLiteWorker:
                     return self.backend._insert_slot(
                         c, name, version, spec, state, owner, now + ttl, plan[1]
                     )
-                c.execute(
-                    f"UPDATE {table} SET owner = ?, lease_until = ? WHERE name = ? AND slot = ?",
-                    (owner, now + ttl, name, plan[1]),
-                )
+                c.execute(self.backend.lease.take, (name, plan[1], owner, now + ttl, now))
                 row = next(r for r in rows if r.slot == plan[1])
                 row.owner, row.lease_until = owner, now + ttl
                 return row
@@ -450,7 +408,7 @@ class SQLiteWorker:
 
         def run() -> SlotRow:
             c = self.connection
-            with _immediate(c):
+            with immediate(c):
                 now = time.time()
                 self.backend._sweep(c, name, now, abandoned=True)
                 active = c.execute(
@@ -464,27 +422,17 @@ class SQLiteWorker:
         return await self._run(run)
 
     async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
-        sql = (
-            f"UPDATE {self.backend.slots_table} SET lease_until = ?"
-            " WHERE name = ? AND slot = ? AND owner = ? AND state != 'failed'"
-        )
+        sql = self.backend.lease.renew + " AND state != 'failed'"
 
         def run() -> bool:
-            return (
-                self.connection.execute(
-                    sql, (time.time() + ttl, slot.name, slot.slot, owner)
-                ).rowcount
-                == 1
-            )
+            values = (slot.name, slot.slot, owner, time.time() + ttl)
+            return self.connection.execute(sql, values).rowcount == 1
 
         return await self._run(run)
 
     async def release(self, slot: SlotRow, owner: str) -> None:
-        sql = (
-            f"UPDATE {self.backend.slots_table} SET owner = NULL, lease_until = 0"
-            " WHERE name = ? AND slot = ? AND owner = ?"
-        )
-        await self._run(lambda: self.connection.execute(sql, (slot.name, slot.slot, owner)))
+        sql, values = self.backend.lease.release, (slot.name, slot.slot, owner)
+        await self._run(lambda: self.connection.execute(sql, values))
 
     def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         return _WorkerUnit(self, slot, spec)
@@ -494,7 +442,7 @@ class SQLiteWorker:
 
         def run() -> None:
             c = self.connection
-            with _immediate(c):
+            with immediate(c):
                 held = c.execute(
                     f"SELECT 1 FROM {table} WHERE name = ? AND slot = ? AND owner = ?"
                     " AND state = 'rebuilding'",

@@ -1,0 +1,85 @@
+"""The SQLite engine's connections for everything but the event store's own hot paths: the
+read-model store and the relay's checkpoints share one small pool of threads, each with its
+connection, all made by :func:`~facta.store.sqlite.events.connect` with the store's settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from facta.store.sqlite.events import connect
+
+T = TypeVar("T")
+
+
+class Connections:
+    """Threads with a connection each, to the file at ``path``; :meth:`run` and :meth:`write`
+    do work on one of them (SQLite calls block: never on the event loop)."""
+
+    def __init__(self, path: str, synchronous: str, *, threads: int = 2) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="facta-sqlite-side")
+        self._local = threading.local()
+        self._open: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection of its own with the store's settings (the caller closes it)."""
+        return connect(self.path, self.synchronous)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.connect()
+            with self._lock:
+                self._open.append(connection)
+        return connection
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` on a pool thread, in autocommit."""
+
+        def run() -> T:
+            return work(self._connection())
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` in a write transaction (``BEGIN IMMEDIATE``: it may wait for
+        the write lock), committed if it returns and rolled back if it raises."""
+
+        def run(connection: sqlite3.Connection) -> T:
+            with immediate(connection):
+                return work(connection)
+
+        return await self.run(run)
+
+    async def close(self) -> None:
+        """Close every connection once the work queued before has run."""
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        with self._lock:
+            for connection in self._open:
+                connection.close()
+            self._open.clear()
+
+
+class _Immediate:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def immediate(connection: sqlite3.Connection) -> _Immediate:
+    """A ``with`` block in a write transaction on ``connection``: committed, or rolled back
+    when the block raises."""
+    return _Immediate(connection)

@@ -1,0 +1,49 @@
+"""The storage contracts as tests: what every engine, facta's or another package's, passes.
+
+An engine's test module subclasses the contracts it implements and gives them a ``store``
+fixture, an open and empty engine (closed afterwards)::
+
+    import pytest
+    from facta.store import open_store
+    from facta.testing.conformance import EngineContract
+
+    class TestMyEngine(EngineContract):
+        @pytest.fixture
+        async def store(self, tmp_path):
+            engine = await open_store(f"mydb://{tmp_path}/test")
+            yield engine
+            await engine.close()
+
+It needs pytest and pytest-asyncio with ``asyncio_mode = "auto"``. The contracts of optional
+capabilities (:class:`SnapshotContract`, :class:`InlineTransactionContract`) skip themselves
+on an engine that does not declare the capability.
+"""
+
+from facta.testing.conformance.checkpoints import RelayCheckpointContract
+from facta.testing.conformance.events import (
+    EventStoreContract,
+    InlineTransactionContract,
+    SnapshotContract,
+)
+from facta.testing.conformance.read_models import ReadModelContract
+
+
+class EngineContract(
+    EventStoreContract,
+    SnapshotContract,
+    InlineTransactionContract,
+    ReadModelContract,
+    RelayCheckpointContract,
+):
+    """Every storage contract at once: the event store, its optional capabilities, read
+    models (documents, the runner, leases) and relay checkpoints."""
+
+
+__all__ = [
+    "EngineContract",
+    "EventStoreContract",
+    "InlineTransactionContract",
+    "ReadModelContract",
+    "RelayCheckpointContract",
+    "SnapshotContract",
+]
