@@ -186,7 +186,7 @@ async def test_the_held_back_probe_reads_the_end_of_the_key_not_the_whole_log(
 
     connection = await asyncpg.connect(POSTGRES_URL)
     try:
-        for sql in (pg.store._sql_head, pg.store._sql_held_back):
+        for sql in (pg.store.sql.head, pg.store.sql.held_back):
             [plan] = json.loads(await connection.fetchval(f"EXPLAIN (FORMAT JSON) {sql}"))
             scans = [n for n in nodes(plan["Plan"]) if n.get("Relation Name") == "events"]
             assert scans, sql
@@ -227,7 +227,7 @@ async def test_a_subscription_survives_its_connections_being_killed(
             await asyncio.sleep(0.02)
         await until(lambda: len(seen) >= len(written), subscriber)
         # It lost its listening connection and listens again (retrying once a second).
-        await until(lambda: reader._listener.connects >= 2, subscriber)
+        await until(lambda: reader.listener.connects >= 2, subscriber)
         written.extend((await pg.append("k-9", new(1))).events)
         await until(lambda: len(seen) >= len(written), subscriber)
         await asyncio.sleep(0.2)

@@ -54,7 +54,7 @@ from facta.observability import logging as _logs
 from facta.observability import metrics as _metrics
 
 if TYPE_CHECKING:
-    from facta.store.base import Position, RecordedEvent
+    pass
 
 TRACER_NAME = "facta"
 """The instrumentation scope of every facta span."""
@@ -65,7 +65,8 @@ TRACEPARENT = "traceparent"
 MAX_LINKS = 32
 """At most this many other traces are linked from one batch span."""
 
-_propagator = TraceContextTextMapPropagator()
+propagator = TraceContextTextMapPropagator()
+"""How trace contexts are written into event metadata and read back (W3C traceparent)."""
 _NULL: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 _UNKNOWN = object()
 
@@ -128,10 +129,10 @@ def span(
     """A span made current for the ``with`` block; a shared no-op when tracing is off."""
     if not tracing_on():
         return _NULL
-    return _Live(name, kind, attributes, context, links)
+    return LiveSpan(name, kind, attributes, context, links)
 
 
-class _Live:
+class LiveSpan:
     """A started span made current until ``close`` (or the end of a ``with`` block).
 
     What ``start_as_current_span`` does, without its three nested generator context managers
@@ -248,12 +249,12 @@ class CommandScope:
         self.conflicts = 0
         self.span: Span = INVALID_SPAN
         self.recording = False
-        self._cm: _Live | None = None
+        self._cm: LiveSpan | None = None
         self._log: Any = None
 
     def __enter__(self) -> CommandScope:
         if tracing_on() and not _under_unsampled_span():
-            self._cm = _Live(
+            self._cm = LiveSpan(
                 "facta.execute",
                 attributes={
                     "facta.aggregate": self.aggregate,
@@ -307,7 +308,7 @@ class CommandScope:
         if recording:
             self.span.set_attributes({f"facta.{key}": value for key, value in ids.items()})
             if TRACEPARENT not in values:
-                _propagator.inject(values)
+                propagator.inject(values)
                 metadata = msgspec.json.encode(values)
         if _logs.enabled():
             self._log = _logs.bind(stream=self.stream_id, **ids)
@@ -389,11 +390,11 @@ class AppendScope(_AppendTimer):
             "facta.events": events,
             "facta.expected_version": str(expected),
         }
-        self._cm: _Live | None = None
+        self._cm: LiveSpan | None = None
 
     def __enter__(self) -> Span:
         super().__enter__()
-        self._cm = _Live("facta.append", SpanKind.CLIENT, self.attributes)
+        self._cm = LiveSpan("facta.append", SpanKind.CLIENT, self.attributes)
         return self._cm.span
 
     def __exit__(
@@ -422,7 +423,7 @@ def loading(stream_id: str, version: int | None) -> AbstractContextManager[Span]
     attributes: dict[str, Any] = {"facta.stream": stream_id}
     if version is not None:
         attributes["facta.to_version"] = version
-    return _Live("facta.load", attributes=attributes)
+    return LiveSpan("facta.load", attributes=attributes)
 
 
 def loaded(replayed: int, snapshot_version: int) -> None:
@@ -433,112 +434,3 @@ def loaded(replayed: int, snapshot_version: int) -> None:
         current.set_attribute("facta.events_replayed", replayed)
         current.set_attribute("facta.snapshot_used", snapshot_version > 0)
         current.set_attribute("facta.snapshot_version", snapshot_version)
-
-
-def context_of(record: RecordedEvent) -> Context | None:
-    """The trace context an event's metadata carries, if any."""
-    if b'"traceparent"' not in record.metadata:
-        return None
-    try:
-        values = msgspec.json.decode(record.metadata)
-    except msgspec.DecodeError:
-        return None
-    if not isinstance(values, dict) or not isinstance(values.get(TRACEPARENT), str):
-        return None
-    context = _propagator.extract(values)
-    return context if trace.get_current_span(context).get_span_context().is_valid else None
-
-
-class BatchScope:
-    """The span and lag metrics of one projection or relay batch (``with``).
-
-    The span continues the trace of the batch's first traced event and links up to
-    :data:`MAX_LINKS` other traces; on exit the lag is sampled (see
-    :func:`facta.observability.metrics.lag`).
-    """
-
-    __slots__ = ("_cm", "_log", "head", "kind", "name", "reached", "records", "span_name")
-
-    def __init__(
-        self,
-        kind: str,
-        name: str,
-        records: Sequence[RecordedEvent],
-        reached: Position | None,
-        head: Position | None,
-        span_name: str = "",
-    ) -> None:
-        self.kind, self.name, self.records = kind, name, records
-        self.reached, self.head = reached, head
-        self.span_name = span_name or f"facta.{kind}.batch"
-        self._cm: _Live | None = None
-        self._log: Any = None
-
-    def __enter__(self) -> Span:
-        if _logs.enabled():
-            self._log = _logs.bind(**{self.kind: self.name})
-        if not tracing_on():
-            return INVALID_SPAN
-        parent: Context | None = None
-        links: list[Link] = []
-        seen: set[int] = set()
-        correlations: list[str] = []
-        for record in self.records:
-            context = context_of(record)
-            if context is None:
-                continue
-            span_context = trace.get_current_span(context).get_span_context()
-            if parent is None:
-                parent = context
-                seen.add(span_context.trace_id)
-            elif span_context.trace_id not in seen and len(links) < MAX_LINKS:
-                seen.add(span_context.trace_id)
-                links.append(Link(span_context))
-            correlation = record.meta.get("correlation_id")
-            if isinstance(correlation, str) and len(correlations) < MAX_LINKS:
-                correlations.append(correlation)
-        attributes: dict[str, Any] = {
-            f"facta.{self.kind}": self.name,
-            "facta.batch.events": len(self.records),
-        }
-        if self.reached is not None:
-            attributes["facta.batch.position"] = str(self.reached)
-        if correlations:
-            attributes["facta.correlation_ids"] = sorted(set(correlations))
-        self._cm = _Live(self.span_name, SpanKind.CONSUMER, attributes, parent, links)
-        return self._cm.span
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None and self.reached is not None:
-            _metrics.lag(self.kind, self.name, self.records, self.reached, self.head)
-        if self._log is not None:
-            _logs.unbind(self._log)
-        if self._cm is not None:
-            self._cm.__exit__(exc_type, exc, tb)
-
-
-def projection_batch(
-    name: str, records: Sequence[RecordedEvent], reached: Position, head: Position | None
-) -> BatchScope:
-    """The scope of one batch of projection or policy ``name`` that reaches ``reached``."""
-    return BatchScope("projection", name, records, reached, head)
-
-
-def relay_batch(
-    name: str, records: Sequence[RecordedEvent], reached: Position, head: Position | None
-) -> BatchScope:
-    """The scope of one batch relay ``name`` publishes, up to ``reached``."""
-    return BatchScope("relay", name, records, reached, head)
-
-
-def inline_projection(name: str, records: Sequence[RecordedEvent]) -> BatchScope:
-    """The scope of inline projection ``name`` handling ``records`` inside their append.
-
-    Parented by the events' own trace context, not the current one: a backend may commit
-    several commands' appends in one transaction, from a writer task of its own."""
-    return BatchScope("projection", name, records, None, None, "facta.projection.inline")

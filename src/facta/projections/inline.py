@@ -15,7 +15,7 @@ from typing import Any
 
 from facta.application import EventEnvelope
 from facta.codec import Codec
-from facta.observability import tracing
+from facta.observability import batches
 from facta.projections.projection import Projection
 from facta.projections.runner import ProgressCallback, ProjectionRunner
 from facta.projections.session import Session
@@ -115,7 +115,7 @@ class InlineProjections:
             spec = projection.spec()
             unit = self.backend.inline_unit(tx, slot, spec)
             session: Session[Any] = Session(unit, spec, self.backend.table(slot.name, slot.slot))
-            with tracing.inline_projection(slot.name, relevant):
+            with batches.inline_projection(slot.name, relevant):
                 envelopes = [
                     EventEnvelope(event, record)
                     for record in relevant

@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from facta.application import Application, CommandResult, EventEnvelope, StateAt
 from facta.domain import Aggregate, Command, DomainError, Event, type_name
-from facta.errors import InvalidStreamId, StoreUnavailable, WrongExpectedVersion
+from facta.errors import InvalidStreamId, WrongExpectedVersion
 from facta.projections.errors import CommandRefused
-from facta.store._migrations import validate_identifier
+from facta.projections.handler import OUTAGES, EventHandler
 
 S = TypeVar("S")
 C = TypeVar("C", bound=Command)
@@ -76,7 +76,7 @@ class PolicyContext:
         return await self.app.load(aggregate, entity_id)
 
 
-class Policy:
+class Policy(EventHandler):
     """A process manager: subclass it, set ``name`` and ``event_types``, write ``handle``.
 
     A command its target refuses (a domain error, an invalid id, an entity that does not
@@ -95,23 +95,9 @@ class Policy:
     around them.
     """
 
-    name: ClassVar[str]
-    version: ClassVar[int] = 1
-    event_types: ClassVar[tuple[type[Event], ...]] = ()
+    kind = "policy"
     on_error: ClassVar[Literal["stop", "park"]] = "park"
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
-        ConnectionError,
-        TimeoutError,
-        StoreUnavailable,
-        WrongExpectedVersion,
-    )
-    retries: ClassVar[int] = 3
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("name")
-        if name is not None:
-            validate_identifier(name, "policy name")
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (*OUTAGES, WrongExpectedVersion)
 
     async def handle(self, envelope: EventEnvelope[Event], context: PolicyContext) -> None:
         """React to one event. Raise to fail it (see ``on_error``)."""

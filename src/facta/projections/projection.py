@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import msgspec
 
 from facta.application import EventEnvelope
-from facta.domain import Event, stored_type_names
-from facta.errors import StoreUnavailable
-from facta.store._migrations import validate_identifier
+from facta.domain import Event
+from facta.projections.handler import EventHandler
 from facta.store.documents import D, DocumentSpec
 
 if TYPE_CHECKING:
@@ -20,7 +19,7 @@ class _NoDocument(msgspec.Struct, frozen=True):
     """The document type of a projection that keeps its own tables."""
 
 
-class Projection(Generic[D]):
+class Projection(EventHandler, Generic[D]):
     """A read model: subclass it, set the class attributes, write ``handle``.
 
     ``name`` (lowercase identifier, at most 40 characters) names its storage; raise
@@ -38,28 +37,10 @@ class Projection(Generic[D]):
     the runner opens the transaction before the batch (on SQLite, holding the write lock).
     """
 
-    name: ClassVar[str]
-    version: ClassVar[int] = 1
-    event_types: ClassVar[tuple[type[Event], ...]] = ()
+    kind = "projection"
     document: ClassVar[type[Any]] = _NoDocument
     indexes: ClassVar[tuple[str, ...]] = ()
-    on_error: ClassVar[Literal["stop", "park"]] = "stop"
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
-        ConnectionError,
-        TimeoutError,
-        StoreUnavailable,
-    )
-    retries: ClassVar[int] = 3
     uses_connection: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("name")
-        if name is not None:
-            validate_identifier(name, "projection name")
-        version = cls.__dict__.get("version")
-        if version is not None and (not isinstance(version, int) or version < 1):
-            raise ValueError(f"projection version must be a positive int, not {version!r}")
 
     @classmethod
     def spec(cls) -> DocumentSpec[D]:
@@ -69,12 +50,6 @@ class Projection(Generic[D]):
             spec = DocumentSpec(cls.document, cls.indexes)
             cls._spec = spec  # type: ignore[attr-defined]
         return spec
-
-    @classmethod
-    def type_names(cls) -> list[str]:
-        """Every type name events of ``event_types`` may be stored under (old names of
-        renamed classes included)."""
-        return [name for t in cls.event_types for name in stored_type_names(t)]
 
     def key_of(self, envelope: EventEnvelope[Event]) -> str | None:
         """The key of the document ``envelope`` will touch, if known up front.

@@ -21,66 +21,26 @@ from facta._ids import owner_id
 from facta._retry import backoff
 from facta.application import Application, EventEnvelope
 from facta.codec import Codec
-from facta.domain import Event, stored_type_names
-from facta.observability import metrics, tracing
+from facta.domain import Event
+from facta.observability import batches, metrics
+from facta.projections._target import Handler, Target
 from facta.projections.errors import LeaseLost, ProjectionNotFound
-from facta.projections.policy import Policy, PolicyContext
+from facta.projections.policy import PolicyContext
 from facta.projections.projection import Projection
 from facta.projections.session import Session
 from facta.projections.status import DeadLetter, RebuildProgress
 from facta.store.base import Position, RecordedEvent
-from facta.store.documents import DocumentSpec
 from facta.store.engine import Engine
 from facta.store.read_models import FAILED, Batch, Failure, SlotRow, Unit, Worker
 
 log = logging.getLogger("facta.projections")
 
-Handler = Projection[Any] | Policy
 ProgressCallback = Callable[[RebuildProgress], None]
 
 
 class _Stopped(Exception):
     """The projection failed and stopped; its error is recorded in its slot."""
 
-
-class _Target:
-    """A projection or policy as the runner drives it."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        kind = type(handler)
-        if not getattr(kind, "name", None):
-            raise ValueError(f"{kind.__name__} has no name")
-        if not kind.event_types:
-            raise ValueError(f"{kind.__name__} handles no event types")
-        if not isinstance(kind.retries, int) or not 0 <= kind.retries <= MAX_RETRIES:
-            raise ValueError(f"{kind.__name__}.retries must be 0 to {MAX_RETRIES}")
-        self.name: str = kind.name
-        self.version: int = kind.version
-        self.types = [name for t in kind.event_types for name in stored_type_names(t)]
-        self.policy = isinstance(handler, Policy)
-        self.retries: int = kind.retries
-        self.transient = kind.transient_errors
-        # A policy retries whatever its handler raises (its commands meet the store's
-        # troubles under many names); a projection only what is declared transient.
-        self.retried = (Exception,) if self.policy else kind.transient_errors
-        self.parks = kind.on_error == "park"
-        if isinstance(handler, Projection):
-            self.spec: DocumentSpec[Any] = handler.spec()
-            self.uses_connection = kind.uses_connection  # type: ignore[union-attr]
-            self.keyed = type(handler).key_of is not Projection.key_of
-            self.has_setup = type(handler).setup is not Projection.setup
-        else:
-            from facta.projections.projection import _NoDocument
-
-            self.spec = DocumentSpec(_NoDocument)
-            self.uses_connection = self.keyed = self.has_setup = False
-
-
-MAX_RETRIES = 10
-"""The most retries a handler may ask for: with the back-off (0.1 s doubling to 5 s at
-most) a failing event holds its projection up for under half a minute before it stops or
-is parked."""
 
 SKIPPED_CHECKPOINT_EVERY = 0.2
 """Seconds a runner may hold, unwritten, a checkpoint that only passed events of other types
@@ -127,9 +87,9 @@ class ProjectionRunner:
         self.owner = owner or owner_id()
         self.backend = store.read_models
         self.events = store.events
-        self._targets: dict[str, _Target] = {}
+        self._targets: dict[str, Target] = {}
         for handler in handlers:
-            target = _Target(handler)
+            target = Target(handler)
             if target.name in self._targets:
                 raise ValueError(f"two handlers are named {target.name!r}")
             if target.policy and app is None:
@@ -254,7 +214,7 @@ class ProjectionRunner:
 
     # -- the work loop ---------------------------------------------------------------------
 
-    async def _work(self, target: _Target) -> None:
+    async def _work(self, target: Target) -> None:
         failures = 0
         worker: Worker | None = None
         slot: SlotRow | None = None
@@ -319,7 +279,7 @@ class ProjectionRunner:
 
     async def _drive(
         self,
-        target: _Target,
+        target: Target,
         worker: Worker,
         slot: SlotRow,
         *,
@@ -360,7 +320,7 @@ class ProjectionRunner:
                     unsaved = False
                     save_by = time.monotonic() + SKIPPED_CHECKPOINT_EVERY
                     behind_of = started_head if full else goal  # the lag metric's head
-                    with tracing.projection_batch(target.name, records, goal, behind_of):
+                    with batches.projection_batch(target.name, records, goal, behind_of):
                         reached = await self._apply(target, worker, slot, records, goal)
                     renew_at = time.monotonic() + renew_every
                     handled += len(records)
@@ -408,7 +368,7 @@ class ProjectionRunner:
                 with contextlib.suppress(BaseException):
                     await pending
 
-    async def _setup(self, target: _Target, worker: Worker, slot: SlotRow) -> None:
+    async def _setup(self, target: Target, worker: Worker, slot: SlotRow) -> None:
         assert isinstance(target.handler, Projection)
         unit = worker.unit(slot, target.spec)
         try:
@@ -426,7 +386,7 @@ class ProjectionRunner:
     # -- batches ---------------------------------------------------------------------------
 
     async def _handle(
-        self, target: _Target, unit: Unit, slot: SlotRow, records: Sequence[RecordedEvent]
+        self, target: Target, unit: Unit, slot: SlotRow, records: Sequence[RecordedEvent]
     ) -> tuple[Session[Any] | None, int, int, BaseException | None]:
         """Handle ``records`` in ``unit``: (session, events handled, failing index, error)."""
         decode = self.codec.decode
@@ -476,7 +436,7 @@ class ProjectionRunner:
 
     async def _apply(
         self,
-        target: _Target,
+        target: Target,
         worker: Worker,
         slot: SlotRow,
         records: Sequence[RecordedEvent],
@@ -514,7 +474,7 @@ class ProjectionRunner:
 
     async def _fail(
         self,
-        target: _Target,
+        target: Target,
         worker: Worker,
         slot: SlotRow,
         records: Sequence[RecordedEvent],

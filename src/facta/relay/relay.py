@@ -29,7 +29,7 @@ from facta._ids import owner_id
 from facta._retry import backoff
 from facta.codec import Codec
 from facta.errors import RelayLeaseLost, StoreUnavailable
-from facta.observability import tracing
+from facta.observability import batches
 from facta.relay.consumer import _reraise_cancellation
 from facta.relay.message import to_messages
 from facta.relay.publisher import BrokerRefused, Publisher, PublishError
@@ -202,7 +202,7 @@ class Relay:
                     )
                     if events:
                         messages = to_messages(events, codec)
-                        with tracing.relay_batch(self.name, events, events[-1].position, head):
+                        with batches.relay_batch(self.name, events, events[-1].position, head):
                             confirmed = await publisher.publish(messages) if messages else None
                         read_to = events[-1].position
                         window.append(_Batch(confirmed, read_to, len(events), len(messages)))

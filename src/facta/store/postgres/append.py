@@ -244,7 +244,7 @@ class GroupCommit:
             else:
                 await self._settle_failure(batch, exc)
             return
-        self._store._listener.wake()  # this process's subscribers need no notification
+        self._store.listener.wake()  # this process's subscribers need no notification
         if hook is None:
             outcomes = self._outcomes(batch, rows, recorded_at)
         for request, outcome in zip(batch, outcomes, strict=True):
@@ -289,10 +289,10 @@ class GroupCommit:
             connection = idle.pop() if idle else await self._store.connect()
             try:
                 if in_transaction is None:
-                    rows: list[Any] = await connection.fetch(self._store._sql_append, *arguments)
+                    rows: list[Any] = await connection.fetch(self._store.sql.append, *arguments)
                 else:
                     async with connection.transaction():
-                        rows = await connection.fetch(self._store._sql_append, *arguments)
+                        rows = await connection.fetch(self._store.sql.append, *arguments)
                         await in_transaction(connection, rows)
             except BaseException as exc:
                 if lost(exc) or not isinstance(exc, Exception):  # lost, or cancelled mid-call
@@ -309,7 +309,7 @@ class GroupCommit:
     async def _settle_failure(self, batch: list[_Request], exc: Exception) -> None:
         error: Exception = exc
         if lost(exc):
-            error = unavailable(exc, self._store._where)
+            error = unavailable(exc, self._store.where)
         elif isinstance(exc, asyncpg.UniqueViolationError):
             # Only a lone request gets here: resolve its conflict.
             [request] = batch
@@ -363,9 +363,9 @@ class GroupCommit:
         stream_id, events = request.stream_id, request.events
         ids = [e.event_id for e in events]
         if connection is None:
-            rows = await self._store.fetch(self._store._sql_by_ids, ids)
+            rows = await self._store.fetch(self._store.sql.by_ids, ids)
         else:
-            rows = await connection.fetch(self._store._sql_by_ids, ids)
+            rows = await connection.fetch(self._store.sql.by_ids, ids)
         stored = tuple(recorded(rows))
         for event in stored:
             if event.stream_id != stream_id:
@@ -389,7 +389,7 @@ class GroupCommit:
         """Its own transaction: append, run the hook with the connection, commit (or roll
         back on any error, which reaches the caller as it is)."""
         request = _Request(stream_id, events, expected, asyncio.get_running_loop().create_future())
-        pool = self._store._pool or await self._store._get_pool()
+        pool = await self._store.pool()
         while True:
             hook_error: BaseException | None = None  # the hook's errors reach the caller as is
             try:
@@ -398,7 +398,7 @@ class GroupCommit:
                         async with connection.transaction():
                             recorded_at = time.time()
                             [row] = await connection.fetch(
-                                self._store._sql_append, *self._arguments([request], recorded_at)
+                                self._store.sql.append, *self._arguments([request], recorded_at)
                             )
                             result = self._result(request, row, recorded_at)
                             if result is None:
@@ -408,7 +408,7 @@ class GroupCommit:
                             except BaseException as exc:
                                 hook_error = exc
                                 raise
-                        self._store._listener.wake()  # committed
+                        self._store.listener.wake()  # committed
                         return result
                     except BaseException as exc:
                         if exc is not hook_error:
@@ -422,7 +422,7 @@ class GroupCommit:
                     return resolved
             except Exception as exc:
                 if exc is not hook_error and lost(exc):
-                    raise unavailable(exc, self._store._where) from exc
+                    raise unavailable(exc, self._store.where) from exc
                 raise
 
     async def _resolve_or_fail(self, request: _Request, connection: Any) -> AppendResult:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -65,7 +65,6 @@ from facta.store.base import (
 )
 from facta.store.postgres.append import GroupCommit
 from facta.store.postgres.common import (
-    COLUMNS,
     LOST,
     REFUSED,
     describe,
@@ -76,10 +75,11 @@ from facta.store.postgres.common import (
     unavailable,
 )
 from facta.store.postgres.follow import Listener, subscription
+from facta.store.postgres.read_ahead import ReadAhead
+from facta.store.postgres.statements import Statements
 
 log = logging.getLogger("facta.store.postgres")
 
-_VISIBLE = "commit_xid < pg_snapshot_xmin(pg_current_snapshot())"
 
 _READ_AHEAD_FROM = 1000
 """Reads of the log with at least this limit fetch the next page while the caller works on
@@ -145,63 +145,13 @@ class PostgresEventStore:
             "plan_cache_mode": "force_generic_plan",
         }
         parts = urlsplit(dsn)
-        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        self.where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
         self._pool: asyncpg.Pool | None = None
-        self._read_ahead = _ReadAhead()
+        self._read_ahead = ReadAhead()
         self.channel = f"facta.{self.schema}.{self.prefix}events"
-        self._listener = Listener(self.connect, self.channel, lambda: self._head(0))
+        self.listener = Listener(self.connect, self.channel, lambda: self._head(0))
         self._appender = GroupCommit(self)
-        t = f"{self.schema}.{self.prefix}"
-        self._sql_append = f"SELECT * FROM {t}append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        self._sql_by_ids = (
-            f"SELECT {COLUMNS} FROM {t}events WHERE event_id = ANY($1::text[]) ORDER BY version"
-        )
-        self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}events WHERE stream_id = $1"
-        # Whether committed rows are held back by the visibility rule: they all sort after
-        # every visible row, so that is whether the largest commit id is past the snapshot's
-        # xmin, one probe of the primary key's end. (Asked as EXISTS (... WHERE commit_xid >=
-        # xmin), the planner cannot know xmin in a prepared statement, guesses a third of
-        # the table matches and scans it all: 7.5 ms at 48,000 events, growing with the log,
-        # on every head() and every short page.) Queried in the same statement (snapshot) as
-        # what it qualifies.
-        holding = (
-            f"SELECT coalesce((SELECT max(commit_xid) FROM {t}events)"
-            " >= pg_snapshot_xmin(pg_current_snapshot()), false) AS held"
-        )
-        # The same rows counted; bounded above by the largest commit id too, so that the
-        # planner takes it for a narrow range of the key rather than a third of the table.
-        self._sql_held_back = (
-            f"SELECT count(*) FROM {t}events"
-            " WHERE commit_xid >= pg_snapshot_xmin(pg_current_snapshot())"
-            f" AND commit_xid <= (SELECT max(commit_xid) FROM {t}events)"
-        )
-        self._sql_head = (
-            f"SELECT e.commit_xid, e.sequence, h.held FROM ({holding}) h LEFT JOIN LATERAL"
-            f" (SELECT commit_xid, sequence FROM {t}events WHERE {_VISIBLE}"
-            " ORDER BY commit_xid DESC, sequence DESC LIMIT 1) e ON true"
-        )
-        self._sql_stream = {
-            order: f"SELECT {COLUMNS} FROM {t}events WHERE stream_id = $1 AND version >= $2"
-            f" AND version <= $3 ORDER BY version {order} LIMIT $4"
-            for order in ("ASC", "DESC")
-        }
-        self._sql_all: dict[tuple[bool, bool], str] = {}
-        self._sql_all_held: dict[tuple[bool, bool], str] = {}
-        for by_category in (False, True):
-            for by_type in (False, True):
-                where = f"(commit_xid, sequence) > ($1, $2) AND {_VISIBLE}"
-                if by_category:
-                    where += " AND category = ANY($4::text[])"
-                if by_type:
-                    where += f" AND type = ANY(${4 + by_category}::text[])"
-                page = (
-                    f"SELECT {COLUMNS} FROM {t}events WHERE {where}"
-                    " ORDER BY commit_xid, sequence LIMIT $3"
-                )
-                self._sql_all[by_category, by_type] = page
-                self._sql_all_held[by_category, by_type] = (
-                    f"SELECT e.*, h.held FROM ({holding}) h LEFT JOIN LATERAL ({page}) e ON true"
-                )
+        self.sql = Statements(f"{self.schema}.{self.prefix}")
 
     @classmethod
     async def open(cls, dsn: str, *, create: bool = True, **options: Any) -> Self:
@@ -241,10 +191,11 @@ class PostgresEventStore:
         except REFUSED as exc:
             raise setup_error(exc, self.dsn) from None
         except LOST as exc:
-            raise unavailable(exc, self._where) from exc
+            raise unavailable(exc, self.where) from exc
         return connection
 
-    async def _get_pool(self) -> asyncpg.Pool:
+    async def pool(self) -> asyncpg.Pool:
+        """The store's connection pool (made on first use)."""
         if self._pool is None:
             try:
                 self._pool = await asyncpg.create_pool(
@@ -258,13 +209,13 @@ class PostgresEventStore:
             except REFUSED as exc:
                 raise setup_error(exc, self.dsn) from None
             except LOST as exc:
-                raise unavailable(exc, self._where) from exc
+                raise unavailable(exc, self.where) from exc
         return self._pool
 
     async def fetch(self, sql: str, *arguments: Any) -> list[Any]:
         """The rows of one statement run on the pool; StoreUnavailable when the server
         cannot be reached (for the engine's other components as much as the store)."""
-        pool = self._pool or await self._get_pool()
+        pool = self._pool or await self.pool()
         try:
             async with pool.acquire() as connection:
                 try:
@@ -274,7 +225,7 @@ class PostgresEventStore:
                     raise
         except Exception as exc:
             if lost(exc):
-                raise unavailable(exc, self._where) from exc
+                raise unavailable(exc, self.where) from exc
             raise
         return rows
 
@@ -298,7 +249,7 @@ class PostgresEventStore:
         transaction-level advisory lock per schema, and applies each missing migration, in
         version order, in the same transaction as its record in ``{prefix}schema_migrations``.
         """
-        pool = await self._get_pool()
+        pool = await self.pool()
         table = f"{self.schema}.{self.prefix}schema_migrations"
         applied: list[int] = []
         try:
@@ -326,7 +277,7 @@ class PostgresEventStore:
                     applied.append(version)
         except Exception as exc:
             if lost(exc):
-                raise unavailable(exc, self._where) from exc
+                raise unavailable(exc, self.where) from exc
             raise
         if applied:
             log.info("migrated %s.%s* to version %d", self.schema, self.prefix, applied[-1])
@@ -372,7 +323,7 @@ class PostgresEventStore:
         limit: int | None = None,
     ) -> list[RecordedEvent]:
         rows = await self.fetch(
-            self._sql_stream["DESC" if backwards else "ASC"],
+            self.sql.stream["DESC" if backwards else "ASC"],
             stream_id,
             from_version,
             2**62 if to_version is None else to_version,
@@ -413,7 +364,7 @@ class PostgresEventStore:
         if types:
             filters.append(list(types))
         key = bool(categories), bool(types)
-        sql = self._sql_all[key]
+        sql = self.sql.page[key]
         ahead = (after, limit, tuple(categories or ()), tuple(types or ()))
         rows = await self._read_ahead.take(ahead, limit)
         if rows is None:
@@ -438,7 +389,7 @@ class PostgresEventStore:
                 (page[-1][3], page[-1][4]) if page else (after.commit, after.sequence)
             )
             more = await self.fetch(
-                self._sql_all_held[key], commit, sequence, limit - len(page), *filters
+                self.sql.page_held[key], commit, sequence, limit - len(page), *filters
             )
             page += [r[:10] for r in more if r[0] is not None]
             if len(page) == limit or not more[0][10] or time.monotonic() + delay > deadline:
@@ -463,7 +414,7 @@ class PostgresEventStore:
         return subscription(self, after, categories, types, batch_size)
 
     async def stream_version(self, stream_id: str) -> int:
-        rows = await self.fetch(self._sql_version, stream_id)
+        rows = await self.fetch(self.sql.version, stream_id)
         return int(rows[0][0])
 
     async def head(self) -> Position:
@@ -471,11 +422,15 @@ class PostgresEventStore:
         for transactions in the way, as :meth:`read_all`."""
         return await self._head(self.visibility_wait)
 
+    async def visible_head(self) -> Position:
+        """The last event readers can see now, without waiting for held-back ones."""
+        return await self._head(0)
+
     async def _head(self, visibility_wait: float) -> Position:
         deadline = time.monotonic() + visibility_wait
         delay = 0.001
         while True:
-            [(commit, sequence, held)] = await self.fetch(self._sql_head)
+            [(commit, sequence, held)] = await self.fetch(self.sql.head)
             if not held or time.monotonic() + delay > deadline:
                 return START if commit is None else Position(commit, sequence)
             await asyncio.sleep(delay)
@@ -484,11 +439,11 @@ class PostgresEventStore:
     async def held_back(self) -> int:
         """How many committed events readers cannot see yet because an older transaction in
         the cluster is still running (the delivery lag the module's notes describe)."""
-        rows = await self.fetch(self._sql_held_back)
+        rows = await self.fetch(self.sql.held_back)
         return int(rows[0][0])
 
     async def find_event(self, event_id: str) -> RecordedEvent | None:
-        rows = await self.fetch(self._sql_by_ids, [event_id])
+        rows = await self.fetch(self.sql.by_ids, [event_id])
         return recorded(rows)[0] if rows else None
 
     # -- snapshots -----------------------------------------------------------------------
@@ -530,12 +485,12 @@ class PostgresEventStore:
     async def wait_for_events(self, after: Position, max_wait: float) -> None:
         """Return when the log may hold events after ``after``: at a notification from any
         process's commit, or after ``max_wait`` (the polling fallback while not listening)."""
-        await self._listener.wait(after, max_wait)
+        await self.listener.wait(after, max_wait)
 
     async def close(self) -> None:
         self._read_ahead.clear()
         await self._appender.close()
-        await self._listener.close()
+        await self.listener.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -543,44 +498,3 @@ class PostgresEventStore:
                     await pool.close()
             except LOST:  # includes TimeoutError
                 pool.terminate()
-
-
-class _ReadAhead:
-    """Pages of the log fetched before they are asked for, a few readers' worth.
-
-    Only a full page is used: the visibility rule makes it final (no transaction can still
-    commit a row inside it), so it is what the same read would return later. A short page may
-    not be, so a read at the log's end always asks the server afresh.
-    """
-
-    SLOTS = 8
-
-    def __init__(self) -> None:
-        self._pages: dict[tuple[Any, ...], asyncio.Task[list[Any]]] = {}
-
-    def start(self, key: tuple[Any, ...], fetch: Coroutine[Any, Any, list[Any]]) -> None:
-        while len(self._pages) >= self.SLOTS:  # readers that went away: drop the oldest
-            self._pages.pop(next(iter(self._pages))).cancel()
-        task = asyncio.get_running_loop().create_task(fetch)
-        task.add_done_callback(_consume_error)
-        self._pages[key] = task
-
-    async def take(self, key: tuple[Any, ...], limit: int) -> list[Any] | None:
-        task = self._pages.pop(key, None)
-        if task is None:
-            return None
-        try:
-            rows = await task
-        except Exception:  # the read proper will meet (and report) the problem again
-            return None
-        return rows if len(rows) == limit else None
-
-    def clear(self) -> None:
-        for task in self._pages.values():
-            task.cancel()
-        self._pages.clear()
-
-
-def _consume_error(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved here, so an unused page's failure is not logged as lost

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from facta._retry import backoff
 from facta.errors import StoreUnavailable
 from facta.store.base import Position, RecordedEvent
 
@@ -44,19 +45,26 @@ async def subscription(
     position = after
     filtered = bool(categories or types)
     wait = 0.05
-    retry = 0.1
+    failures = 0
     while True:
         try:
             # The head is read before the page: a short page then proves that nothing that
             # passes the filters lies between the page's end and that head.
-            head = await store._head(0) if filtered else None
-            page = await store._read(position, batch_size, categories, types, 0)
+            head = await store.visible_head() if filtered else None
+            page = await store.read_all(
+                after=position,
+                limit=batch_size,
+                categories=categories,
+                types=types,
+                wait_for_held_back=False,
+            )
         except StoreUnavailable as exc:
+            failures += 1
+            retry = backoff(failures)
             log.warning("subscription resumes after %s in %.1f s: %s", position, retry, exc)
             await asyncio.sleep(retry)
-            retry = min(retry * 2, 5.0)
             continue
-        retry = 0.1
+        failures = 0
         for event in page:
             yield event
             position = event.position

@@ -11,8 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from facta.store.engine import Engine, InlineTransactions, Snapshots
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
-from facta.store.sqlite.connections import Connections
-from facta.store.sqlite.events import SQLiteEventStore, SQLiteTransaction, connect
+from facta.store.sqlite.connections import Connections, connect
+from facta.store.sqlite.events import SQLiteEventStore
+from facta.store.sqlite.hooks import SQLiteTransaction
 from facta.store.sqlite.read_models import SQLiteReadModels
 
 

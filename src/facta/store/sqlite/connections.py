@@ -1,6 +1,6 @@
-"""The SQLite engine's connections for everything but the event store's own hot paths: the
-read-model store and the relay's checkpoints share one small pool of threads, each with its
-connection, all made by :func:`~facta.store.sqlite.events.connect` with the store's settings.
+"""The SQLite engine's connections: how every one of them is made (:func:`connect`), and the
+small pool of threads with a connection each that the read-model store and the relay's
+checkpoints share (the event store keeps its own for its hot paths).
 """
 
 from __future__ import annotations
@@ -8,13 +8,51 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from facta.store.sqlite.events import connect
-
 T = TypeVar("T")
+
+
+def locked(error: BaseException | None) -> bool:
+    """Whether ``error`` says another connection holds the lock the write needed."""
+    return (
+        isinstance(error, sqlite3.OperationalError)
+        and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    )
+
+
+BUSY_TIMEOUT = 30.0
+"""Seconds a connection waits for another's lock before it gives up with "database is locked"."""
+
+
+def connect(path: str, synchronous: str) -> sqlite3.Connection:
+    """A connection to the SQLite file at ``path`` in WAL mode, in autocommit, usable from
+    any thread, waiting up to :data:`BUSY_TIMEOUT` for locks.
+
+    Several processes may open a new file at once: each turns it to WAL mode, which needs the
+    file to itself, and SQLite answers a connection that asks while another holds it with
+    "database is locked" at once (its busy handler would deadlock there, so it is not called).
+    That is retried here until the timeout, as any other wait for a lock.
+    """
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
+    )
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if not locked(exc) or time.monotonic() > deadline:
+                connection.close()
+                raise
+            time.sleep(0.005)
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+    return connection
 
 
 class Connections:

@@ -22,13 +22,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facta.errors import DuplicateEventId, StoreSetupError, WrongExpectedVersion
+from facta.errors import StoreSetupError
 from facta.store._follow import follow
 from facta.store._migrations import (
     migration_files,
@@ -46,173 +45,13 @@ from facta.store.base import (
     RecordedEvent,
     Snapshot,
     TransactionHook,
-    category_of,
-    check_expected_version,
     check_hook,
     validate_stream_id,
 )
+from facta.store.sqlite.connections import connect, locked
+from facta.store.sqlite.hooks import HookSuspended
 from facta.store.sqlite.wal import WalCheckpointer
-
-_COLUMNS = (
-    "event_id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
-)
-
-
-def _recorded(rows: Iterable[Any]) -> list[RecordedEvent]:
-    # The hot loop of every read: unpacking rows builds envelopes about twice as fast as
-    # indexing them.
-    envelope, position = RecordedEvent, Position
-    return [
-        envelope(i, s, v, position(0, p), t, sv, d, m, r) for i, s, v, p, t, sv, d, m, r in rows
-    ]
-
-
-def _written(
-    event: NewEvent, stream_id: str, version: int, rowid: int, now: float
-) -> RecordedEvent:
-    """The envelope of an event just inserted as row ``rowid``."""
-    return RecordedEvent(
-        event.event_id,
-        stream_id,
-        version,
-        Position(0, rowid),
-        event.type,
-        event.schema_version,
-        event.data,
-        event.metadata,
-        now,
-    )
-
-
-class _HookSuspended(BaseException):
-    """A hook run on the event loop's own thread suspended: its transaction cannot wait for
-    the loop there. (A BaseException, so that no append's error handling takes it for a
-    failure of its own: the batch is rolled back and written again on the writer thread.)"""
-
-
-def _drive(work: Any, loop: asyncio.AbstractEventLoop) -> None:
-    """Run a hook's coroutine right here (a hook that declares ``runs_in_place`` does only
-    synchronous work on the transaction), sparing the round trip through a
-    busy event loop that holds the write transaction open. If it suspends after all, the
-    rest of it runs on the loop; on the loop's thread itself that cannot be: _HookSuspended."""
-    try:
-        waiting = work.send(None)
-    except StopIteration:
-        return
-    if _running_loop() is loop:
-        work.close()
-        raise _HookSuspended
-    asyncio.run_coroutine_threadsafe(_resume(work, waiting), loop).result()
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # a thread without a loop: the writer
-        return None
-
-
-async def _resume(work: Any, waiting: Any) -> None:
-    while True:
-        if waiting is None:
-            await asyncio.sleep(0)
-        else:
-            await asyncio.wait([waiting])
-        try:
-            waiting = work.send(None)
-        except StopIteration:
-            return
-
-
-class SQLiteTransaction:
-    """The transaction handle a hook receives: the write connection, inside the append's
-    transaction. Use it synchronously; the writer thread waits while the hook runs."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
-        """Run one statement in the append's transaction."""
-        return self.connection.execute(sql, parameters)
-
-
-@dataclass(slots=True)
-class _Append:
-    stream_id: str
-    events: Sequence[NewEvent]
-    expected: ExpectedVersion
-    hook: TransactionHook | None
-    future: asyncio.Future[AppendResult]
-    result: AppendResult | None = None
-    error: BaseException | None = None
-    loop: asyncio.AbstractEventLoop | None = field(default=None)
-    repeated: bool = False  # the result is an earlier append's (its events are stored already)
-
-
-def _start_over(connection: sqlite3.Connection, batch: list[_Append]) -> None:
-    """Roll back what was written of ``batch`` and forget its outcomes, to write it again."""
-    if connection.in_transaction:
-        connection.execute("ROLLBACK")
-    for request in batch:
-        request.result = request.error = None
-        request.repeated = False
-
-
-def _fail(connection: sqlite3.Connection, batch: list[_Append], error: BaseException) -> None:
-    """Roll back ``batch``, whose transaction failed: each append fails (with its own error,
-    if it had one)."""
-    if connection.in_transaction:
-        connection.execute("ROLLBACK")
-    for request in batch:
-        request.result = None
-        request.error = request.error or error
-
-
-def _locked(error: BaseException | None) -> bool:
-    """Whether ``error`` says another connection holds the lock the write needed."""
-    return (
-        isinstance(error, sqlite3.OperationalError)
-        and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-    )
-
-
-BUSY_TIMEOUT = 30.0
-"""Seconds a connection waits for another's lock before it gives up with "database is locked"."""
-
-
-def connect(path: str, synchronous: str) -> sqlite3.Connection:
-    """A connection to the SQLite file at ``path`` in WAL mode, in autocommit, usable from
-    any thread, waiting up to :data:`BUSY_TIMEOUT` for locks.
-
-    Several processes may open a new file at once: each turns it to WAL mode, which needs the
-    file to itself, and SQLite answers a connection that asks while another holds it with
-    "database is locked" at once (its busy handler would deadlock there, so it is not called).
-    That is retried here until the timeout, as any other wait for a lock.
-    """
-    connection = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
-    )
-    deadline = time.monotonic() + BUSY_TIMEOUT
-    while True:
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError as exc:
-            if not _locked(exc) or time.monotonic() > deadline:
-                connection.close()
-                raise
-            time.sleep(0.005)
-    connection.execute(f"PRAGMA synchronous={synchronous}")
-    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-    return connection
-
-
-def _shared_batch_hook(batch: list[_Append]) -> TransactionHook | None:
-    """The hook every append of ``batch`` carries, if it is one and it takes batches."""
-    hook = batch[0].hook
-    if hook is None or len(batch) == 1 or not hook.takes_batches:
-        return None
-    return hook if all(request.hook is hook for request in batch) else None
+from facta.store.sqlite.writes import COLUMNS, Append, BatchWriter, fail, recorded, start_over
 
 
 def _applied(path: str, prefix: str) -> set[int] | None:
@@ -269,7 +108,7 @@ class SQLiteEventStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._pending: list[_Append] = []
+        self._pending: list[Append] = []
         self._flushing = False
         self._alone = 0  # appends in a row that led and found nobody to share a commit with
         self._drained: asyncio.Future[None] | None = None
@@ -277,23 +116,7 @@ class SQLiteEventStore:
         # Copies the log back ahead of the writer, which would otherwise stall every append
         # for it once per thousand pages written.
         self._checkpointer = WalCheckpointer(path)
-        p = self.prefix
-        self._sql_version = f"SELECT max(version) FROM {p}events WHERE stream_id = ?"
-        self._sql_insert = (
-            f"INSERT INTO {p}events (event_id, stream_id, category, version, type,"
-            " schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        # The version check rides in the VALUES: a stream found elsewhere makes the version
-        # NULL, which the NOT NULL constraint refuses. (Not INSERT ... SELECT ... WHERE: a
-        # SELECT that reads the table it inserts into is copied into a temporary table
-        # first, which made the statement take twice as long.)
-        self._sql_insert_at = (
-            f"INSERT INTO {p}events (event_id, stream_id, category, version, type,"
-            " schema_version, data, metadata, recorded_at) VALUES (?, ?, ?,"
-            f" CASE WHEN (SELECT coalesce(max(version), 0) FROM {p}events WHERE stream_id = ?)"
-            " = ? THEN ? END, ?, ?, ?, ?, ?)"
-        )
-        self._sql_by_id = f"SELECT {_COLUMNS} FROM {p}events WHERE event_id = ?"
+        self._writes = BatchWriter(self.prefix)
 
     @classmethod
     async def open(cls, path: str, *, create: bool = True, **options: Any) -> SQLiteEventStore:
@@ -388,9 +211,7 @@ class SQLiteEventStore:
         if hook is not None:
             check_hook(hook)
         loop = asyncio.get_running_loop()
-        request = _Append(
-            stream_id, events, expected_version, hook, loop.create_future(), loop=loop
-        )
+        request = Append(stream_id, events, expected_version, hook, loop.create_future(), loop=loop)
         self._pending.append(request)
         if self._flushing:  # a batch is being written or gathered: this append goes next
             return await request.future
@@ -439,7 +260,7 @@ class SQLiteEventStore:
             return
         self._on_writer_thread(batch, loop)
 
-    def _on_writer_thread(self, batch: list[_Append], loop: asyncio.AbstractEventLoop) -> None:
+    def _on_writer_thread(self, batch: list[Append], loop: asyncio.AbstractEventLoop) -> None:
         """Write ``batch`` on the writer thread, which may wait for another process's lock."""
         try:
             written = loop.run_in_executor(self._writer, self._write, batch)
@@ -447,7 +268,7 @@ class SQLiteEventStore:
             self._settle(batch, exc)
             self._flush(loop)
             return
-        written.add_done_callback(lambda done: self._written(batch, done, loop))
+        written.add_done_callback(lambda done: self.written(batch, done, loop))
 
     def _staging(self) -> sqlite3.Connection:
         """The connection that writes on the event loop: it never waits for a lock."""
@@ -456,7 +277,7 @@ class SQLiteEventStore:
             self._stager.execute("PRAGMA busy_timeout=0")  # a held lock: the thread waits
         return self._stager
 
-    def _write_alone(self, request: _Append) -> bool:
+    def _write_alone(self, request: Append) -> bool:
         """Write a lone append right here, on the event loop. Returns False, having written
         nothing, when another process holds the write lock: the writer thread waits for it,
         the loop must not (with the busy timeout, it stood still for up to 30 s)."""
@@ -464,13 +285,13 @@ class SQLiteEventStore:
         try:
             self._write([request], connection)
         except sqlite3.Error as exc:  # BEGIN failed: nothing was written
-            _fail(connection, [request], exc)
-        if _locked(request.error):
-            _start_over(connection, [request])
+            fail(connection, [request], exc)
+        if locked(request.error):
+            start_over(connection, [request])
             return False
         return True
 
-    def _stage(self, batch: list[_Append], loop: asyncio.AbstractEventLoop) -> bool:
+    def _stage(self, batch: list[Append], loop: asyncio.AbstractEventLoop) -> bool:
         """Write the batch's statements here, on the event loop, and leave only its COMMIT
         (the fsync) to a thread. Written there, every statement had to win the GIL
         back from the loop after SQLite released it: under 64 HTTP clients a single-event
@@ -486,9 +307,9 @@ class SQLiteEventStore:
         connection = self._staging()
         try:
             self._write(batch, connection, commit=False)
-        except (sqlite3.OperationalError, _HookSuspended):  # BEGIN found the file locked,
+        except (sqlite3.OperationalError, HookSuspended):  # BEGIN found the file locked,
             # or a hook suspended: the writer thread does it all
-            _start_over(connection, batch)
+            start_over(connection, batch)
             return False
         if not connection.in_transaction:  # nothing to commit: every append failed
             self._settle(batch, None)
@@ -497,28 +318,28 @@ class SQLiteEventStore:
         try:
             committed = loop.run_in_executor(self._committer, self._commit, connection, batch)
         except RuntimeError as exc:  # the store has been closed
-            _fail(connection, batch, exc)
+            fail(connection, batch, exc)
             self._settle(batch, None)
             self._flush(loop)
             return True
-        committed.add_done_callback(lambda done: self._written(batch, done, loop))
+        committed.add_done_callback(lambda done: self.written(batch, done, loop))
         return True
 
     @staticmethod
-    def _commit(connection: sqlite3.Connection, batch: list[_Append]) -> None:
+    def _commit(connection: sqlite3.Connection, batch: list[Append]) -> None:
         """Runs on the commit thread: commits what :meth:`_stage` wrote."""
         try:
             connection.execute("COMMIT")
         except BaseException as exc:
-            _fail(connection, batch, exc)
+            fail(connection, batch, exc)
 
-    def _written(
-        self, batch: list[_Append], done: asyncio.Future[None], loop: asyncio.AbstractEventLoop
+    def written(
+        self, batch: list[Append], done: asyncio.Future[None], loop: asyncio.AbstractEventLoop
     ) -> None:
         self._settle(batch, None if done.cancelled() else done.exception())
         self._flush(loop)
 
-    def _settle(self, batch: list[_Append], failure: BaseException | None) -> None:
+    def _settle(self, batch: list[Append], failure: BaseException | None) -> None:
         """Answer each append of a written batch (``failure``: the writer itself failed)."""
         wrote = False
         for request in batch:
@@ -538,212 +359,14 @@ class SQLiteEventStore:
 
     def _write(
         self,
-        batch: list[_Append],
+        batch: list[Append],
         connection: sqlite3.Connection | None = None,
         *,
         commit: bool = True,
     ) -> None:
-        """One transaction for the whole batch, on ``connection`` (by default this thread's);
-        with ``commit=False`` a transaction that wrote anything is left open for the caller."""
-        connection = connection or self._connection()
-        if commit and len(batch) == 1 and self._write_one_statement(connection, batch[0]):
-            return
-        hook = _shared_batch_hook(batch)
-        if hook is not None and self._write_with_batch_hook(connection, batch, hook, commit):
-            return
-        isolate = len(batch) > 1
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for request in batch:
-                if isolate and self._write_one_statement(connection, request, in_batch=True):
-                    continue  # a failed statement writes nothing: no savepoint needed
-                if isolate:
-                    connection.execute("SAVEPOINT append")
-                try:
-                    request.result = self._append_one(connection, request)
-                except Exception as exc:
-                    request.error = exc
-                    if isolate:
-                        connection.execute("ROLLBACK TO append")
-                    else:
-                        connection.execute("ROLLBACK")
-                        return
-                if isolate:
-                    connection.execute("RELEASE append")
-            if commit:
-                connection.execute("COMMIT")
-        except _HookSuspended:
-            raise  # the caller rolls back and hands the batch to the writer thread
-        except BaseException as exc:
-            _fail(connection, batch, exc)
-
-    def _write_with_batch_hook(
-        self,
-        connection: sqlite3.Connection,
-        batch: list[_Append],
-        hook: TransactionHook,
-        commit: bool = True,
-    ) -> bool:
-        """The batch in one transaction with its hook run once for all of its new events.
-        If the hook fails, nothing is kept and False returned: the batch is then written
-        with the hook run per append, so that only the append that makes it fail fails."""
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            records: list[RecordedEvent] = []
-            for request in batch:
-                if self._write_one_statement(connection, request, in_batch=True, hooked=True):
-                    assert request.result is not None
-                    records.extend(request.result.events)
-                    continue
-                connection.execute("SAVEPOINT append")
-                try:
-                    result = self._append_one(connection, request, run_hook=False)
-                except Exception as exc:
-                    request.error = exc
-                    connection.execute("ROLLBACK TO append")
-                else:
-                    request.result = result
-                    if not request.repeated:
-                        records.extend(result.events)
-                connection.execute("RELEASE append")
-            if records:
-                assert batch[0].loop is not None
-                self._run_hook(hook, connection, records, batch[0].loop)
-            if commit:
-                connection.execute("COMMIT")
-            return True
-        except Exception:
-            _start_over(connection, batch)
-            return False
-
-    @staticmethod
-    def _run_hook(
-        hook: TransactionHook,
-        connection: sqlite3.Connection,
-        records: list[RecordedEvent],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        work = hook(SQLiteTransaction(connection), records)
-        if hook.runs_in_place:
-            _drive(work, loop)
-        else:
-            asyncio.run_coroutine_threadsafe(work, loop).result()  # type: ignore[arg-type]
-
-    def _write_one_statement(
-        self,
-        connection: sqlite3.Connection,
-        request: _Append,
-        *,
-        in_batch: bool = False,
-        hooked: bool = False,
-    ) -> bool:
-        """The commonest append, one event at a known version, as one statement that checks
-        the version and inserts. Alone, it is its own transaction: a third of the round
-        trips of BEGIN, check, insert, COMMIT; in a batch, it needs no savepoint, since a
-        statement that fails writes nothing. Returns False, having written nothing, for
-        anything else and for every unusual outcome (a conflict, a repeated event id), which
-        the general path then sorts out. ``hooked``: the caller runs the hook itself."""
-        expected, events = request.expected, request.events
-        if (request.hook is not None and not hooked) or len(events) != 1:
-            return False
-        if type(expected) is not int:
-            return False
-        if expected < 0:
-            return False
-        event, stream_id, now = events[0], request.stream_id, time.time()
-        try:
-            cursor = connection.execute(
-                self._sql_insert_at,
-                (
-                    event.event_id,
-                    stream_id,
-                    category_of(stream_id),
-                    stream_id,
-                    expected,
-                    expected + 1,
-                    event.type,
-                    event.schema_version,
-                    event.data,
-                    event.metadata,
-                    now,
-                ),
-            )
-        except sqlite3.IntegrityError:  # the stream is elsewhere, or the event id is taken
-            return False
-        except Exception as exc:
-            if in_batch:  # not this append's fault (a full disk, say): the batch fails
-                raise
-            request.error = exc
-            return True
-        assert cursor.lastrowid is not None
-        recorded = _written(event, stream_id, expected + 1, cursor.lastrowid, now)
-        request.result = AppendResult(stream_id, expected + 1, recorded.position, (recorded,))
-        return True
-
-    def _append_one(
-        self, connection: sqlite3.Connection, request: _Append, *, run_hook: bool = True
-    ) -> AppendResult:
-        stream_id, events = request.stream_id, request.events
-        actual = connection.execute(self._sql_version, (stream_id,)).fetchone()[0] or 0
-        try:
-            check_expected_version(stream_id, request.expected, actual)
-        except WrongExpectedVersion:
-            # A repeated append usually finds the stream moved on by its first try.
-            if events and connection.execute(self._sql_by_id, (events[0].event_id,)).fetchone():
-                request.repeated = True
-                return self._repeat(connection, stream_id, events)
-            raise
-        if not events:
-            last = connection.execute(f"SELECT max(position) FROM {self.prefix}events").fetchone()
-            return AppendResult(stream_id, actual, Position(0, last[0] or 0), ())
-        now = time.time()
-        category = category_of(stream_id)
-        recorded = []
-        insert = self._sql_insert
-        for offset, event in enumerate(events, 1):
-            version = actual + offset
-            try:
-                cursor = connection.execute(
-                    insert,
-                    (
-                        event.event_id,
-                        stream_id,
-                        category,
-                        version,
-                        event.type,
-                        event.schema_version,
-                        event.data,
-                        event.metadata,
-                        now,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                # Not looked up beforehand: the unique index finds a repeat for free. Only
-                # the first event's id can start a repeat (nothing of this append is written).
-                if offset == 1:
-                    request.repeated = True
-                    return self._repeat(connection, stream_id, events)
-                raise DuplicateEventId(event.event_id, str(exc)) from None
-            assert cursor.lastrowid is not None
-            recorded.append(_written(event, stream_id, version, cursor.lastrowid, now))
-        if request.hook is not None and run_hook:
-            assert request.loop is not None
-            self._run_hook(request.hook, connection, recorded, request.loop)
-        last = recorded[-1]
-        return AppendResult(stream_id, last.version, last.position, tuple(recorded))
-
-    def _repeat(
-        self, connection: sqlite3.Connection, stream_id: str, events: Sequence[NewEvent]
-    ) -> AppendResult:
-        """The result of the first append of these event ids, or DuplicateEventId."""
-        stored = []
-        for event in events:
-            row = connection.execute(self._sql_by_id, (event.event_id,)).fetchone()
-            if row is None or row[1] != stream_id:
-                where = "not all of them" if row is None else f"in stream {row[1]!r}"
-                raise DuplicateEventId(event.event_id, f"an earlier append stored {where}")
-            stored.extend(_recorded([row]))
-        return AppendResult(stream_id, stored[-1].version, stored[-1].position, tuple(stored))
+        """Write ``batch`` in one transaction on ``connection`` (by default this thread's);
+        with ``commit=False`` a transaction that wrote anything is left open."""
+        self._writes.write(batch, connection or self._connection(), commit=commit)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -758,14 +381,14 @@ class SQLiteEventStore:
     ) -> list[RecordedEvent]:
         order = "DESC" if backwards else "ASC"
         sql = (
-            f"SELECT {_COLUMNS} FROM {self.prefix}events WHERE stream_id = ? AND version >= ?"
+            f"SELECT {COLUMNS} FROM {self.prefix}events WHERE stream_id = ? AND version >= ?"
             f" AND version <= ? ORDER BY version {order} LIMIT ?"
         )
         upper = to_version if to_version is not None else 2**62
         rows = await self._rows(
             sql, (stream_id, from_version, upper, -1 if limit is None else limit)
         )
-        return _recorded(rows)
+        return recorded(rows)
 
     async def read_all(
         self,
@@ -785,14 +408,14 @@ class SQLiteEventStore:
             where.append(f"type IN ({', '.join('?' * len(types))})")
             parameters.extend(types)
         sql = (
-            f"SELECT {_COLUMNS} FROM {self.prefix}events WHERE {' AND '.join(where)}"
+            f"SELECT {COLUMNS} FROM {self.prefix}events WHERE {' AND '.join(where)}"
             " ORDER BY position LIMIT ?"
         )
         parameters.append(limit)
         # Envelopes straight from the cursor: each row tuple is freed as soon as it is
         # unpacked, where a fetched page keeps them all alive and the garbage collector
         # walks them again and again (a tenth of a whole-log read).
-        return _recorded(await self._rows(sql, parameters))
+        return recorded(await self._rows(sql, parameters))
 
     def subscribe(
         self,
@@ -805,7 +428,7 @@ class SQLiteEventStore:
         return follow(self, after=after, categories=categories, types=types, batch_size=batch_size)
 
     async def stream_version(self, stream_id: str) -> int:
-        rows = await self._read(self._sql_version, (stream_id,))
+        rows = await self._read(self._writes.sql_version, (stream_id,))
         return int(rows[0][0] or 0)
 
     async def head(self) -> Position:
@@ -813,8 +436,8 @@ class SQLiteEventStore:
         return Position(0, rows[0][0] or 0)
 
     async def find_event(self, event_id: str) -> RecordedEvent | None:
-        rows = await self._read(self._sql_by_id, (event_id,))
-        return _recorded(rows)[0] if rows else None
+        rows = await self._read(self._writes.sql_by_id, (event_id,))
+        return recorded(rows)[0] if rows else None
 
     # -- snapshots -----------------------------------------------------------------------
 

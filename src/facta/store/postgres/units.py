@@ -1,0 +1,277 @@
+"""Units of work on the PostgreSQL engine's read models: a runner's worker (claim, lease,
+switch) with its batches, and an inline projection's writes inside an append's
+transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from facta.errors import LeaseLost
+from facta.store import _documents_sql as _sql
+from facta.store.documents import DocumentSpec
+from facta.store.postgres.slots import SLOT_COLUMNS, TYPES, slot_row
+from facta.store.read_models import (
+    Batch,
+    SlotRow,
+    Unit,
+    plan_claim,
+)
+
+if TYPE_CHECKING:
+    from facta.store.postgres.read_models import PostgresReadModels
+
+
+class PostgresWorker:
+    """A runner's connection for one projection."""
+
+    def __init__(self, backend: PostgresReadModels, connection: asyncpg.Connection) -> None:
+        self.backend = backend
+        self.connection = connection
+        self.ttl = 10.0
+
+    async def claim(
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        downgrade: bool = False,
+    ) -> SlotRow | str:
+        b, c = self.backend, self.connection
+        self.ttl = ttl
+        async with c.transaction():
+            # Claims of one name take turns, so two runners never create two slots.
+            await b.lock_name(c, name)
+            rows = [
+                slot_row(r)
+                for r in await c.fetch(
+                    f"SELECT {SLOT_COLUMNS} FROM {b.slots_table} WHERE name = $1", name
+                )
+            ]
+            now = time.time()
+            plan = plan_claim(rows, version, owner, now, downgrade=downgrade)
+            if plan[0] == "wait":
+                return plan[1]
+            if plan[0] == "create":
+                state = "running" if plan[1] else "rebuilding"
+                return await b.insert_slot(c, name, version, spec, state, owner, plan[1], ttl)
+            row = next(r for r in rows if r.slot == plan[1])
+            row.owner, row.lease_until = owner, now + ttl
+            await c.execute(b.lease.take, name, row.slot, owner, row.lease_until, now)
+            return row
+
+    async def new_slot(
+        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
+    ) -> SlotRow:
+        b, c = self.backend, self.connection
+        self.ttl = ttl
+        async with c.transaction():
+            await b.lock_name(c, name)
+            await self._sweep(name)
+            active = await c.fetchval(
+                f"SELECT count(*) FROM {b.slots_table} WHERE name = $1 AND active", name
+            )
+            state = "rebuilding" if active else "running"
+            return await b.insert_slot(c, name, version, spec, state, owner, not active, ttl)
+
+    async def _sweep(self, name: str, *, abandoned: bool = True) -> None:
+        """Drop ``name``'s slots that are out of use: retired ones nobody pins any more, and
+        (``abandoned``) earlier rebuilds whose lease nobody holds any more. In a
+        transaction holding the name's lock."""
+        b, c = self.backend, self.connection
+        for number, state, owner, lease_until in await c.fetch(
+            f"SELECT slot, state, owner, lease_until FROM {b.slots_table}"
+            " WHERE name = $1 AND NOT active",
+            name,
+        ):
+            if state == "retired":
+                await b.retire_or_drop(c, name, number)
+            elif abandoned and (owner is None or lease_until <= time.time()):
+                await b.drop_slot(c, name, number)
+
+    async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
+        status = await self.connection.execute(
+            self.backend.lease.renew + " AND state <> 'failed'",
+            slot.name,
+            slot.slot,
+            owner,
+            time.time() + ttl,
+        )
+        return bool(status == "UPDATE 1")
+
+    async def release(self, slot: SlotRow, owner: str) -> None:
+        # On the pool, not the worker's connection: a runner cancelled in the middle of a
+        # batch leaves that one mid-query or in an aborted transaction, and a lease not
+        # given back keeps the next runner waiting for it to run out.
+        await self.backend.fetch(self.backend.lease.release, slot.name, slot.slot, owner)
+
+    def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
+        return BatchUnit(
+            self.connection, self.backend.table(slot.name, slot.slot), spec, self, slot
+        )
+
+    async def switch(self, slot: SlotRow, owner: str) -> None:
+        b, c = self.backend, self.connection
+        async with c.transaction():
+            # Switches take turns with each other and with claims (two rebuilds finishing at
+            # once would each make their slot the active one).
+            await b.lock_name(c, slot.name)
+            held = await c.fetchval(
+                f"SELECT 1 FROM {b.slots_table} WHERE name = $1 AND slot = $2"
+                " AND owner = $3 AND state = 'rebuilding' FOR UPDATE",
+                slot.name,
+                slot.slot,
+                owner,
+            )
+            if not held:
+                raise LeaseLost(slot.name, slot.slot)
+            for r in await c.fetch(
+                f"SELECT slot FROM {b.slots_table} WHERE name = $1 AND active", slot.name
+            ):
+                await b.retire_or_drop(c, slot.name, r[0])
+            await c.execute(
+                f"UPDATE {b.slots_table} SET active = true, state = 'running'"
+                " WHERE name = $1 AND slot = $2",
+                slot.name,
+                slot.slot,
+            )
+            await self._sweep(slot.name, abandoned=False)
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+class BatchUnit:
+    """A batch on a runner's connection, or an inline projection's writes in an append."""
+
+    def __init__(
+        self,
+        connection: asyncpg.Connection | PoolConnectionProxy[Any],
+        table: str,
+        spec: DocumentSpec[Any],
+        worker: PostgresWorker | None,
+        slot: SlotRow,
+    ) -> None:
+        self._connection = connection
+        self.table = table
+        self.spec = spec
+        self.worker = worker
+        self.slot = slot
+        self._transaction: Any = None
+        self._get = f"SELECT doc FROM {table} WHERE doc_key = $1"
+        names = ["doc_key", "doc", *[_sql.column(f) for f in spec.indexes]]
+        types = ["text", "bytea", *[TYPES[spec.kinds[f]] for f in spec.indexes]]
+        unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
+        self._upsert = (
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM unnest({unnest})"
+            f" ON CONFLICT (doc_key) DO UPDATE SET {updates}"
+        )
+
+    @property
+    def connection(self) -> Any:
+        return self._connection
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._connection.fetchval(self._get, key)
+        return None if value is None else bytes(value)
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        rows = await self._connection.fetch(
+            f"SELECT doc_key, doc FROM {self.table} WHERE doc_key = ANY($1::text[])", list(keys)
+        )
+        return {r[0]: bytes(r[1]) for r in rows}
+
+    async def begin(self) -> None:
+        if self.worker is not None and self._transaction is None:
+            self._transaction = self._connection.transaction()
+            await self._transaction.start()
+
+    async def _write(self, batch: Batch) -> None:
+        c = self._connection
+        if batch.deletes:
+            await c.execute(
+                f"DELETE FROM {self.table} WHERE doc_key = ANY($1::text[])", batch.deletes
+            )
+        if batch.upserts:
+            columns = [list(column) for column in zip(*batch.upserts, strict=True)]
+            await c.execute(self._upsert, *columns)
+
+    async def commit(self, batch: Batch) -> None:
+        if self.worker is None:  # inline: the append's transaction commits
+            await self._write(batch)
+            return
+        await self.begin()
+        try:
+            await self._checkpoint(batch)
+            await self._write(batch)
+            if batch.parked:
+                await self._connection.executemany(
+                    f"INSERT INTO {self.worker.backend.dead_table} VALUES"
+                    " ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    [
+                        (
+                            d.name,
+                            d.slot,
+                            d.event_id,
+                            d.position,
+                            d.stream_id,
+                            d.type,
+                            d.error,
+                            d.parked_at,
+                        )
+                        for d in batch.parked
+                    ],
+                )
+            await self._transaction.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):  # a broken connection: the server rolls back
+                await self._transaction.rollback()
+            raise
+        finally:
+            self._transaction = None
+        self.slot.position = batch.position
+
+    async def _checkpoint(self, batch: Batch) -> None:
+        assert self.worker is not None
+        slot, failure = self.slot, batch.failure
+        now = time.time()
+        status = await self._connection.execute(
+            f"UPDATE {self.worker.backend.slots_table} SET checkpoint_commit = $1,"
+            " checkpoint_sequence = $2, checkpoint_at = coalesce($3, checkpoint_at),"
+            " handled = handled + $4, lease_until = $5,"
+            " state = CASE WHEN $6 THEN 'failed' ELSE state END,"
+            " owner = CASE WHEN $6 THEN NULL ELSE owner END,"
+            " error_event_id = $7, error_position = $8, error = $9, failed_at = $10"
+            " WHERE name = $11 AND slot = $12 AND owner = $13 AND state <> 'failed'"
+            " AND checkpoint_commit = $14 AND checkpoint_sequence = $15",
+            batch.position.commit,
+            batch.position.sequence,
+            batch.checkpoint_at,
+            batch.handled,
+            now + self.worker.ttl,
+            failure is not None,
+            *(failure or (None, None, None)),
+            now if failure else None,
+            slot.name,
+            slot.slot,
+            slot.owner,
+            slot.position.commit,
+            slot.position.sequence,
+        )
+        if status != "UPDATE 1":
+            raise LeaseLost(slot.name, slot.slot)
+
+    async def rollback(self) -> None:
+        if self._transaction is not None:
+            transaction, self._transaction = self._transaction, None
+            with contextlib.suppress(Exception):  # a broken connection: the server rolls back
+                await transaction.rollback()
