@@ -57,9 +57,32 @@ _NAME_PATTERN = r"^[A-Za-z0-9_.:@+=~]{1,200}$"
 _NAME = re.compile(_NAME_PATTERN)
 EVENT_STREAM = "text/event-stream"
 
+_NAMES_SCHEMA = {"items": Schema(type=OpenAPIType.STRING, pattern=_NAME_PATTERN)}
+
+Categories = Annotated[
+    list[str] | None,
+    Parameter(
+        required=False,
+        max_items=MAX_NAMES,
+        description="Only these stream categories.",
+        schema_extra=_NAMES_SCHEMA,
+    ),
+]
+"""The ``category`` filter of both feeds (repeat it for several)."""
+
+Types = Annotated[
+    list[str] | None,
+    Parameter(
+        required=False,
+        max_items=MAX_NAMES,
+        description="Only these event types.",
+        schema_extra=_NAMES_SCHEMA,
+    ),
+]
+"""The ``type`` filter of both feeds (repeat it for several)."""
+
 LiveFormat = Literal["named", "message"]
 """How live messages are sent: ``named`` with an ``event`` field, ``message`` without one."""
-_NAMES_SCHEMA = {"items": Schema(type=OpenAPIType.STRING, pattern=_NAME_PATTERN)}
 
 
 class FeedEvent(msgspec.Struct):
@@ -170,24 +193,8 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
             ),
         ] = "0",
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
-        category: Annotated[
-            list[str] | None,
-            Parameter(
-                required=False,
-                max_items=MAX_NAMES,
-                description="Only these stream categories.",
-                schema_extra=_NAMES_SCHEMA,
-            ),
-        ] = None,
-        type: Annotated[
-            list[str] | None,
-            Parameter(
-                required=False,
-                max_items=MAX_NAMES,
-                description="Only these event types.",
-                schema_extra=_NAMES_SCHEMA,
-            ),
-        ] = None,
+        category: Categories = None,
+        type: Types = None,
     ) -> Response[FeedPage]:
         start = parse_position(after)
         records = await runtime.application.store.read_all(
@@ -238,24 +245,8 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
                 name="Last-Event-ID", required=False, max_length=41, pattern=POSITION_PATTERN
             ),
         ] = None,
-        category: Annotated[
-            list[str] | None,
-            Parameter(
-                required=False,
-                max_items=MAX_NAMES,
-                description="Only these stream categories.",
-                schema_extra=_NAMES_SCHEMA,
-            ),
-        ] = None,
-        type: Annotated[
-            list[str] | None,
-            Parameter(
-                required=False,
-                max_items=MAX_NAMES,
-                description="Only these event types.",
-                schema_extra=_NAMES_SCHEMA,
-            ),
-        ] = None,
+        category: Categories = None,
+        type: Types = None,
         format: Annotated[
             LiveFormat,
             Parameter(
