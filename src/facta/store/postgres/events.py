@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from facta.errors import DuplicateEventId
+from facta.store._follow import follow
 from facta.store._migrations import migration_files, require_migrations, validate_identifier
 from facta.store.base import (
     ANY,
@@ -74,7 +75,7 @@ from facta.store.postgres.common import (
     setup_error,
     unavailable,
 )
-from facta.store.postgres.follow import Listener, subscription
+from facta.store.postgres.follow import Listener
 from facta.store.postgres.read_ahead import ReadAhead
 from facta.store.postgres.statements import Statements
 
@@ -411,7 +412,14 @@ class PostgresEventStore:
         Pages are delivered as soon as they are visible (no ``visibility_wait``): new ones
         arrive by notification, or by polling when notifications cannot.
         """
-        return subscription(self, after, categories, types, batch_size)
+        return follow(
+            self,
+            after=after,
+            categories=categories,
+            types=types,
+            batch_size=batch_size,
+            head=self.visible_head,
+        )
 
     async def stream_version(self, stream_id: str) -> int:
         rows = await self.fetch(self.sql.version, stream_id)

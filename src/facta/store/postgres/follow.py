@@ -1,5 +1,5 @@
-"""Following the PostgreSQL log live: one LISTEN connection per store, and subscriptions that
-survive losing the server.
+"""Following the PostgreSQL log live: one LISTEN connection per store, which wakes the
+subscriptions (facta.store._follow) and runners of this process.
 
 Every append transaction calls ``pg_notify`` on the store's channel, which PostgreSQL delivers
 when it commits. Waiters wake on that; while the listening connection is down they poll, with
@@ -12,72 +12,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from facta._retry import backoff
-from facta.errors import StoreUnavailable
-from facta.store.base import Position, RecordedEvent
+from facta.store.base import Position
 
 if TYPE_CHECKING:
-    from facta.store.postgres.events import PostgresEventStore
+    pass
 
 log = logging.getLogger("facta.store.postgres")
-
-MAX_WAIT = 1.0
-"""Longest wait between reads of a live subscription when no notification comes."""
-
-
-async def subscription(
-    store: PostgresEventStore,
-    after: Position,
-    categories: Sequence[str] | None,
-    types: Sequence[str] | None,
-    batch_size: int,
-) -> AsyncIterator[RecordedEvent]:
-    """Every event after ``after`` that passes the filters, then new ones as they commit.
-
-    A lost connection only pauses it: it reads again after the last event it yielded, with a
-    back-off from 0.1 s to 5 s between attempts, so nothing is lost or repeated.
-    """
-    position = after
-    filtered = bool(categories or types)
-    wait = 0.05
-    failures = 0
-    while True:
-        try:
-            # The head is read before the page: a short page then proves that nothing that
-            # passes the filters lies between the page's end and that head.
-            head = await store.visible_head() if filtered else None
-            page = await store.read_all(
-                after=position,
-                limit=batch_size,
-                categories=categories,
-                types=types,
-                wait_for_held_back=False,
-            )
-        except StoreUnavailable as exc:
-            failures += 1
-            retry = backoff(failures)
-            log.warning("subscription resumes after %s in %.1f s: %s", position, retry, exc)
-            await asyncio.sleep(retry)
-            continue
-        failures = 0
-        for event in page:
-            yield event
-            position = event.position
-        if len(page) == batch_size:
-            continue
-        if head is not None and head > position:
-            position = head
-        if page:
-            wait = 0.05
-            continue
-        with contextlib.suppress(StoreUnavailable):  # the next read reports and backs off
-            await store.wait_for_events(position, wait)
-        wait = min(wait * 2, MAX_WAIT)
 
 
 class Listener:
