@@ -21,6 +21,7 @@ import asyncpg
 
 from facta.store import _documents_sql as _sql
 from facta.store._leases import LeaseSQL, dollar
+from facta.store._slots_sql import advance_checkpoint
 from facta.store.base import Position, Transaction
 from facta.store.documents import Condition, DocumentSpec
 from facta.store.postgres.append import PostgresTransaction
@@ -47,6 +48,7 @@ class PostgresReadModels:
         self.qualified = f"{store.schema}.{store.prefix}"
         self.slots_table = f"{self.qualified}projection_slots"
         self.lease = LeaseSQL(self.slots_table, ["name", "slot"], dollar)
+        self.advance = advance_checkpoint(self.slots_table, dollar)
         self.runner_name = f"facta-runner {store.schema}"[:63]
         """The application_name of runners' connections (pg_stat_activity tells them apart)."""
         self.dead_table = f"{self.qualified}projection_dead_letters"

@@ -14,6 +14,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from facta.errors import LeaseLost
 from facta.store import _documents_sql as _sql
+from facta.store._slots_sql import advance_values
 from facta.store.documents import DocumentSpec
 from facta.store.postgres.slots import SLOT_COLUMNS, TYPES, slot_row
 from facta.store.read_models import (
@@ -242,30 +243,11 @@ class BatchUnit:
 
     async def _checkpoint(self, batch: Batch) -> None:
         assert self.worker is not None
-        slot, failure = self.slot, batch.failure
+        slot = self.slot
         now = time.time()
         status = await self._connection.execute(
-            f"UPDATE {self.worker.backend.slots_table} SET checkpoint_commit = $1,"
-            " checkpoint_sequence = $2, checkpoint_at = coalesce($3, checkpoint_at),"
-            " handled = handled + $4, lease_until = $5,"
-            " state = CASE WHEN $6 THEN 'failed' ELSE state END,"
-            " owner = CASE WHEN $6 THEN NULL ELSE owner END,"
-            " error_event_id = $7, error_position = $8, error = $9, failed_at = $10"
-            " WHERE name = $11 AND slot = $12 AND owner = $13 AND state <> 'failed'"
-            " AND checkpoint_commit = $14 AND checkpoint_sequence = $15",
-            batch.position.commit,
-            batch.position.sequence,
-            batch.checkpoint_at,
-            batch.handled,
-            now + self.worker.ttl,
-            failure is not None,
-            *(failure or (None, None, None)),
-            now if failure else None,
-            slot.name,
-            slot.slot,
-            slot.owner,
-            slot.position.commit,
-            slot.position.sequence,
+            self.worker.backend.advance,
+            *advance_values(slot, batch, now + self.worker.ttl, now),
         )
         if status != "UPDATE 1":
             raise LeaseLost(slot.name, slot.slot)

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 from facta._ids import owner_id
 from facta.store import _documents_sql as _sql
 from facta.store._leases import LeaseSQL, question
+from facta.store._slots_sql import advance_checkpoint
 from facta.store.base import Position, Transaction
 from facta.store.documents import Condition, DocumentSpec
 from facta.store.read_models import (
@@ -50,6 +51,7 @@ class SQLiteReadModels:
         self.dead_table = f"{prefix}projection_dead_letters"
         self.pins_table = f"{prefix}projection_pins"
         self.lease = LeaseSQL(self.slots_table, ["name", "slot"], question)
+        self.advance = advance_checkpoint(self.slots_table, question)
         self.holder = owner_id()
         self._pinned = False
         self._connections = connections

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from facta.errors import LeaseLost
 from facta.store import _documents_sql as _sql
+from facta.store._slots_sql import advance_values
 from facta.store.documents import DocumentSpec
 from facta.store.read_models import Batch, SlotRow, Unit, plan_claim, table_name
 from facta.store.sqlite.connections import immediate
@@ -195,33 +196,8 @@ class WorkerUnit:
             self._begun = True
         try:
             now = time.time()
-            failure = batch.failure
-            moved = c.execute(
-                f"UPDATE {backend.slots_table} SET checkpoint_commit = ?,"
-                " checkpoint_sequence = ?, checkpoint_at = coalesce(?, checkpoint_at),"
-                " handled = handled + ?, lease_until = ?,"
-                " state = CASE WHEN ? THEN 'failed' ELSE state END,"
-                " owner = CASE WHEN ? THEN NULL ELSE owner END,"
-                " error_event_id = ?, error_position = ?, error = ?, failed_at = ?"
-                " WHERE name = ? AND slot = ? AND owner = ? AND state != 'failed'"
-                " AND checkpoint_commit = ? AND checkpoint_sequence = ?",
-                (
-                    batch.position.commit,
-                    batch.position.sequence,
-                    batch.checkpoint_at,
-                    batch.handled,
-                    now + self.worker.ttl,
-                    failure is not None,
-                    failure is not None,
-                    *(failure or (None, None, None)),
-                    now if failure else None,
-                    slot.name,
-                    slot.slot,
-                    slot.owner,
-                    slot.position.commit,
-                    slot.position.sequence,
-                ),
-            ).rowcount
+            values = advance_values(slot, batch, now + self.worker.ttl, now)
+            moved = c.execute(backend.advance, values).rowcount
             if moved != 1:
                 raise LeaseLost(slot.name, slot.slot)
             if batch.deletes:
