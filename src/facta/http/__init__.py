@@ -9,6 +9,7 @@ gives ``POST/GET /accounts/{id}``, ``GET /accounts/{id}/events``, the global fee
 Needs the ``http`` extra.
 """
 
+from facta.http._json import timestamp
 from facta.http.app import MAX_BODY_SIZE, create_app
 from facta.http.auth import ApiKeys
 from facta.http.errors import ApiError, error_response
@@ -26,4 +27,5 @@ __all__ = [
     "create_app",
     "error_response",
     "serve",
+    "timestamp",
 ]

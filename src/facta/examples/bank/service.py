@@ -18,7 +18,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Litestar, get
@@ -35,9 +35,8 @@ from facta.examples.bank.read_model import (
     TransferSummary,
 )
 from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
-from facta.http import AggregateResource, ApiError, ApiKeys, Runtime
+from facta.http import AggregateResource, ApiError, ApiKeys, Runtime, timestamp
 from facta.http import create_app as create_http_app
-from facta.http._json import encode, json_response, timestamp
 from facta.http.errors import ErrorsAsSent, documented_errors
 from facta.projections import InlineProjections, ProjectionRunner, ReadStore
 
@@ -289,10 +288,7 @@ def create_app(
             )
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
-        body: Any = json_response(
-            encode(AccountList([_list_item(s) for s in page.items], page.next))
-        )
-        return body  # type: ignore[no-any-return]
+        return AccountList([_list_item(s) for s in page.items], page.next)
 
     @get(
         "/transfers",
@@ -324,10 +320,7 @@ def create_app(
             )
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
-        body: Any = json_response(
-            encode(TransferList([_transfer_item(s) for s in page.items], page.next))
-        )
-        return body  # type: ignore[no-any-return]
+        return TransferList([_transfer_item(s) for s in page.items], page.next)
 
     return create_http_app(
         runtime,
