@@ -29,6 +29,18 @@ def _describe(expected: Any) -> str:
     return name if isinstance(name, str) else str(expected)
 
 
+class AppendConditionFailed(FactaError):
+    """A conditional append found an event matching its condition's query appended after the
+    condition's position (or, with none, at all); nothing was written."""
+
+    def __init__(self, event_id: str, position: Any) -> None:
+        self.event_id = event_id
+        self.position = position
+        super().__init__(
+            f"the append condition failed: event {event_id} at {position} matches its query"
+        )
+
+
 class StreamNotFound(FactaError):
     """The stream has no events (or the requested version does not exist)."""
 

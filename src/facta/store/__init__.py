@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from facta.store.base import EventStore
+from facta.store.boundaries import (
+    AppendCondition,
+    BoundaryStore,
+    Query,
+    QueryItem,
+    TaggedEvents,
+)
 from facta.store.engine import (
+    Boundaries,
     Capability,
     CapabilityMissing,
     Engine,
@@ -46,6 +54,9 @@ async def open_store(url: str, *, create: bool = True, **options: Any) -> Engine
 
 
 __all__ = [
+    "AppendCondition",
+    "Boundaries",
+    "BoundaryStore",
     "Capability",
     "CapabilityMissing",
     "Engine",
@@ -54,10 +65,13 @@ __all__ = [
     "HeldBackCounter",
     "HookedAppends",
     "InlineTransactions",
+    "Query",
+    "QueryItem",
     "SnapshotStore",
     "Snapshots",
     "Subscriber",
     "Subscriptions",
+    "TaggedEvents",
     "open_store",
     "register_engine",
 ]

@@ -73,7 +73,8 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     """An event to append: its type, encoded JSON data and metadata, and a unique id.
 
     Reusing an ``event_id`` makes an append idempotent: the second append of the same ids to
-    the same stream writes nothing and returns the first result.
+    the same stream writes nothing and returns the first result. ``tags`` are what queries of
+    consistency boundaries select by (:mod:`facta.store.boundaries`).
     """
 
     type: str
@@ -81,6 +82,7 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     schema_version: int = 1
     metadata: bytes = b"{}"
     event_id: str = msgspec.field(default_factory=new_uuid)
+    tags: tuple[str, ...] = ()
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
@@ -99,6 +101,7 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     data: bytes
     metadata: bytes
     recorded_at: float
+    tags: tuple[str, ...] = ()
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ above need, all on the same database and sharing its connections:
 - optional capabilities, each a typed protocol that a caller asks for by its typed key with
   :meth:`Engine.capability`: ``engine.capability(Snapshots)`` is the engine's
   :class:`SnapshotStore`, or None. The keys: :data:`Snapshots`, :data:`InlineTransactions`,
-  :data:`Subscriptions`, :data:`HeldBack`.
+  :data:`Subscriptions`, :data:`HeldBack`, :data:`Boundaries`.
 
 The engine is also an event store itself: its event-store methods are its ``events``
 component's, so code written against ``open_store(url)`` keeps calling ``store.append(...)``.
@@ -35,6 +35,7 @@ from facta.store.base import (
     Snapshot,
     TransactionHook,
 )
+from facta.store.boundaries import BoundaryStore
 from facta.store.checkpoints import CheckpointStore
 from facta.store.read_models import ReadModels
 
@@ -127,6 +128,10 @@ Subscriptions = Capability[Subscriber]("subscriptions", Subscriber)
 
 HeldBack = Capability[HeldBackCounter]("held back", HeldBackCounter)
 """A count of committed events readers cannot see yet (PostgreSQL's visibility rule)."""
+
+Boundaries = Capability[BoundaryStore]("consistency boundaries", BoundaryStore)
+"""Dynamic consistency boundaries: reads by a query of types and tags, and appends under a
+condition over one (:mod:`facta.store.boundaries`)."""
 
 
 class CapabilityMissing(TypeError):

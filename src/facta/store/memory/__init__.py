@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from facta.store.engine import Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.memory.boundaries import MemoryBoundaries
 from facta.store.memory.checkpoints import MemoryCheckpoints
 from facta.store.memory.events import MemoryEventStore, MemoryTransaction
 from facta.store.memory.read_models import MemoryReadModels
@@ -13,7 +14,7 @@ from facta.store.memory.read_models import MemoryReadModels
 
 class MemoryEngine(Engine):
     """Every storage contract in process memory: the event store, snapshots, inline
-    transactions, read models and relay checkpoints."""
+    transactions, consistency boundaries, read models and relay checkpoints."""
 
     name = "memory"
 
@@ -24,7 +25,11 @@ class MemoryEngine(Engine):
             events=events,
             read_models=MemoryReadModels(events),
             relay_checkpoints=MemoryCheckpoints(events),
-            capabilities={Snapshots: events, InlineTransactions: events},
+            capabilities={
+                Snapshots: events,
+                InlineTransactions: events,
+                Boundaries: MemoryBoundaries(events),
+            },
         )
 
 

@@ -10,9 +10,9 @@ import asyncio
 import bisect
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
-from facta.errors import DuplicateEventId
+from facta.errors import AppendConditionFailed, DuplicateEventId
 from facta.store._follow import follow
 from facta.store.base import (
     ANY,
@@ -29,6 +29,7 @@ from facta.store.base import (
     check_hook,
     validate_stream_id,
 )
+from facta.store.boundaries import AppendCondition, Query
 
 
 class MemoryTransaction:
@@ -51,6 +52,7 @@ class MemoryEventStore:
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._by_id: dict[str, RecordedEvent] = {}
+        self.by_tag: dict[str, list[RecordedEvent]] = {}
         self._snapshots: dict[str, list[Snapshot]] = {}
         self._hook_lock = asyncio.Lock()
         self._appended = asyncio.Event()
@@ -88,13 +90,27 @@ class MemoryEventStore:
                 action()
             return result
 
+    def append_if(
+        self, stream_id: str, events: Sequence[NewEvent], condition: AppendCondition | None
+    ) -> AppendResult:
+        """Append to ``stream_id`` at any version if ``condition`` holds (see
+        :class:`~facta.store.memory.boundaries.MemoryBoundaries`); atomic on the loop."""
+        validate_stream_id(stream_id)
+        return self._commit(self._prepare(stream_id, events, ANY, condition))
+
     def _prepare(
-        self, stream_id: str, events: Sequence[NewEvent], expected: ExpectedVersion
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> list[RecordedEvent] | AppendResult:
         stream = self._streams.get(stream_id, [])
         if (earlier := self._by_id.get(events[0].event_id)) is not None:
             return self._repeat(stream_id, events, earlier)
         check_expected_version(stream_id, expected, len(stream))
+        if condition is not None:
+            self._check(condition)
         now = time.time()
         sequence = len(self._log)
         version = len(stream)
@@ -113,11 +129,35 @@ class MemoryEventStore:
                     event.data,
                     event.metadata,
                     now,
+                    event.tags,
                 )
             )
         if len({e.event_id for e in events}) != len(events):
             raise DuplicateEventId(events[0].event_id, "the same id twice in one append")
         return recorded
+
+    def _check(self, condition: AppendCondition) -> None:
+        """AppendConditionFailed if an event matching the condition's query is in the log
+        after its position."""
+        start = 0 if condition.after is None else condition.after.sequence
+        query = condition.fail_if_events_match
+        for event in self.matching(query, start):
+            raise AppendConditionFailed(event.event_id, event.position)
+
+    def matching(self, query: Query, start: int) -> Iterator[RecordedEvent]:
+        """The events after sequence ``start`` that match ``query``, in log order: from the
+        tag index when every item names a tag, else from the log."""
+        if all(item.tags for item in query.items):
+            found: dict[int, RecordedEvent] = {}
+            for item in query.items:
+                for event in self.by_tag.get(item.tags[0], ()):
+                    if event.position.sequence > start and item.matches(event.type, event.tags):
+                        found[event.position.sequence] = event
+            yield from (found[sequence] for sequence in sorted(found))
+            return
+        for event in self._log[start:]:
+            if query.matches(event.type, event.tags):
+                yield event
 
     def _repeat(
         self, stream_id: str, events: Sequence[NewEvent], earlier: RecordedEvent
@@ -135,8 +175,11 @@ class MemoryEventStore:
         stream_id = prepared[0].stream_id
         self._streams.setdefault(stream_id, []).extend(prepared)
         self._log.extend(prepared)
+        by_tag = self.by_tag
         for event in prepared:
             self._by_id[event.event_id] = event
+            for tag in event.tags:
+                by_tag.setdefault(tag, []).append(event)
         self._appended.set()
         self._appended = asyncio.Event()
         last = prepared[-1]

@@ -15,10 +15,12 @@ fixture, an open and empty engine (closed afterwards)::
             await engine.close()
 
 It needs pytest and pytest-asyncio with ``asyncio_mode = "auto"``. The contracts of optional
-capabilities (:class:`SnapshotContract`, :class:`InlineTransactionContract`) skip themselves
+capabilities (:class:`SnapshotContract`, :class:`InlineTransactionContract`,
+:class:`BoundaryContract`) skip themselves
 on an engine that does not declare the capability.
 """
 
+from facta.testing.conformance.boundaries import BoundaryContract
 from facta.testing.conformance.checkpoints import RelayCheckpointContract
 from facta.testing.conformance.events import (
     EventStoreContract,
@@ -30,6 +32,7 @@ from facta.testing.conformance.read_models import ReadModelContract
 
 class EngineContract(
     EventStoreContract,
+    BoundaryContract,
     SnapshotContract,
     InlineTransactionContract,
     ReadModelContract,
@@ -40,6 +43,7 @@ class EngineContract(
 
 
 __all__ = [
+    "BoundaryContract",
     "EngineContract",
     "EventStoreContract",
     "InlineTransactionContract",

@@ -1,0 +1,217 @@
+"""Dynamic consistency boundaries (dcb.events): tagged events, queries over types and tags, and
+appends conditioned on no event matching a query since a position.
+
+A decision reads the events a :class:`Query` selects (:meth:`BoundaryStore.read`), decides,
+and appends under an :class:`AppendCondition` built from the same query and the position the
+read returned: the append fails with :class:`~facta.errors.AppendConditionFailed`, writing
+nothing, if an event matching the query was appended meanwhile. Engines offer it as the
+:data:`Boundaries` capability; memory, SQLite and PostgreSQL all do.
+
+Tagged events live in the one log beside the aggregates' streams: each conditional append
+writes a stream of its own (``dcb-...``, or one the caller names), so projections, the relay
+and subscriptions see them as any other events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from facta._retry import backoff
+from facta.errors import StoreUnavailable
+from facta.store._follow import MAX_WAIT
+from facta.store.base import AppendResult, EventStore, NewEvent, Position, RecordedEvent
+
+logger = logging.getLogger("facta.store")
+
+MAX_TAG_LENGTH = 200
+
+DCB_CATEGORY = "dcb"
+"""The category of the streams that conditional appends write when given none."""
+
+_STREAM_NAMESPACE = uuid.UUID("1c3f0b7e-5a3d-4f0e-8f6c-2b9d7a4e6c11")
+
+
+def check_tags(tags: Iterable[str], what: str = "tag") -> tuple[str, ...]:
+    """``tags`` as a sorted tuple without repeats; ValueError for a tag that is empty, longer
+    than 200 characters, or holds a control character (they separate tags in storage)."""
+    checked = set()
+    for tag in tags:
+        if not isinstance(tag, str) or not 0 < len(tag) <= MAX_TAG_LENGTH:
+            raise ValueError(f"a {what} must be a string of 1-{MAX_TAG_LENGTH} characters: {tag!r}")
+        if not tag.isprintable():
+            raise ValueError(f"a {what} must not hold control characters: {tag!r}")
+        checked.add(tag)
+    return tuple(sorted(checked))
+
+
+class QueryItem(msgspec.Struct, frozen=True, gc=False):
+    """Matches an event whose type is one of ``types`` (any type when empty) and that carries
+    every one of ``tags`` (tagged or not when empty)."""
+
+    types: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.types, str) or isinstance(self.tags, str):
+            raise TypeError("QueryItem takes tuples of types and tags, not a string")
+        msgspec.structs.force_setattr(self, "types", check_tags(self.types, "type"))
+        msgspec.structs.force_setattr(self, "tags", check_tags(self.tags))
+
+    def matches(self, type: str, tags: Sequence[str]) -> bool:
+        """Whether an event of ``type`` carrying ``tags`` matches."""
+        if self.types and type not in self.types:
+            return False
+        return all(tag in tags for tag in self.tags)
+
+
+class Query(msgspec.Struct, frozen=True, gc=False):
+    """Events that match any of ``items`` (at least one)."""
+
+    items: tuple[QueryItem, ...]
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise ValueError("a query needs at least one item (Query.all() matches every event)")
+        msgspec.structs.force_setattr(self, "items", tuple(self.items))
+
+    @classmethod
+    def all(cls) -> Query:
+        """The query every event matches."""
+        return cls((QueryItem(),))
+
+    @classmethod
+    def of(cls, *, types: Iterable[str] = (), tags: Iterable[str] = ()) -> Query:
+        """A query of one item."""
+        return cls((QueryItem(tuple(types), tuple(tags)),))
+
+    def matches(self, type: str, tags: Sequence[str]) -> bool:
+        """Whether an event of ``type`` carrying ``tags`` matches any item."""
+        return any(item.matches(type, tags) for item in self.items)
+
+    def __or__(self, other: Query) -> Query:
+        return Query(self.items + other.items)
+
+
+class AppendCondition(msgspec.Struct, frozen=True, gc=False):
+    """The append fails if an event matching ``fail_if_events_match`` was appended after
+    ``after`` (with ``after`` None: if one exists at all, which makes the append unique)."""
+
+    fail_if_events_match: Query
+    after: Position | None = None
+
+
+class TaggedEvents(msgspec.Struct, frozen=True, gc=False):
+    """What a query read: the matching events in log order, and ``after``, the position an
+    append condition over the same query names (None when nothing matched)."""
+
+    events: list[RecordedEvent]
+    after: Position | None
+
+    def condition(self, query: Query) -> AppendCondition:
+        """The condition that no event matching ``query`` was appended since this read."""
+        return AppendCondition(query, self.after)
+
+
+@runtime_checkable
+class BoundaryStore(Protocol):
+    """Reads by query and appends under a condition (engine contract 7)."""
+
+    async def read(
+        self, query: Query, *, after: Position | None = None, limit: int | None = None
+    ) -> TaggedEvents:
+        """The events matching ``query`` after ``after``, in log order, up to ``limit``.
+
+        Gap-safe as the log is: an event committing later never lands before the returned
+        ``after``, so a condition built from it also covers events held back now.
+        """
+        ...
+
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        condition: AppendCondition | None = None,
+        *,
+        stream_id: str | None = None,
+    ) -> AppendResult:
+        """Append ``events`` (with their tags) atomically if ``condition`` holds.
+
+        Raises AppendConditionFailed, writing nothing, if an event matching the condition's
+        query was appended after its ``after``. The events go to ``stream_id`` (at whatever
+        version it is), or to a stream of their own named after the first event's id, so
+        appending the same event ids again returns the first result and writes nothing.
+        """
+        ...
+
+    def subscribe(
+        self, query: Query, *, after: Position | None = None, batch_size: int = 1000
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch up with the events matching ``query``, then follow new ones, forever."""
+        ...
+
+
+def own_stream(events: Sequence[NewEvent]) -> str:
+    """The stream a conditional append writes when given none: derived from the first event's
+    id, so that a retry of the same events lands on the same stream (and is a no-op)."""
+    if not events:
+        raise ValueError("nothing to append")
+    return f"{DCB_CATEGORY}-{uuid.uuid5(_STREAM_NAMESPACE, events[0].event_id)}"
+
+
+def tag_events(events: Sequence[NewEvent]) -> list[NewEvent]:
+    """``events`` with their tags checked and put in canonical order (sorted, no repeats)."""
+    checked = []
+    for event in events:
+        tags = check_tags(event.tags)
+        checked.append(event if tags == event.tags else msgspec.structs.replace(event, tags=tags))
+    return checked
+
+
+async def follow_query(
+    boundaries: BoundaryStore,
+    log: EventStore,
+    query: Query,
+    *,
+    after: Position | None,
+    batch_size: int,
+) -> AsyncIterator[RecordedEvent]:
+    """Yield every event matching ``query`` after ``after``, then wait for more, forever: the
+    subscription every engine's boundary store gives, over its ``read`` and the log's head
+    and wake-ups. A store that cannot be reached only pauses it (with back-off)."""
+    position = after
+    wait = 0.05
+    failures = 0
+    while True:
+        try:
+            # The head first: a short page then proves nothing matching lies between the
+            # page's end and that head, so the next read may start there.
+            head = await log.head()
+            page = await boundaries.read(query, after=position, limit=batch_size)
+        except StoreUnavailable as exc:
+            failures += 1
+            retry = backoff(failures)
+            logger.warning(
+                "query subscription resumes after %s in %.1f s: %s", position, retry, exc
+            )
+            await asyncio.sleep(retry)
+            continue
+        failures = 0
+        for event in page.events:
+            yield event
+            position = event.position
+        if len(page.events) == batch_size:
+            continue
+        if position is None or head > position:
+            position = head
+        if page.events:
+            wait = 0.05
+            continue
+        with contextlib.suppress(StoreUnavailable):
+            await log.wait_for_events(position, wait)
+        wait = min(wait * 2, MAX_WAIT)
