@@ -632,7 +632,8 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]], checks: list[dict[s
     lines = [
         "# Dynamic consistency boundaries: benchmark results",
         "",
-        f"{meta['date']} · {meta['machine']} · {meta['cores']} cores · eventsourcing"
+        f"{meta['date']} · {meta['machine']} · {meta['cores']} cores (load average"
+        f" {meta['load_average'][0]} before, {meta['load_average'][1]} after) · eventsourcing"
         f" {meta['eventsourcing']} · {meta['seconds']} s per workload"
         f"{' · QUICK (not a measurement)' if meta['quick'] else ''}",
         "",
@@ -696,6 +697,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             flush=True,
         )
 
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     with tempfile.TemporaryDirectory(prefix="facta-dcb-bench-") as scratch:
         for store in stores:
             if "facta" in libraries:
@@ -708,6 +710,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "date": stamp,
         "machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
         "cores": os.cpu_count(),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "eventsourcing": _version("eventsourcing"),
         "seconds": settings.seconds,
         "quick": args.quick,
