@@ -55,10 +55,12 @@ bench-dcb: $(STAMP)
 	$(BIN)/python benchmarks/dcb.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
-# latency and memory required to stay flat, then the kill-under-load campaign scaled up.
+# latency and memory required to stay flat, the kill-under-load campaign scaled up, and
+# 1,000 rounds of racers on consistency boundaries on every engine.
 soak: $(STAMP)
 	$(BIN)/python -m tests.reliability.soak --minutes 10 --rate 200
 	FACTA_CRASH_KILLS=10 FACTA_CRASH_SECONDS=3 $(BIN)/pytest -s tests/reliability
+	FACTA_DCB_ROUNDS=1000 FACTA_DCB_WRITERS=32 $(BIN)/pytest -q tests/store/test_boundary_racers.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -5,8 +5,18 @@ The public API is re-exported here; everything else is importable but internal.
 
 from facta.application import Application, CommandResult, EventEnvelope, StateAt
 from facta.codec import Codec
-from facta.domain import Aggregate, Command, DomainError, EntityId, Event, check_entity_id
+from facta.decisions import Decision, DecisionResult, Fold, Model
+from facta.domain import (
+    Aggregate,
+    Command,
+    DomainError,
+    EntityId,
+    Event,
+    Tag,
+    check_entity_id,
+)
 from facta.errors import (
+    AppendConditionFailed,
     CommandIdReused,
     DuplicateEventId,
     EventDecodeError,
@@ -18,7 +28,7 @@ from facta.errors import (
     UnknownEventType,
     WrongExpectedVersion,
 )
-from facta.store import Engine, open_store
+from facta.store import Boundaries, CapabilityMissing, Engine, open_store
 from facta.store.base import (
     ANY,
     NO_STREAM,
@@ -35,8 +45,22 @@ from facta.store.base import (
     Transaction,
     TransactionHook,
 )
+from facta.store.boundaries import AppendCondition, BoundaryStore, Query, QueryItem, TaggedEvents
 
 __all__ = [
+    "Decision",
+    "DecisionResult",
+    "Fold",
+    "Model",
+    "Tag",
+    "AppendConditionFailed",
+    "Boundaries",
+    "CapabilityMissing",
+    "AppendCondition",
+    "BoundaryStore",
+    "Query",
+    "QueryItem",
+    "TaggedEvents",
     "ANY",
     "NO_STREAM",
     "START",

@@ -7,19 +7,21 @@ conflict with each other; conflicts with other processes are retried a bounded n
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from facta._ids import new_uuid
+from facta import decisions
+from facta._commands import event_id as _event_id
+from facta._commands import fingerprint as _fingerprint
+from facta._commands import metadata as _metadata
 from facta._locks import KeyedLocks
 from facta.cache import StateCache
 from facta.codec import Codec
+from facta.decisions import Decision, DecisionResult, Model
 from facta.domain import Aggregate, Command, Event
 from facta.errors import (
     CommandIdReused,
@@ -37,15 +39,13 @@ from facta.store.base import (
     TransactionHook,
     validate_stream_id,
 )
-from facta.store.engine import Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
 
 log = logging.getLogger("facta.application")
 
 S = TypeVar("S")
 C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
-
-_COMMAND_NAMESPACE = uuid.UUID("6f1d8d2e-4a8f-4c1b-9a57-0b7f3d1c2e90")
 
 
 class CommandResult(msgspec.Struct, Generic[S, E], frozen=True):
@@ -211,6 +211,44 @@ class Application:
                         stream_id, appended.version, tuple(events), new_state, appended.position
                     )
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def decide(
+        self,
+        decision: Decision[Any, C, E],
+        command: C,
+        *,
+        command_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> DecisionResult[E]:
+        """Decide ``command`` on the events ``decision.model(command)`` selects and append the
+        events it causes (with their tags), on the condition that no event the model selects
+        was appended since it read them.
+
+        Raises the decision's DomainError unchanged when it rejects the command (nothing is
+        written); AppendConditionFailed when racing appends outlast the retries (each retry
+        reads and decides again); CapabilityMissing on an engine without Boundaries. With
+        ``command_id``, deciding the same command again returns the first result and writes
+        nothing; the id is scoped to the decision's name, and a different command under it
+        raises CommandIdReused. Metadata flows to the events as for :meth:`execute`. The
+        events bypass the ``transaction_hook``: inline projections do not see them (async
+        projections, the relay and subscriptions do, as every event in the log).
+        """
+        return await decisions.execute(
+            self.store.require(Boundaries),
+            self._events,
+            self.codec,
+            decision,
+            command,
+            max_retries=self.max_retries,
+            command_id=command_id,
+            metadata=metadata,
+        )
+
+    async def state_of(self, model: Model[S]) -> S:
+        """The state ``model`` folds from the store now: what a decision would decide on
+        (CapabilityMissing on an engine without Boundaries)."""
+        state, _ = await decisions.read_state(self.store.require(Boundaries), self.codec, model)
+        return state
 
     async def _current(
         self, aggregate: Aggregate[S, Any, Any], stream_id: str, expected: int | None
@@ -381,29 +419,3 @@ class Application:
         """Wait for background work (snapshots) to finish."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-
-
-def _metadata(
-    metadata: Mapping[str, Any] | None, command_id: str | None, fingerprint: str | None
-) -> bytes:
-    if not metadata and command_id is None:  # the common case, without building a dict
-        correlation = new_uuid()
-        return b'{"correlation_id":"%s","causation_id":"%s"}' % ((correlation.encode(),) * 2)
-    meta = dict(metadata or {})
-    correlation = meta.setdefault("correlation_id", command_id or new_uuid())
-    meta.setdefault("causation_id", command_id or correlation)
-    if command_id is not None:
-        meta["command_id"] = command_id
-        meta["command_fingerprint"] = fingerprint
-    return msgspec.json.encode(meta)
-
-
-def _fingerprint(command: Command) -> str:
-    """What tells one command from another under the same id: a digest of its JSON (its
-    type and fields), 128 bits."""
-    return hashlib.sha256(msgspec.json.encode(command)).hexdigest()[:32]
-
-
-def _event_id(stream_id: str, command_id: str, index: int) -> str:
-    """The id of the ``index``-th event a command causes: derived, so a repeat is detectable."""
-    return str(uuid.uuid5(_COMMAND_NAMESPACE, f"{stream_id}\n{command_id}\n{index}"))

@@ -95,12 +95,15 @@ class Codec:
     def encode(
         self, event: Event, *, metadata: bytes = b"{}", event_id: str | None = None
     ) -> NewEvent:
-        """The NewEvent to append for ``event``."""
+        """The NewEvent to append for ``event``, carrying its tags (``event.event_tags()``)."""
         cls = type(event)
         data = self._encode(event)
+        tags = event.event_tags()
         if event_id is None:
+            if tags:
+                return NewEvent(type_name(cls), data, cls.schema_version, metadata, tags=tags)
             return NewEvent(type_name(cls), data, cls.schema_version, metadata)
-        return NewEvent(type_name(cls), data, cls.schema_version, metadata, event_id)
+        return NewEvent(type_name(cls), data, cls.schema_version, metadata, event_id, tags)
 
     def decode(self, recorded: RecordedEvent) -> Event | None:
         """The event object of a stored event, or None for a deprecated type.

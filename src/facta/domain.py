@@ -52,6 +52,42 @@ def check_entity_id(value: str, what: str = "id") -> str:
     return value
 
 
+class Tag:
+    """Marks an event field whose value tags the event, for consistency boundaries:
+    ``course_id: Annotated[str, Tag("course")]`` tags an event whose ``course_id`` is ``"c1"``
+    with ``"course:c1"``. A field whose value is None gives no tag. A tag is at most 200
+    characters in all (the store refuses a longer one)."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        if not prefix or ":" in prefix or not prefix.isprintable():
+            raise ValueError(f"a tag prefix must be non-empty, printable, without ':': {prefix!r}")
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"Tag({self.prefix!r})"
+
+
+_TAG_FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+
+
+def _tag_fields(cls: type[Any]) -> tuple[tuple[str, str], ...]:
+    """(field, prefix) for each field of ``cls`` marked with a :class:`Tag`: found on first
+    use rather than at class creation, when the annotations may name classes not yet defined."""
+    found = _TAG_FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        found = tuple(
+            (name, marker.prefix)
+            for name in cls.__struct_fields__
+            for marker in getattr(hints.get(name), "__metadata__", ())
+            if isinstance(marker, Tag)
+        )
+        _TAG_FIELDS[cls] = found
+    return found
+
+
 class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
     """An immutable fact that happened, JSON-tagged by its class name in a ``"type"`` field.
 
@@ -63,6 +99,9 @@ class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
     - ``upcasters``: for each older version, the function that turns its stored JSON object
       into the next version's (``{1: v1_to_v2, 2: v2_to_v3}``); they are chained on read;
     - ``renamed_from``: type names this class was stored under before a rename.
+
+    Its tags (what consistency boundaries select events by) are declared on its fields with
+    :class:`Tag`, or computed by overriding :meth:`event_tags`.
     """
 
     schema_version: ClassVar[int] = 1
@@ -84,6 +123,21 @@ class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
                 raise TypeError(f"{cls.__name__}.upcasters[{from_version}] is not callable")
         if isinstance(cls.renamed_from, str):
             raise TypeError(f"{cls.__name__}.renamed_from must be a tuple of type names")
+
+    def event_tags(self) -> tuple[str, ...]:
+        """The tags this event carries when appended (consistency boundaries select events
+        by them): ``prefix:value`` for each field marked with a :class:`Tag`. Override it
+        for other tags (``return (*super().event_tags(), "vip")``); it must be pure, since
+        the tags a decision reads must be the ones the same event is stored with."""
+        fields = _tag_fields(type(self))
+        if not fields:
+            return ()
+        tags = []
+        for name, prefix in fields:
+            value = getattr(self, name)
+            if value is not None:
+                tags.append(f"{prefix}:{value}")
+        return tuple(tags)
 
 
 class Command(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_unknown_fields=True):

@@ -26,6 +26,7 @@ ENVELOPE_ORDER = (
     "recorded_at",
     "data",
     "metadata",
+    "tags",
 )
 """The keys of an event as `--json` prints it, in order: those of the HTTP feed."""
 ENVELOPE = set(ENVELOPE_ORDER)

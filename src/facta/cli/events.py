@@ -29,6 +29,7 @@ class EventLine(msgspec.Struct):
     recorded_at: str  # ISO 8601 UTC, to the microsecond (as the HTTP API writes it)
     data: msgspec.Raw
     metadata: msgspec.Raw
+    tags: tuple[str, ...] = ()
 
 
 def json_line(record: RecordedEvent) -> str:
@@ -43,6 +44,7 @@ def json_line(record: RecordedEvent) -> str:
         record.recorded_datetime.isoformat().replace("+00:00", "Z"),
         msgspec.Raw(record.data),
         msgspec.Raw(record.metadata),
+        record.tags,
     )
     return msgspec.json.encode(line).decode()
 

@@ -5,7 +5,8 @@ funds"}``, with ``details`` for validation failures. Which status means what:
 
 - 400 ``command_rejected``: the domain refused the command (a DomainError); nothing written.
 - 404 ``not_found``: no such resource (an unknown id, a version past the end, a bad route).
-- 409 ``version_conflict``: concurrent writers outlasted the retries; try again.
+- 409 ``version_conflict``: concurrent writers outlasted the retries (of an aggregate's
+  command, or a decision's conditional append); try again.
 - 412 ``precondition_failed``: ``If-Match`` named a version the resource is no longer at.
 - 413 ``body_too_large``: the request body is over the service's limit.
 - 415 ``unsupported_media_type``: a body sent without ``Content-Type: application/json``.
@@ -32,7 +33,13 @@ from litestar.openapi.spec import OpenAPIResponse, Operation, Schema
 from litestar.types import ExceptionHandlersMap
 
 from facta.domain import DomainError
-from facta.errors import InvalidStreamId, StoreUnavailable, StreamNotFound, WrongExpectedVersion
+from facta.errors import (
+    AppendConditionFailed,
+    InvalidStreamId,
+    StoreUnavailable,
+    StreamNotFound,
+    WrongExpectedVersion,
+)
 from facta.http._json import MEDIA_TYPE, encode
 
 log = logging.getLogger("facta.http")
@@ -179,6 +186,12 @@ def _conflict(request: Request[Any, Any, Any], exc: WrongExpectedVersion) -> Res
     )
 
 
+def _condition_failed(
+    request: Request[Any, Any, Any], exc: AppendConditionFailed
+) -> Response[bytes]:
+    return error_response(409, "what the decision read changed concurrently; try again")
+
+
 def _not_found(request: Request[Any, Any, Any], exc: StreamNotFound) -> Response[bytes]:
     return error_response(404, str(exc))
 
@@ -242,6 +255,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
     DomainError: _domain_error,
     WrongExpectedVersion: _conflict,
+    AppendConditionFailed: _condition_failed,
     StreamNotFound: _not_found,
     InvalidStreamId: _invalid_id,
     ValidationException: _validation,

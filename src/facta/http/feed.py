@@ -86,7 +86,8 @@ LiveFormat = Literal["named", "message"]
 
 
 class FeedEvent(msgspec.Struct):
-    """One stored event in the feed (``data`` and ``metadata`` are the stored JSON)."""
+    """One stored event in the feed (``data`` and ``metadata`` are the stored JSON, ``tags``
+    what consistency-boundary queries select it by)."""
 
     position: str
     stream_id: str
@@ -97,6 +98,7 @@ class FeedEvent(msgspec.Struct):
     recorded_at: str
     data: dict[str, Any]
     metadata: dict[str, Any]
+    tags: list[str] = msgspec.field(default_factory=list)
 
 
 class FeedPage(msgspec.Struct):
@@ -117,6 +119,7 @@ class _RawFeedEvent(msgspec.Struct):
     recorded_at: str
     data: msgspec.Raw
     metadata: msgspec.Raw
+    tags: tuple[str, ...] = ()
 
 
 class _RawFeedPage(msgspec.Struct):
@@ -169,6 +172,7 @@ def _raw(record: RecordedEvent) -> _RawFeedEvent:
         timestamp(record.recorded_at),
         msgspec.Raw(record.data),
         msgspec.Raw(record.metadata),
+        record.tags,
     )
 
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -180,10 +180,13 @@ async def follow_query(
     *,
     after: Position | None,
     batch_size: int,
+    head: Callable[[], Awaitable[Position]] | None = None,
 ) -> AsyncIterator[RecordedEvent]:
     """Yield every event matching ``query`` after ``after``, then wait for more, forever: the
     subscription every engine's boundary store gives, over its ``read`` and the log's head
-    and wake-ups. A store that cannot be reached only pauses it (with back-off)."""
+    and wake-ups (``head`` reads the head without waiting; default ``log.head``). A store
+    that cannot be reached only pauses it (with back-off)."""
+    read_head = head or log.head
     position = after
     wait = 0.05
     failures = 0
@@ -191,7 +194,7 @@ async def follow_query(
         try:
             # The head first: a short page then proves nothing matching lies between the
             # page's end and that head, so the next read may start there.
-            head = await log.head()
+            last = await read_head()
             page = await boundaries.read(query, after=position, limit=batch_size)
         except StoreUnavailable as exc:
             failures += 1
@@ -207,8 +210,8 @@ async def follow_query(
             position = event.position
         if len(page.events) == batch_size:
             continue
-        if position is None or head > position:
-            position = head
+        if position is None or last > position:
+            position = last
         if page.events:
             wait = 0.05
             continue

@@ -3,14 +3,18 @@
     given(Account(), [AccountOpened("Alice", Decimal("10.0"))]) \\
         .when(Withdraw(Decimal("20"))) \\
         .then_raises(AccountError, "Insufficient funds")
+
+A decision is tested the same way: ``given(Subscribe(), [CourseDefined("c1", 10)])`` folds
+the events its model selects for the command (by their types and tags), as the store would.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar, overload
 
+from facta.decisions import Decision
 from facta.domain import Aggregate, Command, Event
 
 S = TypeVar("S")
@@ -25,12 +29,29 @@ class Scenario(Generic[S]):
 
     def when(self, command: Command) -> Outcome[S]:
         """Decide ``command`` against the history."""
+        after = self.aggregate.fold
         try:
-            return Outcome(
-                self.aggregate, self.state, self.aggregate.decide(self.state, command), None
-            )
+            decided = self.aggregate.decide(self.state, command)
         except Exception as exc:
-            return Outcome(self.aggregate, self.state, None, exc)
+            return Outcome(lambda events: after(events, self.state), None, exc)
+        return Outcome(lambda events: after(events, self.state), decided, None)
+
+
+class DecisionScenario:
+    """A decision with the events in the store, waiting for a command."""
+
+    def __init__(self, decision: Decision[Any, Any, Any], events: Sequence[Event]) -> None:
+        self.decision = decision
+        self.events = list(events)
+
+    def when(self, command: Command) -> Outcome[list[Event]]:
+        """Decide ``command`` on the state its model folds from the events."""
+        try:
+            state = self.decision.model(command).fold(self.events)
+            decided = self.decision.decide(state, command)
+        except Exception as exc:
+            return Outcome(list, None, exc)
+        return Outcome(list, decided, None)
 
 
 class Outcome(Generic[S]):
@@ -38,18 +59,17 @@ class Outcome(Generic[S]):
 
     def __init__(
         self,
-        aggregate: Aggregate[S, Any, Any],
-        state: S,
+        after: Callable[[list[Any]], S],
         events: list[Any] | None,
         error: Exception | None,
     ) -> None:
-        self.aggregate = aggregate
-        self._state = state
+        self._after = after
         self.events = events
         self.error = error
 
     def then(self, expected: Sequence[Event]) -> S:
-        """Assert the command caused exactly ``expected``; returns the state after them."""
+        """Assert the command caused exactly ``expected``; returns the state after them (of
+        a decision: the events)."""
         if self.error is not None:
             raise AssertionError(
                 f"expected events {list(expected)!r}, but it raised {self.error!r}"
@@ -57,7 +77,7 @@ class Outcome(Generic[S]):
         assert self.events is not None
         if list(self.events) != list(expected):
             raise AssertionError(f"expected events {list(expected)!r}, got {self.events!r}")
-        return self.aggregate.fold(self.events, self._state)
+        return self._after(self.events)
 
     def then_raises(self, error: type[Exception], match: str | None = None) -> Exception:
         """Assert the command raised ``error`` (whose message matches ``match``, a regex)."""
@@ -70,6 +90,18 @@ class Outcome(Generic[S]):
         return self.error
 
 
-def given(aggregate: Aggregate[S, Any, Any], events: Sequence[Event] = ()) -> Scenario[S]:
-    """Start a scenario: ``aggregate`` after ``events``."""
+@overload
+def given(aggregate: Aggregate[S, Any, Any], events: Sequence[Event] = ()) -> Scenario[S]: ...
+
+
+@overload
+def given(aggregate: Decision[Any, Any, Any], events: Sequence[Event] = ()) -> DecisionScenario: ...
+
+
+def given(
+    aggregate: Aggregate[S, Any, Any] | Decision[Any, Any, Any], events: Sequence[Event] = ()
+) -> Scenario[S] | DecisionScenario:
+    """Start a scenario: ``aggregate`` after ``events``, or a decision with ``events`` stored."""
+    if isinstance(aggregate, Decision):
+        return DecisionScenario(aggregate, events)
     return Scenario(aggregate, events)

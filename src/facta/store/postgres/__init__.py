@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from facta.store.engine import (
+    Boundaries,
     Engine,
     HeldBack,
     InlineTransactions,
     Snapshots,
     Subscriptions,
 )
+from facta.store.postgres.boundaries import PostgresBoundaries
 from facta.store.postgres.checkpoints import PostgresCheckpoints
 from facta.store.postgres.events import PostgresEventStore
 from facta.store.postgres.read_models import PostgresReadModels
@@ -38,6 +40,7 @@ class PostgresEngine(Engine):
                 InlineTransactions: events,
                 Subscriptions: events,
                 HeldBack: events,
+                Boundaries: PostgresBoundaries(events),
             },
         )
 

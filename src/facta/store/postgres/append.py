@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from facta.errors import DuplicateEventId, StoreUnavailable, WrongExpectedVersion
+from facta.errors import (
+    AppendConditionFailed,
+    DuplicateEventId,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
 from facta.store.base import (
     ANY,
     NO_STREAM,
@@ -33,13 +38,16 @@ from facta.store.base import (
     RecordedEvent,
     TransactionHook,
 )
+from facta.store.boundaries import AppendCondition
 from facta.store.postgres.common import drop_if_lost, lost, recorded, unavailable
+from facta.store.postgres.locks import LockKeys, joined, ordered
 
 if TYPE_CHECKING:
     from facta.store.postgres.events import PostgresEventStore
 
 _EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, STREAM_EXISTS: -3}
-_APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE = range(4)  # the append function's statuses
+# The append function's statuses.
+_APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE, _CONDITION_FAILED = range(5)
 
 MAX_BATCH = 500
 """Most appends sent in one transaction."""
@@ -54,6 +62,7 @@ class _Request:
     expected: ExpectedVersion
     future: asyncio.Future[AppendResult]
     hook: TransactionHook | None = None
+    condition: AppendCondition | None = None
 
 
 class PostgresTransaction:
@@ -89,6 +98,7 @@ class GroupCommit:
         self._lone = True
         self._tasks: set[asyncio.Future[Any]] = set()
         self._idle_writers: list[asyncpg.Connection] = []
+        self._keys = LockKeys(f"{store.schema}.{store.prefix}")
 
     async def append(
         self,
@@ -96,11 +106,13 @@ class GroupCommit:
         events: Sequence[NewEvent],
         expected: ExpectedVersion,
         hook: TransactionHook | None = None,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         """Append with the others that are waiting: one transaction for all of them
-        (``hook``: one that takes batches, run once for the batch in that transaction)."""
+        (``hook``: one that takes batches, run once for the batch in that transaction;
+        ``condition``: checked in it, after the locks that make it hold, see locks.py)."""
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        request = _Request(stream_id, events, expected, future, hook)
+        request = _Request(stream_id, events, expected, future, hook, condition)
         if self._lone and self._flushes < self.max_flushes and not self._pending and not self._busy:
             # A lone client, by the look of the last batches: write it from this task, which
             # saves a task switch per append. Cancelling it cancels only this append. (When
@@ -183,8 +195,34 @@ class GroupCommit:
         versions: list[int] = []
         data: list[bytes] = []
         metadata: list[bytes] = []
+        tags: list[str | None] = []
+        tagged = False
         codes = _EXPECTED_CODES
+        keys = self._keys
+        shared: set[int] = set()
+        exclusive: set[int] = set()
+        conditions: list[int] = []
+        after_commit: list[int] = []
+        after_sequence: list[int] = []
+        item_types: list[str] = []
+        item_tags: list[str] = []
         for request in batch:
+            shared |= keys.shared(request.events)
+            condition = request.condition
+            if condition is None:
+                conditions.append(0)
+                after_commit.append(0)
+                after_sequence.append(0)
+            else:
+                exclusive |= keys.exclusive(condition)
+                items = condition.fail_if_events_match.items
+                conditions.append(len(items))
+                after = condition.after
+                after_commit.append(0 if after is None else after.commit)
+                after_sequence.append(0 if after is None else after.sequence)
+                for item in items:
+                    item_types.append(joined(item.types))
+                    item_tags.append(joined(item.tags))
             streams.append(request.stream_id)
             wanted = request.expected
             expected.append(wanted if isinstance(wanted, int) else codes[wanted])
@@ -195,6 +233,13 @@ class GroupCommit:
                 versions.append(event.schema_version)
                 data.append(event.data)
                 metadata.append(event.metadata)
+                if event.tags:
+                    tagged = True
+                    tags.append(joined(event.tags))
+                else:
+                    tags.append(None)
+        lock_keys, lock_exclusive = ordered(shared, exclusive)
+        any_condition = bool(item_types)
         return [
             streams,
             expected,
@@ -206,6 +251,14 @@ class GroupCommit:
             metadata,
             recorded_at,
             self._store.channel if self._store.notify else None,
+            tags if tagged else None,
+            lock_keys,
+            lock_exclusive,
+            conditions if any_condition else None,
+            after_commit if any_condition else None,
+            after_sequence if any_condition else None,
+            item_types if any_condition else None,
+            item_tags if any_condition else None,
         ]
 
     async def _write(self, batch: list[_Request]) -> None:
@@ -346,6 +399,7 @@ class GroupCommit:
                     e.data,
                     e.metadata,
                     recorded_at,
+                    e.tags,
                 )
                 for n, (e, sequence) in enumerate(zip(events, sequences, strict=True), 1)
             )
@@ -354,6 +408,8 @@ class GroupCommit:
             return None
         if status == _DUPLICATE:
             raise DuplicateEventId(event_id, detail)
+        if status == _CONDITION_FAILED:
+            raise AppendConditionFailed(event_id, Position.parse(detail))
         raise WrongExpectedVersion(stream_id, request.expected, version)
 
     async def _resolve(self, request: _Request, connection: Any) -> AppendResult | None:

@@ -16,7 +16,7 @@ from facta.store.base import Position, RecordedEvent
 
 COLUMNS = (
     "event_id, stream_id, version, commit_xid, sequence, type, schema_version, data, metadata,"
-    " recorded_at"
+    " recorded_at, tags"
 )
 """The columns :func:`recorded` expects, in order."""
 
@@ -99,5 +99,7 @@ def recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
     position = Position
     return [
         RecordedEvent(i, s, v, position(c, q), t, sv, d, m, at)
-        for i, s, v, c, q, t, sv, d, m, at in rows
+        if g is None
+        else RecordedEvent(i, s, v, position(c, q), t, sv, d, m, at, tuple(g))
+        for i, s, v, c, q, t, sv, d, m, at, g in rows
     ]

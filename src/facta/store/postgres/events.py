@@ -64,6 +64,7 @@ from facta.store.base import (
     check_hook,
     validate_stream_id,
 )
+from facta.store.boundaries import AppendCondition
 from facta.store.postgres.append import GroupCommit
 from facta.store.postgres.common import (
     LOST,
@@ -293,7 +294,10 @@ class PostgresEventStore:
         expected_version: ExpectedVersion = ANY,
         *,
         hook: TransactionHook | None = None,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
+        """Append (see :class:`~facta.store.base.EventStore`); with ``condition`` (and no
+        hook), only if it holds, checked in the append's transaction (see locks.py)."""
         validate_stream_id(stream_id)
         if hook is not None:
             check_hook(hook)
@@ -305,7 +309,7 @@ class PostgresEventStore:
             raise DuplicateEventId(events[0].event_id, "the same id twice in one append")
         if hook is not None and not hook.takes_batches:
             return await self._appender.append_with_hook(stream_id, events, expected_version, hook)
-        return await self._appender.append(stream_id, events, expected_version, hook)
+        return await self._appender.append(stream_id, events, expected_version, hook, condition)
 
     async def _append_nothing(self, stream_id: str, expected: ExpectedVersion) -> AppendResult:
         actual = await self.stream_version(stream_id)
@@ -392,8 +396,8 @@ class PostgresEventStore:
             more = await self.fetch(
                 self.sql.page_held[key], commit, sequence, limit - len(page), *filters
             )
-            page += [r[:10] for r in more if r[0] is not None]
-            if len(page) == limit or not more[0][10] or time.monotonic() + delay > deadline:
+            page += [r[:11] for r in more if r[0] is not None]
+            if len(page) == limit or not more[0][11] or time.monotonic() + delay > deadline:
                 return recorded(page)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 0.02)

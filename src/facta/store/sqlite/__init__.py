@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from facta.store.engine import Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.sqlite.boundaries import SQLiteBoundaries
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite.connections import Connections, connect
 from facta.store.sqlite.events import SQLiteEventStore
@@ -30,7 +31,11 @@ class SQLiteEngine(Engine):
             events=events,
             read_models=SQLiteReadModels(self._connections, events.prefix),
             relay_checkpoints=SQLiteCheckpoints(self._connections, events.prefix),
-            capabilities={Snapshots: events, InlineTransactions: events},
+            capabilities={
+                Snapshots: events,
+                InlineTransactions: events,
+                Boundaries: SQLiteBoundaries(events),
+            },
         )
 
     @property

@@ -48,6 +48,7 @@ from facta.store.base import (
     check_hook,
     validate_stream_id,
 )
+from facta.store.boundaries import AppendCondition
 from facta.store.sqlite.connections import connect, locked
 from facta.store.sqlite.hooks import HookSuspended
 from facta.store.sqlite.wal import WalCheckpointer
@@ -156,6 +157,10 @@ class SQLiteEventStore:
     async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         return (await self._rows(sql, parameters)).fetchall()
 
+    async def rows(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """The rows of a query on this store's reading connection (see :meth:`_rows`)."""
+        return await self._rows(sql, parameters)
+
     async def _rows(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         # Reads run inline on the event loop: an indexed read of a local file costs less
         # than handing it to a thread and back, and in WAL mode it never waits for the writer.
@@ -206,12 +211,16 @@ class SQLiteEventStore:
         expected_version: ExpectedVersion = ANY,
         *,
         hook: TransactionHook | None = None,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
+        """Append (see :class:`~facta.store.base.EventStore`); with ``condition``, only if
+        it holds (checked in the append's transaction, under SQLite's one write lock)."""
         validate_stream_id(stream_id)
         if hook is not None:
             check_hook(hook)
         loop = asyncio.get_running_loop()
         request = Append(stream_id, events, expected_version, hook, loop.create_future(), loop=loop)
+        request.condition = condition
         self._pending.append(request)
         if self._flushing:  # a batch is being written or gathered: this append goes next
             return await request.future

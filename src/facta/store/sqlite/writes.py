@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from facta.errors import DuplicateEventId, WrongExpectedVersion
+from facta.errors import AppendConditionFailed, DuplicateEventId, WrongExpectedVersion
 from facta.store.base import (
     AppendResult,
     ExpectedVersion,
@@ -25,10 +25,13 @@ from facta.store.base import (
     category_of,
     check_expected_version,
 )
+from facta.store.boundaries import AppendCondition
 from facta.store.sqlite.hooks import HookSuspended, run_hook, shared_batch_hook
+from facta.store.sqlite.tags import TagSQL, joined, split
 
 COLUMNS = (
-    "event_id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
+    "event_id, stream_id, version, position, type, schema_version, data, metadata, recorded_at,"
+    " tags"
 )
 
 
@@ -37,7 +40,10 @@ def recorded(rows: Iterable[Any]) -> list[RecordedEvent]:
     # indexing them.
     envelope, position = RecordedEvent, Position
     return [
-        envelope(i, s, v, position(0, p), t, sv, d, m, r) for i, s, v, p, t, sv, d, m, r in rows
+        envelope(i, s, v, position(0, p), t, sv, d, m, r)
+        if g is None
+        else envelope(i, s, v, position(0, p), t, sv, d, m, r, split(g))
+        for i, s, v, p, t, sv, d, m, r, g in rows
     ]
 
 
@@ -53,6 +59,7 @@ def written(event: NewEvent, stream_id: str, version: int, rowid: int, now: floa
         event.data,
         event.metadata,
         now,
+        event.tags,
     )
 
 
@@ -67,6 +74,7 @@ class Append:
     error: BaseException | None = None
     loop: asyncio.AbstractEventLoop | None = field(default=None)
     repeated: bool = False  # the result is an earlier append's (its events are stored already)
+    condition: AppendCondition | None = None
 
 
 def start_over(connection: sqlite3.Connection, batch: list[Append]) -> None:
@@ -97,8 +105,10 @@ class BatchWriter:
         self.sql_version = f"SELECT max(version) FROM {p}events WHERE stream_id = ?"
         self.sql_insert = (
             f"INSERT INTO {p}events (event_id, stream_id, category, version, type,"
-            " schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " schema_version, data, metadata, recorded_at, tags)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        self.tags = TagSQL(p)
         # The version check rides in the VALUES: a stream found elsewhere makes the version
         # NULL, which the NOT NULL constraint refuses. (Not INSERT ... SELECT ... WHERE: a
         # SELECT that reads the table it inserts into is copied into a temporary table
@@ -207,6 +217,8 @@ class BatchWriter:
         expected, events = request.expected, request.events
         if (request.hook is not None and not hooked) or len(events) != 1:
             return False
+        if request.condition is not None or events[0].tags:
+            return False
         if type(expected) is not int:
             return False
         if expected < 0:
@@ -245,6 +257,12 @@ class BatchWriter:
         self, connection: sqlite3.Connection, request: Append, *, with_hook: bool = True
     ) -> AppendResult:
         stream_id, events = request.stream_id, request.events
+        if request.condition is not None and events:
+            # A repeat first: the first append of these events makes its condition fail now.
+            if connection.execute(self.sql_by_id, (events[0].event_id,)).fetchone():
+                request.repeated = True
+                return self._repeat(connection, stream_id, events)
+            self._check(connection, request.condition)
         actual = connection.execute(self.sql_version, (stream_id,)).fetchone()[0] or 0
         try:
             check_expected_version(stream_id, request.expected, actual)
@@ -276,6 +294,7 @@ class BatchWriter:
                         event.data,
                         event.metadata,
                         now,
+                        joined(event.tags),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -286,12 +305,25 @@ class BatchWriter:
                     return self._repeat(connection, stream_id, events)
                 raise DuplicateEventId(event.event_id, str(exc)) from None
             assert cursor.lastrowid is not None
+            if event.tags:
+                self.tags.write(connection, event.tags, cursor.lastrowid)
             appended.append(written(event, stream_id, version, cursor.lastrowid, now))
         if request.hook is not None and with_hook:
             assert request.loop is not None
             run_hook(request.hook, connection, appended, request.loop)
         last = appended[-1]
         return AppendResult(stream_id, last.version, last.position, tuple(appended))
+
+    def _check(self, connection: sqlite3.Connection, condition: AppendCondition) -> None:
+        """AppendConditionFailed if an event matching the condition's query was appended
+        after its position (in this transaction too: earlier appends of the batch count)."""
+        after = 0 if condition.after is None else condition.after.sequence
+        sql, parameters = self.tags.matching(
+            "event_id, position", condition.fail_if_events_match, after, 1
+        )
+        found = connection.execute(sql, parameters).fetchone()
+        if found is not None:
+            raise AppendConditionFailed(found[0], Position(0, found[1]))
 
     def _repeat(
         self, connection: sqlite3.Connection, stream_id: str, events: Sequence[NewEvent]

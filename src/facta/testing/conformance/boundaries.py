@@ -18,6 +18,7 @@ from facta.store.boundaries import (
     QueryItem,
 )
 from facta.store.engine import Boundaries, Engine
+from facta.testing.conformance.events import owned_by
 
 
 def tagged(kind: str, *tags: str, n: int = 0) -> NewEvent:
@@ -59,8 +60,8 @@ class BoundaryContract:
     the ``store`` fixture: an open, empty engine."""
 
     @pytest.fixture(autouse=True)
-    def _declared(self, store: Engine) -> None:
-        if store.capability(Boundaries) is None:
+    def _boundaries_declared(self, request: pytest.FixtureRequest, store: Engine) -> None:
+        if owned_by(BoundaryContract, request) and store.capability(Boundaries) is None:
             pytest.skip(f"the {store.name} engine has no consistency boundaries")
 
     @pytest.fixture

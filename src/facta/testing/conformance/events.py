@@ -48,6 +48,13 @@ class BatchHook:
             raise RuntimeError("b-13 refused")
 
 
+def owned_by(contract: type, request: pytest.FixtureRequest) -> bool:
+    """Whether the test ``request`` runs is one of ``contract``'s own: a class's autouse
+    fixture also runs for the tests of the other contracts an engine's test class combines
+    with it, and must skip only its own."""
+    return request.function.__name__ in vars(contract)
+
+
 async def _within(task: asyncio.Task[None], seconds: float) -> None:
     async with asyncio.timeout(seconds):
         await task
@@ -361,8 +368,8 @@ class SnapshotContract:
     """The Snapshots capability, for an engine that declares it (skipped otherwise)."""
 
     @pytest.fixture(autouse=True)
-    def _declared(self, store: Engine) -> None:
-        if store.capability(Snapshots) is None:
+    def _snapshots_declared(self, request: pytest.FixtureRequest, store: Engine) -> None:
+        if owned_by(SnapshotContract, request) and store.capability(Snapshots) is None:
             pytest.skip(f"the {store.name} engine keeps no snapshots")
 
     async def test_snapshots_are_found_at_or_below_a_version_and_time(self, store: Engine) -> None:
@@ -390,8 +397,10 @@ class InlineTransactionContract:
     otherwise): hooks run inside the append's transaction and roll it back by raising."""
 
     @pytest.fixture(autouse=True)
-    def _declared(self, store: Engine) -> None:
-        if store.capability(InlineTransactions) is None:
+    def _inline_declared(self, request: pytest.FixtureRequest, store: Engine) -> None:
+        if owned_by(InlineTransactionContract, request) and (
+            store.capability(InlineTransactions) is None
+        ):
             pytest.skip(f"the {store.name} engine runs no hooks in its transactions")
 
     async def test_a_transaction_hook_commits_with_the_append(self, store: Engine) -> None:

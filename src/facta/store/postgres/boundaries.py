@@ -1,0 +1,156 @@
+"""Consistency boundaries on PostgreSQL: reads by query through the tag index, and appends
+whose condition is checked inside the append function, after advisory locks.
+
+Why a condition holds (DESIGN.md, contract 7). Each append takes, before it checks or writes
+anything, advisory transaction locks (see :mod:`facta.store.postgres.locks`): shared ones for
+every (type, tag) key its events can be selected by, exclusive ones for the keys of its
+condition's query; all in ascending key order, so no two transactions wait on each other in a
+cycle. Its condition is then checked by a statement that starts after those locks are
+granted, so it sees every transaction that wrote a matching event and ended before (locks are
+released only after a commit is visible), over every committed row, held back or not; and no
+transaction can write a matching event until this one ends, since such a writer needs a key
+this one holds exclusively. Two conditional appends that each would invalidate the other
+share a key, exclusively: one waits for the other, then sees its events and fails. Appends
+that share no exclusive key (disjoint tags, plain appends of other types) never wait.
+
+Positions: a read returns only events below its snapshot's xmin (the log's gap-safe rule), so
+every event committing after the read has a higher position than the one it returns; a
+condition naming that position therefore misses nothing that commits later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from facta.store.base import ANY, AppendResult, NewEvent, Position, RecordedEvent
+from facta.store.boundaries import (
+    AppendCondition,
+    Query,
+    QueryItem,
+    TaggedEvents,
+    follow_query,
+    own_stream,
+    tag_events,
+)
+from facta.store.postgres.common import COLUMNS, recorded
+from facta.store.postgres.events import PostgresEventStore
+
+_VISIBLE = "< pg_snapshot_xmin(pg_current_snapshot())"
+_E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in COLUMNS.split(","))
+
+
+class PostgresBoundaries:
+    """The :class:`~facta.store.boundaries.BoundaryStore` of a PostgreSQL engine."""
+
+    def __init__(self, events: PostgresEventStore) -> None:
+        self._events = events
+        self._tables = f"{events.schema}.{events.prefix}"
+        self._statements: dict[tuple[tuple[bool, bool, bool], ...], str] = {}
+
+    async def read(
+        self, query: Query, *, after: Position | None = None, limit: int | None = None
+    ) -> TaggedEvents:
+        store = self._events
+        found = await self._page(query, after, limit)
+        if (limit is None or len(found) < limit) and store.visibility_wait > 0:
+            # A short page: while committed events are held back behind a transaction still
+            # running, wait a little for it to end and read on (fresher, as read_all is).
+            deadline = time.monotonic() + store.visibility_wait
+            delay = 0.001
+            while time.monotonic() + delay <= deadline:
+                [(_, _, held)] = await store.fetch(store.sql.head)
+                if not held:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.02)
+                last = found[-1].position if found else after
+                found += await self._page(
+                    query, last, None if limit is None else limit - len(found)
+                )
+        return TaggedEvents(found, found[-1].position if found else after)
+
+    async def _page(
+        self, query: Query, after: Position | None, limit: int | None
+    ) -> list[RecordedEvent]:
+        start = after or Position(0, 0)
+        arguments: list[Any] = [start.commit, start.sequence, limit]
+        shape = []
+        for item in query.items:
+            shape.append((bool(item.tags), len(item.tags) > 1, bool(item.types)))
+            if item.tags:
+                arguments.append(item.tags[0])
+            if len(item.tags) > 1:
+                arguments.append(list(item.tags))
+            if item.types:
+                arguments.append(list(item.types))
+        key = tuple(shape)
+        sql = self._statements.get(key)
+        if sql is None:
+            sql = self._statements[key] = self._statement(query.items)
+        return recorded(await self._events.fetch(sql, *arguments))
+
+    def _statement(self, items: Sequence[QueryItem]) -> str:
+        """The statement for queries of this shape: one index-ordered select per item (by
+        the tag index for an item with tags, by the log's order otherwise), merged."""
+        t = self._tables
+        n = 3
+        selects = []
+        for item in items:
+            where = []
+            if item.tags:
+                n += 1
+                source = (
+                    f"{t}event_tags g JOIN {t}events e"
+                    " ON e.commit_xid = g.commit_xid AND e.sequence = g.sequence"
+                )
+                order = "g.commit_xid, g.sequence"
+                where += [f"g.tag = ${n}", "(g.commit_xid, g.sequence) > ($1, $2)"]
+                where.append(f"g.commit_xid {_VISIBLE}")
+            else:
+                source = f"{t}events e"
+                order = "e.commit_xid, e.sequence"
+                where += ["(e.commit_xid, e.sequence) > ($1, $2)", f"e.commit_xid {_VISIBLE}"]
+            if len(item.tags) > 1:
+                n += 1
+                where.append(f"e.tags @> ${n}::text[]")
+            if item.types:
+                n += 1
+                where.append(f"e.type = ANY(${n}::text[])")
+            selects.append(
+                f"SELECT {_E_COLUMNS} FROM {source} WHERE {' AND '.join(where)}"
+                f" ORDER BY {order} LIMIT $3"
+            )
+        if len(selects) == 1:
+            return selects[0]
+        union = " UNION ALL ".join(f"({select})" for select in selects)
+        return (
+            f"SELECT DISTINCT ON (commit_xid, sequence) * FROM ({union}) u"
+            " ORDER BY commit_xid, sequence LIMIT $3"
+        )
+
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        condition: AppendCondition | None = None,
+        *,
+        stream_id: str | None = None,
+    ) -> AppendResult:
+        events = tag_events(events)
+        return await self._events.append(
+            stream_id or own_stream(events), events, ANY, condition=condition
+        )
+
+    def subscribe(
+        self, query: Query, *, after: Position | None = None, batch_size: int = 1000
+    ) -> AsyncIterator[RecordedEvent]:
+        return follow_query(
+            self,
+            self._events,
+            query,
+            after=after,
+            batch_size=batch_size,
+            head=self._events.visible_head,
+        )
