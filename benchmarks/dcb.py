@@ -614,7 +614,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         es_hot = found.get((store, "eventsourcing", "hot-tag-16"))
         if es_hot:
             out.append(hot_check(store, "eventsourcing", es_hot))
-    return out
+    return sorted(out, key=lambda check: STORES.index(check["store"]))
 
 
 def hot_check(store: str, library: str, row: dict[str, Any]) -> dict[str, Any]:
