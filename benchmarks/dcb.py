@@ -192,6 +192,7 @@ async def facta_disjoint(engine: Engine, s: Settings) -> Row:
     dcb = engine.require(Boundaries)
     per_client = max(1, s.tags // s.clients)
     counts = [0] * s.clients
+    waits = [0.0, 0.0]  # seconds in reads, in appends (summed over the clients)
     deadline = 0.0
 
     async def client(c: int, warm: bool) -> None:
@@ -201,8 +202,13 @@ async def facta_disjoint(engine: Engine, s: Settings) -> Row:
         limit = 1 if warm else s.max_ops // s.clients
         while n < limit and (warm or time.perf_counter() < deadline):
             query = queries[n % per_client]
+            event = _facta_event(tags[n % per_client], n, c)
+            before = time.perf_counter()
             page = await dcb.read(query)
-            await dcb.append([_facta_event(tags[n % per_client], n, c)], page.condition(query))
+            read = time.perf_counter()
+            await dcb.append([event], page.condition(query))
+            waits[0] += read - before
+            waits[1] += time.perf_counter() - read
             n += 1
             # A memory engine never suspends: without this one client would run alone
             # until the deadline (a request handler gives way between requests too).
@@ -211,12 +217,13 @@ async def facta_disjoint(engine: Engine, s: Settings) -> Row:
             counts[c] = n
 
     await asyncio.gather(*(client(c, warm=True) for c in range(s.clients)))
+    waits[:] = [0.0, 0.0]
     gc.collect()
     started = time.perf_counter()
     deadline = started + s.seconds
     await asyncio.gather(*(client(c, warm=False) for c in range(s.clients)))
     seconds = time.perf_counter() - started
-    return _disjoint_row(counts, seconds)
+    return _disjoint_row(counts, seconds, waits)
 
 
 async def facta_hot_tag(engine: Engine, s: Settings) -> Row:
@@ -377,15 +384,17 @@ def _es_query(tag: str) -> Any:
     return DCBQuery([DCBQueryItem(tags=[tag])])
 
 
-def _es_cycle(recorder: Any, query: Any, event: Any) -> float:
-    """Read ``query``'s events and append ``event`` after them: the seconds the append took."""
+def _es_cycle(recorder: Any, query: Any, event: Any) -> tuple[float, float]:
+    """Read ``query``'s events and append ``event`` after them: the seconds the read took,
+    and the append."""
     from eventsourcing.dcb.api import DCBAppendCondition
 
+    before = time.perf_counter()
     response = recorder.read(query)
     list(response)  # the events a decision would fold
-    before = time.perf_counter()
+    read = time.perf_counter()
     recorder.append([event], DCBAppendCondition(query, response.head))
-    return time.perf_counter() - before
+    return read - before, time.perf_counter() - read
 
 
 def es_one_client(recorders: list[Any], s: Settings) -> tuple[Row, Row]:
@@ -399,7 +408,7 @@ def es_one_client(recorders: list[Any], s: Settings) -> tuple[Row, Row]:
     started = time.perf_counter()
     deadline = started + s.seconds
     while n < s.max_ops and time.perf_counter() < deadline:
-        appending += _es_cycle(recorder, queries[n % s.tags], _es_event(tags[n % s.tags], n))
+        appending += _es_cycle(recorder, queries[n % s.tags], _es_event(tags[n % s.tags], n))[1]
         n += 1
     seconds = time.perf_counter() - started
     return (
@@ -411,6 +420,7 @@ def es_one_client(recorders: list[Any], s: Settings) -> tuple[Row, Row]:
 def es_disjoint(recorders: list[Any], s: Settings) -> Row:
     per_client = max(1, s.tags // s.clients)
     counts = [0] * s.clients
+    took = [(0.0, 0.0)] * s.clients  # per client: seconds in reads, in appends
     start = threading.Barrier(s.clients + 1)
     deadline = [0.0]
 
@@ -421,11 +431,13 @@ def es_disjoint(recorders: list[Any], s: Settings) -> Row:
         _es_cycle(recorder, _es_query(f"warm-{c}"), _es_event(f"warm-{c}", 0, c))
         start.wait()  # the clock starts when every client is warm
         start.wait()
-        n = 0
+        n, reading, appending = 0, 0.0, 0.0
         while n < s.max_ops // s.clients and time.perf_counter() < deadline[0]:
-            _es_cycle(recorder, queries[n % per_client], _es_event(tags[n % per_client], n, c))
+            event = _es_event(tags[n % per_client], n, c)
+            read, append = _es_cycle(recorder, queries[n % per_client], event)
+            reading, appending = reading + read, appending + append
             n += 1
-        counts[c] = n
+        counts[c], took[c] = n, (reading, appending)
 
     with ThreadPoolExecutor(s.clients) as pool:
         futures = [pool.submit(client, c) for c in range(s.clients)]
@@ -437,7 +449,8 @@ def es_disjoint(recorders: list[Any], s: Settings) -> Row:
         for future in futures:
             future.result()
         seconds = time.perf_counter() - started
-    return _disjoint_row(counts, seconds)
+    waits = [sum(t[0] for t in took), sum(t[1] for t in took)]
+    return _disjoint_row(counts, seconds, waits)
 
 
 def es_hot_tag(recorders: list[Any], s: Settings) -> Row:
@@ -529,9 +542,16 @@ def run_es(store: str, s: Settings, emit: Callable[..., None]) -> None:
 # -- shared ------------------------------------------------------------------------------
 
 
-def _disjoint_row(counts: list[int], seconds: float) -> Row:
-    """read-append-16's row, with how evenly the clients were served."""
-    extra = {"per_client_min": min(counts), "per_client_max": max(counts)}
+def _disjoint_row(counts: list[int], seconds: float, waits: list[float]) -> Row:
+    """read-append-16's row, with how evenly the clients were served and how long a read and
+    an append took on average (``waits``: their seconds summed over the clients)."""
+    done = max(sum(counts), 1)
+    extra = {
+        "per_client_min": min(counts),
+        "per_client_max": max(counts),
+        "read_ms": round(1000 * waits[0] / done, 2),
+        "append_ms": round(1000 * waits[1] / done, 2),
+    }
     return Row(sum(counts) / seconds, "cycles/s", sum(counts), seconds, extra)
 
 
