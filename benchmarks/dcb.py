@@ -47,6 +47,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -170,22 +171,21 @@ async def facta_one_client(engine: Engine, s: Settings) -> tuple[Row, Row]:
         page = await dcb.read(query)
         await dcb.append([_facta_event(f"warm-{i}", i)], page.condition(query))
     gc.collect()
-    n, appending = 0, 0.0
+    n, reads, appending = 0, [], 0.0
     started = time.perf_counter()
     deadline = started + s.seconds
     while n < s.max_ops and time.perf_counter() < deadline:
         query = queries[n % s.tags]
-        page = await dcb.read(query)
         event = _facta_event(tags[n % s.tags], n)
         before = time.perf_counter()
+        page = await dcb.read(query)
+        read = time.perf_counter()
         await dcb.append([event], page.condition(query))
-        appending += time.perf_counter() - before
+        appending += time.perf_counter() - read
+        reads.append(read - before)
         n += 1
     seconds = time.perf_counter() - started
-    return (
-        Row(n / seconds, "cycles/s", n, seconds),
-        Row(n / appending, "appends/s", n, appending),
-    )
+    return _one_client_rows(n, seconds, reads, appending)
 
 
 async def facta_disjoint(engine: Engine, s: Settings) -> Row:
@@ -404,17 +404,17 @@ def es_one_client(recorders: list[Any], s: Settings) -> tuple[Row, Row]:
     for i in range(s.warmup):
         _es_cycle(recorder, _es_query(f"warm-{i}"), _es_event(f"warm-{i}", i))
     gc.collect()
-    n, appending = 0, 0.0
+    n, reads, appending = 0, [], 0.0
     started = time.perf_counter()
     deadline = started + s.seconds
     while n < s.max_ops and time.perf_counter() < deadline:
-        appending += _es_cycle(recorder, queries[n % s.tags], _es_event(tags[n % s.tags], n))[1]
+        event = _es_event(tags[n % s.tags], n)
+        read, append = _es_cycle(recorder, queries[n % s.tags], event)
+        reads.append(read)
+        appending += append
         n += 1
     seconds = time.perf_counter() - started
-    return (
-        Row(n / seconds, "cycles/s", n, seconds),
-        Row(n / appending, "appends/s", n, appending),
-    )
+    return _one_client_rows(n, seconds, reads, appending)
 
 
 def es_disjoint(recorders: list[Any], s: Settings) -> Row:
@@ -540,6 +540,21 @@ def run_es(store: str, s: Settings, emit: Callable[..., None]) -> None:
 
 
 # -- shared ------------------------------------------------------------------------------
+
+
+def _one_client_rows(
+    n: int, seconds: float, reads: list[float], appending: float
+) -> tuple[Row, Row]:
+    """read-append-1's row (with its reads' median and longest: a read that waits shows
+    there) and cond-append-1's, the same run timed over its appends."""
+    extra = {
+        "read_ms_median": round(1000 * statistics.median(reads), 2) if reads else None,
+        "read_ms_max": round(1000 * max(reads, default=0.0), 2),
+    }
+    return (
+        Row(n / seconds, "cycles/s", n, seconds, extra),
+        Row(n / appending, "appends/s", n, appending),
+    )
 
 
 def _disjoint_row(counts: list[int], seconds: float, waits: list[float]) -> Row:
