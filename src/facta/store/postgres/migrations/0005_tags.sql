@@ -86,11 +86,6 @@ BEGIN
         r_detail := NULL;
         v_found := NULL;
         IF p_conditions IS NOT NULL AND p_conditions[i] > 0 THEN
-            -- A retry of an append that committed: its result, not its own condition failing.
-            IF EXISTS (SELECT 1 FROM {schema}.{prefix}events e
-                       WHERE e.event_id = p_event_ids[v_first]) THEN
-                r_status := 2;
-            END IF;
             FOR n IN v_item .. v_item + p_conditions[i] - 1 LOOP
                 EXIT WHEN r_status <> 0;
                 v_types := CASE WHEN p_item_types[n] = '' THEN NULL
@@ -119,6 +114,14 @@ BEGIN
                     r_status := 4;
                     r_event_id := v_found;
                     r_detail := v_at;
+                    -- A retry of an append that committed: its result, not its condition
+                    -- failing (looked up only here, off the common path).
+                    IF EXISTS (SELECT 1 FROM {schema}.{prefix}events e
+                               WHERE e.event_id = p_event_ids[v_first]) THEN
+                        r_status := 2;
+                        r_event_id := NULL;
+                        r_detail := NULL;
+                    END IF;
                 END IF;
             END LOOP;
             v_item := v_item + p_conditions[i];
@@ -176,7 +179,15 @@ BEGIN
             v_actual := v_actual + v_count;
             v_wrote := true;
         END IF;
-        IF r_status = 0 AND p_tags IS NOT NULL THEN
+        IF r_status <> 0 OR p_tags IS NULL THEN
+            NULL;
+        ELSIF v_count = 1 THEN
+            IF p_tags[v_first] IS NOT NULL THEN
+                INSERT INTO {schema}.{prefix}event_tags (tag, commit_xid, sequence)
+                    SELECT unnest(string_to_array(p_tags[v_first], E'\x1f')), v_commit,
+                           r_sequences[1];
+            END IF;
+        ELSE
             INSERT INTO {schema}.{prefix}event_tags (tag, commit_xid, sequence)
                 SELECT tag, v_commit, r_sequences[n]
                 FROM generate_series(1, v_count) AS n,
