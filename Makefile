@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs chromium run bench soak clean
+.PHONY: install test lint typecheck docs chromium run bench bench-dcb soak clean
 
 install: $(STAMP)
 
@@ -47,6 +47,12 @@ run: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,bench]'
 	$(BIN)/python benchmarks/run.py
+
+# Consistency boundaries (issue 21): facta beside eventsourcing's DCB recorders, in one run
+# of about two minutes (benchmarks/dcb.py; memory, SQLite and PostgreSQL at 127.0.0.1).
+bench-dcb: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,bench]'
+	$(BIN)/python benchmarks/dcb.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, and

@@ -6,6 +6,7 @@ harness from rotting between benchmark runs.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,27 @@ def test_the_sdk_floor_measures_both_calls() -> None:
     floor = sdk_floor(repeat=100)
     assert set(floor) == {"root span, dropped by the sampler", "histogram record"}
     assert all(micros > 0 for micros in floor.values())
+
+
+def test_the_consistency_boundaries_benchmark_runs_quick_on_memory(tmp_path: Path) -> None:
+    """benchmarks/dcb.py --quick on memory (beside eventsourcing's popo recorder when the
+    bench extra is installed): every row measured, and every hot-tag round one commit."""
+    from benchmarks import dcb
+
+    libraries = "facta,eventsourcing" if importlib.util.find_spec("eventsourcing") else "facta"
+    argv = ["--quick", "--stores", "memory", "--libraries", libraries, "--out", str(tmp_path)]
+    result = dcb.run(argv)
+
+    assert [r for r in result["rows"] if "error" in r] == []
+    measured = {(r["library"], r["workload"]) for r in result["rows"]}
+    workloads = {"read-append-1", "cond-append-1", "read-append-16", "hot-tag-16", "read-tag-10k"}
+    assert measured >= {("facta", w) for w in workloads | {"plain-append-1"}}
+    if "eventsourcing" in libraries:
+        assert measured >= {("eventsourcing", w) for w in workloads}
+    for row in result["rows"]:
+        assert row["n"] > 0
+        if row["workload"] == "hot-tag-16":
+            assert row["extra"]["rounds_not_exactly_one"] == 0
+            assert row["extra"]["timeouts"] == row["extra"]["errors"] == 0
+    assert any(c["ratio"] == "facta cond-append-1 / plain-append-1" for c in result["ratios"])
+    assert len(list(tmp_path.glob("dcb-raw-*.json"))) == 1
