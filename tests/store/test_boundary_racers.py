@@ -119,3 +119,33 @@ async def test_one_racer_commits_per_round_and_disjoint_racers_all_commit(
     for round_ in range(ROUNDS):
         seats = await boundaries[0].read(Query.of(tags=[f"seat:{round_}"]))
         assert len(seats.events) == 1
+
+
+async def test_racers_under_a_condition_without_tags_one_commits(engines: list[Engine]) -> None:
+    """A condition on types alone sees untagged events, which take no lock key: on
+    PostgreSQL it locks the log against writers instead, and still only one racer wins."""
+    boundaries = [engine.require(Boundaries) for engine in engines]
+    for round_ in range(max(ROUNDS // 6, 5)):
+        query = Query.of(types=[f"Only{round_}"])
+        read = await boundaries[0].read(query)
+        results = await asyncio.gather(
+            *(
+                boundaries[n % len(boundaries)].append(
+                    [NewEvent(f"Only{round_}", b"{}")], read.condition(query)
+                )
+                for n in range(WRITERS)
+            ),
+            # a plain append of the type from an aggregate, racing them
+            engines[-1].append(f"agg-{round_}", [NewEvent(f"Only{round_}", b"{}")]),
+            return_exceptions=True,
+        )
+        conditional, plain = results[:-1], results[-1]
+        assert not isinstance(plain, BaseException), plain
+        won = [r for r in conditional if not isinstance(r, BaseException)]
+        refused = [r for r in conditional if isinstance(r, AppendConditionFailed)]
+        assert len(won) + len(refused) == WRITERS, results
+        assert len(won) <= 1, (round_, results)
+        stored = (await boundaries[0].read(query)).events
+        assert len(stored) == len(won) + 1  # the winner, if any, and the plain append
+        for result in won:  # its condition (no event of the type at all) held at its commit
+            assert stored[0].event_id == result.events[0].event_id

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
@@ -35,12 +36,17 @@ MAX_TAG_LENGTH = 200
 DCB_CATEGORY = "dcb"
 """The category of the streams that conditional appends write when given none."""
 
+_PLAIN_ID = re.compile(r"[0-9a-f-]{1,64}")
 _STREAM_NAMESPACE = uuid.UUID("1c3f0b7e-5a3d-4f0e-8f6c-2b9d7a4e6c11")
 
 
 def check_tags(tags: Iterable[str], what: str = "tag") -> tuple[str, ...]:
     """``tags`` as a sorted tuple without repeats; ValueError for a tag that is empty, longer
     than 200 characters, or holds a control character (they separate tags in storage)."""
+    if type(tags) is tuple and len(tags) == 1:  # the commonest case, without a set
+        [tag] = tags
+        if isinstance(tag, str) and 0 < len(tag) <= MAX_TAG_LENGTH and tag.isprintable():
+            return tags
     checked = set()
     for tag in tags:
         if not isinstance(tag, str) or not 0 < len(tag) <= MAX_TAG_LENGTH:
@@ -161,7 +167,10 @@ def own_stream(events: Sequence[NewEvent]) -> str:
     id, so that a retry of the same events lands on the same stream (and is a no-op)."""
     if not events:
         raise ValueError("nothing to append")
-    return f"{DCB_CATEGORY}-{uuid.uuid5(_STREAM_NAMESPACE, events[0].event_id)}"
+    event_id = events[0].event_id
+    if _PLAIN_ID.fullmatch(event_id):  # a UUID, as facta makes them: usable as it is
+        return f"{DCB_CATEGORY}-{event_id}"
+    return f"{DCB_CATEGORY}-{uuid.uuid5(_STREAM_NAMESPACE, event_id)}"
 
 
 def tag_events(events: Sequence[NewEvent]) -> list[NewEvent]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
@@ -150,8 +151,11 @@ class MemoryEventStore:
         if all(item.tags for item in query.items):
             found: dict[int, RecordedEvent] = {}
             for item in query.items:
-                for event in self.by_tag.get(item.tags[0], ()):
-                    if event.position.sequence > start and item.matches(event.type, event.tags):
+                tagged = self.by_tag.get(item.tags[0], [])
+                # In log order: start from the first event after ``start``.
+                first = bisect.bisect_right(tagged, start, key=_sequence)
+                for event in itertools.islice(tagged, first, None):
+                    if item.matches(event.type, event.tags):
                         found[event.position.sequence] = event
             yield from (found[sequence] for sequence in sorted(found))
             return
@@ -281,3 +285,7 @@ class MemoryEventStore:
 
     async def close(self) -> None:
         self.closed = True
+
+
+def _sequence(event: RecordedEvent) -> int:
+    return event.position.sequence

@@ -200,29 +200,7 @@ class GroupCommit:
         codes = _EXPECTED_CODES
         keys = self._keys
         shared: set[int] = set()
-        exclusive: set[int] = set()
-        conditions: list[int] = []
-        after_commit: list[int] = []
-        after_sequence: list[int] = []
-        item_types: list[str] = []
-        item_tags: list[str] = []
         for request in batch:
-            shared |= keys.shared(request.events)
-            condition = request.condition
-            if condition is None:
-                conditions.append(0)
-                after_commit.append(0)
-                after_sequence.append(0)
-            else:
-                exclusive |= keys.exclusive(condition)
-                items = condition.fail_if_events_match.items
-                conditions.append(len(items))
-                after = condition.after
-                after_commit.append(0 if after is None else after.commit)
-                after_sequence.append(0 if after is None else after.sequence)
-                for item in items:
-                    item_types.append(joined(item.types))
-                    item_tags.append(joined(item.tags))
             streams.append(request.stream_id)
             wanted = request.expected
             expected.append(wanted if isinstance(wanted, int) else codes[wanted])
@@ -236,10 +214,14 @@ class GroupCommit:
                 if event.tags:
                     tagged = True
                     tags.append(joined(event.tags))
+                    shared |= keys.shared((event,))
                 else:
                     tags.append(None)
+        conditions = (
+            self._conditions(batch) if any(r.condition is not None for r in batch) else None
+        )
+        exclusive, lock_log = conditions[-1] if conditions else (set(), False)
         lock_keys, lock_exclusive = ordered(shared, exclusive)
-        any_condition = bool(item_types)
         return [
             streams,
             expected,
@@ -252,14 +234,42 @@ class GroupCommit:
             recorded_at,
             self._store.channel if self._store.notify else None,
             tags if tagged else None,
-            lock_keys,
-            lock_exclusive,
-            conditions if any_condition else None,
-            after_commit if any_condition else None,
-            after_sequence if any_condition else None,
-            item_types if any_condition else None,
-            item_tags if any_condition else None,
+            lock_keys or None,
+            lock_exclusive or None,
+            lock_log,
+            *(conditions[:-1] if conditions else (None,) * 5),
         ]
+
+    def _conditions(self, batch: Sequence[_Request]) -> list[Any]:
+        """The append function's condition arguments for ``batch`` (its items flattened,
+        see the migration), then the keys they lock exclusively and whether one locks the
+        events table."""
+        counts: list[int] = []
+        after_commit: list[int] = []
+        after_sequence: list[int] = []
+        item_types: list[str] = []
+        item_tags: list[str] = []
+        exclusive: set[int] = set()
+        lock_log = False
+        for request in batch:
+            condition = request.condition
+            if condition is None:
+                counts.append(0)
+                after_commit.append(0)
+                after_sequence.append(0)
+                continue
+            keyed, whole_log = self._keys.exclusive(condition)
+            exclusive |= keyed
+            lock_log = lock_log or whole_log
+            items = condition.fail_if_events_match.items
+            counts.append(len(items))
+            after = condition.after
+            after_commit.append(0 if after is None else after.commit)
+            after_sequence.append(0 if after is None else after.sequence)
+            for item in items:
+                item_types.append(joined(item.types))
+                item_tags.append(joined(item.tags))
+        return [counts, after_commit, after_sequence, item_types, item_tags, (exclusive, lock_log)]
 
     async def _write(self, batch: list[_Request]) -> None:
         """One call, one transaction for the whole batch; settles every request's future."""

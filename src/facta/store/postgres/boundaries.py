@@ -35,10 +35,12 @@ from facta.store.boundaries import (
     own_stream,
     tag_events,
 )
-from facta.store.postgres.common import COLUMNS, recorded
+from facta.store.postgres.common import COLUMNS
 from facta.store.postgres.events import PostgresEventStore
 
-_VISIBLE = "< pg_snapshot_xmin(pg_current_snapshot())"
+# Each row says whether readers may see it yet (the log's visibility rule): the last column.
+_VISIBLE = "e.commit_xid < pg_snapshot_xmin(pg_current_snapshot()) AS visible"
+_VISIBLE_COLUMN = 11
 _E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in COLUMNS.split(","))
 
 
@@ -54,27 +56,29 @@ class PostgresBoundaries:
         self, query: Query, *, after: Position | None = None, limit: int | None = None
     ) -> TaggedEvents:
         store = self._events
-        found = await self._page(query, after, limit)
-        if (limit is None or len(found) < limit) and store.visibility_wait > 0:
-            # A short page: while committed events are held back behind a transaction still
-            # running, wait a little for it to end and read on (fresher, as read_all is).
+        found, held = await self._page(query, after, limit)
+        if held and store.visibility_wait > 0:
+            # Matching events are committed but held back behind a transaction still
+            # running: wait a little for it to end and read on (fresher, as read_all is).
+            # Events that do not match never make a read wait.
             deadline = time.monotonic() + store.visibility_wait
             delay = 0.001
-            while time.monotonic() + delay <= deadline:
-                [(_, _, held)] = await store.fetch(store.sql.head)
-                if not held:
-                    break
+            while held and time.monotonic() + delay <= deadline:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 0.02)
                 last = found[-1].position if found else after
-                found += await self._page(
+                more, held = await self._page(
                     query, last, None if limit is None else limit - len(found)
                 )
+                found += more
         return TaggedEvents(found, found[-1].position if found else after)
 
     async def _page(
         self, query: Query, after: Position | None, limit: int | None
-    ) -> list[RecordedEvent]:
+    ) -> tuple[list[RecordedEvent], bool]:
+        """The visible matching events after ``after``, and whether matching events are
+        held back behind them (each row says whether it is visible: they sort after
+        every visible row, so the visible ones are a prefix)."""
         start = after or Position(0, 0)
         arguments: list[Any] = [start.commit, start.sequence, limit]
         shape = []
@@ -90,7 +94,13 @@ class PostgresBoundaries:
         sql = self._statements.get(key)
         if sql is None:
             sql = self._statements[key] = self._statement(query.items)
-        return recorded(await self._events.fetch(sql, *arguments))
+        rows = await self._events.fetch(sql, *arguments)
+        if not rows or rows[-1][_VISIBLE_COLUMN]:
+            return _recorded(rows), False
+        visible = len(rows) - 1
+        while visible > 0 and not rows[visible - 1][_VISIBLE_COLUMN]:
+            visible -= 1
+        return _recorded(rows[:visible]), True
 
     def _statement(self, items: Sequence[QueryItem]) -> str:
         """The statement for queries of this shape: one index-ordered select per item (by
@@ -108,11 +118,10 @@ class PostgresBoundaries:
                 )
                 order = "g.commit_xid, g.sequence"
                 where += [f"g.tag = ${n}", "(g.commit_xid, g.sequence) > ($1, $2)"]
-                where.append(f"g.commit_xid {_VISIBLE}")
             else:
                 source = f"{t}events e"
                 order = "e.commit_xid, e.sequence"
-                where += ["(e.commit_xid, e.sequence) > ($1, $2)", f"e.commit_xid {_VISIBLE}"]
+                where.append("(e.commit_xid, e.sequence) > ($1, $2)")
             if len(item.tags) > 1:
                 n += 1
                 where.append(f"e.tags @> ${n}::text[]")
@@ -120,7 +129,7 @@ class PostgresBoundaries:
                 n += 1
                 where.append(f"e.type = ANY(${n}::text[])")
             selects.append(
-                f"SELECT {_E_COLUMNS} FROM {source} WHERE {' AND '.join(where)}"
+                f"SELECT {_E_COLUMNS}, {_VISIBLE} FROM {source} WHERE {' AND '.join(where)}"
                 f" ORDER BY {order} LIMIT $3"
             )
         if len(selects) == 1:
@@ -154,3 +163,12 @@ class PostgresBoundaries:
             batch_size=batch_size,
             head=self._events.visible_head,
         )
+
+
+def _recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
+    """Rows of :data:`COLUMNS` and the visibility flag as RecordedEvents."""
+    position = Position
+    return [
+        RecordedEvent(i, s, v, position(c, q), t, sv, d, m, at, () if g is None else tuple(g))
+        for i, s, v, c, q, t, sv, d, m, at, g, _ in rows
+    ]

@@ -1,15 +1,23 @@
-"""The advisory lock keys that make append conditions correct on PostgreSQL without one lock
-for every writer.
+"""The locks that make append conditions correct on PostgreSQL without one lock for every
+writer.
 
-Every append takes, shared, a key for each (type, tag) pair its events could be selected by:
-(any type, any tag), (its type, any tag), and for each of its tags (its type, the tag) and
-(any type, the tag). A condition takes, exclusively, one key per query item that every
-event the item matches also takes: the item's first tag with each of its types (or any
-type), or, for an item with no tags, its types (or any type) with any tag. So an append
-whose events a condition's query could match and the conditional append exclude each other,
-while appends that share no key (disjoint tags) never wait; shared keys never exclude each
-other, so plain appends do not wait for each other either. A key is 64 bits of a hash of the
-store's tables and the pair: two pairs that collide only wait for each other needlessly.
+An append of tagged events takes, shared, an advisory key for each (type, tag) pair its
+events could be selected by through a tag: for each of an event's tags, (its type, the tag)
+and (any type, the tag). A condition takes, exclusively, one key per query item that names
+tags, which every event the item matches also takes: the item's first tag with each of its
+types (or with any type). So an append whose events such an item could match and the
+conditional append exclude each other, while appends that share no key (disjoint tags) never
+wait; shared keys never exclude each other, so plain appends do not wait for each other, and
+untagged events (the aggregates') take no key at all.
+
+An item that names no tag can match untagged events, which take no key: a condition with
+one locks the events table against writers instead (SHARE ROW EXCLUSIVE, which every
+insert's ROW EXCLUSIVE waits for), after its advisory keys, for the length of its append.
+Correct and rare; such a condition also reads the log from its position on, so conditions
+should name a tag.
+
+A key is 64 bits of a hash of the store's tables and the pair: two pairs that collide only
+wait for each other needlessly.
 """
 
 from __future__ import annotations
@@ -45,25 +53,29 @@ class LockKeys:
         return found
 
     def shared(self, events: Iterable[NewEvent]) -> set[int]:
-        """The keys an append of ``events`` takes shared."""
+        """The keys an append of ``events`` takes shared (none for untagged events)."""
         key = self.key
-        keys = {key(_ANY, _ANY)}
+        keys = set()
         for event in events:
-            keys.add(key(event.type, _ANY))
             for tag in event.tags:
                 keys.add(key(event.type, tag))
                 keys.add(key(_ANY, tag))
         return keys
 
-    def exclusive(self, condition: AppendCondition) -> set[int]:
-        """The keys a conditional append takes exclusively."""
+    def exclusive(self, condition: AppendCondition) -> tuple[set[int], bool]:
+        """The keys a conditional append takes exclusively, and whether it must lock the
+        events table too (an item names no tag)."""
         key = self.key
         keys = set()
+        lock_log = False
         for item in condition.fail_if_events_match.items:
-            tag = item.tags[0] if item.tags else _ANY
+            if not item.tags:
+                lock_log = True
+                continue
+            tag = item.tags[0]
             for type_ in item.types or (_ANY,):
                 keys.add(key(type_, tag))
-        return keys
+        return keys, lock_log
 
 
 def ordered(shared: set[int], exclusive: set[int]) -> tuple[list[int], list[bool]]:

@@ -16,7 +16,7 @@ class Statements:
     """The statements on the tables named ``{t}events`` and ``{t}append``."""
 
     def __init__(self, t: str) -> None:
-        self.append = f"SELECT * FROM {t}append({', '.join(f'${n}' for n in range(1, 19))})"
+        self.append = f"SELECT * FROM {t}append({', '.join(f'${n}' for n in range(1, 20))})"
         self.by_ids = (
             f"SELECT {COLUMNS} FROM {t}events WHERE event_id = ANY($1::text[]) ORDER BY version"
         )

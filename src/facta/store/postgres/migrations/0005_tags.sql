@@ -18,8 +18,9 @@ DROP FUNCTION {schema}.{prefix}append(text[], bigint[], integer[], text[], text[
 -- p_tags[j]: event j's tags joined by U+001F (NULL: none; the whole array NULL: no event has
 -- any). p_locks: the batch's advisory lock keys, sorted, each once; p_exclusive[k] whether
 -- key k is taken exclusively (a condition's) or shared (an event's). They are all taken
--- first, in that order, so two batches never wait on each other in a cycle (see
--- facta/store/postgres/boundaries.py for why this makes conditions correct).
+-- first, in that order, after the events table (against writers, SHARE ROW EXCLUSIVE, with
+-- p_lock_log: a condition with an item that names no tag), and before the transaction id.
+-- See facta/store/postgres/locks.py for why this makes conditions correct.
 -- p_conditions[i]: how many query items request i's condition has (0: none); its items are
 -- the next ones of p_item_types / p_item_tags (each joined by U+001F, '' for none), and
 -- p_after_commit[i] / p_after_sequence[i] its position ('0' / 0: none, the whole log).
@@ -40,6 +41,7 @@ CREATE FUNCTION {schema}.{prefix}append(
     p_tags            text[],
     p_locks           bigint[],
     p_exclusive       boolean[],
+    p_lock_log        boolean,
     p_conditions      integer[],
     p_after_commit    xid8[],
     p_after_sequence  bigint[],
@@ -51,7 +53,7 @@ CREATE FUNCTION {schema}.{prefix}append(
 -- the multi-event insert costs more than the insert.
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_commit   xid8 := pg_current_xact_id();
+    v_commit   xid8;
     v_first    integer := 1;
     v_count    integer;
     v_stream   text;
@@ -68,7 +70,16 @@ DECLARE
     v_found    text;
     v_at       text;
 BEGIN
-    r_commit := v_commit;
+    -- The locks come before the transaction id: an append that waited for a conditional
+    -- append to end then gets a later id, so its events sort after that append's in the
+    -- log, never before events a condition was checked without. The table lock first, then
+    -- the keys in order: the same order in every append, so none wait on each other in a
+    -- cycle. (An insert takes ROW EXCLUSIVE anyway; taken here, it is taken before the id.)
+    IF p_lock_log THEN
+        LOCK TABLE {schema}.{prefix}events IN SHARE ROW EXCLUSIVE MODE;
+    ELSE
+        LOCK TABLE {schema}.{prefix}events IN ROW EXCLUSIVE MODE;
+    END IF;
     FOR k IN 1 .. coalesce(cardinality(p_locks), 0) LOOP
         IF p_exclusive[k] THEN
             PERFORM pg_advisory_xact_lock(p_locks[k]);
@@ -76,6 +87,8 @@ BEGIN
             PERFORM pg_advisory_xact_lock_shared(p_locks[k]);
         END IF;
     END LOOP;
+    v_commit := pg_current_xact_id();
+    r_commit := v_commit;
     FOR i IN 1 .. coalesce(cardinality(p_streams), 0) LOOP
         v_stream := p_streams[i];
         v_expected := p_expected[i];

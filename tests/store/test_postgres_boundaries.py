@@ -1,0 +1,90 @@
+"""Consistency boundaries on PostgreSQL, beyond the contract: an append that waited for a
+conditional append's lock sorts after it in the log, never before (the locks come before
+the transaction id); reads wait only for held-back events that match their query."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+
+from facta.store.base import NewEvent
+from facta.store.boundaries import Query
+from facta.store.engine import Boundaries
+from facta.store.postgres.locks import LockKeys
+from tests.conftest import POSTGRES_URL, open_scratch_postgres
+
+
+async def _waiting_for_a_lock(connection: asyncpg.Connection, locktype: str) -> bool:
+    rows = await connection.fetch(
+        "SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = $1", locktype
+    )
+    return bool(rows)
+
+
+async def test_an_append_that_waited_for_a_conditional_one_sorts_after_it() -> None:
+    store = await open_scratch_postgres()
+    holder = await asyncpg.connect(POSTGRES_URL)
+    try:
+        schema = store.schema
+        # A conditional append on tag "seat:1", in the middle of its transaction: it holds
+        # the tag's key exclusively (as the append function takes it) and has not yet
+        # taken its transaction id.
+        key = LockKeys(f"{schema}.{store.prefix}").key("", "seat:1")
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute(f"LOCK TABLE {schema}.{store.prefix}events IN ROW EXCLUSIVE MODE")
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", key)
+        # A plain append of an event with the tag starts meanwhile and must wait for it.
+        plain = asyncio.create_task(
+            store.append("plain-1", [NewEvent("SeatTaken", b"{}", tags=("seat:1",))])
+        )
+        deadline = time.monotonic() + 10
+        while not await _waiting_for_a_lock(holder, "advisory"):
+            assert time.monotonic() < deadline, "the plain append never waited for the key"
+            await asyncio.sleep(0.01)
+        # The conditional append writes its event and commits.
+        await holder.execute(
+            f"INSERT INTO {schema}.{store.prefix}events (commit_xid, version, recorded_at,"
+            " schema_version, event_id, stream_id, category, type, data, metadata, tags) VALUES"
+            " (pg_current_xact_id(), 1, 0, 1, 'c-1', 'dcb-c1', 'dcb', 'SeatTaken', '{}', '{}',"
+            " ARRAY['seat:1'])"
+        )
+        await tx.commit()
+        appended = await asyncio.wait_for(plain, 10)
+        [conditional] = await store.read_stream("dcb-c1")
+        assert appended.position > conditional.position
+        seats = await store.require(Boundaries).read(Query.of(tags=["seat:1"]))
+        # (the raw insert wrote no tag row: only the plain append's event is indexed)
+        assert [e.event_id for e in seats.events] == [appended.events[0].event_id]
+    finally:
+        await holder.close()
+        await store.close()
+
+
+async def test_a_read_waits_only_for_held_back_events_that_match_it() -> None:
+    store = await open_scratch_postgres(visibility_wait=2.0)
+    blocker = await asyncpg.connect(POSTGRES_URL)
+    try:
+        dcb = store.require(Boundaries)
+        await dcb.append([NewEvent("Mine", b"{}", tags=("mine",))])
+        # A transaction left open holds back everything committed after it started.
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT pg_current_xact_id()")
+        await dcb.append([NewEvent("Other", b"{}", tags=("other",))])
+        started = time.monotonic()
+        mine = await dcb.read(Query.of(tags=["mine"]))
+        assert time.monotonic() - started < 1.0  # nothing matching is held back: no wait
+        assert len(mine.events) == 1
+        started = time.monotonic()
+        other = await dcb.read(Query.of(tags=["other"]))
+        assert time.monotonic() - started >= 1.5  # a matching event is held back: it waits
+        assert other.events == []  # and, still held back, it is not returned
+        await tx.rollback()
+        other = await dcb.read(Query.of(tags=["other"]))
+        assert len(other.events) == 1
+    finally:
+        await blocker.close()
+        await store.close()
