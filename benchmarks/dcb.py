@@ -9,6 +9,8 @@ warm-up), and gives one raw row: store, library, workload, value, unit, n, secon
 
 - ``plain-append-1`` (facta only): ``engine.append(stream, [event])``, one event (to one of
   1,000 streams), one client, timed over its appends as ``cond-append-1`` is.
+- ``tagged-append-1`` (facta only): the events of ``cond-append-1`` (tagged, each in a stream
+  of its own) appended without a condition: the difference is the condition's price.
 - ``read-append-1``: the read-decide-append cycle with one client: read the events of an
   entity's tag (one of 1,000), then append one event carrying that tag (and every other
   time a second one) under the condition that nothing matching the tag came after the
@@ -161,6 +163,25 @@ async def facta_plain(engine: Engine, s: Settings) -> Row:
     return Row(n / appending, "appends/s", n, appending)
 
 
+async def facta_tagged(engine: Engine, s: Settings) -> Row:
+    """The same tagged events as cond-append-1's, appended without a condition: what the
+    condition itself costs is the difference."""
+    dcb = engine.require(Boundaries)
+    tags = [f"acct-{t}" for t in range(s.tags)]
+    for i in range(s.warmup):
+        await dcb.append([_facta_event(f"warm-{i}", i)])
+    gc.collect()
+    n, appending = 0, 0.0
+    deadline = time.perf_counter() + s.seconds
+    while n < s.max_ops and time.perf_counter() < deadline:
+        event = _facta_event(tags[n % s.tags], n)
+        before = time.perf_counter()
+        await dcb.append([event])
+        appending += time.perf_counter() - before
+        n += 1
+    return Row(n / appending, "appends/s", n, appending)
+
+
 async def facta_one_client(engine: Engine, s: Settings) -> tuple[Row, Row]:
     """The read-append-1 and cond-append-1 rows (one run, timed two ways)."""
     dcb = engine.require(Boundaries)
@@ -307,6 +328,7 @@ async def run_facta(store: str, s: Settings, scratch: Path, emit: Callable[..., 
             emit(store, "facta", "cond-append-1", rows[1])
 
     await one("plain-append-1", lambda e: facta_plain(e, s))
+    await one("tagged-append-1", lambda e: facta_tagged(e, s))
     await one("read-append-1", lambda e: facta_one_client(e, s))
     await one("read-append-16", lambda e: facta_disjoint(e, s))
     await one("hot-tag-16", lambda e: facta_hot_tag(e, s))
@@ -643,6 +665,17 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "target": CONDITIONAL_SHARE_TARGET if workload == "cond-append-1" else None,
                     }
                 )
+        tagged = found.get((store, "facta", "tagged-append-1"))
+        conditional = found.get((store, "facta", "cond-append-1"))
+        if tagged and conditional:
+            out.append(
+                {
+                    "store": store,
+                    "ratio": "facta cond-append-1 / tagged-append-1 (the condition's price)",
+                    "value": conditional["value"] / tagged["value"],
+                    "target": None,
+                }
+            )
         hot = found.get((store, "facta", "hot-tag-16"))
         if hot:
             out.append(hot_check(store, "facta", hot))
