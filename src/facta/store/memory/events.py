@@ -141,9 +141,24 @@ class MemoryEventStore:
         """AppendConditionFailed if an event matching the condition's query is in the log
         after its position."""
         start = 0 if condition.after is None else condition.after.sequence
-        query = condition.fail_if_events_match
-        for event in self.matching(query, start):
-            raise AppendConditionFailed(event.event_id, event.position)
+        first: RecordedEvent | None = None
+        for item in condition.fail_if_events_match.items:
+            # The earliest match of each item (from the tag index where it names a tag):
+            # no generator, dictionary or sort on this path, which every append takes.
+            if item.tags:
+                tagged = self.by_tag.get(item.tags[0], [])
+                index = bisect.bisect_right(tagged, start, key=_sequence)
+                candidates = itertools.islice(tagged, index, None)
+            else:
+                candidates = itertools.islice(self._log, start, None)
+            for event in candidates:
+                if first is not None and event.position >= first.position:
+                    break
+                if item.matches(event.type, event.tags):
+                    first = event
+                    break
+        if first is not None:
+            raise AppendConditionFailed(first.event_id, first.position)
 
     def matching(self, query: Query, start: int) -> Iterator[RecordedEvent]:
         """The events after sequence ``start`` that match ``query``, in log order: from the
