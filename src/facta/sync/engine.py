@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import concurrent.futures.thread
 import contextlib
 import itertools
 import logging
+import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -27,6 +31,21 @@ T = TypeVar("T")
 log = logging.getLogger("facta.sync")
 
 _numbers = itertools.count(1)
+_open: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _close_open_engines() -> None:
+    for engine in list(_open):
+        engine.close()
+
+
+# Engines left open close when the interpreter exits, before concurrent.futures shuts its
+# thread pools down (the SQLite engine writes through one, so a close after that fails):
+# threading's exit hooks run before atexit's, the last registered first, and the pools'
+# hook is registered on importing concurrent.futures.thread, above. A private hook of
+# threading's, so only where it exists; elsewhere atexit (a SQLite close then logs errors).
+(getattr(threading, "_register_atexit", None) or atexit.register)(_close_open_engines)
+assert concurrent.futures.thread  # imported for the order above, not used here
 
 
 class Engine:
@@ -36,9 +55,10 @@ class Engine:
     Thread-safe: any number of threads may call it (and the applications, read stores and
     runners made on it) at once; their calls run concurrently on its loop. Close it when done
     (or use it as a context manager): that stops the runners, closes the applications made
-    on it, closes the async engine and ends its thread. A call after that raises
-    EngineClosed. Calls made from the engine's own thread (an async handler or hook it runs)
-    raise RuntimeError: there, await the async API.
+    on it, closes the async engine and ends its thread (one still open when the interpreter
+    exits is closed then). A call after that raises EngineClosed. Calls made from the
+    engine's own thread (an async handler or hook it runs) raise RuntimeError: there, await
+    the async API.
     """
 
     def __init__(self, engine: AsyncEngine, loop: Loop) -> None:
@@ -48,6 +68,7 @@ class Engine:
         self._loop = loop
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
+        _open.add(self)
 
     @classmethod
     def open(cls, opener: Callable[[], Awaitable[AsyncEngine]]) -> Engine:

@@ -1,5 +1,5 @@
-"""The bank's facta objects: opened once per process, on the first request that needs them,
-and closed when the process exits.
+"""The bank's facta objects: opened once per process, on the first request that needs them
+(facta.sync closes engines still open when the process exits).
 
 One engine serves every request thread (Django runs sync views in threads): the
 synchronous facade is thread-safe, so the views share it rather than open a store each.
@@ -7,7 +7,6 @@ synchronous facade is thread-safe, so the views share it rather than open a stor
 
 from __future__ import annotations
 
-import atexit
 import threading
 from dataclasses import dataclass
 
@@ -50,5 +49,12 @@ def bank() -> Bank:
                 raise
             accounts = ReadStore(engine).documents(AccountsProjection)
             _opened.append(Bank(engine, app, accounts, Account()))
-            atexit.register(engine.close)
         return _opened[0]
+
+
+def close() -> None:
+    """Close the process's bank, if open (the next request opens it again): for tests, and
+    for servers that end workers without ending the process."""
+    with _lock:
+        if _opened:
+            _opened.pop().engine.close()
