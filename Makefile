@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs chromium run bench bench-dcb soak clean
+.PHONY: install test lint typecheck docs chromium run bench bench-dcb bench-sync soak clean
 
 install: $(STAMP)
 
@@ -53,6 +53,11 @@ bench: $(STAMP)
 bench-dcb: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,bench]'
 	$(BIN)/python benchmarks/dcb.py
+
+# The synchronous facade (issue 26): facta.sync beside the async Application, per command, on
+# memory, SQLite and PostgreSQL at 127.0.0.1, in one run of about a minute.
+bench-sync: $(STAMP)
+	$(BIN)/python benchmarks/sync_facade.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, and

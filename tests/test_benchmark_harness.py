@@ -54,3 +54,20 @@ def test_the_consistency_boundaries_benchmark_runs_quick_on_memory(tmp_path: Pat
             assert row["extra"]["timeouts"] == row["extra"]["errors"] == 0
     assert any(c["ratio"] == "facta cond-append-1 / plain-append-1" for c in result["ratios"])
     assert len(list(tmp_path.glob("dcb-raw-*.json"))) == 1
+
+
+def test_the_sync_facade_benchmark_runs_quick_on_memory(tmp_path: Path) -> None:
+    """benchmarks/sync_facade.py --quick on memory: every row measured, the ratio given."""
+    from benchmarks import sync_facade
+
+    result = sync_facade.run(["--quick", "--stores", "memory", "--out", str(tmp_path)])
+
+    assert [r for r in result["rows"] if "error" in r] == []
+    assert {r["workload"] for r in result["rows"]} == {
+        "async-deposit",
+        "sync-deposit",
+        "hand-over",
+    }
+    assert all(r["value"] > 0 for r in result["rows"])
+    assert any(c["ratio"].startswith("sync-deposit / async-deposit") for c in result["ratios"])
+    assert len(list(tmp_path.glob("sync-raw-*.json"))) == 1

@@ -1,0 +1,286 @@
+"""The synchronous facade's price: facta.sync beside the async Application, in one run.
+
+    python benchmarks/sync_facade.py [--stores memory,sqlite,postgres] [--rounds 5]
+                                     [--quick] [--out benchmarks/results]
+
+Per store (memory, a new SQLite file, a new PostgreSQL schema dropped afterwards), in
+``--rounds`` alternating rounds (so that a change in the machine's load falls on both sides),
+each on a fresh store, after an untimed warm-up:
+
+- ``async-deposit``: sequential ``await app.execute(Account(), id, Deposit(...))`` on one
+  account with the async Application (the bank example's domain), µs per command;
+- ``sync-deposit``: the same commands through ``facta.sync.Application`` from the calling
+  thread, µs per command;
+- ``hand-over``: ``engine.run(coroutine)`` of a coroutine that does nothing, µs per call:
+  what one trip to the engine's thread and back costs by itself.
+
+A row's value is the median of its rounds. Prints the raw rows and the ratio sync ÷ async
+per-command cost (target from issue 26: at most 1.25) and writes them as JSON
+(``sync-raw-<date>.json`` in ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import facta.sync
+from facta import Application, open_store
+from facta.examples.bank.domain import Account, Deposit, OpenAccount
+
+HERE = Path(__file__).resolve().parent
+PG_DSN = os.environ.get("FACTA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+STORES = ("memory", "sqlite", "postgres")
+TARGET = 1.25  # sync ÷ async per-command cost, at most
+ACCOUNT = Account()
+AMOUNT = Decimal("1.25")
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int = 5
+    commands: tuple[tuple[str, int], ...] = (("memory", 3000), ("sqlite", 300), ("postgres", 300))
+    hand_overs: int = 3000
+    warmup: int = 30
+
+    @classmethod
+    def named(cls, quick: bool, rounds: int) -> Settings:
+        if quick:  # a smoke test of the script, not a measurement
+            few = (("memory", 20), ("sqlite", 5), ("postgres", 5))
+            return cls(rounds=1, commands=few, hand_overs=20, warmup=2)
+        return cls(rounds=rounds)
+
+    def count(self, store: str) -> int:
+        return dict(self.commands)[store]
+
+
+class Scratch:
+    """Store URLs on fresh storage: a new SQLite file, a new PostgreSQL schema."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.schemas: list[str] = []
+
+    def url(self, store: str) -> str:
+        name = uuid.uuid4().hex[:12]
+        if store == "memory":
+            return "memory://"
+        if store == "sqlite":
+            return f"sqlite:///{self.directory / f'sync-{name}.db'}"
+        self.schemas.append(f"bench_sync_{name}")
+        return f"{PG_DSN}?schema={self.schemas[-1]}"
+
+    def drop(self) -> None:
+        if not self.schemas:
+            return
+        import asyncpg
+
+        async def drop() -> None:
+            connection = await asyncpg.connect(PG_DSN)
+            try:
+                for schema in self.schemas:
+                    await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            finally:
+                await connection.close()
+
+        asyncio.run(drop())
+
+
+async def async_deposits(url: str, n: int, warmup: int) -> float:
+    """Seconds per command of ``n`` sequential deposits with the async Application."""
+    store = await open_store(url)
+    try:
+        app = Application(store)
+        await app.execute(ACCOUNT, "bench", OpenAccount("Bench", Decimal(0)))
+        for _ in range(warmup):
+            await app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
+        gc.collect()
+        started = time.perf_counter()
+        for _ in range(n):
+            await app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
+        elapsed = time.perf_counter() - started
+        await app.drain()
+        return elapsed / n
+    finally:
+        await store.close()
+
+
+def sync_deposits(url: str, n: int, warmup: int) -> float:
+    """Seconds per command of ``n`` sequential deposits through facta.sync."""
+    with facta.sync.open_store(url) as engine:
+        app = facta.sync.Application(engine)
+        app.execute(ACCOUNT, "bench", OpenAccount("Bench", Decimal(0)))
+        for _ in range(warmup):
+            app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
+        gc.collect()
+        started = time.perf_counter()
+        for _ in range(n):
+            app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
+        return (time.perf_counter() - started) / n
+
+
+def hand_overs(url: str, n: int, warmup: int) -> float:
+    """Seconds per ``engine.run`` of a coroutine that does nothing."""
+
+    async def nothing() -> None:
+        return None
+
+    with facta.sync.open_store(url) as engine:
+        for _ in range(warmup):
+            engine.run(nothing())
+        gc.collect()
+        started = time.perf_counter()
+        for _ in range(n):
+            engine.run(nothing())
+        return (time.perf_counter() - started) / n
+
+
+def measure(store: str, s: Settings, scratch: Scratch) -> dict[str, list[float]]:
+    """Each workload's µs per operation, one value per round (the sides alternate)."""
+    n = s.count(store)
+    runs: dict[str, list[float]] = {"async-deposit": [], "sync-deposit": [], "hand-over": []}
+    sides: list[tuple[str, Callable[[], float]]] = [
+        ("async-deposit", lambda: asyncio.run(async_deposits(scratch.url(store), n, s.warmup))),
+        ("sync-deposit", lambda: sync_deposits(scratch.url(store), n, s.warmup)),
+        ("hand-over", lambda: hand_overs(scratch.url(store), s.hand_overs, s.warmup)),
+    ]
+    for round_ in range(s.rounds):
+        # Alternate which side goes first, so neither always runs on a warmer machine.
+        for name, run_side in sides if round_ % 2 == 0 else sides[::-1]:
+            runs[name].append(run_side() * 1e6)
+    return runs
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """sync ÷ async per-command cost, and the hand-over's share of a sync command."""
+    found = {(r["store"], r["workload"]): r for r in rows if "error" not in r}
+    out = []
+    for store in STORES:
+        sync, direct = found.get((store, "sync-deposit")), found.get((store, "async-deposit"))
+        hand_over = found.get((store, "hand-over"))
+        if sync and direct:
+            out.append(
+                {
+                    "store": store,
+                    "ratio": "sync-deposit / async-deposit (µs per command)",
+                    "value": sync["value"] / direct["value"],
+                    "target": TARGET,
+                }
+            )
+        if sync and hand_over:
+            out.append(
+                {
+                    "store": store,
+                    "ratio": "hand-over / sync-deposit (the thread hop's share)",
+                    "value": hand_over["value"] / sync["value"],
+                    "target": None,
+                }
+            )
+    return out
+
+
+def render(meta: dict[str, Any], rows: list[dict[str, Any]], checks: list[dict[str, Any]]) -> str:
+    lines = [
+        "# The synchronous facade: benchmark results",
+        "",
+        f"{meta['date']} · {meta['machine']} · {meta['cores']} cores (load average"
+        f" {meta['load_average'][0]} before, {meta['load_average'][1]} after) · median of"
+        f" {meta['rounds']} rounds{' · QUICK (not a measurement)' if meta['quick'] else ''}",
+        "",
+        "| store | workload | µs per op (median) | rounds | n per round |",
+        "|---|---|---:|---|---:|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['store']} | {r['workload']} | - | {r['error'][:160]} | |")
+            continue
+        rounds = ", ".join(f"{v:,.1f}" for v in r["rounds"])
+        lines.append(
+            f"| {r['store']} | {r['workload']} | {r['value']:,.1f} | {rounds} | {r['n']:,} |"
+        )
+    lines += ["", "| store | ratio | value | target |", "|---|---|---:|---:|"]
+    for c in checks:
+        target = c["target"]
+        mark = "" if target is None else (" ✅" if c["value"] <= target else " ❌")
+        wanted = "" if target is None else f"<= {target}x"
+        lines.append(f"| {c['store']} | {c['ratio']} | {c['value']:.2f}x{mark} | {wanted} |")
+    return "\n".join([*lines, ""])
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark as the command line ``argv`` says; the raw rows and ratios."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--stores", default=",".join(STORES))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke test")
+    parser.add_argument("--out", default=str(HERE / "results"))
+    args = parser.parse_args(argv)
+    stores = [name.strip() for name in args.stores.split(",") if name.strip()]
+    if not stores or any(name not in STORES for name in stores):
+        sys.exit(f"--stores: choose from {','.join(STORES)}")
+    settings = Settings.named(args.quick, args.rounds)
+    rows: list[dict[str, Any]] = []
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+    with tempfile.TemporaryDirectory(prefix="facta-sync-bench-") as directory:
+        scratch = Scratch(Path(directory))
+        try:
+            for store in stores:
+                try:
+                    runs = measure(store, settings, scratch)
+                except Exception as exc:  # an unreachable PostgreSQL: say so, go on
+                    error = f"{type(exc).__name__}: {exc}"
+                    rows.append({"store": store, "workload": "*", "error": error})
+                    print(f"{store:9} ERROR {error}", flush=True)
+                    continue
+                for workload, values in runs.items():
+                    n = settings.hand_overs if workload == "hand-over" else settings.count(store)
+                    row = {"store": store, "workload": workload, "unit": "µs/op", "n": n}
+                    row |= {"value": statistics.median(values), "rounds": values}
+                    rows.append(row)
+                    print(f"{store:9} {workload:14} {row['value']:>10,.1f} µs/op", flush=True)
+        finally:
+            scratch.drop()
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    meta = {
+        "date": stamp,
+        "machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
+        "cores": os.cpu_count(),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "rounds": settings.rounds,
+        "quick": args.quick,
+        "stores": stores,
+    }
+    checks = ratios(rows)
+    result = {"meta": meta, "rows": rows, "ratios": checks}
+    print()
+    print(render(meta, rows, checks))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"sync-raw-{stamp}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main() -> None:
+    result = run()
+    failed = [r for r in result["rows"] if "error" in r]
+    if failed:
+        sys.exit(f"{len(failed)} stores failed (their errors are above)")
+
+
+if __name__ == "__main__":
+    main()
