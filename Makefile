@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs chromium run bench bench-dcb bench-sync soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync soak clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ typecheck: $(STAMP)
 # run in the test suite (tests/docs).
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The wheel and the sdist in dist/, as `python -m build` makes them (in an isolated build
+# environment with hatchling from PyPI); tests/cli/test_package.py installs such a wheel.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
 
 # The browser tests (tests/http/test_browser.py) drive Debian's chromium, installed here when
 # it is missing (CI runs as root).
@@ -68,4 +74,4 @@ soak: $(STAMP)
 	FACTA_DCB_ROUNDS=1000 FACTA_DCB_WRITERS=32 $(BIN)/pytest -q tests/store/test_boundary_racers.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache dist

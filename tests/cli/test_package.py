@@ -1,35 +1,65 @@
-"""The package as a user installs it: the built wheel, in a fresh virtualenv, with and
-without the extras. `pip install facta` gives the library and a `facta` command that says
-which extra it needs rather than failing on an import; the wheel installs `facta` alone."""
+"""The package as a user installs it: the wheel and sdist `make dist` builds, the wheel in a
+fresh virtualenv, with and without the extras. `pip install facta` gives the library and a
+`facta` command that says which extra it needs rather than failing on an import; the wheel
+installs `facta` alone; with `[cli,http]` the README's example runs and `facta serve` answers;
+with `[fastapi]` alone (no Litestar) the FastAPI bank answers under uvicorn."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
 import sys
+import tarfile
+import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import service_missing
+from tests.http.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP_TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel of this checkout, built as `pip wheel` builds it."""
-    out = tmp_path_factory.mktemp("wheel")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel and sdist of this checkout, built as `make dist` builds them."""
+    out = tmp_path_factory.mktemp("dist")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-         "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
         capture_output=True, text=True, timeout=PIP_TIMEOUT,
     )  # fmt: skip
     if built.returncode != 0:
-        service_missing(f"pip could not build the wheel (its build backend?): {built.stderr}")
-    [path] = out.glob("facta-*.whl")
+        service_missing(f"could not build the dist (hatchling from PyPI?): {built.stderr}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> Path:
+    [path] = dist.glob("facta-*.whl")
     return path
+
+
+def test_the_sdist_holds_the_sources_the_docs_and_the_tests(dist: Path) -> None:
+    [sdist] = dist.glob("facta-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    for name in (
+        "pyproject.toml",
+        "README.md",
+        "CHANGELOG.md",
+        "src/facta/__init__.py",
+        "src/facta/fastapi/router.py",
+        "docs/how-to/fastapi.md",
+        "tests/conftest.py",
+    ):
+        assert name in names, name  # fmt: skip
+    assert not any(name.startswith((".venv/", ".hypothesis/", "dist/")) for name in names)
 
 
 def fresh_venv(folder: Path, *requirements: str) -> Path:
@@ -143,3 +173,80 @@ def test_with_the_cli_extra_commands_work_or_name_the_extra_they_need(
             f"this needs facta's {extra} extra ({module} is not installed):"
             f" pip install 'facta[{extra}]'",
         )
+
+
+def readme_example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return next(block for block in blocks if "class Wallet" in block)
+
+
+@pytest.fixture(scope="module")
+def with_http(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install 'dist/facta-....whl[cli,http]'`, as the README says."""
+    return fresh_venv(tmp_path_factory.mktemp("http"), f"{wheel}[cli,http]")
+
+
+@contextlib.contextmanager
+def serving(bin_folder: Path, cwd: Path, *command: str) -> Iterator[str]:
+    """The URL of a server that ``command`` (with ``{port}``) starts from ``bin_folder``, once
+    it answers ``/health``; the process is stopped on leaving."""
+    port = free_port()
+    log = cwd / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(bin_folder / command[0]), *(arg.format(port=port) for arg in command[1:])],
+            cwd=cwd, env={"PATH": f"{bin_folder}:/usr/bin:/bin"},
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_with_http_the_readme_example_runs(with_http: Path, tmp_path: Path) -> None:
+    done = run(with_http, "python", "-c", readme_example(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "2.50"]
+
+
+def open_an_account(url: str) -> None:
+    body = {"type": "OpenAccount", "owner": "Wheel", "initial_balance": 5}
+    opened = httpx.post(f"{url}/accounts/w-1", json=body, timeout=10)
+    assert (opened.status_code, opened.json()["balance"]) == (200, 5.0), opened.text
+    assert httpx.get(f"{url}/accounts/w-1", timeout=10).headers["etag"] == '"1"'
+
+
+def test_with_http_facta_serve_answers(with_http: Path, tmp_path: Path) -> None:
+    with serving(with_http, tmp_path, "facta", "serve", "--port", "{port}") as url:
+        open_an_account(url)
+    assert (tmp_path / "facta.db").exists()
+
+
+@pytest.fixture(scope="module")
+def with_fastapi(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install 'facta[fastapi]'`: FastAPI and uvicorn, no Litestar."""
+    return fresh_venv(tmp_path_factory.mktemp("fastapi"), f"{wheel}[fastapi]")
+
+
+def test_with_fastapi_alone_the_fastapi_bank_answers(with_fastapi: Path, tmp_path: Path) -> None:
+    app = "facta.examples.bank.fastapi_app:create_app"
+    with serving(with_fastapi, tmp_path, "uvicorn", "--factory", app, "--port", "{port}") as url:
+        open_an_account(url)
+    litestar = run(with_fastapi, "python", "-c", "import litestar", cwd=tmp_path)
+    assert "No module named 'litestar'" in litestar.stderr

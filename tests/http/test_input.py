@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from facta import Command
-from facta.http._input import MAX_DEPTH, check_json, is_json_media_type, numbers_only
+from facta._edge.input import MAX_DEPTH, check_json, is_json_media_type, numbers_only
 from facta.http.errors import ApiError
 
 

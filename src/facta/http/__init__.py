@@ -9,12 +9,13 @@ gives ``POST/GET /accounts/{id}``, ``GET /accounts/{id}/events``, the global fee
 Needs the ``http`` extra.
 """
 
+from facta._edge.body import MAX_BODY_SIZE
+from facta._edge.runtime import Runtime
 from facta.http._json import timestamp
-from facta.http.app import MAX_BODY_SIZE, create_app
+from facta.http.app import create_app
 from facta.http.auth import ApiKeys
 from facta.http.errors import ApiError, error_response
 from facta.http.resource import AggregateResource, aggregate_routes
-from facta.http.runtime import Runtime
 from facta.http.server import serve
 
 __all__ = [

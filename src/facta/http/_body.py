@@ -2,10 +2,10 @@
 
 Litestar's default decodes JSON to Python objects first and converts them after (two passes,
 lenient coercions). A DTO is Litestar's extension point for taking over the decoding of
-``data`` while still documenting its type in OpenAPI. Here one msgspec pass decodes the
-command, after the checks msgspec does not make (:mod:`facta.http._input`: JSON media type,
-nesting, duplicate keys, NUL, and money as JSON numbers). :class:`JsonRequest` applies the
-same checks to every other route that reads a JSON body.
+``data`` while still documenting its type in OpenAPI. Here the framework-neutral
+:class:`facta._edge.body.StrictBody` decodes the command in one msgspec pass, after the checks
+msgspec does not make (JSON media type, nesting, duplicate keys, NUL, money as JSON numbers).
+:class:`JsonRequest` applies the same checks to every other route that reads a JSON body.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import typing
 from collections.abc import Generator, Iterable
 from typing import Any, ClassVar, cast
 
-import msgspec
 from litestar import Request
 from litestar.dto import AbstractDTO
 from litestar.dto.data_structures import DTOFieldDefinition
@@ -25,7 +24,8 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.types import Empty
 from litestar.typing import FieldDefinition
 
-from facta.http._input import NO_NUL_PATTERN, check_json, numbers_only, require_json
+from facta._edge.body import StrictBody
+from facta._edge.input import NO_NUL_PATTERN, check_json, require_json
 from facta.http.errors import ApiError
 
 
@@ -33,8 +33,7 @@ class TypedBody(AbstractDTO[Any]):
     """A data DTO decoding JSON bytes into ``model_type`` (a Struct or a union of tagged
     Structs); make one per type with :func:`typed_body`."""
 
-    decoder: ClassVar[msgspec.json.Decoder[Any]]
-    numbers: ClassVar[dict[type[Any], msgspec.json.Decoder[Any]]]
+    body: ClassVar[StrictBody]
 
     @classmethod
     def create_for_field_definition(
@@ -84,18 +83,7 @@ class TypedBody(AbstractDTO[Any]):
     def decode_bytes(self, value: bytes) -> Any:
         """The body as the model type; 415 unless it is sent as JSON, 422 with a message
         naming the field when it does not fit."""
-        require_json(_content_type(self.asgi_connection.scope["headers"]))
-        if not value.strip():
-            raise ApiError(422, "the request body is empty: send a JSON object")
-        check_json(value)
-        try:
-            decoded = self.decoder.decode(value)
-            numbers = self.numbers.get(type(decoded))
-            if numbers is not None:
-                numbers.decode(value)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise ApiError(422, f"invalid request body: {exc}") from None
-        return decoded
+        return self.body.decode(value, _content_type(self.asgi_connection.scope["headers"]))
 
     def decode_builtins(self, value: dict[str, Any]) -> Any:
         """Form data is not a command."""
@@ -104,20 +92,10 @@ class TypedBody(AbstractDTO[Any]):
 
 def typed_body(model_type: Any) -> type[TypedBody]:
     """A data DTO for ``model_type``."""
-    members = typing.get_args(model_type) or (model_type,)
-    numbers = {}
-    for member in members:
-        checker = numbers_only(member)
-        if checker is not None:
-            numbers[member] = checker
     return type(
         f"TypedBody[{getattr(model_type, '__name__', 'union')}]",
         (TypedBody,),
-        {
-            "model_type": model_type,
-            "decoder": msgspec.json.Decoder(model_type),
-            "numbers": numbers,
-        },
+        {"model_type": model_type, "body": StrictBody(model_type)},
     )
 
 

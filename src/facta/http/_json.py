@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -11,16 +10,9 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import SerializationException
 from litestar.response.base import ASGIResponse
 
-MEDIA_TYPE = "application/json"
+from facta._edge.json import MEDIA_TYPE, encode, timestamp
+
 _MEDIA_TYPE_BYTES = MEDIA_TYPE.encode()
-
-encode = msgspec.json.Encoder(decimal_format="number").encode
-"""Encode to JSON bytes; Decimal becomes a JSON number (``1300.0``), never a string."""
-
-
-def timestamp(unix_seconds: float) -> str:
-    """A Unix time as ISO 8601 in UTC with microseconds and a ``Z``."""
-    return datetime.fromtimestamp(unix_seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 class JsonResponse(Response[Any]):
@@ -83,3 +75,6 @@ class JsonAnswer(ASGIResponse):
     def encode_headers(self) -> list[tuple[bytes, bytes]]:
         """The headers as sent."""
         return self._raw_headers
+
+
+__all__ = ["MEDIA_TYPE", "JsonAnswer", "JsonResponse", "encode", "json_response", "timestamp"]

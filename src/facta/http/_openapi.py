@@ -19,5 +19,5 @@ class DecimalAsNumber(OpenAPISchemaPlugin):
         return isinstance(value, type) and issubclass(value, Decimal)
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
-        """A number: the edge refuses a string where a Decimal goes (facta.http._input)."""
+        """A number: the edge refuses a string where a Decimal goes (facta._edge.input)."""
         return Schema(type=OpenAPIType.NUMBER, description="a decimal number")

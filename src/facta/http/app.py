@@ -24,6 +24,8 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # (no py.typed)
 
+from facta._edge.body import MAX_BODY_SIZE
+from facta._edge.runtime import Runtime
 from facta.http._body import JsonRequest
 from facta.http._json import JsonResponse
 from facta.http._openapi import DecimalAsNumber
@@ -33,13 +35,9 @@ from facta.http.feed import feed_routes
 from facta.http.health import health_routes
 from facta.http.metrics import MetricsController, prometheus_config
 from facta.http.resource import AggregateResource, aggregate_routes
-from facta.http.runtime import Runtime
 from facta.http.status import ProjectionCatalog, status_routes
 from facta.observability.http import tracing_middleware
 from facta.observability.prometheus import bridge
-
-MAX_BODY_SIZE = 64 * 1024
-"""Request bodies above this many bytes are refused with 413: commands are small."""
 
 DOCS_ASSETS = "/docs/assets"
 """Where Swagger UI's scripts and styles are served from, out of the swagger-ui-bundle package:

@@ -19,92 +19,32 @@ funds"}``, with ``details`` for validation failures. Which status means what:
 
 from __future__ import annotations
 
-import logging
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIResponse, Operation, Schema
 from litestar.types import ExceptionHandlersMap
 
-from facta.domain import DomainError
-from facta.errors import (
-    AppendConditionFailed,
-    InvalidStreamId,
-    StoreUnavailable,
-    StreamNotFound,
-    WrongExpectedVersion,
+from facta._edge.errors import (
+    CODES,
+    DESCRIPTIONS,
+    UNAVAILABLE,
+    ApiError,
+    ErrorBody,
+    error_for,
+    log,
 )
-from facta.http._json import MEDIA_TYPE, encode
-
-log = logging.getLogger("facta.http")
-
-_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "version_conflict",
-    412: "precondition_failed",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_input",
-    429: "too_many_requests",
-    500: "internal_error",
-    503: "store_unavailable",
-}
-
-
-class ErrorBody(msgspec.Struct, omit_defaults=True):
-    """The JSON body of every error response."""
-
-    status: int
-    error: str
-    message: str
-    details: list[dict[str, Any]] | None = None
-    current_version: int | None = None
-
-
-class ApiError(Exception):
-    """Raise from a handler to answer with this status and message (and extra headers)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        error: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        current_version: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error = error or _CODES.get(status, "error")
-        self.headers = dict(headers or {})
-        self.current_version = current_version
-
-
-_DESCRIPTIONS = {
-    400: "The command was rejected by a business rule; nothing was written.",
-    404: "No such resource.",
-    409: "Concurrent writers outlasted the retries; nothing was written, try again.",
-    412: "If-Match names a version the resource is no longer at; nothing was written.",
-    413: "The request body is over the service's limit.",
-    415: "The request body is not sent as JSON (Content-Type: application/json).",
-    422: "Malformed or out-of-range input; nothing was written.",
-    503: "The event store is unavailable; retry after Retry-After seconds.",
-}
+from facta._edge.json import MEDIA_TYPE, encode
 
 
 def documented_errors(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI descriptions of the error responses a route may give."""
     return {
-        status: ResponseSpec(ErrorBody, description=_DESCRIPTIONS[status], generate_examples=False)
+        status: ResponseSpec(ErrorBody, description=DESCRIPTIONS[status], generate_examples=False)
         for status in statuses
     }
 
@@ -146,22 +86,10 @@ def error_response(
     current_version: int | None = None,
 ) -> Response[bytes]:
     """The JSON error response for ``status``."""
-    body = ErrorBody(
-        status, error or _CODES.get(status, "error"), message, details, current_version
-    )
+    body = ErrorBody(status, error or CODES.get(status, "error"), message, details, current_version)
     return Response(
         encode(body), status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {})
     )
-
-
-# Errors of a store that cannot be reached: backends raise StoreUnavailable; OSError and
-# TimeoutError cover a driver error that slips through, sqlite3's a locked or vanished file.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    StoreUnavailable,
-    OSError,
-    TimeoutError,
-    sqlite3.OperationalError,
-)
 
 
 def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
@@ -169,35 +97,15 @@ def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes
         exc.status,
         exc.message,
         error=exc.error,
+        details=exc.details,
         headers=exc.headers,
         current_version=exc.current_version,
     )
 
 
-def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    return error_response(400, str(exc) or type(exc).__name__, error="command_rejected")
-
-
-def _conflict(request: Request[Any, Any, Any], exc: WrongExpectedVersion) -> Response[bytes]:
-    return error_response(
-        409,
-        f"the resource changed concurrently and is at version {exc.actual}; try again",
-        current_version=exc.actual,
-    )
-
-
-def _condition_failed(
-    request: Request[Any, Any, Any], exc: AppendConditionFailed
-) -> Response[bytes]:
-    return error_response(409, "what the decision read changed concurrently; try again")
-
-
-def _not_found(request: Request[Any, Any, Any], exc: StreamNotFound) -> Response[bytes]:
-    return error_response(404, str(exc))
-
-
-def _invalid_id(request: Request[Any, Any, Any], exc: InvalidStreamId) -> Response[bytes]:
-    return error_response(422, str(exc))
+def _mapped(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # The domain's refusal, conflicts, unknown streams, an unreachable store, the rest (500).
+    return _api_error(request, error_for(exc, request.method, request.url.path))
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
@@ -237,29 +145,20 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
     return error_response(status, message, headers=exc.headers)
 
 
-def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(
-        503, "the event store is unavailable; retry shortly", headers={"Retry-After": "1"}
-    )
-
-
-def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    if isinstance(exc, UNAVAILABLE):
-        return _unavailable(request, exc)
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal server error")
-
-
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
-    DomainError: _domain_error,
-    WrongExpectedVersion: _conflict,
-    AppendConditionFailed: _condition_failed,
-    StreamNotFound: _not_found,
-    InvalidStreamId: _invalid_id,
     ValidationException: _validation,
     HTTPException: _http,
-    Exception: _internal,
+    Exception: _mapped,
 }
 """Litestar exception handlers for every error above; pass to ``Litestar(exception_handlers=)``."""
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "UNAVAILABLE",
+    "ApiError",
+    "ErrorBody",
+    "ErrorsAsSent",
+    "documented_errors",
+    "error_response",
+]

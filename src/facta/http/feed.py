@@ -42,10 +42,10 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from facta._edge.runtime import Runtime
 from facta.http._json import encode, json_response, timestamp
 from facta.http._params import POSITION_PATTERN, parse_position
 from facta.http.errors import ApiError, ErrorsAsSent, documented_errors
-from facta.http.runtime import Runtime
 from facta.store.base import RecordedEvent
 
 MAX_PAGE = 1000

@@ -14,9 +14,9 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
+from facta._edge.runtime import Runtime
 from facta.http._json import encode, json_response
 from facta.http.errors import UNAVAILABLE, documented_errors, error_response
-from facta.http.runtime import Runtime
 from facta.http.status import STATUS_PATH, ProjectionCatalog, trouble
 
 READY_TIMEOUT = 2.0

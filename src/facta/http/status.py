@@ -17,10 +17,10 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
+from facta._edge.runtime import Runtime
 from facta.application import Application
 from facta.http._json import encode, json_response, timestamp
 from facta.http.errors import documented_errors
-from facta.http.runtime import Runtime
 from facta.projections import ProjectionStatus, ReadStore
 from facta.store.base import Position
 

@@ -25,7 +25,7 @@ from litestar import Litestar, get
 from litestar.params import Parameter
 
 from facta import Application, open_store
-from facta.examples.bank.domain import MAX_AMOUNT, Account, AccountState, OpenAccount, as_money
+from facta.examples.bank.domain import MAX_AMOUNT, Account, OpenAccount, as_money
 from facta.examples.bank.read_model import (
     Accounts,
     AccountsProjection,
@@ -34,7 +34,8 @@ from facta.examples.bank.read_model import (
     TransfersProjection,
     TransferSummary,
 )
-from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga, TransferState
+from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga
+from facta.examples.bank.views import AccountView, TransferView, account_view, transfer_view
 from facta.http import AggregateResource, ApiError, ApiKeys, Runtime, timestamp
 from facta.http import create_app as create_http_app
 from facta.http.errors import ErrorsAsSent, documented_errors
@@ -44,45 +45,6 @@ DEFAULT_STORE = "sqlite:///facta.db"
 """The embedded default: a SQLite file in the working directory."""
 
 MAX_LIST_PAGE = 500
-
-
-class AccountView(msgspec.Struct):
-    """An account as the API shows it (the seed's shape)."""
-
-    id: str
-    owner: str
-    balance: Decimal
-    version: int
-
-    def __post_init__(self) -> None:
-        self.balance = as_money(self.balance)  # 1300.0 and 10.25 however it was computed
-
-
-def account_view(entity_id: str, version: int, state: AccountState) -> AccountView:
-    """The API's view of an account's state at a version."""
-    return AccountView(entity_id, state.owner, state.balance, version)
-
-
-class TransferView(msgspec.Struct):
-    """A transfer as the API shows it: where the saga has got to."""
-
-    id: str
-    status: str
-    source: str
-    target: str
-    amount: Decimal
-    reason: str | None
-    version: int
-
-    def __post_init__(self) -> None:
-        self.amount = as_money(self.amount)  # 1300.0 and 10.25 however it was computed
-
-
-def transfer_view(entity_id: str, version: int, state: TransferState) -> TransferView:
-    """The API's view of a transfer's state at a version."""
-    return TransferView(
-        entity_id, state.status, state.source, state.target, state.amount, state.reason, version
-    )
 
 
 class AccountListItem(msgspec.Struct):
