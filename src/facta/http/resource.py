@@ -60,6 +60,10 @@ class AggregateResource(Generic[S]):
     the aggregate's; leave out those only a saga sends). ``creation_commands`` lists the
     commands that may act on an entity that does not exist yet: when the domain rejects any
     other command on such an entity, the client gets 404 instead of 400.
+
+    The commands and events must be msgspec classes (:class:`facta.Command`,
+    :class:`facta.Event`): the routes decode and document them with msgspec. A pydantic
+    state is fine, the view renders it. Raises TypeError on a pydantic command or event.
     """
 
     aggregate: Aggregate[S, Any, Any]
@@ -125,6 +129,12 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
     """The route handlers of ``resource``, reading the running Application from ``runtime``."""
     aggregate = resource.aggregate
     kind = type(aggregate)
+    for cls in (*(resource.commands or kind.command_types), *kind.event_types):
+        if not issubclass(cls, msgspec.Struct):
+            raise TypeError(
+                f"{cls.__name__}: the HTTP routes of {aggregate.name!r} serve msgspec commands"
+                " and events (facta.Command, facta.Event), not pydantic models"
+            )
     command_type = _union(resource.commands or kind.command_types)
     event_type = _union(kind.event_types)
     view, label, path = resource.view, resource.label, resource.path.rstrip("/")
@@ -132,7 +142,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
     creators = resource.creation_commands
     counters: dict[tuple[type[Any], str], Any] = {}
     envelope_keys = {
-        cls: tuple(k for k in _ENVELOPE_KEYS if k not in cls.__struct_fields__)
+        cls: tuple(k for k in _ENVELOPE_KEYS if k not in getattr(cls, "__struct_fields__", ()))
         for cls in kind.event_types
     }
 
