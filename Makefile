@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs chromium run bench bench-dcb soak clean
+.PHONY: install test lint typecheck docs chromium run bench bench-dcb bench-pydantic soak clean
 
 install: $(STAMP)
 
@@ -53,6 +53,12 @@ bench: $(STAMP)
 bench-dcb: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,bench]'
 	$(BIN)/python benchmarks/dcb.py
+
+# pydantic models beside msgspec structs (issue 26): per-command and per-replayed-event cost
+# of the same bank domain written with each, on memory and SQLite, in one run of about a
+# minute (benchmarks/pydantic_codec.py).
+bench-pydantic: $(STAMP)
+	$(BIN)/python benchmarks/pydantic_codec.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, and

@@ -54,3 +54,20 @@ def test_the_consistency_boundaries_benchmark_runs_quick_on_memory(tmp_path: Pat
             assert row["extra"]["timeouts"] == row["extra"]["errors"] == 0
     assert any(c["ratio"] == "facta cond-append-1 / plain-append-1" for c in result["ratios"])
     assert len(list(tmp_path.glob("dcb-raw-*.json"))) == 1
+
+
+def test_the_pydantic_codec_benchmark_runs_quick_on_memory(tmp_path: Path) -> None:
+    """benchmarks/pydantic_codec.py --quick on memory: both models measured on both
+    workloads, and the ratios computed (no timing is asserted)."""
+    from benchmarks import pydantic_codec
+
+    result = pydantic_codec.run(["--quick", "--stores", "memory", "--out", str(tmp_path)])
+
+    measured = {(r["model"], r["workload"]) for r in result["rows"]}
+    assert measured == {(m, w) for m in ("msgspec", "pydantic") for w in ("execute", "replay")}
+    assert all(r["value"] > 0 and r["n"] > 0 for r in result["rows"])
+    assert {c["ratio"] for c in result["ratios"]} == {
+        "execute: pydantic / msgspec",
+        "replay: pydantic / msgspec",
+    }
+    assert len(list(tmp_path.glob("pydantic-raw-*.json"))) == 1
