@@ -418,3 +418,12 @@ def test_execute_of_a_pydantic_aggregate_type_checks(tmp_path: Path) -> None:
     assert len(errors) == 1, out + err
     refused = next(i for i, line in enumerate(TYPED.splitlines(), 1) if "refused" in line)
     assert errors[0].startswith(f"{sample}:{refused}:"), out
+
+
+def test_given_when_then_takes_pydantic_models() -> None:
+    from facta.testing import given
+
+    given(Purse(), [PurseOpened(owner="Ann", currency="EUR")]).when(
+        AddCoins(amount=Decimal(1))
+    ).then([CoinsAdded(amount=Decimal(1))])
+    given(Purse()).when(AddCoins(amount=Decimal(1))).then_raises(PurseClosed, "open the purse")
