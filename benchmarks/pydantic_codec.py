@@ -21,7 +21,7 @@ of its rounds:
 Prints the raw rows and the ratios (pydantic ÷ msgspec per store and workload, of wall
 clock and of CPU time; issue 26's target is at most 1.5x for ``execute``) and writes them as JSON
 (``pydantic-raw-<date>.json`` in ``--out``); a full run of both stores is also kept in
-benchmarks/pydantic-results.json.
+benchmarks/pydantic-results.json and benchmarks/PYDANTIC-RESULTS.md.
 """
 
 from __future__ import annotations
@@ -310,6 +310,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (out / f"pydantic-raw-{stamp}.json").write_text(json.dumps(result, indent=1))
     if stores == list(STORES) and not args.quick:  # kept
         (HERE / "pydantic-results.json").write_text(json.dumps(result, indent=1))
+        (HERE / "PYDANTIC-RESULTS.md").write_text(markdown)
     return result
 
 
