@@ -26,6 +26,7 @@ from facta import (
     Engine,
     Event,
     EventDecodeError,
+    EventEnvelope,
     Fold,
     Model,
     NewEvent,
@@ -35,6 +36,7 @@ from facta import (
 )
 from facta.codec import Upcaster
 from facta.examples.bank.domain import Account, Deposit, OpenAccount
+from facta.projections import InlineProjections, Projection, ReadStore, Session
 from facta.pydantic import PydanticCommand, PydanticEvent
 
 # -- a purse, all in pydantic ----------------------------------------------------------------
@@ -427,3 +429,40 @@ def test_given_when_then_takes_pydantic_models() -> None:
         AddCoins(amount=Decimal(1))
     ).then([CoinsAdded(amount=Decimal(1))])
     given(Purse()).when(AddCoins(amount=Decimal(1))).then_raises(PurseClosed, "open the purse")
+
+
+class Balance(msgspec.Struct, frozen=True):
+    purse: str
+    balance: Decimal
+
+
+class Balances(Projection[Balance]):
+    """A read model fed by pydantic events, written in the append's transaction."""
+
+    name = "purse_balances"
+    event_types = (PurseOpened, CoinsAdded)
+    document = Balance
+
+    async def handle(self, envelope: EventEnvelope[Any], session: Session[Balance]) -> None:
+        key = envelope.recorded.stream_id
+        match envelope.event:
+            case PurseOpened():
+                session.put(key, Balance(key, Decimal(0)))
+            case CoinsAdded(amount=amount):
+                before = await session.get(key)
+                assert before is not None
+                session.put(key, Balance(key, before.balance + amount))
+
+
+async def test_an_inline_projection_of_pydantic_events(store: Engine) -> None:
+    inline = InlineProjections(store, [Balances()])
+    await inline.setup()
+    app = Application(store, transaction_hook=inline)
+    await app.execute(Purse(), "p1", OpenPurse(owner="Ann"))
+    await app.execute(Purse(), "p1", AddCoins(amount=Decimal("1.25")))
+    read_store = ReadStore(store)
+    try:
+        found = await read_store.documents(Balances).get("purse-p1")
+    finally:
+        await read_store.close()
+    assert found == Balance("purse-p1", Decimal("1.25"))
