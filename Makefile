@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic soak clean
 
 install: $(STAMP)
 
@@ -64,6 +64,12 @@ bench-dcb: $(STAMP)
 # memory, SQLite and PostgreSQL at 127.0.0.1, in one run of about a minute.
 bench-sync: $(STAMP)
 	$(BIN)/python benchmarks/sync_facade.py
+
+# pydantic models beside msgspec structs (issue 26): per-command and per-replayed-event cost
+# of the same bank domain written with each, on memory and SQLite, in one run of about a
+# minute (benchmarks/pydantic_codec.py).
+bench-pydantic: $(STAMP)
+	$(BIN)/python benchmarks/pydantic_codec.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, and

@@ -71,3 +71,21 @@ def test_the_sync_facade_benchmark_runs_quick_on_memory(tmp_path: Path) -> None:
     assert all(r["value"] > 0 for r in result["rows"])
     assert any(c["ratio"].startswith("sync-deposit / async-deposit") for c in result["ratios"])
     assert len(list(tmp_path.glob("sync-raw-*.json"))) == 1
+
+
+def test_the_pydantic_codec_benchmark_runs_quick_on_memory(tmp_path: Path) -> None:
+    """benchmarks/pydantic_codec.py --quick on memory: both models measured on both
+    workloads, and the ratios computed (no timing is asserted)."""
+    from benchmarks import pydantic_codec
+
+    result = pydantic_codec.run(["--quick", "--stores", "memory", "--out", str(tmp_path)])
+
+    measured = {(r["model"], r["workload"]) for r in result["rows"]}
+    assert measured == {(m, w) for m in ("msgspec", "pydantic") for w in ("execute", "replay")}
+    assert all(r["value"] > 0 and r["n"] > 0 for r in result["rows"])
+    assert {c["ratio"] for c in result["ratios"]} == {
+        f"{workload}{cpu}: pydantic / msgspec"
+        for workload in ("execute", "replay")
+        for cpu in ("", " CPU")
+    }
+    assert len(list(tmp_path.glob("pydantic-raw-*.json"))) == 1

@@ -8,6 +8,7 @@ from facta.codec import Codec
 from facta.decisions import Decision, DecisionResult, Fold, Model
 from facta.domain import (
     Aggregate,
+    AnyEvent,
     Command,
     DomainError,
     EntityId,
@@ -66,6 +67,7 @@ __all__ = [
     "START",
     "STREAM_EXISTS",
     "Aggregate",
+    "AnyEvent",
     "AppendResult",
     "Application",
     "Codec",

@@ -10,8 +10,9 @@ from typing import Any
 
 import msgspec
 
+from facta._formats import model_format
 from facta._ids import new_uuid
-from facta.domain import Command
+from facta.domain import type_name
 
 _COMMAND_NAMESPACE = uuid.UUID("6f1d8d2e-4a8f-4c1b-9a57-0b7f3d1c2e90")
 
@@ -34,10 +35,19 @@ def metadata(
     return msgspec.json.encode(meta)
 
 
-def fingerprint(command: Command) -> str:
+def fingerprint(command: object) -> str:
     """What tells one command from another under the same id: a digest of its JSON (its
     type and fields), 128 bits."""
-    return hashlib.sha256(msgspec.json.encode(command)).hexdigest()[:32]
+    return hashlib.sha256(msgspec.json.encode(command, enc_hook=_model_json)).hexdigest()[:32]
+
+
+def _model_json(value: Any) -> msgspec.Raw:
+    """A pydantic command's tagged JSON, as msgspec writes a msgspec command's (msgspec
+    calls this only for a class it does not know)."""
+    found = model_format(type(value), type_name(type(value)))
+    if found is None:
+        raise TypeError(f"a command must be a msgspec or pydantic class, not {type(value)!r}")
+    return msgspec.Raw(found.encode(value))
 
 
 def event_id(stream_id: str, command_id: str, index: int) -> str:

@@ -18,11 +18,12 @@ from facta import decisions
 from facta._commands import event_id as _event_id
 from facta._commands import fingerprint as _fingerprint
 from facta._commands import metadata as _metadata
+from facta._formats import Format, model_format
 from facta._locks import KeyedLocks
 from facta.cache import StateCache
 from facta.codec import Codec
 from facta.decisions import Decision, DecisionResult, Model
-from facta.domain import Aggregate, Command, Event
+from facta.domain import Aggregate, AnyEvent
 from facta.errors import (
     CommandIdReused,
     DuplicateEventId,
@@ -44,8 +45,8 @@ from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
 log = logging.getLogger("facta.application")
 
 S = TypeVar("S")
-C = TypeVar("C", bound=Command)
-E = TypeVar("E", bound=Event)
+C = TypeVar("C")
+E = TypeVar("E", bound=AnyEvent)
 
 
 class CommandResult(msgspec.Struct, Generic[S, E], frozen=True):
@@ -103,7 +104,8 @@ class Application:
         self._inline = None if transaction_hook is None else store.require(InlineTransactions)
         self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
-        self._state_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+        # state type -> how its snapshots are written and read, found once per type.
+        self._state_formats: dict[Any, Format] = {}
 
     @staticmethod
     def stream_id(aggregate: Aggregate[Any, Any, Any], entity_id: str) -> str:
@@ -342,7 +344,7 @@ class Application:
         )
         return self.decode_all(records)  # type: ignore[return-value]
 
-    def decode_all(self, records: Sequence[RecordedEvent]) -> list[EventEnvelope[Event]]:
+    def decode_all(self, records: Sequence[RecordedEvent]) -> list[EventEnvelope[AnyEvent]]:
         """Decode stored events, leaving out deprecated types."""
         decode = self.codec.decode
         envelopes = []
@@ -378,12 +380,18 @@ class Application:
         events = tuple(e.event for e in self.decode_all(mine))
         return CommandResult(stream_id, loaded.version, events, loaded.state, mine[-1].position)  # type: ignore[arg-type]
 
-    def _decode_state(self, aggregate: Aggregate[S, Any, Any], data: bytes) -> S:
+    def _state_format(self, aggregate: Aggregate[Any, Any, Any]) -> Format:
         kind = aggregate.state_type
-        decoder = self._state_decoders.get(kind)
-        if decoder is None:
-            decoder = self._state_decoders[kind] = msgspec.json.Decoder(kind)
-        state: S = decoder.decode(data)
+        found = self._state_formats.get(kind)
+        if found is None:
+            found = model_format(kind) or Format(
+                msgspec.json.encode, msgspec.json.Decoder(kind).decode
+            )
+            self._state_formats[kind] = found
+        return found
+
+    def _decode_state(self, aggregate: Aggregate[S, Any, Any], data: bytes) -> S:
+        state: S = self._state_format(aggregate).decode(data)
         return state
 
     def _maybe_snapshot(
@@ -399,7 +407,7 @@ class Application:
             last.stream_id,
             last.version,
             aggregate.state_schema_version,
-            msgspec.json.encode(state),
+            self._state_format(aggregate).encode(state),
             last.recorded_at,
         )
         task = asyncio.get_running_loop().create_task(self._save_snapshot(snapshot))

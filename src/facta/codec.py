@@ -1,18 +1,20 @@
 """Encoding events to stored JSON and decoding them back, upcasting old shapes on the way.
 
 The fast path — a stored event whose type and schema version are current — is one msgspec
-decode into the class. Anything else (an old schema version, a renamed type, a deprecated
+decode into the class (one pydantic validation for a pydantic model, see
+:mod:`facta.pydantic`). Anything else (an old schema version, a renamed type, a deprecated
 type) goes through the JSON object: renamed, upcast step by step, then converted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
-from facta.domain import Aggregate, Event, Upcaster, type_name
+from facta._formats import model_format
+from facta.domain import Aggregate, AnyEvent, Upcaster, type_name
 from facta.errors import EventDecodeError, UnknownEventType
 from facta.store.base import NewEvent, RecordedEvent
 
@@ -24,13 +26,19 @@ class Codec:
 
     Registering an event class registers the schema evolution it declares (its ``upcasters``
     and ``renamed_from``), so a codec built from the event types decodes their old shapes
-    before any command has run.
+    before any command has run. Event classes are msgspec :class:`~facta.Event` s or
+    ``facta.pydantic.PydanticEvent`` s, mixed as needed: each class's format is found once,
+    when it is registered or first encoded.
     """
 
-    def __init__(self, events: Iterable[type[Event]] = ()) -> None:
-        self._classes: dict[str, type[Event]] = {}
-        # type name -> (current schema version, decoder): the fast path.
-        self._current: dict[str, tuple[int, msgspec.json.Decoder[Any]]] = {}
+    def __init__(self, events: Iterable[type[AnyEvent]] = ()) -> None:
+        self._classes: dict[str, type[AnyEvent]] = {}
+        # type name -> (current schema version, decode): the fast path.
+        self._current: dict[str, tuple[int, Callable[[bytes], Any]]] = {}
+        # type name -> the class from its JSON object: the path of upcast and renamed events.
+        self._convert: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        # class -> (type name, schema version, encode): what encoding needs, found once.
+        self._writers: dict[type[Any], tuple[str, int, Callable[[Any], bytes]]] = {}
         self._renamed: dict[str, str] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         self._deprecated: set[str] = set()
@@ -39,7 +47,7 @@ class Codec:
         for cls in events:
             self.register(cls)
 
-    def register(self, cls: type[Event]) -> None:
+    def register(self, cls: type[AnyEvent]) -> None:
         """Make ``cls`` decodable under its type name, its old names and its old schema
         versions. Registering it again is a no-op; another class under a taken name is a
         ValueError."""
@@ -50,10 +58,20 @@ class Codec:
         if known is not None:
             raise ValueError(f"event type {name!r} is registered for {known!r} already")
         self._classes[name] = cls
-        self._current[name] = (cls.schema_version, msgspec.json.Decoder(cls))
-        for old_name in cls.renamed_from:
+        model = model_format(cls, name)
+        if model is None:
+            self._current[name] = (cls.schema_version, msgspec.json.Decoder(cls).decode)
+            self._convert[name] = lambda data: msgspec.convert(data, cls)
+        else:
+            decode = model.decode
+            self._current[name] = (cls.schema_version, decode)
+            # Through JSON, so that old events are read with the rules of stored ones.
+            self._convert[name] = lambda data: decode(msgspec.json.encode(data))
+        renamed: tuple[str, ...] = getattr(cls, "renamed_from", ())
+        for old_name in renamed:
             self._rename(old_name, name)
-        for from_version, upcaster in cls.upcasters.items():
+        upcasters: dict[int, Upcaster] = dict(getattr(cls, "upcasters", {}))
+        for from_version, upcaster in upcasters.items():
             self.add_upcaster(name, from_version, upcaster)
 
     def register_aggregate(self, aggregate: Aggregate[Any, Any, Any]) -> None:
@@ -67,7 +85,7 @@ class Codec:
             self.deprecate(name)
         self._registered_aggregates.add(kind)
 
-    def rename(self, old_name: str, cls: type[Event]) -> None:
+    def rename(self, old_name: str, cls: type[AnyEvent]) -> None:
         """Read events stored under ``old_name`` as ``cls`` (after upcasting them), for a
         class that cannot declare it in its ``renamed_from``."""
         self.register(cls)
@@ -88,24 +106,34 @@ class Codec:
         """Skip stored events of type ``name`` on read (decode returns None)."""
         self._deprecated.add(name)
 
-    def event_class(self, name: str) -> type[Event] | None:
+    def event_class(self, name: str) -> type[AnyEvent] | None:
         """The class registered for a (current or old) type name."""
         return self._classes.get(self._renamed.get(name, name))
 
     def encode(
-        self, event: Event, *, metadata: bytes = b"{}", event_id: str | None = None
+        self, event: AnyEvent, *, metadata: bytes = b"{}", event_id: str | None = None
     ) -> NewEvent:
         """The NewEvent to append for ``event``, carrying its tags (``event.event_tags()``)."""
-        cls = type(event)
-        data = self._encode(event)
+        writer = self._writers.get(type(event))
+        if writer is None:
+            writer = self._writer(type(event))
+        name, version, encode = writer
+        data = encode(event)
         tags = event.event_tags()
         if event_id is None:
             if tags:
-                return NewEvent(type_name(cls), data, cls.schema_version, metadata, tags=tags)
-            return NewEvent(type_name(cls), data, cls.schema_version, metadata)
-        return NewEvent(type_name(cls), data, cls.schema_version, metadata, event_id, tags)
+                return NewEvent(name, data, version, metadata, tags=tags)
+            return NewEvent(name, data, version, metadata)
+        return NewEvent(name, data, version, metadata, event_id, tags)
 
-    def decode(self, recorded: RecordedEvent) -> Event | None:
+    def _writer(self, cls: type[AnyEvent]) -> tuple[str, int, Callable[[Any], bytes]]:
+        name = type_name(cls)
+        model = model_format(cls, name)
+        writer = (name, cls.schema_version, self._encode if model is None else model.encode)
+        self._writers[cls] = writer
+        return writer
+
+    def decode(self, recorded: RecordedEvent) -> AnyEvent | None:
         """The event object of a stored event, or None for a deprecated type.
 
         Raises UnknownEventType for a type with no class, EventDecodeError when the data does
@@ -114,13 +142,13 @@ class Codec:
         current = self._current.get(recorded.type)
         if current is not None and current[0] == recorded.schema_version:
             try:
-                event: Event = current[1].decode(recorded.data)
+                event: AnyEvent = current[1](recorded.data)
                 return event
             except msgspec.DecodeError as exc:  # malformed JSON, or a shape that does not fit
                 raise EventDecodeError(recorded.type, recorded.schema_version, str(exc)) from None
         return self._decode_evolved(recorded)
 
-    def _decode_evolved(self, recorded: RecordedEvent) -> Event | None:
+    def _decode_evolved(self, recorded: RecordedEvent) -> AnyEvent | None:
         name = self._renamed.get(recorded.type, recorded.type)
         if recorded.type in self._deprecated or name in self._deprecated:
             return None
@@ -154,7 +182,7 @@ class Codec:
                     f"newer than the code's version {cls.schema_version} of {name!r}",
                 )
             data["type"] = name
-            event: Event = msgspec.convert(data, cls)
+            event: AnyEvent = self._convert[name](data)
             return event
         except msgspec.DecodeError as exc:
             raise EventDecodeError(recorded.type, recorded.schema_version, str(exc)) from None

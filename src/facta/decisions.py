@@ -36,14 +36,20 @@ import msgspec
 from facta._commands import event_id, fingerprint
 from facta._commands import metadata as command_metadata
 from facta.codec import Codec
-from facta.domain import Command, Event, _union_members, stored_type_names, type_name
+from facta.domain import (
+    AnyEvent,
+    _command_classes,
+    _event_classes,
+    stored_type_names,
+    type_name,
+)
 from facta.errors import AppendConditionFailed, CommandIdReused, DuplicateEventId
 from facta.store.base import START, EventStore, NewEvent, Position, RecordedEvent
 from facta.store.boundaries import AppendCondition, BoundaryStore, Query, QueryItem
 
 S = TypeVar("S")
-C = TypeVar("C", bound=Command)
-E = TypeVar("E", bound=Event)
+C = TypeVar("C")
+E = TypeVar("E", bound=AnyEvent)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class Fold(Generic[S]):
 
     initial: S
     evolve: Callable[[S, Any], S]
-    event_types: tuple[type[Event], ...]
+    event_types: tuple[type[AnyEvent], ...]
     tags: tuple[str, ...] = ()
     item: QueryItem = field(init=False, repr=False, compare=False)
 
@@ -83,7 +89,7 @@ class Model(Generic[S]):
         self.folds: Mapping[str, Fold[Any]] = folds
         self.query = Query(tuple(fold.item for fold in folds.values()))
 
-    def fold(self, events: Iterable[Event]) -> S:
+    def fold(self, events: Iterable[AnyEvent]) -> S:
         """The state after ``events``, each applied to the folds whose types and tags it
         matches (its tags as :meth:`facta.Event.event_tags` gives them): what a decision
         would see after the store held these events. Pure, for tests."""
@@ -95,7 +101,9 @@ class Model(Generic[S]):
     def _initial(self) -> dict[str, Any]:
         return {name: fold.initial for name, fold in self.folds.items()}
 
-    def _apply(self, states: dict[str, Any], kind: str, tags: Sequence[str], event: Event) -> None:
+    def _apply(
+        self, states: dict[str, Any], kind: str, tags: Sequence[str], event: AnyEvent
+    ) -> None:
         for name, fold in self.folds.items():
             if fold.item.matches(kind, tags):
                 states[name] = fold.evolve(states[name], event)
@@ -111,16 +119,16 @@ class Decision(Generic[S, C, E]):
     """
 
     name: ClassVar[str]
-    command_types: ClassVar[tuple[type[Command], ...]] = ()
-    event_types: ClassVar[tuple[type[Event], ...]] = ()
+    command_types: ClassVar[tuple[type[Any], ...]] = ()
+    event_types: ClassVar[tuple[type[AnyEvent], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for base in getattr(cls, "__orig_bases__", ()):
             if typing.get_origin(base) is Decision:
                 _, command, event = typing.get_args(base)
-                cls.command_types = _union_members(command, Command)
-                cls.event_types = _union_members(event, Event)
+                cls.command_types = _command_classes(command)
+                cls.event_types = _event_classes(event)
         name = cls.__dict__.get("name")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"decision name {name!r} must be a non-empty string")
@@ -232,7 +240,7 @@ def _same(stored: Sequence[RecordedEvent], new: Sequence[NewEvent]) -> bool:
 
 async def _earlier_result(
     log: EventStore, codec: Codec, scope: str, command_id: str, stamp: str | None
-) -> DecisionResult[Event] | None:
+) -> DecisionResult[AnyEvent] | None:
     """The result of the decision stored under ``command_id``; None when there is none;
     CommandIdReused when it was another command."""
     first = await log.find_event(event_id(scope, command_id, 0))

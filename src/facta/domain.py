@@ -10,7 +10,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -110,19 +110,7 @@ class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        version = cls.schema_version
-        if not isinstance(version, int) or version < 1:
-            raise TypeError(f"{cls.__name__}.schema_version must be a positive int")
-        for from_version, upcaster in cls.upcasters.items():
-            if not (isinstance(from_version, int) and 1 <= from_version < version):
-                raise TypeError(
-                    f"{cls.__name__}.upcasters: {from_version!r} is not a version below"
-                    f" schema_version {version}"
-                )
-            if not callable(upcaster):
-                raise TypeError(f"{cls.__name__}.upcasters[{from_version}] is not callable")
-        if isinstance(cls.renamed_from, str):
-            raise TypeError(f"{cls.__name__}.renamed_from must be a tuple of type names")
+        check_evolution(cls)
 
     def event_tags(self) -> tuple[str, ...]:
         """The tags this event carries when appended (consistency boundaries select events
@@ -138,6 +126,40 @@ class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
             if value is not None:
                 tags.append(f"{prefix}:{value}")
         return tuple(tags)
+
+
+def check_evolution(cls: type[Any]) -> None:
+    """TypeError unless the schema evolution an event class declares (``schema_version``,
+    ``upcasters``, ``renamed_from``) is well formed: what every event base class checks when
+    it is subclassed."""
+    version = cls.schema_version
+    if not isinstance(version, int) or version < 1:
+        raise TypeError(f"{cls.__name__}.schema_version must be a positive int")
+    for from_version, upcaster in cls.upcasters.items():
+        if not (isinstance(from_version, int) and 1 <= from_version < version):
+            raise TypeError(
+                f"{cls.__name__}.upcasters: {from_version!r} is not a version below"
+                f" schema_version {version}"
+            )
+        if not callable(upcaster):
+            raise TypeError(f"{cls.__name__}.upcasters[{from_version}] is not callable")
+    if isinstance(cls.renamed_from, str):
+        raise TypeError(f"{cls.__name__}.renamed_from must be a tuple of type names")
+
+
+class AnyEvent(Protocol):
+    """What facta needs of an event, whatever library its class is written with: an
+    :class:`Event` (msgspec) or a ``facta.pydantic.PydanticEvent``. Type parameters of
+    aggregates and decisions are bound by it.
+
+    Its class also declares ``upcasters`` and ``renamed_from`` (see :class:`Event`), left
+    out here so that a subclass may narrow their declared types."""
+
+    schema_version: ClassVar[int]
+
+    def event_tags(self) -> tuple[str, ...]:
+        """The tags this event is appended with."""
+        ...
 
 
 class Command(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_unknown_fields=True):
@@ -156,14 +178,30 @@ class DomainError(Exception):
 
 
 S = TypeVar("S")
-C = TypeVar("C", bound=Command)
-E = TypeVar("E", bound=Event)
+C = TypeVar("C")
+E = TypeVar("E", bound=AnyEvent)
+
+# The classes events and commands may derive from: msgspec's, and those of each model library
+# adapted to facta (facta.pydantic adds its own when it is imported: see accept_model_bases).
+_EVENT_BASES: list[type[Any]] = [Event]
+_COMMAND_BASES: list[type[Any]] = [Command]
+
+
+def accept_model_bases(event: type[Any], command: type[Any]) -> None:
+    """Let subclasses of ``event`` and ``command`` stand as the events and commands of
+    aggregates and decisions: for a module adapting another model library to facta (as
+    ``facta.pydantic`` does), which must also make the codec able to store them."""
+    if event not in _EVENT_BASES:
+        _EVENT_BASES.append(event)
+    if command not in _COMMAND_BASES:
+        _COMMAND_BASES.append(command)
 
 
 class Aggregate(Generic[S, C, E]):
     """A consistency boundary written as a decider.
 
-    Subclass it with the state, command and event types as parameters and give it a ``name``
+    Subclass it with the state, command and event types as parameters (msgspec classes,
+    or pydantic models from :mod:`facta.pydantic`) and give it a ``name``
     (the stream category, without ``-``), an ``initial`` state, ``decide`` and ``evolve``.
     Both functions must be pure: no I/O, no clock, no randomness, so that a retry after a
     conflict is always safe.
@@ -182,8 +220,8 @@ class Aggregate(Generic[S, C, E]):
 
     # Filled in by __init_subclass__ from the generic parameters.
     state_type: ClassVar[Any]
-    command_types: ClassVar[tuple[type[Command], ...]]
-    event_types: ClassVar[tuple[type[Event], ...]]
+    command_types: ClassVar[tuple[type[Any], ...]]
+    event_types: ClassVar[tuple[type[AnyEvent], ...]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -197,8 +235,8 @@ class Aggregate(Generic[S, C, E]):
             if typing.get_origin(base) is Aggregate:
                 state, command, event = typing.get_args(base)
                 cls.state_type = state
-                cls.command_types = _union_members(command, Command)
-                cls.event_types = _union_members(event, Event)
+                cls.command_types = _command_classes(command)
+                cls.event_types = _event_classes(event)
         name = cls.__dict__.get("name")
         if name is not None and (not name or "-" in name):
             raise ValueError(f"aggregate name {name!r} must be non-empty and contain no '-'")
@@ -220,27 +258,45 @@ class Aggregate(Generic[S, C, E]):
         return current
 
 
-def _union_members(tp: Any, base: type[Any]) -> tuple[Any, ...]:
-    """The classes named by a type that is one class or a union of classes."""
+def _command_classes(tp: Any) -> tuple[type[Any], ...]:
+    """The command classes a type parameter names (TypeError for another class)."""
+    return _union_members(tp, _COMMAND_BASES)
+
+
+def _event_classes(tp: Any) -> tuple[type[AnyEvent], ...]:
+    """The event classes a type parameter names (TypeError for another class)."""
+    return _union_members(tp, _EVENT_BASES)
+
+
+def _union_members(tp: Any, bases: list[type[Any]]) -> tuple[Any, ...]:
+    """The classes named by a type that is one class or a union of classes, each a subclass
+    of one of ``bases``."""
     if isinstance(tp, TypeVar):
         return ()
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         members = typing.get_args(tp)
     else:
         members = (tp,)
+    allowed = tuple(bases)
     for member in members:
-        if not (isinstance(member, type) and issubclass(member, base)):
-            raise TypeError(f"{member!r} is not a subclass of {base.__name__}")
+        if not (isinstance(member, type) and issubclass(member, allowed)):
+            names = " or ".join(base.__name__ for base in allowed)
+            raise TypeError(f"{member!r} is not a subclass of {names}")
     return tuple(members)
 
 
-def type_name(cls: type[Event] | type[Command]) -> str:
-    """The ``"type"`` tag of an event or command class (its class name)."""
-    tag = cls.__struct_config__.tag
+def type_name(cls: type[Any]) -> str:
+    """The ``"type"`` tag of an event or command class: its msgspec tag (the class name
+    unless the class sets another), or a pydantic model's class name."""
+    config = getattr(cls, "__struct_config__", None)
+    if config is None:
+        return cls.__name__
+    tag = config.tag
     assert isinstance(tag, str)
     return tag
 
 
-def stored_type_names(cls: type[Event]) -> tuple[str, ...]:
+def stored_type_names(cls: type[AnyEvent]) -> tuple[str, ...]:
     """Every type name events of ``cls`` may be stored under: its own and its old ones."""
-    return (type_name(cls), *cls.renamed_from)
+    renamed: tuple[str, ...] = getattr(cls, "renamed_from", ())
+    return (type_name(cls), *renamed)

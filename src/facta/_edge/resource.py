@@ -43,6 +43,10 @@ class AggregateResource(Generic[S]):
     the aggregate's; leave out those only a saga sends). ``creation_commands`` lists the
     commands that may act on an entity that does not exist yet: when the domain rejects any
     other command on such an entity, the client gets 404 instead of 400.
+
+    The commands and events must be msgspec classes (:class:`facta.Command`,
+    :class:`facta.Event`): the routes decode and document them with msgspec. A pydantic
+    state is fine, the view renders it. Raises TypeError on a pydantic command or event.
     """
 
     aggregate: Aggregate[S, Any, Any]
@@ -58,6 +62,15 @@ class AggregateResource(Generic[S]):
     def label(self) -> str:
         """What one entity is called in messages (``account``)."""
         return self.noun or self.aggregate.name
+
+    def __post_init__(self) -> None:
+        kind = type(self.aggregate)
+        for cls in (*(self.commands or kind.command_types), *kind.event_types):
+            if not issubclass(cls, msgspec.Struct):
+                raise TypeError(
+                    f"{cls.__name__}: the HTTP routes of {self.aggregate.name!r} serve msgspec"
+                    " commands and events (facta.Command, facta.Event), not pydantic models"
+                )
 
     @property
     def command_type(self) -> Any:

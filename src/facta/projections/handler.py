@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from facta.domain import Event, stored_type_names
+from facta.domain import AnyEvent, stored_type_names
 from facta.errors import StoreUnavailable
 from facta.store._migrations import validate_identifier
 
@@ -28,7 +28,7 @@ class EventHandler:
 
     name: ClassVar[str]
     version: ClassVar[int] = 1
-    event_types: ClassVar[tuple[type[Event], ...]] = ()
+    event_types: ClassVar[tuple[type[AnyEvent], ...]] = ()
     on_error: ClassVar[Literal["stop", "park"]] = "stop"
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = OUTAGES
     retries: ClassVar[int] = 3

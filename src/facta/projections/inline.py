@@ -116,7 +116,7 @@ class InlineProjections:
             unit = self.backend.inline_unit(tx, slot, spec)
             session: Session[Any] = Session(unit, spec, self.backend.table(slot.name, slot.slot))
             with batches.inline_projection(slot.name, relevant):
-                envelopes = [
+                envelopes: list[EventEnvelope[Any]] = [  # any event class the codec reads
                     EventEnvelope(event, record)
                     for record in relevant
                     if (event := decode(record)) is not None

@@ -21,7 +21,6 @@ from facta._ids import owner_id
 from facta._retry import backoff
 from facta.application import Application, EventEnvelope
 from facta.codec import Codec
-from facta.domain import Event
 from facta.observability import batches, metrics
 from facta.projections._target import Handler, Target
 from facta.projections.errors import LeaseLost, ProjectionNotFound
@@ -390,7 +389,7 @@ class ProjectionRunner:
     ) -> tuple[Session[Any] | None, int, int, BaseException | None]:
         """Handle ``records`` in ``unit``: (session, events handled, failing index, error)."""
         decode = self.codec.decode
-        envelopes: list[tuple[int, EventEnvelope[Event]]] = []
+        envelopes: list[tuple[int, EventEnvelope[Any]]] = []  # any event class the codec reads
         failed_at, error = len(records), None
         for index, record in enumerate(records):
             try:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar, overload
 
 from facta.decisions import Decision
-from facta.domain import Aggregate, Command, Event
+from facta.domain import Aggregate, AnyEvent
 
 S = TypeVar("S")
 
@@ -23,11 +23,11 @@ S = TypeVar("S")
 class Scenario(Generic[S]):
     """An aggregate with a history, waiting for a command."""
 
-    def __init__(self, aggregate: Aggregate[S, Any, Any], events: Sequence[Event]) -> None:
+    def __init__(self, aggregate: Aggregate[S, Any, Any], events: Sequence[AnyEvent]) -> None:
         self.aggregate = aggregate
         self.state: S = aggregate.fold(events)
 
-    def when(self, command: Command) -> Outcome[S]:
+    def when(self, command: Any) -> Outcome[S]:
         """Decide ``command`` against the history."""
         after = self.aggregate.fold
         try:
@@ -40,11 +40,11 @@ class Scenario(Generic[S]):
 class DecisionScenario:
     """A decision with the events in the store, waiting for a command."""
 
-    def __init__(self, decision: Decision[Any, Any, Any], events: Sequence[Event]) -> None:
+    def __init__(self, decision: Decision[Any, Any, Any], events: Sequence[AnyEvent]) -> None:
         self.decision = decision
         self.events = list(events)
 
-    def when(self, command: Command) -> Outcome[list[Event]]:
+    def when(self, command: Any) -> Outcome[list[AnyEvent]]:
         """Decide ``command`` on the state its model folds from the events."""
         try:
             state = self.decision.model(command).fold(self.events)
@@ -67,7 +67,7 @@ class Outcome(Generic[S]):
         self.events = events
         self.error = error
 
-    def then(self, expected: Sequence[Event]) -> S:
+    def then(self, expected: Sequence[AnyEvent]) -> S:
         """Assert the command caused exactly ``expected``; returns the state after them (of
         a decision: the events)."""
         if self.error is not None:
@@ -91,15 +91,17 @@ class Outcome(Generic[S]):
 
 
 @overload
-def given(aggregate: Aggregate[S, Any, Any], events: Sequence[Event] = ()) -> Scenario[S]: ...
+def given(aggregate: Aggregate[S, Any, Any], events: Sequence[AnyEvent] = ()) -> Scenario[S]: ...
 
 
 @overload
-def given(aggregate: Decision[Any, Any, Any], events: Sequence[Event] = ()) -> DecisionScenario: ...
+def given(
+    aggregate: Decision[Any, Any, Any], events: Sequence[AnyEvent] = ()
+) -> DecisionScenario: ...
 
 
 def given(
-    aggregate: Aggregate[S, Any, Any] | Decision[Any, Any, Any], events: Sequence[Event] = ()
+    aggregate: Aggregate[S, Any, Any] | Decision[Any, Any, Any], events: Sequence[AnyEvent] = ()
 ) -> Scenario[S] | DecisionScenario:
     """Start a scenario: ``aggregate`` after ``events``, or a decision with ``events`` stored."""
     if isinstance(aggregate, Decision):
