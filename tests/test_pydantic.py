@@ -339,15 +339,14 @@ def test_a_field_named_type_and_a_wrong_class_are_refused() -> None:
 
 
 def test_http_routes_refuse_pydantic_commands_clearly() -> None:
-    from facta.http.resource import AggregateResource, aggregate_routes
-    from facta.http.runtime import Runtime
+    from facta.http.resource import AggregateResource
 
     class View(msgspec.Struct):
         owner: str
 
-    resource = AggregateResource(Purse(), "/purses", lambda i, v, s: View(s.owner), View)
+    # Refused where the resource is described, for the Litestar and FastAPI edges alike.
     with pytest.raises(TypeError, match="serve msgspec commands and events"):
-        aggregate_routes(resource, Runtime.__new__(Runtime))
+        AggregateResource(Purse(), "/purses", lambda i, v, s: View(s.owner), View)
 
 
 def test_facta_imports_and_runs_without_pydantic() -> None:

@@ -125,7 +125,7 @@ class AggregateEndpoints(Generic[S]):
         self._creators = resource.creation_commands
         self._path = resource.path.rstrip("/")
         self._envelope_keys = {
-            cls: tuple(k for k in ENVELOPE_KEYS if k not in cls.__struct_fields__)
+            cls: tuple(k for k in ENVELOPE_KEYS if k not in getattr(cls, "__struct_fields__", ()))
             for cls in type(resource.aggregate).event_types
         }
 

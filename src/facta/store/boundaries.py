@@ -27,7 +27,15 @@ import msgspec
 from facta._retry import backoff
 from facta.errors import StoreUnavailable
 from facta.store._follow import MAX_WAIT
-from facta.store.base import AppendResult, EventStore, NewEvent, Position, RecordedEvent
+from facta.store.base import (
+    ANY,
+    AppendResult,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    Position,
+    RecordedEvent,
+)
 
 logger = logging.getLogger("facta.store")
 
@@ -160,6 +168,64 @@ class BoundaryStore(Protocol):
     ) -> AsyncIterator[RecordedEvent]:
         """Catch up with the events matching ``query``, then follow new ones, forever."""
         ...
+
+
+@runtime_checkable
+class ConditionalLog(EventStore, Protocol):
+    """An engine's event store that also appends under a condition (what the shared half
+    of every engine's boundary store, :class:`TaggedLog`, builds on)."""
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+        *,
+        condition: AppendCondition | None = None,
+    ) -> AppendResult:
+        """Append as :meth:`EventStore.append` does; with ``condition``, only if it holds
+        (AppendConditionFailed, nothing written, otherwise)."""
+        ...
+
+
+class TaggedLog:
+    """What every engine's :class:`BoundaryStore` shares: appends through its event store's
+    conditional append, each in a stream of its own unless named, and query subscriptions
+    over its ``read``. An engine subclasses it and writes ``read``."""
+
+    def __init__(self, log: ConditionalLog) -> None:
+        self._log = log
+
+    async def read(
+        self, query: Query, *, after: Position | None = None, limit: int | None = None
+    ) -> TaggedEvents:
+        """See :meth:`BoundaryStore.read`."""
+        raise NotImplementedError
+
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        condition: AppendCondition | None = None,
+        *,
+        stream_id: str | None = None,
+    ) -> AppendResult:
+        """See :meth:`BoundaryStore.append`."""
+        events = tag_events(events)
+        return await self._log.append(
+            stream_id or own_stream(events), events, ANY, condition=condition
+        )
+
+    def subscribe(
+        self, query: Query, *, after: Position | None = None, batch_size: int = 1000
+    ) -> AsyncIterator[RecordedEvent]:
+        """See :meth:`BoundaryStore.subscribe`."""
+        return follow_query(
+            self, self._log, query, after=after, batch_size=batch_size, head=self._head
+        )
+
+    async def _head(self) -> Position:
+        """The log's head for subscriptions (an engine whose head waits overrides it)."""
+        return await self._log.head()
 
 
 def own_stream(events: Sequence[NewEvent]) -> str:

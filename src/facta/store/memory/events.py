@@ -66,7 +66,10 @@ class MemoryEventStore:
         expected_version: ExpectedVersion = ANY,
         *,
         hook: TransactionHook | None = None,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
+        """Append (see :class:`~facta.store.base.EventStore`); with ``condition`` (and no
+        hook), only if it holds, checked and written with no await in between."""
         validate_stream_id(stream_id)
         if hook is not None:
             check_hook(hook)
@@ -75,7 +78,7 @@ class MemoryEventStore:
             check_expected_version(stream_id, expected_version, actual)
             return AppendResult(stream_id, actual, self._head(), ())
         if hook is None:
-            return self._commit(self._prepare(stream_id, events, expected_version))
+            return self._commit(self._prepare(stream_id, events, expected_version, condition))
         async with self._hook_lock:
             prepared = self._prepare(stream_id, events, expected_version)
             if isinstance(prepared, AppendResult):
@@ -90,14 +93,6 @@ class MemoryEventStore:
             for action in tx.on_commit:
                 action()
             return result
-
-    def append_if(
-        self, stream_id: str, events: Sequence[NewEvent], condition: AppendCondition | None
-    ) -> AppendResult:
-        """Append to ``stream_id`` at any version if ``condition`` holds (see
-        :class:`~facta.store.memory.boundaries.MemoryBoundaries`); atomic on the loop."""
-        validate_stream_id(stream_id)
-        return self._commit(self._prepare(stream_id, events, ANY, condition))
 
     def _prepare(
         self,

@@ -22,19 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from facta.store.base import ANY, AppendResult, NewEvent, Position, RecordedEvent
-from facta.store.boundaries import (
-    AppendCondition,
-    Query,
-    QueryItem,
-    TaggedEvents,
-    follow_query,
-    own_stream,
-    tag_events,
-)
+from facta.store.base import Position, RecordedEvent
+from facta.store.boundaries import Query, QueryItem, TaggedEvents, TaggedLog
 from facta.store.postgres.common import COLUMNS
 from facta.store.postgres.events import PostgresEventStore
 
@@ -44,10 +36,11 @@ _VISIBLE_COLUMN = 11
 _E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in COLUMNS.split(","))
 
 
-class PostgresBoundaries:
+class PostgresBoundaries(TaggedLog):
     """The :class:`~facta.store.boundaries.BoundaryStore` of a PostgreSQL engine."""
 
     def __init__(self, events: PostgresEventStore) -> None:
+        super().__init__(events)
         self._events = events
         self._tables = f"{events.schema}.{events.prefix}"
         self._statements: dict[tuple[tuple[bool, bool, bool], ...], str] = {}
@@ -140,29 +133,8 @@ class PostgresBoundaries:
             " ORDER BY commit_xid, sequence LIMIT $3"
         )
 
-    async def append(
-        self,
-        events: Sequence[NewEvent],
-        condition: AppendCondition | None = None,
-        *,
-        stream_id: str | None = None,
-    ) -> AppendResult:
-        events = tag_events(events)
-        return await self._events.append(
-            stream_id or own_stream(events), events, ANY, condition=condition
-        )
-
-    def subscribe(
-        self, query: Query, *, after: Position | None = None, batch_size: int = 1000
-    ) -> AsyncIterator[RecordedEvent]:
-        return follow_query(
-            self,
-            self._events,
-            query,
-            after=after,
-            batch_size=batch_size,
-            head=self._events.visible_head,
-        )
+    async def _head(self) -> Position:
+        return await self._events.visible_head()  # a subscription never waits for it
 
 
 def _recorded(rows: Sequence[Any]) -> list[RecordedEvent]:

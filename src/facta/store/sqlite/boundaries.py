@@ -9,26 +9,18 @@ of SQLite's writers do (and share it, when they arrive together: group commit).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-
-from facta.store.base import ANY, AppendResult, NewEvent, Position, RecordedEvent
-from facta.store.boundaries import (
-    AppendCondition,
-    Query,
-    TaggedEvents,
-    follow_query,
-    own_stream,
-    tag_events,
-)
+from facta.store.base import Position
+from facta.store.boundaries import Query, TaggedEvents, TaggedLog
 from facta.store.sqlite.events import SQLiteEventStore
 from facta.store.sqlite.tags import TagSQL
 from facta.store.sqlite.writes import COLUMNS, recorded
 
 
-class SQLiteBoundaries:
+class SQLiteBoundaries(TaggedLog):
     """The :class:`~facta.store.boundaries.BoundaryStore` of a SQLite engine."""
 
     def __init__(self, events: SQLiteEventStore) -> None:
+        super().__init__(events)
         self._events = events
         self._sql = TagSQL(events.prefix)
 
@@ -39,20 +31,3 @@ class SQLiteBoundaries:
         sql, parameters = self._sql.matching(COLUMNS, query, start, limit)
         found = recorded(await self._events.rows(sql, parameters))
         return TaggedEvents(found, found[-1].position if found else after)
-
-    async def append(
-        self,
-        events: Sequence[NewEvent],
-        condition: AppendCondition | None = None,
-        *,
-        stream_id: str | None = None,
-    ) -> AppendResult:
-        events = tag_events(events)
-        return await self._events.append(
-            stream_id or own_stream(events), events, ANY, condition=condition
-        )
-
-    def subscribe(
-        self, query: Query, *, after: Position | None = None, batch_size: int = 1000
-    ) -> AsyncIterator[RecordedEvent]:
-        return follow_query(self, self._events, query, after=after, batch_size=batch_size)
