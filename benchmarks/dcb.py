@@ -43,12 +43,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import gc
-import importlib.metadata
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -64,6 +60,11 @@ from typing import Any
 from facta import NewEvent, open_store
 from facta.errors import AppendConditionFailed
 from facta.store import Boundaries, Engine, Query
+
+# Run as a script, this folder comes first on sys.path: the repository root is needed too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._report import chosen, exit_if_failed, run_facts, save, version
 
 HERE = Path(__file__).resolve().parent
 
@@ -748,8 +749,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke test")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args(argv)
-    stores = _chosen("--stores", args.stores, STORES)
-    libraries = _chosen("--libraries", args.libraries, LIBRARIES)
+    stores = chosen("--stores", args.stores, STORES)
+    libraries = chosen("--libraries", args.libraries, LIBRARIES)
     settings = Settings.named(args.quick, args.seconds)
     rows: list[dict[str, Any]] = []
 
@@ -775,53 +776,24 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if "eventsourcing" in libraries and store in ES_MODULES:
                 run_es(store, settings, emit)
 
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    meta = {
-        "date": stamp,
-        "machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
-        "cores": os.cpu_count(),
-        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "eventsourcing": _version("eventsourcing"),
-        "seconds": settings.seconds,
-        "quick": args.quick,
-        "stores": stores,
-        "libraries": libraries,
-    }
+    meta = run_facts(
+        load_before,
+        eventsourcing=version("eventsourcing"),
+        seconds=settings.seconds,
+        quick=args.quick,
+        stores=stores,
+        libraries=libraries,
+    )
     checks = ratios(rows)
     result = {"meta": meta, "rows": rows, "ratios": checks}
-    markdown = render(meta, rows, checks)
-    print()
-    print(markdown)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"dcb-raw-{stamp}.json").write_text(json.dumps(result, indent=1))
     complete = stores == list(STORES) and libraries == list(LIBRARIES)
-    if complete and not args.quick and not any("error" in r for r in rows):  # kept
-        (HERE / "dcb-results.json").write_text(json.dumps(result, indent=1))
-        (HERE / "DCB-RESULTS.md").write_text(markdown)
+    keep = complete and not args.quick and not any("error" in r for r in rows)
+    save("dcb", result, render(meta, rows, checks), out=args.out, keep=keep)
     return result
 
 
-def _chosen(option: str, value: str, known: Sequence[str]) -> list[str]:
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        sys.exit(f"{option}: choose from {','.join(known)}")
-    return names
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def main() -> None:
-    result = run()
-    failed = [r for r in result["rows"] if "error" in r]
-    if failed:
-        sys.exit(f"{len(failed)} of {len(result['rows'])} rows failed (their errors are above)")
+    exit_if_failed(run())
 
 
 if __name__ == "__main__":

@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -49,6 +46,11 @@ from facta import Aggregate, Application, DomainError, open_store
 from facta.examples.bank import domain as bank
 from facta.examples.bank.domain import money
 from facta.pydantic import PydanticCommand, PydanticEvent
+
+# Run as a script, this folder comes first on sys.path: the repository root is needed too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._report import chosen, exit_if_failed, run_facts, save
 
 HERE = Path(__file__).resolve().parent
 STORES = ("memory", "sqlite")
@@ -273,9 +275,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke test")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args(argv)
-    stores = [name.strip() for name in args.stores.split(",") if name.strip()]
-    if not stores or any(name not in STORES for name in stores):
-        sys.exit(f"--stores: choose from {','.join(STORES)}")
+    stores = chosen("--stores", args.stores, STORES)
     settings = Settings.named(args.quick, args.rounds)
 
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
@@ -285,34 +285,23 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import msgspec
     import pydantic
 
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    meta = {
-        "date": stamp,
-        "machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
-        "cores": os.cpu_count(),
-        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "pydantic": pydantic.VERSION,
-        "msgspec": msgspec.__version__,
-        "rounds": settings.rounds,
-        "accounts": settings.accounts,
-        "commands": settings.commands,
-        "stream": settings.stream,
-        "quick": args.quick,
-        "stores": stores,
-    }
+    meta = run_facts(
+        load_before,
+        pydantic=pydantic.VERSION,
+        msgspec=msgspec.__version__,
+        rounds=settings.rounds,
+        accounts=settings.accounts,
+        commands=settings.commands,
+        stream=settings.stream,
+        quick=args.quick,
+        stores=stores,
+    )
     checks = ratios(rows)
     result = {"meta": meta, "rows": rows, "ratios": checks}
-    markdown = render(meta, rows, checks)
-    print()
-    print(markdown)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"pydantic-raw-{stamp}.json").write_text(json.dumps(result, indent=1))
-    if stores == list(STORES) and not args.quick:  # kept
-        (HERE / "pydantic-results.json").write_text(json.dumps(result, indent=1))
-        (HERE / "PYDANTIC-RESULTS.md").write_text(markdown)
+    keep = stores == list(STORES) and not args.quick
+    save("pydantic", result, render(meta, rows, checks), out=args.out, keep=keep)
     return result
 
 
 if __name__ == "__main__":
-    run()
+    exit_if_failed(run())

@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,6 +39,11 @@ from typing import Any
 import facta.sync
 from facta import Application, open_store
 from facta.examples.bank.domain import Account, Deposit, OpenAccount
+
+# Run as a script, this folder comes first on sys.path: the repository root is needed too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._report import chosen, exit_if_failed, run_facts, save
 
 HERE = Path(__file__).resolve().parent
 PG_DSN = os.environ.get("FACTA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -230,9 +232,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke test")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args(argv)
-    stores = [name.strip() for name in args.stores.split(",") if name.strip()]
-    if not stores or any(name not in STORES for name in stores):
-        sys.exit(f"--stores: choose from {','.join(STORES)}")
+    stores = chosen("--stores", args.stores, STORES)
     settings = Settings.named(args.quick, args.rounds)
     rows: list[dict[str, Any]] = []
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
@@ -255,31 +255,16 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     print(f"{store:9} {workload:14} {row['value']:>10,.1f} µs/op", flush=True)
         finally:
             scratch.drop()
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    meta = {
-        "date": stamp,
-        "machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
-        "cores": os.cpu_count(),
-        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "rounds": settings.rounds,
-        "quick": args.quick,
-        "stores": stores,
-    }
+    meta = run_facts(load_before, rounds=settings.rounds, quick=args.quick, stores=stores)
     checks = ratios(rows)
     result = {"meta": meta, "rows": rows, "ratios": checks}
-    print()
-    print(render(meta, rows, checks))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"sync-raw-{stamp}.json").write_text(json.dumps(result, indent=1))
+    keep = stores == list(STORES) and not args.quick and not any("error" in r for r in rows)
+    save("sync", result, render(meta, rows, checks), out=args.out, keep=keep)
     return result
 
 
 def main() -> None:
-    result = run()
-    failed = [r for r in result["rows"] if "error" in r]
-    if failed:
-        sys.exit(f"{len(failed)} stores failed (their errors are above)")
+    exit_if_failed(run())
 
 
 if __name__ == "__main__":
