@@ -104,6 +104,7 @@ def test_the_samples_of_a_page_run(
     module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
     sys.modules[module.__name__] = module
     namespace = module.__dict__
+    environment = dict(os.environ)  # what a sample sets (Django's settings) stays its own
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -126,5 +127,7 @@ def test_the_samples_of_a_page_run(
         loop.close()
         asyncio.set_event_loop(None)
         del sys.modules[module.__name__]
+        os.environ.clear()
+        os.environ.update(environment)
         if schema is not None:
             asyncio.run(_drop_schema(schema))

@@ -56,6 +56,7 @@ def start_django(store_url: str, workdir: Path, timeout: float = 30.0) -> Django
         "PYTHONUNBUFFERED": "1",
         "FACTA_STORE": store_url,
         "DJANGO_SETTINGS_MODULE": "facta.examples.django_bank.settings",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",  # whatever the test process has set
     }
     with log.open("wb") as sink:
         process = subprocess.Popen(

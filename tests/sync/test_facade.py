@@ -152,6 +152,7 @@ def test_close_ends_the_thread_and_refuses_later_calls(tmp_path: Path) -> None:
 
 
 def test_close_waits_for_calls_running_in_other_threads(tmp_path: Path) -> None:
+    before = engine_threads()  # (engines other tests left open are not this test's)
     engine = open_store(f"sqlite:///{tmp_path / 'w.db'}")
     app = Application(engine)
     app.execute(ACCOUNT, "w", OpenAccount("Wu", Decimal(0)))
@@ -172,7 +173,7 @@ def test_close_waits_for_calls_running_in_other_threads(tmp_path: Path) -> None:
     engine.close()
     worker.join(10)
     assert results == ["closed"]
-    assert engine_threads() == []
+    assert engine_threads() == before
     with open_store(f"sqlite:///{tmp_path / 'w.db'}") as again:
         version = again.stream_version("account-w")
         records = again.read_stream("account-w")
@@ -190,6 +191,7 @@ def test_a_call_from_the_engines_own_thread_is_refused() -> None:
 
 
 def test_the_runner_keeps_a_read_model_from_threads(tmp_path: Path) -> None:
+    before = engine_threads()
     with open_store(f"sqlite:///{tmp_path / 'r.db'}") as engine:
         app = Application(engine)
         reads = ReadStore(engine)
@@ -211,4 +213,4 @@ def test_the_runner_keeps_a_read_model_from_threads(tmp_path: Path) -> None:
         assert [s.name for s in reads.status()] == ["accounts"]
         # Left running: closing the engine stops it.
         ProjectionRunner(engine, [AccountsProjection()]).start()
-    assert engine_threads() == []
+    assert engine_threads() == before
