@@ -76,7 +76,7 @@ bench-pydantic: $(STAMP)
 # 1,000 rounds of racers on consistency boundaries on every engine.
 soak: $(STAMP)
 	$(BIN)/python -m tests.reliability.soak --minutes 10 --rate 200
-	FACTA_CRASH_KILLS=10 FACTA_CRASH_SECONDS=3 $(BIN)/pytest -s tests/reliability
+	FACTA_CRASH_KILLS=10 FACTA_CRASH_SECONDS=3 FACTA_STARTUP_TRIALS=100 $(BIN)/pytest -s tests/reliability
 	FACTA_DCB_ROUNDS=1000 FACTA_DCB_WRITERS=32 $(BIN)/pytest -q tests/store/test_boundary_racers.py
 
 clean:
