@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -29,7 +28,6 @@ from facta.errors import (
 )
 from facta.store.base import (
     ANY,
-    NO_STREAM,
     STREAM_EXISTS,
     AppendResult,
     ExpectedVersion,
@@ -40,12 +38,13 @@ from facta.store.base import (
 )
 from facta.store.boundaries import AppendCondition
 from facta.store.postgres.common import drop_if_lost, lost, recorded, unavailable
-from facta.store.postgres.locks import LockKeys, joined, ordered
+from facta.store.postgres.locks import LockKeys
+from facta.store.postgres.requests import Request as _Request
+from facta.store.postgres.requests import arguments
 
 if TYPE_CHECKING:
     from facta.store.postgres.events import PostgresEventStore
 
-_EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, STREAM_EXISTS: -3}
 # The append function's statuses.
 _APPENDED, _WRONG_VERSION, _REPEATED, _DUPLICATE, _CONDITION_FAILED = range(5)
 
@@ -53,16 +52,6 @@ MAX_BATCH = 500
 """Most appends sent in one transaction."""
 
 _NO_REQUEST: Any = object()
-
-
-@dataclass(slots=True)
-class _Request:
-    stream_id: str
-    events: Sequence[NewEvent]
-    expected: ExpectedVersion
-    future: asyncio.Future[AppendResult]
-    hook: TransactionHook | None = None
-    condition: AppendCondition | None = None
 
 
 class PostgresTransaction:
@@ -189,87 +178,8 @@ class GroupCommit:
         return batch
 
     def _arguments(self, batch: Sequence[_Request], recorded_at: float) -> list[Any]:
-        streams, expected, counts = [], [], []
-        ids: list[str] = []
-        types: list[str] = []
-        versions: list[int] = []
-        data: list[bytes] = []
-        metadata: list[bytes] = []
-        tags: list[str | None] = []
-        tagged = False
-        codes = _EXPECTED_CODES
-        keys = self._keys
-        shared: set[int] = set()
-        for request in batch:
-            streams.append(request.stream_id)
-            wanted = request.expected
-            expected.append(wanted if isinstance(wanted, int) else codes[wanted])
-            counts.append(len(request.events))
-            for event in request.events:
-                ids.append(event.event_id)
-                types.append(event.type)
-                versions.append(event.schema_version)
-                data.append(event.data)
-                metadata.append(event.metadata)
-                if event.tags:
-                    tagged = True
-                    tags.append(joined(event.tags))
-                    shared |= keys.shared((event,))
-                else:
-                    tags.append(None)
-        conditions = (
-            self._conditions(batch) if any(r.condition is not None for r in batch) else None
-        )
-        exclusive, lock_log = conditions[-1] if conditions else (set(), False)
-        lock_keys, lock_exclusive = ordered(shared, exclusive)
-        return [
-            streams,
-            expected,
-            counts,
-            ids,
-            types,
-            versions,
-            data,
-            metadata,
-            recorded_at,
-            self._store.channel if self._store.notify else None,
-            tags if tagged else None,
-            lock_keys or None,
-            lock_exclusive or None,
-            lock_log,
-            *(conditions[:-1] if conditions else (None,) * 5),
-        ]
-
-    def _conditions(self, batch: Sequence[_Request]) -> list[Any]:
-        """The append function's condition arguments for ``batch`` (its items flattened,
-        see the migration), then the keys they lock exclusively and whether one locks the
-        events table."""
-        counts: list[int] = []
-        after_commit: list[int] = []
-        after_sequence: list[int] = []
-        item_types: list[str] = []
-        item_tags: list[str] = []
-        exclusive: set[int] = set()
-        lock_log = False
-        for request in batch:
-            condition = request.condition
-            if condition is None:
-                counts.append(0)
-                after_commit.append(0)
-                after_sequence.append(0)
-                continue
-            keyed, whole_log = self._keys.exclusive(condition)
-            exclusive |= keyed
-            lock_log = lock_log or whole_log
-            items = condition.fail_if_events_match.items
-            counts.append(len(items))
-            after = condition.after
-            after_commit.append(0 if after is None else after.commit)
-            after_sequence.append(0 if after is None else after.sequence)
-            for item in items:
-                item_types.append(joined(item.types))
-                item_tags.append(joined(item.tags))
-        return [counts, after_commit, after_sequence, item_types, item_tags, (exclusive, lock_log)]
+        channel = self._store.channel if self._store.notify else None
+        return arguments(batch, recorded_at, channel, self._keys)
 
     async def _write(self, batch: list[_Request]) -> None:
         """One call, one transaction for the whole batch; settles every request's future."""
