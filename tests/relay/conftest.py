@@ -376,7 +376,9 @@ class Received:
         self.count += 1
         self.changed.set()
 
-    async def wait_for(self, count: int, within: float = 30.0) -> None:
+    async def wait_for(self, count: int, within: float = 120.0) -> None:
+        # A bound for a relay that hangs, not a speed check: on a CI machine whose disk had
+        # slowed, the 10,000 events of the public-API publisher took over 30 s (6 s here).
         deadline = time.monotonic() + within
         while self.count < count:
             remaining = deadline - time.monotonic()
