@@ -8,12 +8,19 @@ import asyncio
 import time
 
 import asyncpg
+import pytest
 
 from facta.store.base import NewEvent
 from facta.store.boundaries import Query
 from facta.store.engine import Boundaries
 from facta.store.postgres.locks import LockKeys
 from tests.conftest import POSTGRES_URL, open_scratch_postgres
+
+# PostgreSQL delivers an event once every older transaction in the cluster has ended: these
+# tests hold transactions open on purpose and count exactly what is held back, so they run
+# alone, after the parallel phase of `make test` (tests running beside them in other worker
+# processes would change the counts, and be held back by their open transactions).
+pytestmark = pytest.mark.serial
 
 
 async def _waiting_for_a_lock(connection: asyncpg.Connection, locktype: str) -> bool:
