@@ -107,10 +107,12 @@ async def _inline_names(read_store: ReadStore) -> set[str]:
 
 def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
     table = Table(title=f"{len(statuses)} projection slots", title_justify="left")
+    partitioned = any(s.partitions > 1 for s in statuses)
     for column, justify in [
         ("projection", "left"),
         ("version", "right"),
         ("slot", "right"),
+        *([("partition", "right")] if partitioned else []),
         ("state", "left"),
         ("position", "right"),
         ("head", "right"),
@@ -130,6 +132,7 @@ def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
             s.name,
             str(s.version),
             str(s.slot),
+            *([f"{s.partition} of {s.partitions}"] if partitioned else []),
             f"[{colours.get(s.state, 'cyan')}]{state}[/]",
             str(s.position),
             str(s.head),
@@ -147,12 +150,13 @@ def _trouble_lines(statuses: Sequence[ProjectionStatus]) -> list[str]:
     """What an operator must act on: failed projections, parked events."""
     lines = []
     for s in statuses:
+        where = f"slot {s.slot}" if s.partitions == 1 else f"slot {s.slot}, partition {s.partition}"
         if s.state == "failed":
             lines.append(
-                f"{s.name} (slot {s.slot}) is stopped at {s.error_position}: fix the cause,"
+                f"{s.name} ({where}) is stopped at {s.error_position}: fix the cause,"
                 f" then `facta projections restart {s.name}`"
             )
-        if s.parked:
+        if s.parked and s.partition == 0:  # counted per slot
             lines.append(
                 f"{s.name} (slot {s.slot}) parked {s.parked} event(s):"
                 f" `facta projections parked {s.name}` lists them"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from facta.projections.handler import EventHandler
 from facta.projections.policy import Policy
 from facta.projections.projection import Projection, _NoDocument
+from facta.store.base import RecordedEvent
 from facta.store.documents import DocumentSpec
+from facta.store.read_models import partition_of
 
 Handler = Projection[Any] | Policy
 """What a runner runs."""
@@ -39,6 +42,8 @@ class Target:
         # troubles under many names); a projection only what is declared transient.
         self.retried = (Exception,) if self.policy else kind.transient_errors
         self.parks = kind.on_error == "park"
+        self.partitions: int = kind.partitions
+        self.partitioned_by_stream = kind.partition_key is EventHandler.partition_key
         if isinstance(handler, Projection):
             self.spec: DocumentSpec[Any] = handler.spec()
             self.uses_connection = kind.uses_connection  # type: ignore[union-attr]
@@ -47,3 +52,10 @@ class Target:
         else:
             self.spec = DocumentSpec(_NoDocument)
             self.uses_connection = self.keyed = self.has_setup = False
+
+    def in_partition(self, record: RecordedEvent, partition: int) -> bool:
+        """Whether ``record`` belongs to ``partition`` of this target."""
+        if self.partitions == 1:
+            return True
+        key = record.stream_id if self.partitioned_by_stream else self.handler.partition_key(record)
+        return partition_of(key, self.partitions) == partition

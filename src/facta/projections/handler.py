@@ -8,6 +8,11 @@ from typing import Any, ClassVar, Literal
 from facta.domain import AnyEvent, stored_type_names
 from facta.errors import StoreUnavailable
 from facta.store._migrations import validate_identifier
+from facta.store.base import RecordedEvent
+
+MAX_PARTITIONS = 256
+"""The most partitions a projection or policy may have (each is a catalog row, a lease and a
+read of the log per runner that holds it)."""
 
 OUTAGES: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, StoreUnavailable)
 """Errors that say the store or a service is out of reach, not that the event is bad."""
@@ -21,6 +26,13 @@ class EventHandler:
     ``version`` (a positive int) its meaning; ``event_types`` are the event classes it
     receives (nothing else is read). ``on_error``, ``transient_errors`` and ``retries`` say
     what happens when handling an event fails (see each subclass).
+
+    ``partitions`` (1 to 256) splits the events by a stable hash of ``partition_key`` (the
+    stream id, by default): each partition has its own checkpoint and lease, so runners in
+    several processes share the work, and one key's events are still handled in order, by
+    one partition at a time. Every document must be written by one partition only (key the
+    documents by what the events are partitioned by). The number belongs to a version:
+    raise ``version`` to change it (the new layout is built beside the old one).
     """
 
     kind: ClassVar[str] = "handler"
@@ -32,12 +44,26 @@ class EventHandler:
     on_error: ClassVar[Literal["stop", "park"]] = "stop"
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = OUTAGES
     retries: ClassVar[int] = 3
+    partitions: ClassVar[int] = 1
+
+    def partition_key(self, record: RecordedEvent) -> str:
+        """What ``record``'s partition is chosen by: its stream id, unless overridden (all
+        events of one key are handled in order, in one partition)."""
+        return record.stream_id
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("name")
         if name is not None:
             validate_identifier(name, f"{cls.kind} name")
+        partitions = cls.__dict__.get("partitions")
+        if partitions is not None and (
+            not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITIONS
+        ):
+            raise ValueError(
+                f"{cls.kind} partitions must be an int from 1 to {MAX_PARTITIONS},"
+                f" not {partitions!r}"
+            )
         version = cls.__dict__.get("version")
         if version is not None and (not isinstance(version, int) or version < 1):
             raise ValueError(f"{cls.kind} version must be a positive int, not {version!r}")

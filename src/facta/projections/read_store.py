@@ -136,6 +136,9 @@ class ReadStore:
         head = await self.store.head()
         now = time.time()
         statuses = []
+        layouts: dict[tuple[str, int], int] = {}
+        for row in rows:
+            layouts[row.name, row.slot] = layouts.get((row.name, row.slot), 0) + 1
         for row in rows:
             lag = 0.0
             if row.position < head and row.state != "inline":
@@ -164,6 +167,8 @@ class ReadStore:
                     error_position=row.error_position,
                     failed_at=row.failed_at,
                     parked=parked.get((row.name, row.slot), 0),
+                    partition=row.partition,
+                    partitions=layouts[row.name, row.slot],
                 )
             )
         return statuses
@@ -184,12 +189,14 @@ class ReadStore:
 
     async def wait_for(self, name: str, position: Position, max_wait: float = 5.0) -> bool:
         """Wait until ``name``'s active slot has handled the log up to ``position`` (for
-        read-your-writes after a command); False if ``max_wait`` seconds passed first."""
+        read-your-writes after a command), in every partition of it, idle ones included
+        (they move their checkpoints past other partitions' events too); False if
+        ``max_wait`` seconds passed first."""
         deadline = time.monotonic() + max_wait
         delay = 0.005
         while True:
-            slot = await self.backend.active(name)
-            if slot is not None and (slot.position >= position or slot.state == "inline"):
+            rows = [r for r in await self.backend.slots(name) if r.active]
+            if rows and all(r.position >= position or r.state == "inline" for r in rows):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -209,4 +216,4 @@ def _state(
         return "inline"
     if row.owner is None or row.lease_until < now:
         return "stopped"
-    return "rebuilding" if row.state == "rebuilding" else "running"
+    return "rebuilding" if row.state in ("rebuilding", "ready") else "running"

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from facta._ids import owner_id
@@ -24,13 +25,22 @@ from facta.codec import Codec
 from facta.observability import batches, metrics
 from facta.projections._target import Handler, Target
 from facta.projections.errors import LeaseLost, ProjectionNotFound
+from facta.projections.fleet import Fleet
 from facta.projections.policy import PolicyContext
 from facta.projections.projection import Projection
 from facta.projections.session import Session
 from facta.projections.status import DeadLetter, RebuildProgress
 from facta.store.base import Position, RecordedEvent
 from facta.store.engine import Engine
-from facta.store.read_models import FAILED, Batch, Failure, SlotRow, Unit, Worker
+from facta.store.read_models import (
+    FAILED,
+    Batch,
+    Failure,
+    SlotRow,
+    Unit,
+    Worker,
+    setting_up,
+)
 
 log = logging.getLogger("facta.projections")
 
@@ -39,6 +49,11 @@ ProgressCallback = Callable[[RebuildProgress], None]
 
 class _Stopped(Exception):
     """The projection failed and stopped; its error is recorded in its slot."""
+
+
+class _HandOver(Exception):
+    """This runner holds more than its share of a partitioned projection: give this
+    partition to another runner."""
 
 
 SKIPPED_CHECKPOINT_EVERY = 0.2
@@ -96,14 +111,24 @@ class ProjectionRunner:
             for kind in type(handler).event_types:
                 self.codec.register(kind)
             self._targets[target.name] = target
+        self.fleet = Fleet(self.backend, self.owner, lease_ttl)
         self.waiting: dict[str, str] = {}
-        """Why a projection is not being worked on by this runner (held elsewhere, failed)."""
+        """Why a projection (``name``, or ``name#partition`` for a partition of a partitioned
+        one) is not being worked on by this runner (held elsewhere, failed, its share held)."""
 
     # -- public ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Work on every projection and policy until cancelled; releases the leases on exit."""
-        tasks = [asyncio.create_task(self._work(t)) for t in self._targets.values()]
+        """Work on every projection and policy until cancelled; releases the leases on exit.
+        A partitioned one is shared with the other runners: this one holds its fair share
+        of the partitions."""
+        tasks = []
+        for target in self._targets.values():
+            if target.partitions > 1:
+                beat = self.fleet.beat(target.name, target.partitions)
+                tasks.append(asyncio.create_task(beat))
+            for partition in range(target.partitions):
+                tasks.append(asyncio.create_task(self._work(target, partition)))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -115,27 +140,45 @@ class ProjectionRunner:
         """Bring every projection and policy this runner can hold up to the log's head once,
         then return (for scripts and tests; a service uses ``run``). With ``until``, wait
         for the log to reach that position first (on PostgreSQL an event becomes visible
-        only once every older transaction in the cluster has ended)."""
+        only once every older transaction in the cluster has ended). Every partition of a
+        partitioned one that no other runner holds is caught up, one after the other."""
         for target in self._targets.values():
-            worker = await self.backend.worker()
-            slot: SlotRow | None = None
-            try:
-                claimed = await worker.claim(
-                    target.name, target.version, target.spec, self.owner, self.lease_ttl
-                )
-                if isinstance(claimed, str):
-                    self.waiting[target.name] = claimed
-                    continue
-                slot = claimed
-                await self._drive(target, worker, slot, follow=False, until=until)
-            except LeaseLost as exc:
-                self.waiting[target.name] = str(exc)
-            except _Stopped:
-                pass
-            finally:
-                if slot is not None:
-                    await worker.release(slot, self.owner)
-                await worker.close()
+            for partition in range(target.partitions):
+                await self._catch_up(target, partition, until)
+
+    async def _catch_up(self, target: Target, partition: int, until: Position | None) -> None:
+        label = _label(target, partition)
+        worker = await self.backend.worker()
+        slot: SlotRow | None = None
+        try:
+            claimed = await self._claim(worker, target, partition)
+            if isinstance(claimed, str):
+                self.waiting[label] = claimed
+                return
+            slot = claimed
+            await self._drive(target, worker, slot, follow=False, until=until)
+        except LeaseLost as exc:
+            self.waiting[label] = str(exc)
+        except _Stopped:
+            pass
+        finally:
+            if slot is not None:
+                await worker.release(slot, self.owner)
+            await worker.close()
+
+    async def _claim(
+        self, worker: Worker, target: Target, partition: int, *, downgrade: bool = False
+    ) -> SlotRow | str:
+        return await worker.claim(
+            target.name,
+            target.version,
+            target.spec,
+            self.owner,
+            self.lease_ttl,
+            downgrade=downgrade,
+            partition=partition,
+            partitions=target.partitions,
+        )
 
     async def rebuild(self, name: str, *, progress: ProgressCallback | None = None) -> None:
         """Rebuild projection ``name`` from the start of the log into new storage while the
@@ -151,16 +194,50 @@ class ProjectionRunner:
             raise ValueError(f"{name!r} is a policy: policies are not rebuilt")
         owner = f"{self.owner}/rebuild"
         worker = await self.backend.worker()
-        slot = await worker.new_slot(name, target.version, target.spec, owner, self.lease_ttl)
         try:
-            await self._drive(target, worker, slot, follow=False, progress=progress)
-        except _Stopped:
-            failed = await self.backend.slots(name)
-            row = next((r for r in failed if r.slot == slot.slot), None)
+            rows = await worker.new_slot(
+                name,
+                target.version,
+                target.spec,
+                owner,
+                self.lease_ttl,
+                partitions=target.partitions,
+            )
+        finally:
+            await worker.close()
+        if target.has_setup:  # before any partition handles an event
+            worker = await self.backend.worker()
+            try:
+                await self._setup(target, worker, rows[0])
+            finally:
+                await worker.close()
+        for row in rows:
+            row.fresh = False
+        report = None if progress is None else _Combined(progress, len(rows))
+        try:
+            async with asyncio.TaskGroup() as group:  # one partition failing stops the others
+                for row in rows:
+                    group.create_task(self._rebuild_partition(target, row, report))
+        except* _Stopped:
+            failed = [r for r in await self.backend.slots(name) if r.slot == rows[0].slot]
+            stopped = next((r for r in failed if r.state == "failed"), None)
             raise RuntimeError(
-                f"rebuild of {name!r} failed at {row.error_position if row else '?'}:"
-                f" {row.error if row else '?'}"
+                f"rebuild of {name!r} failed at {stopped.error_position if stopped else '?'}:"
+                f" {stopped.error if stopped else '?'}"
             ) from None
+
+    async def _rebuild_partition(
+        self, target: Target, slot: SlotRow, progress: _Combined | None
+    ) -> None:
+        worker = await self.backend.worker()
+        owner = slot.owner or self.owner
+        try:
+            report = None if progress is None else progress.reporter(slot.partition)
+            await self._drive(target, worker, slot, follow=False, progress=report)
+            while not slot.active:  # the other partitions catch up too: wait for the switch
+                await asyncio.sleep(0.05)
+                if await worker.switch(slot, owner):
+                    slot.active = True
         finally:
             await worker.release(slot, owner)
             await worker.close()
@@ -179,20 +256,18 @@ class ProjectionRunner:
         target = self._targets.get(name)
         if target is None:
             raise ProjectionNotFound(name)
+        if target.partitions > 1:
+            raise ValueError(f"{name!r} has partitions: an inline projection has none")
         worker = await self.backend.worker()
         slot: SlotRow | None = None
         try:
-            claimed = await worker.claim(
-                name, target.version, target.spec, self.owner, self.lease_ttl, downgrade=True
-            )
+            claimed = await self._claim(worker, target, 0, downgrade=True)
             if isinstance(claimed, str) and any(
                 r.version == target.version and r.state == "failed"
                 for r in await self.backend.slots(name)
             ):
                 await self.backend.restart(name)
-                claimed = await worker.claim(
-                    name, target.version, target.spec, self.owner, self.lease_ttl, downgrade=True
-                )
+                claimed = await self._claim(worker, target, 0, downgrade=True)
             if isinstance(claimed, str):
                 return claimed
             slot = claimed
@@ -213,44 +288,63 @@ class ProjectionRunner:
 
     # -- the work loop ---------------------------------------------------------------------
 
-    async def _work(self, target: Target) -> None:
+    async def _work(self, target: Target, partition: int) -> None:
+        label = _label(target, partition)
+        shared = target.partitions > 1
         failures = 0
         worker: Worker | None = None
         slot: SlotRow | None = None
         try:
+            if shared:
+                await self.fleet.counted(target.name)
             while True:
                 try:
+                    if shared and not self.fleet.may_take(target.name):
+                        self.waiting[label] = self.fleet.waiting_reason(target.name)
+                        await asyncio.sleep(self.poll_interval)
+                        continue
                     if worker is None:
                         worker = await self.backend.worker()
-                    claimed = await worker.claim(
-                        target.name, target.version, target.spec, self.owner, self.lease_ttl
-                    )
+                    # Counted before the claim, so that this runner's other partitions,
+                    # claiming meanwhile, do not take more than its share.
+                    self.fleet.took(target.name, partition)
+                    claimed = await self._claim(worker, target, partition)
                     if isinstance(claimed, str):
-                        self.waiting[target.name] = claimed
+                        self.fleet.gave_up(target.name, partition)
+                        self.waiting[label] = claimed
                         if claimed.startswith(FAILED):  # stopped: say so until restarted
                             metrics.projection_stopped(target.name, True)
                         await asyncio.sleep(self.poll_interval)
                         continue
-                    self.waiting.pop(target.name, None)
+                    self.waiting.pop(label, None)
                     metrics.projection_stopped(target.name, False)
                     slot, failures = claimed, 0
                     await self._drive(target, worker, slot, follow=True)
                 except (LeaseLost, _Stopped):
+                    self.fleet.gave_up(target.name, partition)
+                    slot = None
+                except _HandOver:
+                    self.fleet.gave_up(target.name, partition)
+                    if slot is not None:
+                        await worker.release(slot, self.owner)  # type: ignore[union-attr]
+                        log.info("projection %s: handed over to another runner", label)
                     slot = None
                 except Exception as exc:
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
                         raise  # cancelled while cleaning up: do not swallow the cancellation
+                    self.fleet.gave_up(target.name, partition)
                     failures += 1
                     delay = backoff(failures, cap=30.0)
-                    log.exception("projection %s: %s; retrying in %.1fs", target.name, exc, delay)
-                    self.waiting[target.name] = f"retrying after {type(exc).__name__}: {exc}"
+                    log.exception("projection %s: %s; retrying in %.1fs", label, exc, delay)
+                    self.waiting[label] = f"retrying after {type(exc).__name__}: {exc}"
                     if worker is not None:
                         with contextlib.suppress(Exception):
                             await worker.close()
                     worker, slot = None, None
                     await asyncio.sleep(delay)
         finally:
+            self.fleet.gave_up(target.name, partition)
             if worker is not None:
                 with contextlib.suppress(Exception):
                     if slot is not None:
@@ -258,7 +352,7 @@ class ProjectionRunner:
                     await worker.close()
 
     async def _page(
-        self, after: Position, wanted: frozenset[str]
+        self, after: Position, wanted: frozenset[str], target: Target, partition: int
     ) -> tuple[bool, Position, list[RecordedEvent]]:
         """(more may follow, the position the page reaches, its events of ``wanted`` types).
 
@@ -274,7 +368,11 @@ class ProjectionRunner:
             after=after, limit=self.batch_size, wait_for_held_back=False
         )
         end = page[-1].position if page else after
-        return len(page) == self.batch_size, end, [r for r in page if r.type in wanted]
+        if target.partitions == 1:
+            return len(page) == self.batch_size, end, [r for r in page if r.type in wanted]
+        mine = target.in_partition
+        records = [r for r in page if r.type in wanted and mine(r, partition)]
+        return len(page) == self.batch_size, end, records
 
     async def _drive(
         self,
@@ -289,8 +387,12 @@ class ProjectionRunner:
         """Work on a held slot: catch up (to ``until`` at least), switch to it if it is a
         rebuild, then (with ``follow``) wait for new events, forever."""
         owner = slot.owner or self.owner
-        if slot.fresh and target.has_setup:
-            await self._setup(target, worker, slot)
+        if slot.fresh:
+            if target.has_setup:
+                await self._setup(target, worker, slot)
+            for partition in range(target.partitions):  # held while it was set up
+                if partition != slot.partition:
+                    await worker.release(replace(slot, partition=partition), setting_up(owner))
         position = slot.position
         started_head = await self.events.head()
         handled = 0
@@ -300,15 +402,21 @@ class ProjectionRunner:
         wanted = frozenset(target.types)
         unsaved = False  # passed events of other types without writing the checkpoint
         save_by = time.monotonic() + SKIPPED_CHECKPOINT_EVERY
+        shared = target.partitions > 1 and follow
+        switch_at = 0.0  # when to ask again whether the other partitions have caught up
+
+        def read(after: Position) -> asyncio.Future[tuple[bool, Position, list[RecordedEvent]]]:
+            return asyncio.ensure_future(self._page(after, wanted, target, slot.partition))
+
         pending: asyncio.Future[tuple[bool, Position, list[RecordedEvent]]] | None
-        pending = asyncio.ensure_future(self._page(position, wanted))
+        pending = read(position)
         try:
             while True:
                 assert pending is not None
                 full, goal, records = await pending
                 pending = None
                 if full:  # read the next page while this one is handled
-                    pending = asyncio.ensure_future(self._page(goal, wanted))
+                    pending = read(goal)
                 moved = goal != position
                 if moved and not records and time.monotonic() < save_by:
                     # Nothing to handle: move on, and write the checkpoint later. On a busy
@@ -324,22 +432,28 @@ class ProjectionRunner:
                     renew_at = time.monotonic() + renew_every
                     handled += len(records)
                     position = reached
+                    if shared and self.fleet.must_hand_over(target.name, slot.partition):
+                        raise _HandOver
                     if progress is not None:
                         progress(RebuildProgress(target.name, handled, position, started_head))
                     if reached != goal:  # a parked event: go on right after it
                         if pending is not None:
                             pending.cancel()
-                        pending = asyncio.ensure_future(self._page(position, wanted))
+                        pending = read(position)
                         continue
                 if full:
                     continue
                 if unsaved and (not slot.active or not follow):
                     await self._apply(target, worker, slot, [], position)  # the final checkpoint
                     unsaved = False
-                if not slot.active:
-                    await worker.switch(slot, owner)
-                    slot.active, slot.state = True, "running"
-                    log.info("projection %s: version %d is now active", target.name, slot.version)
+                if not slot.active and time.monotonic() >= switch_at:
+                    if await worker.switch(slot, owner):
+                        slot.active, slot.state = True, "running"
+                        log.info(
+                            "projection %s: version %d is now active", target.name, slot.version
+                        )
+                    else:  # other partitions are still catching up: follow, ask again later
+                        switch_at = time.monotonic() + min(renew_every, 0.5)
                 if not follow and (until is None or position >= until):
                     if progress is not None:
                         progress(
@@ -350,6 +464,8 @@ class ProjectionRunner:
                     if not await worker.renew(slot, owner, self.lease_ttl):
                         raise LeaseLost(slot.name, slot.slot)
                     renew_at = time.monotonic() + renew_every
+                    if shared and self.fleet.must_hand_over(target.name, slot.partition):
+                        raise _HandOver
                 if moved:
                     wait = 0.01
                     if follow:  # a short page: let a few more commits land first
@@ -360,7 +476,7 @@ class ProjectionRunner:
                         longest = max(0.0, min(longest, save_by - time.monotonic()))
                     await self.events.wait_for_events(position, longest)
                     wait = min(wait * 2, 1.0)
-                pending = asyncio.ensure_future(self._page(position, wanted))
+                pending = read(position)
         finally:
             if pending is not None:
                 pending.cancel()
@@ -520,3 +636,36 @@ class ProjectionRunner:
         metrics.projection_stopped(target.name, True)
         log.error("projection %s stopped at %s: %s", target.name, record.position, text)
         raise _Stopped(text)
+
+
+def _label(target: Target, partition: int) -> str:
+    """How the runner names a projection's partition in ``waiting`` and in its logs."""
+    return target.name if target.partitions == 1 else f"{target.name}#{partition}"
+
+
+class _Combined:
+    """One progress report for a rebuild whose partitions run at once: the events handled
+    and the lowest position reached, over all of them."""
+
+    def __init__(self, progress: ProgressCallback, partitions: int) -> None:
+        self.progress = progress
+        self.latest: dict[int, RebuildProgress] = {}
+        self.partitions = partitions
+
+    def reporter(self, partition: int) -> ProgressCallback:
+        def report(update: RebuildProgress) -> None:
+            self.latest[partition] = update
+            if len(self.latest) < self.partitions and self.partitions > 1:
+                return  # every partition reports before the first combined report
+            updates = list(self.latest.values())
+            self.progress(
+                RebuildProgress(
+                    update.name,
+                    sum(u.events for u in updates),
+                    min(u.position for u in updates),
+                    max(u.head for u in updates),
+                    all(u.done for u in updates),
+                )
+            )
+
+        return report

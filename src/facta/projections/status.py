@@ -24,6 +24,9 @@ class ProjectionStatus(msgspec.Struct, frozen=True):
     checkpoint and the head (exact on SQLite and in memory, an estimate on PostgreSQL);
     ``lag_seconds`` is the age of the oldest event not yet handled. ``parked``: events of
     this slot in the dead-letter table (``ReadStore.dead_letters``), waiting for an operator.
+    A partitioned projection has one status per partition of each slot: ``partition`` of
+    ``partitions``, each with its own position, owner and state (``parked`` counts the
+    slot's, in each).
     """
 
     name: str
@@ -42,6 +45,8 @@ class ProjectionStatus(msgspec.Struct, frozen=True):
     error_position: str | None = None
     failed_at: float | None = None
     parked: int = 0
+    partition: int = 0
+    partitions: int = 1
 
 
 class RebuildProgress(msgspec.Struct, frozen=True):

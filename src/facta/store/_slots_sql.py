@@ -14,7 +14,7 @@ def advance_checkpoint(table: str, mark: Callable[[int], str]) -> str:
     only while the runner holds the slot's lease and the checkpoint is still where the batch
     started: a runner that lost the slot, or a second commit of one batch, changes no row.
     Parameters: :func:`advance_values`."""
-    m = [mark(n) for n in range(16)]
+    m = [mark(n) for n in range(17)]
     return (
         f"UPDATE {table} SET checkpoint_commit = {m[1]}, checkpoint_sequence = {m[2]},"
         f" checkpoint_at = coalesce({m[3]}, checkpoint_at), handled = handled + {m[4]},"
@@ -23,7 +23,8 @@ def advance_checkpoint(table: str, mark: Callable[[int], str]) -> str:
         f" owner = CASE WHEN {m[6]} THEN NULL ELSE owner END,"
         f" error_event_id = {m[7]}, error_position = {m[8]}, error = {m[9]},"
         f" failed_at = {m[10]}"
-        f" WHERE name = {m[11]} AND slot = {m[12]} AND owner = {m[13]} AND state <> 'failed'"
+        f" WHERE name = {m[11]} AND slot = {m[12]} AND part = {m[16]}"
+        f" AND owner = {m[13]} AND state <> 'failed'"
         f" AND checkpoint_commit = {m[14]} AND checkpoint_sequence = {m[15]}"
     )
 
@@ -46,4 +47,5 @@ def advance_values(slot: SlotRow, batch: Batch, lease_until: float, now: float) 
         slot.owner,
         start.commit,
         start.sequence,
+        slot.partition,
     )

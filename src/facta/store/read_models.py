@@ -1,8 +1,11 @@
 """The read-model store contract: what each engine provides for projections' documents.
 
-A projection's storage is a *slot*: one row in the catalog (version, checkpoint,
-lease, state, error) and one documents table ``{prefix}rm_{name}_{slot}``. A new version or a
-manual rebuild gets a new slot, built beside the active one and switched to when caught up.
+A projection's storage is a *slot*: one documents table ``{prefix}rm_{name}_{slot}`` and
+one row in the catalog per partition of the slot (version, checkpoint, lease, state, error).
+A projection of one partition has one row, partition 0; one of ``partitions = N`` has N,
+each with its own checkpoint and lease, all writing the one table. A new version or a manual
+rebuild gets a new slot, built beside the active one and switched to once every partition
+of it has caught up (each says so by moving from ``rebuilding`` to ``ready``).
 
 Several processes set up, build and switch slots at once, so every change to the slots of a
 name is made under a lock of that name (PostgreSQL: a transaction-level advisory lock; SQLite:
@@ -13,6 +16,7 @@ active), and its table is dropped by a later switch or rebuild once nobody pins 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
@@ -54,6 +58,7 @@ class SlotRow:
     error_event_id: str | None = None
     error_position: str | None = None
     failed_at: float | None = None
+    partition: int = 0
     fresh: bool = False  # created by this claim: its setup has not run
 
 
@@ -113,25 +118,66 @@ def plan_claim(
     now: float,
     *,
     downgrade: bool = False,
+    partition: int = 0,
+    partitions: int = 1,
 ) -> Plan:
-    """Which slot a runner of ``version`` should work on: take an existing one (free, its
-    own, or with its lease run out), create one (active or not), or wait (and why). Pure,
-    so every engine decides the same way. ``downgrade``: build this version beside an
+    """Which slot a runner of ``version`` should work on for ``partition`` (of
+    ``partitions``): take an existing one (free, its own, or with its lease run out), create
+    one (active or not), or wait (and why). ``rows`` are all of the name's catalog rows.
+    Pure, so every engine decides the same way. ``downgrade``: build this version beside an
     active newer one too (inline projections, which must store the version their code
-    writes), rather than wait."""
+    writes), rather than wait.
+
+    The number of partitions belongs to a version: a slot of this version laid out in
+    another number is waited on with a reason that says to raise the version (which then
+    rebuilds in the new layout, blue/green)."""
+    layouts: dict[int, int] = {}
+    for r in rows:
+        layouts[r.slot] = layouts.get(r.slot, 0) + 1
+    mine = [r for r in rows if r.partition == partition]
     active = next((r for r in rows if r.active), None)
     if active is not None and active.version == version:
-        return _take(active, owner, now)
+        if layouts[active.slot] != partitions:
+            return ("wait", _relayout(version, layouts[active.slot], partitions))
+        return _take(next(r for r in mine if r.slot == active.slot), owner, now)
     if active is not None and active.version > version and not downgrade:
         return ("wait", f"superseded by version {active.version}")
     building = [
         r
-        for r in rows
+        for r in mine
         if not r.active and r.version == version and r.state not in ("inline", "retired")
     ]
     if building:
-        return _take(max(building, key=lambda r: r.slot), owner, now)
+        row = max(building, key=lambda r: r.slot)
+        if layouts[row.slot] != partitions:
+            return ("wait", _relayout(version, layouts[row.slot], partitions))
+        return _take(row, owner, now)
+    if any(r.version == version and layouts[r.slot] != partitions for r in rows):
+        other = next(layouts[r.slot] for r in rows if r.version == version)
+        return ("wait", _relayout(version, other, partitions))
     return ("create", active is None)
+
+
+def setting_up(owner: str) -> str:
+    """Who holds the other partitions' rows of a slot that ``owner``'s claim created, until
+    it has set the slot up and frees them (no partition handles events before the setup)."""
+    return f"{owner}/setting-up"
+
+
+def _relayout(version: int, stored: int, wanted: int) -> str:
+    return (
+        f"version {version} is laid out in {stored} partition(s), not {wanted}:"
+        " raise the projection's version to change them (it is rebuilt beside the old layout)"
+    )
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of ``key`` (a stream id, by default) among ``partitions``: a hash that
+    is the same in every process and every Python version (``hash()`` is salted per
+    process), so all workers agree."""
+    if partitions == 1:
+        return 0
+    return zlib.crc32(key.encode()) % partitions
 
 
 FAILED = "failed at "
@@ -160,15 +206,27 @@ class Worker(Protocol):
         ttl: float,
         *,
         downgrade: bool = False,
+        partition: int = 0,
+        partitions: int = 1,
     ) -> SlotRow | str:
-        """Take the slot this version should work on (creating it and its table if needed)
-        and lease it; or say why not. ``downgrade`` as in :func:`plan_claim`."""
+        """Take ``partition``'s row of the slot this version should work on (creating the
+        slot, its ``partitions`` rows and its table if needed) and lease it; or say why not.
+        The other rows of a slot it creates are leased to :func:`setting_up` of ``owner``.
+        ``downgrade`` as in :func:`plan_claim`."""
         ...
 
     async def new_slot(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
-    ) -> SlotRow:
-        """Create and lease a fresh slot beside the active one (a manual rebuild)."""
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        partitions: int = 1,
+    ) -> list[SlotRow]:
+        """Create a fresh slot beside the active one (a manual rebuild) with every one of its
+        ``partitions`` rows leased to ``owner``; returns the rows, by partition."""
         ...
 
     async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool: ...
@@ -177,9 +235,11 @@ class Worker(Protocol):
 
     def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit: ...
 
-    async def switch(self, slot: SlotRow, owner: str) -> None:
-        """Make ``slot`` the active one and drop the one it replaces (retire it, if a process
-        pins it); raise LeaseLost if this runner no longer holds it."""
+    async def switch(self, slot: SlotRow, owner: str) -> bool:
+        """Say that ``slot``'s partition has caught up (``ready``); once every partition of
+        the slot has, make it the active one and drop the one it replaces (retire it, if a
+        process pins it). True when the slot is active (now or already), False while other
+        partitions are still catching up. Raise LeaseLost if this runner no longer holds it."""
         ...
 
     async def close(self) -> None: ...
@@ -211,6 +271,16 @@ class ReadModels(Protocol):
 
     async def restart(self, name: str) -> int:
         """Clear the failure of the projection's slots; returns how many were failed."""
+        ...
+
+    async def runners(self, name: str, owner: str, ttl: float) -> int:
+        """Say that runner ``owner`` works on ``name`` for the next ``ttl`` seconds, and
+        return how many runners do now, this one included (each takes its fair share of the
+        partitions)."""
+        ...
+
+    async def leave(self, name: str, owner: str) -> None:
+        """Say that runner ``owner`` works on ``name`` no more (it shut down cleanly)."""
         ...
 
     async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]: ...

@@ -25,6 +25,7 @@ from facta.store.read_models import (
     SlotRow,
     Unit,
     plan_claim,
+    setting_up,
     table_name,
 )
 
@@ -44,18 +45,24 @@ _Table = dict[str, tuple[bytes, dict[str, Any]]]
 
 class _Database:
     def __init__(self) -> None:
-        self.slots: dict[tuple[str, int], SlotRow] = {}
+        self.slots: dict[tuple[str, int, int], SlotRow] = {}  # (name, slot, partition)
         self.tables: dict[str, _Table] = {}
         self.dead_letters: list[DeadLetter] = []
         self.pins: dict[tuple[str, int], set[int]] = {}  # slot -> ids of backends pinning it
+        self.runners: dict[tuple[str, str], float] = {}  # (name, owner) -> seen until
+
+    def rows_of(self, name: str, slot: int) -> list[SlotRow]:
+        """The catalog rows of one slot, one per partition."""
+        return [r for (n, s, _), r in self.slots.items() if n == name and s == slot]
 
     def retire_or_drop(self, key: tuple[str, int]) -> None:
         """Drop a slot nobody pins; retire a pinned one."""
         if self.pins.get(key):
-            row = self.slots[key]
-            row.active, row.state, row.owner, row.lease_until = False, "retired", None, 0.0
+            for row in self.rows_of(*key):
+                row.active, row.state, row.owner, row.lease_until = False, "retired", None, 0.0
             return
-        del self.slots[key]
+        for row in self.rows_of(*key):
+            del self.slots[row.name, row.slot, row.partition]
         self.pins.pop(key, None)
         self.tables.pop(table_name("", *key), None)
         self.dead_letters = [d for d in self.dead_letters if (d.name, d.slot) != key]
@@ -81,13 +88,18 @@ class MemoryReadModels:
     async def slots(self, name: str | None = None) -> list[SlotRow]:
         return [
             replace(row)
-            for row in sorted(self.db.slots.values(), key=lambda r: (r.name, r.slot))
+            for row in sorted(self.db.slots.values(), key=lambda r: (r.name, r.slot, r.partition))
             if name is None or row.name == name
         ]
 
     async def active(self, name: str) -> SlotRow | None:
         return next(
-            (replace(r) for r in self.db.slots.values() if r.name == name and r.active), None
+            (
+                replace(r)
+                for r in self.db.slots.values()
+                if r.name == name and r.active and r.partition == 0
+            ),
+            None,
         )
 
     async def restart(self, name: str) -> int:
@@ -98,6 +110,17 @@ class MemoryReadModels:
                 row.error = row.error_event_id = row.error_position = row.failed_at = None
                 count += 1
         return count
+
+    async def runners(self, name: str, owner: str, ttl: float) -> int:
+        now = time.time()
+        self.db.runners[name, owner] = now + ttl
+        for key, until in list(self.db.runners.items()):
+            if until <= now:
+                del self.db.runners[key]
+        return sum(1 for n, _ in self.db.runners if n == name)
+
+    async def leave(self, name: str, owner: str) -> None:
+        self.db.runners.pop((name, owner), None)
 
     async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]:
         return [d for d in self.db.dead_letters if d.name == name][:limit]
@@ -126,7 +149,7 @@ class MemoryReadModels:
 
     async def pin(self, slot: SlotRow) -> bool:
         key = (slot.name, slot.slot)
-        row = self.db.slots.get(key)
+        row = self.db.slots.get((slot.name, slot.slot, 0))
         if row is None or not row.active or row.state != "inline" or row.version != slot.version:
             return False
         self.db.pins.setdefault(key, set()).add(id(self))
@@ -204,42 +227,71 @@ class _MemoryWorker:
         ttl: float,
         *,
         downgrade: bool = False,
+        partition: int = 0,
+        partitions: int = 1,
     ) -> SlotRow | str:
         self.ttl = ttl
         now = time.time()
         rows = [r for r in self.db.slots.values() if r.name == name]
-        plan = plan_claim(rows, version, owner, now, downgrade=downgrade)
+        plan = plan_claim(
+            rows,
+            version,
+            owner,
+            now,
+            downgrade=downgrade,
+            partition=partition,
+            partitions=partitions,
+        )
         if plan[0] == "wait":
             return plan[1]
         if plan[0] == "create":
-            return self._create(name, version, owner, now + ttl, active=plan[1])
-        row = self.db.slots[(name, plan[1])]
+            created = self._create(name, version, partitions, active=plan[1])
+            for row in self.db.rows_of(name, created):  # the runner frees the others once set up
+                row.owner = owner if row.partition == partition else setting_up(owner)
+                row.lease_until = now + ttl
+            return replace(self.db.slots[name, created, partition], fresh=True)
+        row = self.db.slots[name, plan[1], partition]
         row.owner, row.lease_until = owner, now + ttl
         return replace(row)
 
-    def _create(
-        self, name: str, version: int, owner: str, until: float, *, active: bool
-    ) -> SlotRow:
-        slot = 1 + max((s for n, s in self.db.slots if n == name), default=0)
+    def _create(self, name: str, version: int, partitions: int, *, active: bool) -> int:
+        slot = 1 + max((s for n, s, _ in self.db.slots if n == name), default=0)
         state = "running" if active else "rebuilding"
-        row = SlotRow(name, slot, version, active, state, START, owner=owner, lease_until=until)
-        self.db.slots[(name, slot)] = row
+        for partition in range(partitions):
+            row = SlotRow(name, slot, version, active, state, START, partition=partition)
+            self.db.slots[name, slot, partition] = row
         self.db.tables[table_name("", name, slot)] = {}
-        return replace(row, fresh=True)
+        return slot
 
     async def new_slot(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
-    ) -> SlotRow:
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        partitions: int = 1,
+    ) -> list[SlotRow]:
         self.ttl = ttl
         now = time.time()
-        for key, row in list(self.db.slots.items()):
-            if row.name == name and not row.active and row.lease_until < now:
-                self.db.retire_or_drop(key)  # an abandoned earlier rebuild, or retired
+        abandoned = {
+            (r.name, r.slot)
+            for r in self.db.slots.values()
+            if r.name == name and not r.active and r.lease_until < now
+        }
+        for key in abandoned:  # an abandoned earlier rebuild, or retired
+            if all(r.lease_until < now for r in self.db.rows_of(*key)):
+                self.db.retire_or_drop(key)
         has_active = any(r.active for r in self.db.slots.values() if r.name == name)
-        return self._create(name, version, owner, now + ttl, active=not has_active)
+        slot = self._create(name, version, partitions, active=not has_active)
+        rows = sorted(self.db.rows_of(name, slot), key=lambda r: r.partition)
+        for row in rows:
+            row.owner, row.lease_until = owner, now + ttl
+        return [replace(row, fresh=True) for row in rows]
 
     def _held(self, slot: SlotRow, owner: str) -> SlotRow:
-        row = self.db.slots.get((slot.name, slot.slot))
+        row = self.db.slots.get((slot.name, slot.slot, slot.partition))
         if row is None or row.owner != owner or row.state == "failed":
             raise LeaseLost(slot.name, slot.slot)
         return row
@@ -252,22 +304,30 @@ class _MemoryWorker:
             return False
 
     async def release(self, slot: SlotRow, owner: str) -> None:
-        row = self.db.slots.get((slot.name, slot.slot))
+        row = self.db.slots.get((slot.name, slot.slot, slot.partition))
         if row is not None and row.owner == owner:
             row.owner, row.lease_until = None, 0.0
 
     def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         return _MemoryUnit(self.db, slot, spec, self, None)
 
-    async def switch(self, slot: SlotRow, owner: str) -> None:
+    async def switch(self, slot: SlotRow, owner: str) -> bool:
         row = self._held(slot, owner)
-        for key, other in list(self.db.slots.items()):
-            if other.name == slot.name and other.active:
+        if row.active:
+            return True
+        row.state = "ready"
+        rows = self.db.rows_of(slot.name, slot.slot)
+        if any(r.state != "ready" for r in rows):
+            return False
+        for key in {(o.name, o.slot) for o in self.db.slots.values() if o.active}:
+            if key[0] == slot.name:
                 self.db.retire_or_drop(key)
-        row.active, row.state = True, "running"
-        for key, other in list(self.db.slots.items()):
-            if other.name == slot.name and other.state == "retired":
+        for r in rows:
+            r.active, r.state = True, "running"
+        for key in {(o.name, o.slot) for o in self.db.slots.values() if o.state == "retired"}:
+            if key[0] == slot.name:
                 self.db.retire_or_drop(key)
+        return True
 
     async def close(self) -> None:
         pass

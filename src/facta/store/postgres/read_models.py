@@ -34,6 +34,7 @@ from facta.store.read_models import (
     Row,
     SlotRow,
     Unit,
+    setting_up,
     table_name,
 )
 
@@ -47,11 +48,12 @@ class PostgresReadModels:
         self.prefix = store.prefix
         self.qualified = f"{store.schema}.{store.prefix}"
         self.slots_table = f"{self.qualified}projection_slots"
-        self.lease = LeaseSQL(self.slots_table, ["name", "slot"], dollar)
+        self.lease = LeaseSQL(self.slots_table, ["name", "slot", "part"], dollar)
         self.advance = advance_checkpoint(self.slots_table, dollar)
         self.runner_name = f"facta-runner {store.schema}"[:63]
         """The application_name of runners' connections (pg_stat_activity tells them apart)."""
         self.dead_table = f"{self.qualified}projection_dead_letters"
+        self.runners_table = f"{self.qualified}projection_runners"
         self._pool: asyncpg.Pool | None = None
         self._pins: Pins | None = None
 
@@ -88,14 +90,16 @@ class PostgresReadModels:
     async def slots(self, name: str | None = None) -> list[SlotRow]:
         sql = f"SELECT {SLOT_COLUMNS} FROM {self.slots_table}"
         if name is None:
-            rows = await self.fetch(sql + " ORDER BY name, slot")
+            rows = await self.fetch(sql + " ORDER BY name, slot, part")
         else:
-            rows = await self.fetch(sql + " WHERE name = $1 ORDER BY slot", name)
+            rows = await self.fetch(sql + " WHERE name = $1 ORDER BY slot, part", name)
         return [slot_row(r) for r in rows]
 
     async def active(self, name: str) -> SlotRow | None:
         rows = await self.fetch(
-            f"SELECT {SLOT_COLUMNS} FROM {self.slots_table} WHERE name = $1 AND active", name
+            f"SELECT {SLOT_COLUMNS} FROM {self.slots_table}"
+            " WHERE name = $1 AND active AND part = 0",
+            name,
         )
         return slot_row(rows[0]) if rows else None
 
@@ -108,6 +112,27 @@ class PostgresReadModels:
             name,
         )
         return len(rows)
+
+    async def runners(self, name: str, owner: str, ttl: float) -> int:
+        now = time.time()
+        rows = await self.fetch(
+            f"WITH seen AS (INSERT INTO {self.runners_table} (name, owner, seen_until)"
+            " VALUES ($1, $2, $3) ON CONFLICT (name, owner) DO UPDATE SET seen_until = $3),"
+            f" gone AS (DELETE FROM {self.runners_table} WHERE name = $1 AND owner <> $2"
+            " AND seen_until < $4)"
+            f" SELECT count(*) FROM {self.runners_table}"
+            " WHERE name = $1 AND owner <> $2 AND seen_until > $4",
+            name,
+            owner,
+            now + ttl,
+            now,
+        )
+        return int(rows[0][0]) + 1  # the statement sees the table as it was before it
+
+    async def leave(self, name: str, owner: str) -> None:
+        await self.fetch(
+            f"DELETE FROM {self.runners_table} WHERE name = $1 AND owner = $2", name, owner
+        )
 
     async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]:
         rows = await self.fetch(
@@ -148,30 +173,46 @@ class PostgresReadModels:
         version: int,
         spec: DocumentSpec[Any],
         state: str,
-        owner: str | None,
+        owner: str,
         active: bool,
         ttl: float,
-    ) -> SlotRow:
+        *,
+        partitions: int,
+        mine: int | None,
+    ) -> list[SlotRow]:
+        """Create a slot of ``partitions`` rows leased to ``owner``: all of them, or (with
+        ``mine``) that one, and the others to :func:`setting_up` of ``owner``; returns its
+        rows, by partition."""
         last = await c.fetchval(f"SELECT max(slot) FROM {self.slots_table} WHERE name = $1", name)
         slot = (last or 0) + 1
-        until = time.time() + ttl if owner else 0.0
-        await c.execute(
-            f"INSERT INTO {self.slots_table} (name, slot, version, active, state, owner,"
-            " lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            name,
-            slot,
-            version,
-            active,
-            state,
-            owner,
-            until,
+        until = time.time() + ttl
+        rows = [
+            SlotRow(
+                name,
+                slot,
+                version,
+                active,
+                state,
+                Position(0, 0),
+                owner=owner if mine in (None, p) else setting_up(owner),
+                lease_until=until,
+                partition=p,
+                fresh=True,
+            )
+            for p in range(partitions)
+        ]
+        await c.executemany(
+            f"INSERT INTO {self.slots_table} (name, slot, part, version, active, state, owner,"
+            " lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            [
+                (name, slot, r.partition, version, active, state, r.owner, r.lease_until)
+                for r in rows
+            ],
         )
         index = table_name(self.prefix, name, slot)
         for statement in _sql.create_table(self.table(name, slot), spec, TYPES, "bytea", index):
             await c.execute(statement)
-        return SlotRow(
-            name, slot, version, active, state, Position(0, 0), None, 0, owner, until, fresh=True
-        )
+        return rows
 
     async def pin(self, slot: SlotRow) -> bool:
         if self._pins is None:

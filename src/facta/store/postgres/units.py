@@ -45,6 +45,8 @@ class PostgresWorker:
         ttl: float,
         *,
         downgrade: bool = False,
+        partition: int = 0,
+        partitions: int = 1,
     ) -> SlotRow | str:
         b, c = self.backend, self.connection
         self.ttl = ttl
@@ -58,20 +60,47 @@ class PostgresWorker:
                 )
             ]
             now = time.time()
-            plan = plan_claim(rows, version, owner, now, downgrade=downgrade)
+            plan = plan_claim(
+                rows,
+                version,
+                owner,
+                now,
+                downgrade=downgrade,
+                partition=partition,
+                partitions=partitions,
+            )
             if plan[0] == "wait":
                 return plan[1]
             if plan[0] == "create":
                 state = "running" if plan[1] else "rebuilding"
-                return await b.insert_slot(c, name, version, spec, state, owner, plan[1], ttl)
-            row = next(r for r in rows if r.slot == plan[1])
+                created = await b.insert_slot(
+                    c,
+                    name,
+                    version,
+                    spec,
+                    state,
+                    owner,
+                    plan[1],
+                    ttl,
+                    partitions=partitions,
+                    mine=partition,
+                )
+                return created[partition]
+            row = next(r for r in rows if r.slot == plan[1] and r.partition == partition)
             row.owner, row.lease_until = owner, now + ttl
-            await c.execute(b.lease.take, name, row.slot, owner, row.lease_until, now)
+            await c.execute(b.lease.take, name, row.slot, partition, owner, row.lease_until, now)
             return row
 
     async def new_slot(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
-    ) -> SlotRow:
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        partitions: int = 1,
+    ) -> list[SlotRow]:
         b, c = self.backend, self.connection
         self.ttl = ttl
         async with c.transaction():
@@ -81,21 +110,34 @@ class PostgresWorker:
                 f"SELECT count(*) FROM {b.slots_table} WHERE name = $1 AND active", name
             )
             state = "rebuilding" if active else "running"
-            return await b.insert_slot(c, name, version, spec, state, owner, not active, ttl)
+            return await b.insert_slot(
+                c,
+                name,
+                version,
+                spec,
+                state,
+                owner,
+                not active,
+                ttl,
+                partitions=partitions,
+                mine=None,
+            )
 
     async def _sweep(self, name: str, *, abandoned: bool = True) -> None:
         """Drop ``name``'s slots that are out of use: retired ones nobody pins any more, and
-        (``abandoned``) earlier rebuilds whose lease nobody holds any more. In a
+        (``abandoned``) earlier rebuilds whose leases nobody holds any more. In a
         transaction holding the name's lock."""
         b, c = self.backend, self.connection
-        for number, state, owner, lease_until in await c.fetch(
-            f"SELECT slot, state, owner, lease_until FROM {b.slots_table}"
-            " WHERE name = $1 AND NOT active",
+        for number, retired, held in await c.fetch(
+            f"SELECT slot, bool_and(state = 'retired'),"
+            " bool_or(owner IS NOT NULL AND lease_until > $2)"
+            f" FROM {b.slots_table} WHERE name = $1 AND NOT active GROUP BY slot",
             name,
+            time.time(),
         ):
-            if state == "retired":
+            if retired:
                 await b.retire_or_drop(c, name, number)
-            elif abandoned and (owner is None or lease_until <= time.time()):
+            elif abandoned and not held:
                 await b.drop_slot(c, name, number)
 
     async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
@@ -103,6 +145,7 @@ class PostgresWorker:
             self.backend.lease.renew + " AND state <> 'failed'",
             slot.name,
             slot.slot,
+            slot.partition,
             owner,
             time.time() + ttl,
         )
@@ -112,30 +155,50 @@ class PostgresWorker:
         # On the pool, not the worker's connection: a runner cancelled in the middle of a
         # batch leaves that one mid-query or in an aborted transaction, and a lease not
         # given back keeps the next runner waiting for it to run out.
-        await self.backend.fetch(self.backend.lease.release, slot.name, slot.slot, owner)
+        await self.backend.fetch(
+            self.backend.lease.release, slot.name, slot.slot, slot.partition, owner
+        )
 
     def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         return BatchUnit(
             self.connection, self.backend.table(slot.name, slot.slot), spec, self, slot
         )
 
-    async def switch(self, slot: SlotRow, owner: str) -> None:
+    async def switch(self, slot: SlotRow, owner: str) -> bool:
         b, c = self.backend, self.connection
         async with c.transaction():
             # Switches take turns with each other and with claims (two rebuilds finishing at
             # once would each make their slot the active one).
             await b.lock_name(c, slot.name)
-            held = await c.fetchval(
-                f"SELECT 1 FROM {b.slots_table} WHERE name = $1 AND slot = $2"
-                " AND owner = $3 AND state = 'rebuilding' FOR UPDATE",
+            row = await c.fetchrow(
+                f"SELECT active, state FROM {b.slots_table} WHERE name = $1 AND slot = $2"
+                " AND part = $3 AND owner = $4 FOR UPDATE",
                 slot.name,
                 slot.slot,
+                slot.partition,
                 owner,
             )
-            if not held:
+            if row is None or row["state"] not in ("rebuilding", "ready", "running"):
                 raise LeaseLost(slot.name, slot.slot)
+            if row["active"]:
+                return True  # another partition's switch made it so
+            await c.execute(
+                f"UPDATE {b.slots_table} SET state = 'ready'"
+                " WHERE name = $1 AND slot = $2 AND part = $3",
+                slot.name,
+                slot.slot,
+                slot.partition,
+            )
+            behind = await c.fetchval(
+                f"SELECT count(*) FROM {b.slots_table} WHERE name = $1 AND slot = $2"
+                " AND state <> 'ready'",
+                slot.name,
+                slot.slot,
+            )
+            if behind:
+                return False
             for r in await c.fetch(
-                f"SELECT slot FROM {b.slots_table} WHERE name = $1 AND active", slot.name
+                f"SELECT DISTINCT slot FROM {b.slots_table} WHERE name = $1 AND active", slot.name
             ):
                 await b.retire_or_drop(c, slot.name, r[0])
             await c.execute(
@@ -145,6 +208,7 @@ class PostgresWorker:
                 slot.slot,
             )
             await self._sweep(slot.name, abandoned=False)
+            return True
 
     async def close(self) -> None:
         await self.connection.close()

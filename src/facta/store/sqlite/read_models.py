@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -32,6 +33,7 @@ from facta.store.read_models import (
     Row,
     SlotRow,
     Unit,
+    setting_up,
     table_name,
 )
 from facta.store.sqlite.connections import Connections, immediate
@@ -50,7 +52,8 @@ class SQLiteReadModels:
         self.slots_table = f"{prefix}projection_slots"
         self.dead_table = f"{prefix}projection_dead_letters"
         self.pins_table = f"{prefix}projection_pins"
-        self.lease = LeaseSQL(self.slots_table, ["name", "slot"], question)
+        self.runners_table = f"{prefix}projection_runners"
+        self.lease = LeaseSQL(self.slots_table, ["name", "slot", "part"], question)
         self.advance = advance_checkpoint(self.slots_table, question)
         self.holder = owner_id()
         self._pinned = False
@@ -69,15 +72,20 @@ class SQLiteReadModels:
     async def slots(self, name: str | None = None) -> list[SlotRow]:
         sql = f"SELECT {SLOT_COLUMNS} FROM {self.slots_table}"
         if name is None:
-            rows = await self._run(lambda c: c.execute(sql + " ORDER BY name, slot").fetchall())
+            rows = await self._run(
+                lambda c: c.execute(sql + " ORDER BY name, slot, part").fetchall()
+            )
         else:
             rows = await self._run(
-                lambda c: c.execute(sql + " WHERE name = ? ORDER BY slot", (name,)).fetchall()
+                lambda c: c.execute(sql + " WHERE name = ? ORDER BY slot, part", (name,)).fetchall()
             )
         return [slot_row(r) for r in rows]
 
     async def active(self, name: str) -> SlotRow | None:
-        sql = f"SELECT {SLOT_COLUMNS} FROM {self.slots_table} WHERE name = ? AND active = 1"
+        sql = (
+            f"SELECT {SLOT_COLUMNS} FROM {self.slots_table}"
+            " WHERE name = ? AND active = 1 AND part = 0"
+        )
         rows = await self._run(lambda c: c.execute(sql, (name,)).fetchall())
         return slot_row(rows[0]) if rows else None
 
@@ -88,6 +96,29 @@ class SQLiteReadModels:
             " error_position = NULL, failed_at = NULL WHERE name = ? AND state = 'failed'"
         )
         return await self._run(lambda c: c.execute(sql, (name,)).rowcount)
+
+    async def runners(self, name: str, owner: str, ttl: float) -> int:
+        table = self.runners_table
+
+        def run(c: sqlite3.Connection) -> int:
+            now = time.time()
+            with immediate(c):
+                c.execute(
+                    f"INSERT INTO {table} VALUES (?, ?, ?) ON CONFLICT (name, owner)"
+                    " DO UPDATE SET seen_until = excluded.seen_until",
+                    (name, owner, now + ttl),
+                )
+                c.execute(f"DELETE FROM {table} WHERE name = ? AND seen_until <= ?", (name, now))
+                counted: int = c.execute(
+                    f"SELECT count(*) FROM {table} WHERE name = ?", (name,)
+                ).fetchone()[0]
+                return counted
+
+        return await self._run(run)
+
+    async def leave(self, name: str, owner: str) -> None:
+        sql = f"DELETE FROM {self.runners_table} WHERE name = ? AND owner = ?"
+        await self._run(lambda c: c.execute(sql, (name, owner)))
 
     async def dead_letters(self, name: str, limit: int) -> list[DeadLetter]:
         sql = (
@@ -127,35 +158,47 @@ class SQLiteReadModels:
         version: int,
         spec: DocumentSpec[Any],
         state: str,
-        owner: str | None,
+        owner: str,
         lease_until: float,
         active: bool,
-    ) -> SlotRow:
+        *,
+        partitions: int,
+        mine: int | None,
+    ) -> list[SlotRow]:
+        """Create a slot of ``partitions`` rows leased to ``owner``: all of them, or (with
+        ``mine``) that one, and the others to :func:`setting_up` of ``owner``; returns its
+        rows, by partition."""
         last = c.execute(
             f"SELECT max(slot) FROM {self.slots_table} WHERE name = ?", (name,)
         ).fetchone()[0]
         slot = (last or 0) + 1
-        c.execute(
-            f"INSERT INTO {self.slots_table} (name, slot, version, active, state, owner,"
-            " lease_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, slot, version, int(active), state, owner, lease_until),
+        rows = [
+            SlotRow(
+                name,
+                slot,
+                version,
+                active,
+                state,
+                Position(0, 0),
+                owner=owner if mine in (None, p) else setting_up(owner),
+                lease_until=lease_until,
+                partition=p,
+                fresh=True,
+            )
+            for p in range(partitions)
+        ]
+        c.executemany(
+            f"INSERT INTO {self.slots_table} (name, slot, part, version, active, state, owner,"
+            " lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (name, slot, r.partition, version, int(active), state, r.owner, r.lease_until)
+                for r in rows
+            ],
         )
         table = table_name(self.prefix, name, slot)
         for statement in _sql.create_table(table, spec, TYPES, "BLOB", table):
             c.execute(statement)
-        return SlotRow(
-            name,
-            slot,
-            version,
-            active,
-            state,
-            Position(0, 0),
-            None,
-            0,
-            owner,
-            lease_until,
-            fresh=True,
-        )
+        return rows
 
     async def pin(self, slot: SlotRow) -> bool:
         def run(c: sqlite3.Connection) -> bool:
@@ -198,15 +241,15 @@ class SQLiteReadModels:
 
     def sweep(self, c: sqlite3.Connection, name: str, now: float, *, abandoned: bool) -> None:
         """Drop ``name``'s slots that are out of use: retired ones nobody pins any more, and
-        (``abandoned``) earlier rebuilds whose lease ran out."""
-        for slot, state, lease_until in c.execute(
-            f"SELECT slot, state, lease_until FROM {self.slots_table}"
-            " WHERE name = ? AND active = 0",
-            (name,),
+        (``abandoned``) earlier rebuilds whose leases ran out."""
+        for slot, retired, held in c.execute(
+            f"SELECT slot, min(state = 'retired'), max(lease_until >= ?) FROM {self.slots_table}"
+            " WHERE name = ? AND active = 0 GROUP BY slot",
+            (now, name),
         ).fetchall():
-            if state == "retired":
+            if retired:
                 self.retire_or_drop(c, name, slot)
-            elif abandoned and lease_until < now:
+            elif abandoned and not held:
                 self.drop_slot(c, name, slot)
 
     def drop_slot(self, c: sqlite3.Connection, name: str, slot: int) -> None:

@@ -20,7 +20,7 @@ TYPES = {
 }
 SLOT_COLUMNS = (
     "name, slot, version, active, state, checkpoint_commit, checkpoint_sequence, checkpoint_at,"
-    " handled, owner, lease_until, error, error_event_id, error_position, failed_at"
+    " handled, owner, lease_until, error, error_event_id, error_position, failed_at, part"
 )
 
 

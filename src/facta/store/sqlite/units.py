@@ -50,6 +50,8 @@ class SQLiteWorker:
         ttl: float,
         *,
         downgrade: bool = False,
+        partition: int = 0,
+        partitions: int = 1,
     ) -> SlotRow | str:
         self.ttl = ttl
         table = self.backend.slots_table
@@ -64,28 +66,54 @@ class SQLiteWorker:
                         f"SELECT {SLOT_COLUMNS} FROM {table} WHERE name = ?", (name,)
                     ).fetchall()
                 ]
-                plan = plan_claim(rows, version, owner, now, downgrade=downgrade)
+                plan = plan_claim(
+                    rows,
+                    version,
+                    owner,
+                    now,
+                    downgrade=downgrade,
+                    partition=partition,
+                    partitions=partitions,
+                )
                 if plan[0] == "wait":
                     return plan[1]
                 if plan[0] == "create":
                     state = "running" if plan[1] else "rebuilding"
-                    return self.backend.insert_slot(
-                        c, name, version, spec, state, owner, now + ttl, plan[1]
+                    created = self.backend.insert_slot(
+                        c,
+                        name,
+                        version,
+                        spec,
+                        state,
+                        owner,
+                        now + ttl,
+                        plan[1],
+                        partitions=partitions,
+                        mine=partition,
                     )
-                c.execute(self.backend.lease.take, (name, plan[1], owner, now + ttl, now))
-                row = next(r for r in rows if r.slot == plan[1])
+                    return created[partition]
+                values = (name, plan[1], partition, owner, now + ttl, now)
+                c.execute(self.backend.lease.take, values)
+                row = next(r for r in rows if r.slot == plan[1] and r.partition == partition)
                 row.owner, row.lease_until = owner, now + ttl
                 return row
 
         return await self._run(run)
 
     async def new_slot(
-        self, name: str, version: int, spec: DocumentSpec[Any], owner: str, ttl: float
-    ) -> SlotRow:
+        self,
+        name: str,
+        version: int,
+        spec: DocumentSpec[Any],
+        owner: str,
+        ttl: float,
+        *,
+        partitions: int = 1,
+    ) -> list[SlotRow]:
         self.ttl = ttl
         table = self.backend.slots_table
 
-        def run() -> SlotRow:
+        def run() -> list[SlotRow]:
             c = self.connection
             with immediate(c):
                 now = time.time()
@@ -95,7 +123,16 @@ class SQLiteWorker:
                 ).fetchone()
                 state = "rebuilding" if active else "running"
                 return self.backend.insert_slot(
-                    c, name, version, spec, state, owner, now + ttl, not active
+                    c,
+                    name,
+                    version,
+                    spec,
+                    state,
+                    owner,
+                    now + ttl,
+                    not active,
+                    partitions=partitions,
+                    mine=None,
                 )
 
         return await self._run(run)
@@ -104,33 +141,48 @@ class SQLiteWorker:
         sql = self.backend.lease.renew + " AND state != 'failed'"
 
         def run() -> bool:
-            values = (slot.name, slot.slot, owner, time.time() + ttl)
+            values = (slot.name, slot.slot, slot.partition, owner, time.time() + ttl)
             return self.connection.execute(sql, values).rowcount == 1
 
         return await self._run(run)
 
     async def release(self, slot: SlotRow, owner: str) -> None:
-        sql, values = self.backend.lease.release, (slot.name, slot.slot, owner)
+        sql, values = self.backend.lease.release, (slot.name, slot.slot, slot.partition, owner)
         await self._run(lambda: self.connection.execute(sql, values))
 
     def unit(self, slot: SlotRow, spec: DocumentSpec[Any]) -> Unit:
         return WorkerUnit(self, slot, spec)
 
-    async def switch(self, slot: SlotRow, owner: str) -> None:
+    async def switch(self, slot: SlotRow, owner: str) -> bool:
         table = self.backend.slots_table
+        key = (slot.name, slot.slot)
 
-        def run() -> None:
+        def run() -> bool:
             c = self.connection
             with immediate(c):
-                held = c.execute(
-                    f"SELECT 1 FROM {table} WHERE name = ? AND slot = ? AND owner = ?"
-                    " AND state = 'rebuilding'",
-                    (slot.name, slot.slot, owner),
+                row = c.execute(
+                    f"SELECT active, state FROM {table} WHERE name = ? AND slot = ? AND part = ?"
+                    " AND owner = ?",
+                    (*key, slot.partition, owner),
                 ).fetchone()
-                if not held:
+                if row is None or row[1] not in ("rebuilding", "ready", "running"):
                     raise LeaseLost(slot.name, slot.slot)
+                if row[0]:
+                    return True  # another partition's switch made it so
+                c.execute(
+                    f"UPDATE {table} SET state = 'ready' WHERE name = ? AND slot = ? AND part = ?",
+                    (*key, slot.partition),
+                )
+                behind = c.execute(
+                    f"SELECT count(*) FROM {table} WHERE name = ? AND slot = ?"
+                    " AND state != 'ready'",
+                    key,
+                ).fetchone()[0]
+                if behind:
+                    return False
                 old = c.execute(
-                    f"SELECT slot FROM {table} WHERE name = ? AND active = 1", (slot.name,)
+                    f"SELECT DISTINCT slot FROM {table} WHERE name = ? AND active = 1",
+                    (slot.name,),
                 ).fetchall()
                 for (number,) in old:
                     self.backend.retire_or_drop(c, slot.name, number)
@@ -139,8 +191,9 @@ class SQLiteWorker:
                     (slot.name, slot.slot),
                 )
                 self.backend.sweep(c, slot.name, time.time(), abandoned=False)
+                return True
 
-        await self._run(run)
+        return await self._run(run)
 
     async def close(self) -> None:
         await self._run(self.connection.close)

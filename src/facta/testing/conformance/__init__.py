@@ -27,6 +27,7 @@ from facta.testing.conformance.events import (
     InlineTransactionContract,
     SnapshotContract,
 )
+from facta.testing.conformance.partitions import PartitionContract
 from facta.testing.conformance.read_models import ReadModelContract
 
 
@@ -36,10 +37,11 @@ class EngineContract(
     SnapshotContract,
     InlineTransactionContract,
     ReadModelContract,
+    PartitionContract,
     RelayCheckpointContract,
 ):
     """Every storage contract at once: the event store, its optional capabilities, read
-    models (documents, the runner, leases) and relay checkpoints."""
+    models (documents, the runner, leases, partitions) and relay checkpoints."""
 
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "EngineContract",
     "EventStoreContract",
     "InlineTransactionContract",
+    "PartitionContract",
     "ReadModelContract",
     "RelayCheckpointContract",
     "SnapshotContract",
