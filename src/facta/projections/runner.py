@@ -14,41 +14,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from facta._ids import owner_id
 from facta._retry import backoff
-from facta.application import Application, EventEnvelope
+from facta.application import Application
 from facta.codec import Codec
 from facta.observability import batches, metrics
 from facta.projections._target import Handler, Target
+from facta.projections.apply import Applier, Stopped
 from facta.projections.errors import LeaseLost, ProjectionNotFound
 from facta.projections.fleet import Fleet
-from facta.projections.policy import PolicyContext
-from facta.projections.projection import Projection
-from facta.projections.session import Session
-from facta.projections.status import DeadLetter, RebuildProgress
+from facta.projections.progress import Combined, ProgressCallback
+from facta.projections.status import RebuildProgress
 from facta.store.base import Position, RecordedEvent
 from facta.store.engine import Engine
 from facta.store.read_models import (
     FAILED,
-    Batch,
-    Failure,
     SlotRow,
-    Unit,
     Worker,
     setting_up,
 )
 
 log = logging.getLogger("facta.projections")
-
-ProgressCallback = Callable[[RebuildProgress], None]
-
-
-class _Stopped(Exception):
-    """The projection failed and stopped; its error is recorded in its slot."""
 
 
 class _HandOver(Exception):
@@ -112,6 +101,7 @@ class ProjectionRunner:
                 self.codec.register(kind)
             self._targets[target.name] = target
         self.fleet = Fleet(self.backend, self.owner, lease_ttl)
+        self.applier = Applier(self.backend, self.codec, app)
         self.waiting: dict[str, str] = {}
         """Why a projection (``name``, or ``name#partition`` for a partition of a partitioned
         one) is not being worked on by this runner (held elsewhere, failed, its share held)."""
@@ -159,7 +149,7 @@ class ProjectionRunner:
             await self._drive(target, worker, slot, follow=False, until=until)
         except LeaseLost as exc:
             self.waiting[label] = str(exc)
-        except _Stopped:
+        except Stopped:
             pass
         finally:
             if slot is not None:
@@ -208,17 +198,17 @@ class ProjectionRunner:
         if target.has_setup:  # before any partition handles an event
             worker = await self.backend.worker()
             try:
-                await self._setup(target, worker, rows[0])
+                await self.applier.setup(target, worker, rows[0])
             finally:
                 await worker.close()
         for row in rows:
             row.fresh = False
-        report = None if progress is None else _Combined(progress, len(rows))
+        report = None if progress is None else Combined(progress, len(rows))
         try:
             async with asyncio.TaskGroup() as group:  # one partition failing stops the others
                 for row in rows:
                     group.create_task(self._rebuild_partition(target, row, report))
-        except* _Stopped:
+        except* Stopped:
             failed = [r for r in await self.backend.slots(name) if r.slot == rows[0].slot]
             stopped = next((r for r in failed if r.state == "failed"), None)
             raise RuntimeError(
@@ -227,7 +217,7 @@ class ProjectionRunner:
             ) from None
 
     async def _rebuild_partition(
-        self, target: Target, slot: SlotRow, progress: _Combined | None
+        self, target: Target, slot: SlotRow, progress: Combined | None
     ) -> None:
         worker = await self.backend.worker()
         owner = slot.owner or self.owner
@@ -275,7 +265,7 @@ class ProjectionRunner:
             # Still held: nobody else works on it between the catch-up and the hand-over.
             await self.backend.mark_inline(name)
             return ""
-        except _Stopped as stopped:
+        except Stopped as stopped:
             raise RuntimeError(f"projection {name!r} failed: {stopped}") from None
         finally:
             if slot is not None:
@@ -320,7 +310,7 @@ class ProjectionRunner:
                     metrics.projection_stopped(target.name, False)
                     slot, failures = claimed, 0
                     await self._drive(target, worker, slot, follow=True)
-                except (LeaseLost, _Stopped):
+                except (LeaseLost, Stopped):
                     self.fleet.gave_up(target.name, partition)
                     slot = None
                 except _HandOver:
@@ -389,7 +379,7 @@ class ProjectionRunner:
         owner = slot.owner or self.owner
         if slot.fresh:
             if target.has_setup:
-                await self._setup(target, worker, slot)
+                await self.applier.setup(target, worker, slot)
             for partition in range(target.partitions):  # held while it was set up
                 if partition != slot.partition:
                     await worker.release(replace(slot, partition=partition), setting_up(owner))
@@ -428,7 +418,7 @@ class ProjectionRunner:
                     save_by = time.monotonic() + SKIPPED_CHECKPOINT_EVERY
                     behind_of = started_head if full else goal  # the lag metric's head
                     with batches.projection_batch(target.name, records, goal, behind_of):
-                        reached = await self._apply(target, worker, slot, records, goal)
+                        reached = await self.applier.apply(target, worker, slot, records, goal)
                     renew_at = time.monotonic() + renew_every
                     handled += len(records)
                     position = reached
@@ -444,7 +434,9 @@ class ProjectionRunner:
                 if full:
                     continue
                 if unsaved and (not slot.active or not follow):
-                    await self._apply(target, worker, slot, [], position)  # the final checkpoint
+                    await self.applier.apply(
+                        target, worker, slot, [], position
+                    )  # the final checkpoint
                     unsaved = False
                 if not slot.active and time.monotonic() >= switch_at:
                     if await worker.switch(slot, owner):
@@ -483,189 +475,7 @@ class ProjectionRunner:
                 with contextlib.suppress(BaseException):
                     await pending
 
-    async def _setup(self, target: Target, worker: Worker, slot: SlotRow) -> None:
-        assert isinstance(target.handler, Projection)
-        unit = worker.unit(slot, target.spec)
-        try:
-            await unit.begin()
-            session = Session(unit, target.spec, self._table(slot))
-            await target.handler.setup(session)
-            await unit.commit(session._fill(Batch(slot.position)))
-        except BaseException:
-            await unit.rollback()
-            raise
-
-    def _table(self, slot: SlotRow) -> str:
-        return self.backend.table(slot.name, slot.slot)
-
-    # -- batches ---------------------------------------------------------------------------
-
-    async def _handle(
-        self, target: Target, unit: Unit, slot: SlotRow, records: Sequence[RecordedEvent]
-    ) -> tuple[Session[Any] | None, int, int, BaseException | None]:
-        """Handle ``records`` in ``unit``: (session, events handled, failing index, error)."""
-        decode = self.codec.decode
-        envelopes: list[tuple[int, EventEnvelope[Any]]] = []  # any event class the codec reads
-        failed_at, error = len(records), None
-        for index, record in enumerate(records):
-            try:
-                event = decode(record)
-            except Exception as exc:
-                failed_at, error = index, exc
-                break
-            if event is not None:
-                envelopes.append((index, EventEnvelope(event, record)))
-        handler = target.handler
-        if isinstance(handler, Projection):
-            session: Session[Any] = Session(unit, target.spec, self._table(slot))
-            if target.uses_connection:
-                await unit.begin()
-            if target.keyed:
-                key_of = handler.key_of
-                await session._prefetch(key for _, e in envelopes if (key := key_of(e)) is not None)
-            handle = handler.handle
-            for index, envelope in envelopes:
-                try:
-                    await handle(envelope, session)
-                except Exception as exc:
-                    return session, index, index, exc
-            return session, len(envelopes), failed_at, error
-        assert self.app is not None
-        for index, envelope in envelopes:
-            try:
-                await handler.handle(envelope, PolicyContext(self.app, target.name, envelope))
-            except Exception as exc:
-                return None, index, index, exc
-        return None, len(envelopes), failed_at, error
-
-    @staticmethod
-    def _batch(
-        session: Session[Any] | None,
-        position: Position,
-        records: Sequence[RecordedEvent],
-        handled: int,
-    ) -> Batch:
-        batch = Batch(position, checkpoint_at=records[-1].recorded_at if records else None)
-        batch.handled = handled
-        return batch if session is None else session._fill(batch)
-
-    async def _apply(
-        self,
-        target: Target,
-        worker: Worker,
-        slot: SlotRow,
-        records: Sequence[RecordedEvent],
-        position: Position,
-    ) -> Position:
-        """Handle and commit one batch; returns the checkpoint it reached."""
-        attempt = 0
-        while True:
-            unit = worker.unit(slot, target.spec)
-            try:
-                session, handled, failed_at, error = await self._handle(target, unit, slot, records)
-                if error is None:
-                    await unit.commit(self._batch(session, position, records, handled))
-                    return position
-            except BaseException:
-                await unit.rollback()
-                raise
-            await unit.rollback()
-            if isinstance(error, target.retried) and attempt < target.retries:
-                attempt += 1
-                log.warning(
-                    "projection %s: %r at %s, retry %d",
-                    target.name,
-                    error,
-                    records[failed_at].position,
-                    attempt,
-                )
-                await asyncio.sleep(backoff(attempt))
-                continue
-            if target.parks and isinstance(error, target.transient):
-                # An outage is not the event's fault: never park for it (parking skips the
-                # event for good); the work loop tries again from the checkpoint later.
-                raise error
-            return await self._fail(target, worker, slot, records, failed_at, error)
-
-    async def _fail(
-        self,
-        target: Target,
-        worker: Worker,
-        slot: SlotRow,
-        records: Sequence[RecordedEvent],
-        index: int,
-        error: BaseException,
-    ) -> Position:
-        """Commit the events before the failing one, then park it or stop at it."""
-        while True:
-            before = records[:index]
-            unit = worker.unit(slot, target.spec)
-            session, handled, again_at, again = await self._handle(target, unit, slot, before)
-            if again is None:
-                break
-            await unit.rollback()
-            index, error = again_at, again  # the handler is not deterministic: stop earlier
-        record = records[index]
-        text = f"{type(error).__name__}: {error}"[:2000]
-        try:
-            if type(target.handler).on_error == "park":
-                batch = self._batch(session, record.position, before, handled)
-                batch.parked.append(
-                    DeadLetter(
-                        target.name,
-                        slot.slot,
-                        record.event_id,
-                        str(record.position),
-                        record.stream_id,
-                        record.type,
-                        text,
-                        time.time(),
-                    )
-                )
-                await unit.commit(batch)
-                metrics.projection_parked(target.name)
-                log.warning("projection %s: parked %s: %s", target.name, record.position, text)
-                return record.position
-            position = before[-1].position if before else slot.position
-            batch = self._batch(session, position, before, handled)
-            batch.failure = Failure(record.event_id, str(record.position), text)
-            await unit.commit(batch)
-        except BaseException:
-            await unit.rollback()
-            raise
-        metrics.projection_stopped(target.name, True)
-        log.error("projection %s stopped at %s: %s", target.name, record.position, text)
-        raise _Stopped(text)
-
 
 def _label(target: Target, partition: int) -> str:
     """How the runner names a projection's partition in ``waiting`` and in its logs."""
     return target.name if target.partitions == 1 else f"{target.name}#{partition}"
-
-
-class _Combined:
-    """One progress report for a rebuild whose partitions run at once: the events handled
-    and the lowest position reached, over all of them."""
-
-    def __init__(self, progress: ProgressCallback, partitions: int) -> None:
-        self.progress = progress
-        self.latest: dict[int, RebuildProgress] = {}
-        self.partitions = partitions
-
-    def reporter(self, partition: int) -> ProgressCallback:
-        def report(update: RebuildProgress) -> None:
-            self.latest[partition] = update
-            if len(self.latest) < self.partitions and self.partitions > 1:
-                return  # every partition reports before the first combined report
-            updates = list(self.latest.values())
-            self.progress(
-                RebuildProgress(
-                    update.name,
-                    sum(u.events for u in updates),
-                    min(u.position for u in updates),
-                    max(u.head for u in updates),
-                    all(u.done for u in updates),
-                )
-            )
-
-        return report

@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import msgspec
 
-from facta.store.base import Position, Transaction
+from facta.store.base import START, Position, Transaction
 from facta.store.documents import Condition, DocumentSpec
 
 
@@ -156,6 +156,37 @@ def plan_claim(
         other = next(layouts[r.slot] for r in rows if r.version == version)
         return ("wait", _relayout(version, other, partitions))
     return ("create", active is None)
+
+
+def new_slot_rows(
+    name: str,
+    slot: int,
+    version: int,
+    active: bool,
+    state: str,
+    owner: str,
+    until: float,
+    *,
+    partitions: int,
+    mine: int | None,
+) -> list[SlotRow]:
+    """The catalog rows of a new slot, by partition, leased to ``owner`` until ``until``: all
+    of them, or (with ``mine``) that one and the others to :func:`setting_up` of ``owner``."""
+    return [
+        SlotRow(
+            name,
+            slot,
+            version,
+            active,
+            state,
+            START,
+            owner=owner if mine in (None, p) else setting_up(owner),
+            lease_until=until,
+            partition=p,
+            fresh=True,
+        )
+        for p in range(partitions)
+    ]
 
 
 def setting_up(owner: str) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 from facta.codec import Codec
 from facta.projections.policy import Policy
+from facta.projections.progress import ProgressCallback
 from facta.projections.projection import Projection
-from facta.projections.runner import ProgressCallback
 from facta.projections.runner import ProjectionRunner as AsyncRunner
 from facta.store.base import Position
 from facta.sync.application import Application

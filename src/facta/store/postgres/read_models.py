@@ -22,7 +22,7 @@ import asyncpg
 from facta.store import _documents_sql as _sql
 from facta.store._leases import LeaseSQL, dollar
 from facta.store._slots_sql import advance_checkpoint
-from facta.store.base import Position, Transaction
+from facta.store.base import Transaction
 from facta.store.documents import Condition, DocumentSpec
 from facta.store.postgres.append import PostgresTransaction
 from facta.store.postgres.events import PostgresEventStore
@@ -34,7 +34,7 @@ from facta.store.read_models import (
     Row,
     SlotRow,
     Unit,
-    setting_up,
+    new_slot_rows,
     table_name,
 )
 
@@ -186,21 +186,9 @@ class PostgresReadModels:
         last = await c.fetchval(f"SELECT max(slot) FROM {self.slots_table} WHERE name = $1", name)
         slot = (last or 0) + 1
         until = time.time() + ttl
-        rows = [
-            SlotRow(
-                name,
-                slot,
-                version,
-                active,
-                state,
-                Position(0, 0),
-                owner=owner if mine in (None, p) else setting_up(owner),
-                lease_until=until,
-                partition=p,
-                fresh=True,
-            )
-            for p in range(partitions)
-        ]
+        rows = new_slot_rows(
+            name, slot, version, active, state, owner, until, partitions=partitions, mine=mine
+        )
         await c.executemany(
             f"INSERT INTO {self.slots_table} (name, slot, part, version, active, state, owner,"
             " lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -26,14 +26,14 @@ from facta._ids import owner_id
 from facta.store import _documents_sql as _sql
 from facta.store._leases import LeaseSQL, question
 from facta.store._slots_sql import advance_checkpoint
-from facta.store.base import Position, Transaction
+from facta.store.base import Transaction
 from facta.store.documents import Condition, DocumentSpec
 from facta.store.read_models import (
     DeadLetter,
     Row,
     SlotRow,
     Unit,
-    setting_up,
+    new_slot_rows,
     table_name,
 )
 from facta.store.sqlite.connections import Connections, immediate
@@ -172,21 +172,9 @@ class SQLiteReadModels:
             f"SELECT max(slot) FROM {self.slots_table} WHERE name = ?", (name,)
         ).fetchone()[0]
         slot = (last or 0) + 1
-        rows = [
-            SlotRow(
-                name,
-                slot,
-                version,
-                active,
-                state,
-                Position(0, 0),
-                owner=owner if mine in (None, p) else setting_up(owner),
-                lease_until=lease_until,
-                partition=p,
-                fresh=True,
-            )
-            for p in range(partitions)
-        ]
+        rows = new_slot_rows(
+            name, slot, version, active, state, owner, lease_until, partitions=partitions, mine=mine
+        )
         c.executemany(
             f"INSERT INTO {self.slots_table} (name, slot, part, version, active, state, owner,"
             " lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
