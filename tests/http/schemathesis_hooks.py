@@ -14,9 +14,12 @@ import schemathesis
     .apply_to(method="GET", path="/transfers")
 )
 def no_made_up_cursor(context: Any, query: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Drop ``after``: a page cursor is the ``next`` of an earlier page, never made up."""
+    """Drop ``after`` and ``position``: a page cursor is the ``next`` of an earlier page, and
+    a position the ``Facta-Position`` of a command's answer, never made up (one past the end
+    of the log is refused, 422)."""
     if query:
         query.pop("after", None)
+        query.pop("position", None)
     return query
 
 

@@ -88,6 +88,31 @@ def test_a_transfer_is_carried_out_by_the_saga(client: httpx.Client) -> None:
     assert forged.status_code == 422
 
 
+def test_a_list_given_a_commands_position_shows_its_effect(client: httpx.Client) -> None:
+    """Read-your-writes on the asynchronous transfers read model: with the Facta-Position of
+    the command's answer, the list answers only once the projection has reached it."""
+    source, target = f"src-{uuid.uuid4().hex[:8]}", f"dst-{uuid.uuid4().hex[:8]}"
+    for account_id in (source, target):
+        client.post(
+            f"/accounts/{account_id}",
+            json={"type": "OpenAccount", "owner": "Ivy", "initial_balance": 100.0},
+        )
+    for n in range(20):
+        requested = client.post(
+            f"/transfers/t-{source}-{n}",
+            json={"type": "RequestTransfer", "source": source, "target": target, "amount": 1.0},
+        )
+        assert requested.status_code == 200, requested.text
+        position = requested.headers["Facta-Position"]
+        listed = client.get("/transfers", params={"source": source, "position": position})
+        assert listed.status_code == 200, listed.text
+        ids = {t["id"] for t in listed.json()["transfers"]}
+        assert f"t-{source}-{n}" in ids
+    for bad in ("x", "1:2:3", "-1", "9" * 30, "99999999999:1"):  # the last: past the log's end
+        refused = client.get("/transfers", params={"position": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+
+
 def test_no_projections_leaves_the_saga_to_another_process(tmp_path: Path) -> None:
     server = start_server(f"sqlite:///{tmp_path / 'facta.db'}", tmp_path, "--no-projections")
     try:
@@ -103,6 +128,14 @@ def test_no_projections_leaves_the_saga_to_another_process(tmp_path: Path) -> No
             )
             time.sleep(1.5)
             assert client.get("/transfers/t").json()["status"] == "requested"
+            # Nobody runs the transfers read model here: a read at a position waits, then
+            # says so (and when to try again), never answering with a stale list.
+            head = client.get("/events", params={"limit": 1000}).json()
+            position = head["events"][-1]["position"]
+            behind = client.get("/transfers", params={"position": position})
+            assert behind.status_code == 503, behind.text
+            assert behind.headers["Retry-After"] == "1"
+            assert "has not reached position" in behind.json()["message"]
             # The inline read model is part of every append, projections or not.
             assert len(client.get("/accounts").json()["accounts"]) == 2
     finally:

@@ -14,6 +14,7 @@ from facta._edge.runtime import Runtime
 from facta.http._json import timestamp
 from facta.http.app import create_app
 from facta.http.auth import ApiKeys
+from facta.http.consistency import PositionParameter, caught_up
 from facta.http.errors import ApiError, error_response
 from facta.http.resource import AggregateResource, aggregate_routes
 from facta.http.server import serve
@@ -23,8 +24,10 @@ __all__ = [
     "AggregateResource",
     "ApiError",
     "ApiKeys",
+    "PositionParameter",
     "Runtime",
     "aggregate_routes",
+    "caught_up",
     "create_app",
     "error_response",
     "serve",

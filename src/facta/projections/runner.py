@@ -304,6 +304,9 @@ class ProjectionRunner:
                         self.waiting[label] = claimed
                         if claimed.startswith(FAILED):  # stopped: say so until restarted
                             metrics.projection_stopped(target.name, True)
+                        if shared:  # a connection only while holding: N partitions x M runners
+                            await _close(worker)
+                            worker = None
                         await asyncio.sleep(self.poll_interval)
                         continue
                     self.waiting.pop(label, None)
@@ -315,10 +318,11 @@ class ProjectionRunner:
                     slot = None
                 except _HandOver:
                     self.fleet.gave_up(target.name, partition)
-                    if slot is not None:
-                        await worker.release(slot, self.owner)  # type: ignore[union-attr]
+                    if slot is not None and worker is not None:
+                        await worker.release(slot, self.owner)
                         log.info("projection %s: handed over to another runner", label)
-                    slot = None
+                    await _close(worker)
+                    worker, slot = None, None
                 except Exception as exc:
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
@@ -474,6 +478,13 @@ class ProjectionRunner:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending
+
+
+async def _close(worker: Worker | None) -> None:
+    """Close ``worker``'s connection, if any (it may be broken already)."""
+    if worker is not None:
+        with contextlib.suppress(Exception):
+            await worker.close()
 
 
 def _label(target: Target, partition: int) -> str:

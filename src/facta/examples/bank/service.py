@@ -36,7 +36,15 @@ from facta.examples.bank.read_model import (
 )
 from facta.examples.bank.transfers import RequestTransfer, Transfer, TransferSaga
 from facta.examples.bank.views import AccountView, TransferView, account_view, transfer_view
-from facta.http import AggregateResource, ApiError, ApiKeys, Runtime, timestamp
+from facta.http import (
+    AggregateResource,
+    ApiError,
+    ApiKeys,
+    PositionParameter,
+    Runtime,
+    caught_up,
+    timestamp,
+)
 from facta.http import create_app as create_http_app
 from facta.http.errors import ErrorsAsSent, documented_errors
 from facta.projections import InlineProjections, ProjectionRunner, ReadStore
@@ -154,6 +162,7 @@ class _Queries:
 
     accounts: Accounts
     transfers: Transfers
+    read_store: ReadStore
 
 
 def create_app(
@@ -186,6 +195,7 @@ def create_app(
         # Closed last (first in, last out): the saga's commands append through it.
         runtime.cleanup.push_async_callback(inline.close)
         runtime.cleanup.push_async_callback(read_store.close)
+        queries.read_store = read_store
         queries.accounts = Accounts(read_store)
         queries.transfers = Transfers(read_store)
         if projections:
@@ -236,8 +246,10 @@ def create_app(
             Parameter(required=False, max_length=1000, description="`next` of the last page."),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIST_PAGE)] = 50,
+        position: PositionParameter = None,
     ) -> AccountList:
         runtime.application  # noqa: B018 - 503 until the store is open
+        await caught_up(queries.read_store, AccountsProjection.name, position)
         minimum = None if min_balance is None else _min_balance(min_balance)
         try:
             page = await queries.accounts.list(
@@ -274,8 +286,10 @@ def create_app(
             Parameter(required=False, max_length=1000, description="`next` of the last page."),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIST_PAGE)] = 50,
+        position: PositionParameter = None,
     ) -> TransferList:
         runtime.application  # noqa: B018 - 503 until the store is open
+        await caught_up(queries.read_store, TransfersProjection.name, position)
         try:
             page = await queries.transfers.list(
                 source=source, target=target, status=status, after=after, limit=limit
