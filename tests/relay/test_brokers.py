@@ -1,7 +1,8 @@
 """The relay and the consumers against the machine's real RabbitMQ and NATS JetStream.
 
-Each broker: 10,000 events relayed and consumed in order; the relay process SIGKILLed
-mid-run and restarted; the relay's connection dropped from the broker's side mid-run.
+Each broker: 10,000 events relayed and consumed in order (by one relay, and by four relays
+of one partition of the log each); the relay process SIGKILLed mid-run and restarted; the
+relay's connection dropped from the broker's side mid-run.
 """
 
 from __future__ import annotations
@@ -60,6 +61,51 @@ async def test_10000_events_relayed_and_consumed_in_order(broker: Harness, tmp_p
         assert row.owner is None  # released on the way out
     finally:
         await relay.close()
+        await store.close()
+
+
+async def test_partitioned_relays_publish_every_event_once_each_stream_in_order(
+    plain_broker: Harness, tmp_path: Path
+) -> None:
+    """Four relays, one per partition of the log, each on its own connection: together they
+    publish everything once, and each stream's events arrive in order."""
+    store = await fill(tmp_path / "events.db", STREAMS, PER_STREAM)
+    received = Received()
+    relays = [
+        Relay(
+            store,
+            plain_broker.publisher(),
+            name=plain_broker.relay_name,
+            batch_size=200,
+            partitions=4,
+            partition=p,
+        )
+        for p in range(4)
+    ]
+    try:
+        async with running(plain_broker.consumer(received.handle)) as consumer:
+            tasks = [asyncio.create_task(r.run()) for r in relays]
+            try:
+                await received.wait_for(TOTAL)
+                await asyncio.sleep(0.2)  # anything extra would arrive now
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        received.assert_complete(STREAMS, PER_STREAM)
+        assert consumer.dispatcher.duplicates == 0
+        published = [r.status.published for r in relays]
+        assert sum(published) == TOTAL
+        assert all(n > 0 for n in published)  # every partition had streams to publish
+        head = await store.head()
+        for r in relays:
+            row = await r.checkpoints.get(r.name)
+            assert row is not None
+            assert (row.position, row.published) == (head, r.status.published)
+        assert {r.name for r in relays} == {f"{plain_broker.relay_name}#{p}/4" for p in range(4)}
+    finally:
+        for r in relays:
+            await r.close()
         await store.close()
 
 

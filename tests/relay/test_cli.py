@@ -37,6 +37,10 @@ def test_run_refuses_what_cannot_work(tmp_path: Path) -> None:
             "has no 'Nope'",
         ),
         (["--to", "nats://127.0.0.1:4222", "--batch-size", "900"], "--max-in-flight"),
+        *(
+            (["--to", "nats://127.0.0.1:4222", "--partition", bad], "is not P/N")
+            for bad in ("4/4", "1", "a/b", "-1/4", "0/0", "0/257", "1/2/3")
+        ),
     ]:
         if message == "--max-in-flight":
             arguments += ["--max-in-flight", "100"]

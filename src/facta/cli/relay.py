@@ -22,6 +22,7 @@ from facta.cli._common import (
     timestamp,
 )
 from facta.errors import FactaError
+from facta.store.read_models import MAX_PARTITIONS
 
 
 @click.group()
@@ -84,6 +85,14 @@ def _codec(aggregates: tuple[str, ...]) -> Any:
     type=click.FloatRange(0.1, 3600),
     help="Seconds before another relay takes over from a silent one (SQLite).",
 )
+@click.option(
+    "--partition",
+    default=None,
+    metavar="P/N",
+    help="Publish only partition P of N of the log (by stream: each stream's events stay in"
+    " order), with its own checkpoint NAME#P/N; run one relay per partition to publish on N"
+    " connections, in one host or several.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def run_relay(
     store_url: str,
@@ -95,9 +104,11 @@ def run_relay(
     batch_size: int,
     max_in_flight: int,
     lease_ttl: float,
+    partition: str | None,
     quiet: bool,
 ) -> None:
     """Publish the global log to the broker from the relay's checkpoint, until interrupted."""
+    part, partitions = _partition(partition)
     try:
         from facta.relay import Relay, open_publisher
     except ImportError as exc:  # pragma: no cover - without the brokers extra
@@ -124,6 +135,8 @@ def run_relay(
                     categories=categories,
                     types=types,
                     lease_ttl=lease_ttl,
+                    partitions=partitions,
+                    partition=part,
                 )
             except TypeError as exc:
                 raise StoreError(str(exc)) from None
@@ -167,6 +180,18 @@ def run_relay(
                 await relayer.close()
 
     run(work)
+
+
+def _partition(text: str | None) -> tuple[int, int]:
+    """``--partition P/N`` as (P, N); (0, 1) without it."""
+    if text is None:
+        return 0, 1
+    part, _, count = text.partition("/")
+    if not (part.isdigit() and count.isdigit() and 0 <= int(part) < int(count) <= MAX_PARTITIONS):
+        raise click.BadParameter(
+            f"{text!r} is not P/N with 0 <= P < N <= {MAX_PARTITIONS}", param_hint="--partition"
+        )
+    return int(part), int(count)
 
 
 def _checkpoint_names(name: str) -> list[str]:

@@ -9,10 +9,7 @@ from facta.domain import AnyEvent, stored_type_names
 from facta.errors import StoreUnavailable
 from facta.store._migrations import validate_identifier
 from facta.store.base import RecordedEvent
-
-MAX_PARTITIONS = 256
-"""The most partitions a projection or policy may have (each is a catalog row, a lease and a
-read of the log per runner that holds it)."""
+from facta.store.read_models import MAX_PARTITIONS
 
 OUTAGES: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, StoreUnavailable)
 """Errors that say the store or a service is out of reach, not that the event is bad."""

@@ -33,9 +33,10 @@ from facta.observability import batches
 from facta.relay.consumer import _reraise_cancellation
 from facta.relay.message import to_messages
 from facta.relay.publisher import BrokerRefused, Publisher, PublishError
-from facta.store.base import Position
+from facta.store.base import Position, RecordedEvent
 from facta.store.checkpoints import CheckpointStore
 from facta.store.engine import Engine
+from facta.store.read_models import MAX_PARTITIONS, partition_of
 
 log = logging.getLogger("facta.relay")
 
@@ -72,6 +73,12 @@ class Relay:
     read and sent at a time, with at most ``max_in_flight`` unconfirmed. ``categories`` and
     ``types`` restrict what is published. ``lease_ttl``: seconds after which another relay may
     take over a silent one (SQLite; PostgreSQL frees the lock when the process dies).
+
+    ``partitions`` and ``partition``: publish only the streams of one partition of the log
+    (by the same stable hash of the stream id as partitioned projections), with a checkpoint
+    and lease of its own (named ``NAME#P/N``). N relays, one per partition, then publish in
+    parallel on N connections, each stream's events still in order (a stream is in one
+    partition); they may run in one process or be spread over several.
     """
 
     def __init__(
@@ -89,7 +96,14 @@ class Relay:
         checkpoint_interval: float = 0.05,
         owner: str | None = None,
         checkpoints: CheckpointStore | None = None,
+        partitions: int = 1,
+        partition: int = 0,
     ) -> None:
+        if not 1 <= partitions <= MAX_PARTITIONS or not 0 <= partition < partitions:
+            raise ValueError(
+                f"partition {partition} of {partitions}: partitions must be 1 to"
+                f" {MAX_PARTITIONS} and the partition one of them"
+            )
         if not 1 <= batch_size <= 100_000:
             raise ValueError(f"batch_size must be 1 to 100000, not {batch_size}")
         if max_in_flight < batch_size:
@@ -99,7 +113,10 @@ class Relay:
         self.store = store
         self.publisher = publisher
         self.codec = codec
-        self.name = name or publisher.destination
+        base = name or publisher.destination
+        self.name = base if partitions == 1 else f"{base}#{partition}/{partitions}"
+        self.partitions = partitions
+        self.partition = partition
         self.batch_size = batch_size
         self.max_in_flight = max_in_flight
         self.categories = list(categories) if categories else None
@@ -201,12 +218,13 @@ class Relay:
                         wait_for_held_back=False,  # it reads again when woken
                     )
                     if events:
-                        messages = to_messages(events, codec)
+                        mine = self._mine(events)
+                        messages = to_messages(mine, codec)
                         with batches.relay_batch(self.name, events, events[-1].position, head):
                             confirmed = await publisher.publish(messages) if messages else None
                         read_to = events[-1].position
-                        window.append(_Batch(confirmed, read_to, len(events), len(messages)))
-                        in_flight += len(events)
+                        window.append(_Batch(confirmed, read_to, len(mine), len(messages)))
+                        in_flight += len(mine)
                     if len(events) < self.batch_size:
                         caught_up = True
                         if head is not None and head > read_to:
@@ -263,6 +281,13 @@ class Relay:
                             self.name, self.owner, status.position, unsaved, self.lease_ttl
                         )
                     )
+
+    def _mine(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """The events of this relay's partition."""
+        if self.partitions == 1:
+            return events
+        n, p = self.partitions, self.partition
+        return [e for e in events if partition_of(e.stream_id, n) == p]
 
 
 def _done(awaitable: Awaitable[None]) -> bool:

@@ -202,6 +202,11 @@ def _relayout(version: int, stored: int, wanted: int) -> str:
     )
 
 
+MAX_PARTITIONS = 256
+"""The most partitions a projection, a policy or the relay may have (each is a catalog row, a
+lease and a read of the log per process that holds it)."""
+
+
 def partition_of(key: str, partitions: int) -> int:
     """The partition of ``key`` (a stream id, by default) among ``partitions``: a hash that
     is the same in every process and every Python version (``hash()`` is salted per
