@@ -162,3 +162,48 @@ def test_a_stopped_saga_and_a_parked_event_are_seen_and_mended(
     finally:
         server.stop()
         drop_schema(url)
+
+
+class SplitAuditor(Auditor):
+    """The auditor in three partitions (by transfer stream)."""
+
+    name = "split_auditor"
+    partitions = 3
+
+
+async def _prepare_split(url: str) -> None:
+    """Two transfers requested; the split auditor parks each, in its own partition."""
+    store = await open_store(url)
+    try:
+        app = Application(store)
+        await app.execute(Account(), "alice", OpenAccount("Alice", Decimal("100.0")))
+        await app.execute(Account(), "bob", OpenAccount("Bob", Decimal("0.0")))
+        for transfer in ("t-1", "t-2"):
+            request = RequestTransfer("alice", "bob", Decimal("1.0"))
+            await app.execute(Transfer(), transfer, request)
+        runner = ProjectionRunner(store, [SplitAuditor()], app=app)
+        await runner.catch_up(until=await store.head())
+        await runner.close()
+    finally:
+        await store.close()
+
+
+def test_a_partitioned_policy_shows_one_row_per_partition(tmp_path: Path) -> None:
+    url = store_url_for("sqlite", tmp_path)
+    asyncio.run(_prepare_split(url))
+    server = start_server(url, tmp_path, "--no-projections")
+    try:
+        with server.client() as client:
+            views = client.get("/status").json()["projections"]
+            split = [v for v in views if v["name"] == "split_auditor"]
+            assert [(v["partition"], v["partitions"]) for v in split] == [(p, 3) for p in range(3)]
+            assert sum(v["handled"] for v in split) == 0  # both parked, none handled
+            assert all(v["parked"] == 2 for v in split)  # the slot's count, on each partition
+            # Counted once per slot where it adds up, not once per partition.
+            assert client.get("/ready").json()["parked"] == {"split_auditor": 2}
+        shown = facta("projections", "status", "--store", url, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert "1 of 3" in shown.stdout
+        assert shown.stdout.count("split_auditor (slot 1) parked 2 event(s)") == 1
+    finally:
+        server.stop()

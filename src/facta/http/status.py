@@ -30,7 +30,9 @@ STATUS_PATH = "/status"
 class ProjectionView(msgspec.Struct):
     """One storage slot of a projection or policy: its state (``running``, ``rebuilding``,
     ``stopped`` (no runner holds it), ``failed`` (stopped at ``error_position`` by
-    ``error`` until restarted), ``inline``), checkpoint, lag and parked events."""
+    ``error`` until restarted), ``inline``), checkpoint, lag and parked events. A
+    partitioned projection has one view per partition (``partition`` of ``partitions``), each
+    with its own state, checkpoint, lag and owner; ``parked`` counts the slot's in each."""
 
     name: str
     version: int
@@ -48,6 +50,8 @@ class ProjectionView(msgspec.Struct):
     error_event_id: str | None
     error_position: str | None
     failed_at: str | None
+    partition: int = 0
+    partitions: int = 1
 
 
 class ServiceStatus(msgspec.Struct):
@@ -76,7 +80,7 @@ def trouble(statuses: list[ProjectionStatus]) -> Trouble:
     for s in statuses:
         if s.state == "failed" and s.name not in found.failed:
             found.failed.append(s.name)
-        if s.parked:
+        if s.parked and s.partition == 0:  # counted per slot, shown on each partition
             found.parked[s.name] = found.parked.get(s.name, 0) + s.parked
     return found
 
@@ -99,6 +103,8 @@ def _view(s: ProjectionStatus) -> ProjectionView:
         s.error_event_id,
         s.error_position,
         None if s.failed_at is None else timestamp(s.failed_at),
+        s.partition,
+        s.partitions,
     )
 
 
