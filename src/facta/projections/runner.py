@@ -309,9 +309,16 @@ class ProjectionRunner:
                             worker = None
                         await asyncio.sleep(self.poll_interval)
                         continue
+                    slot, failures = claimed, 0
+                    if (
+                        shared
+                        and not slot.fresh  # a new slot is set up first (then handed over)
+                        and self.fleet.must_hand_over(target.name, partition)
+                    ):
+                        # Its other partitions claimed at once, while connecting: one too many.
+                        raise _HandOver
                     self.waiting.pop(label, None)
                     metrics.projection_stopped(target.name, False)
-                    slot, failures = claimed, 0
                     await self._drive(target, worker, slot, follow=True)
                 except (LeaseLost, Stopped):
                     self.fleet.gave_up(target.name, partition)
