@@ -293,11 +293,11 @@ class ProjectionRunner:
                         self.waiting[label] = self.fleet.waiting_reason(target.name)
                         await asyncio.sleep(self.poll_interval)
                         continue
-                    # Counted before the connection and the claim (both wait), so that this
-                    # runner's other partitions, claiming meanwhile, take no more than its share.
-                    self.fleet.took(target.name, partition)
                     if worker is None:
                         worker = await self.backend.worker()
+                    # Counted before the claim, so that this runner's other partitions,
+                    # claiming meanwhile, do not take more than its share.
+                    self.fleet.took(target.name, partition)
                     claimed = await self._claim(worker, target, partition)
                     if isinstance(claimed, str):
                         self.fleet.gave_up(target.name, partition)
