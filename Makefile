@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions soak clean
 
 install: $(STAMP)
 
@@ -76,6 +76,12 @@ bench-sync: $(STAMP)
 # minute (benchmarks/pydantic_codec.py).
 bench-pydantic: $(STAMP)
 	$(BIN)/python benchmarks/pydantic_codec.py
+
+# Partitioned projections (issue 22): the catch-up rate of one projection in 8 partitions
+# shared by 1, 2, 4 and 8 worker processes, I/O-bound and CPU-bound handlers, on PostgreSQL at
+# 127.0.0.1, in one run of about three minutes (benchmarks/partitions.py).
+bench-partitions: $(STAMP)
+	$(BIN)/python benchmarks/partitions.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, and

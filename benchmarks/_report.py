@@ -1,6 +1,6 @@
-"""What the issue benchmarks (dcb, sync_facade, pydantic_codec) share: the choice of stores on
-the command line, the facts of a run (machine, load average), and where results go: every
-run's raw JSON under ``--out``, and a complete run's kept beside the scripts."""
+"""What the issue benchmarks (dcb, sync_facade, pydantic_codec, partitions) share: the choice
+of stores on the command line, the facts of a run (machine, load average), and where results
+go: every run's raw JSON under ``--out``, and a complete run's kept beside the scripts."""
 
 from __future__ import annotations
 

@@ -89,3 +89,41 @@ def test_the_pydantic_codec_benchmark_runs_quick_on_memory(tmp_path: Path) -> No
         for cpu in ("", " CPU")
     }
     assert len(list(tmp_path.glob("pydantic-raw-*.json"))) == 1
+
+
+@pytest.mark.serial  # it holds a transaction open, which holds back every reader's events
+def test_the_partitions_benchmark_runs_quick_on_postgres(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """benchmarks/partitions.py --quick, CPU-bound workload: one and two worker processes
+    share the partitions, every stream's document is exact, and the ratio is computed (no
+    timing is asserted)."""
+    import asyncio
+
+    import asyncpg
+    from benchmarks import partitions
+
+    from tests.conftest import POSTGRES_URL, service_missing
+
+    async def reachable() -> bool:
+        try:
+            await (await asyncpg.connect(POSTGRES_URL)).close()
+        except (OSError, asyncpg.PostgresError):
+            return False
+        return True
+
+    if not asyncio.run(reachable()):
+        service_missing(f"PostgreSQL is not reachable at {POSTGRES_URL}")
+    monkeypatch.setattr(partitions, "PG_DSN", POSTGRES_URL)
+
+    result = partitions.run(["--quick", "--workloads", "cpu", "--out", str(tmp_path)])
+
+    assert [r for r in result["rows"] if "error" in r] == []
+    assert [(r["workers"], sorted(r["layout"].values())) for r in result["rows"]] == [
+        (1, [8]),
+        (2, [4, 4]),
+    ]
+    assert all(r["streams_exact"] == r["streams"] and r["events_per_s"] > 0 for r in result["rows"])
+    assert [(c["workload"], c["workers"]) for c in result["ratios"]] == [("cpu", 1), ("cpu", 2)]
+    assert result["ratios"][1]["vs_one_worker"] > 0
+    assert len(list(tmp_path.glob("partitions-raw-*.json"))) == 1
