@@ -132,8 +132,11 @@ class ProjectionRunner:
         try:
             await asyncio.gather(*tasks)
         finally:
+            # Cancelled, gather has cancelled them all and returns as soon as the first has
+            # ended: cancelling the others again would cut short their release and leave.
             for task in tasks:
-                task.cancel()
+                if not task.cancelling():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def catch_up(self, *, until: Position | None = None) -> None:
