@@ -323,7 +323,11 @@ class ProjectionRunner:
                     metrics.projection_stopped(target.name, False)
                     slot, failures = claimed, 0
                     await self._drive(target, worker, slot, follow=True)
-                except (LeaseLost, _Stopped):
+                except LeaseLost:
+                    self.fleet.gave_up(target.name, partition)
+                    slot = None
+                    log.warning("projection %s lost its lease; waiting to take it again", label)
+                except _Stopped:
                     self.fleet.gave_up(target.name, partition)
                     slot = None
                 except _HandOver:
