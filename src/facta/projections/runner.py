@@ -304,13 +304,18 @@ class ProjectionRunner:
                 try:
                     if shared and not self.fleet.may_take(target.name):
                         self.waiting[label] = self.fleet.waiting_reason(target.name)
+                        if worker is not None:  # its share is held: no connection for this one
+                            with contextlib.suppress(Exception):
+                                await worker.close()
+                            worker = None
                         await asyncio.sleep(self.poll_interval)
                         continue
+                    # Counted before anything is awaited (the connection, the claim), so that
+                    # this runner's other partitions, claiming meanwhile, do not take more
+                    # than its share.
+                    self.fleet.took(target.name, partition)
                     if worker is None:
                         worker = await self.backend.worker()
-                    # Counted before the claim, so that this runner's other partitions,
-                    # claiming meanwhile, do not take more than its share.
-                    self.fleet.took(target.name, partition)
                     claimed = await self._claim(worker, target, partition)
                     if isinstance(claimed, str):
                         self.fleet.gave_up(target.name, partition)
