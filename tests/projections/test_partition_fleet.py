@@ -272,7 +272,7 @@ async def test_four_runners_share_eight_partitions_through_kills_and_a_pause(
     generated = time.monotonic() - began
     schema = store.schema
     await execute(AUDIT.format(schema=schema))
-    url = f"{POSTGRES_URL}?schema={schema}&pool_size=4"
+    url = f"{POSTGRES_URL}?schema={schema}&pool_size=2"
     workers = [await spawn(url, tmp_path, i) for i in range(4)]
     try:
         # All four run: two partitions each, in the middle of the catch-up.
@@ -428,7 +428,7 @@ async def test_a_runner_stopped_inside_its_commit_keeps_no_partition_past_its_le
     head = await generate(store, streams=200, rounds=3)
     schema = store.schema
     await execute(SLOW_MOVE.format(schema=schema))
-    stopped = await spawn(f"{POSTGRES_URL}?schema={schema}&pool_size=4", tmp_path, 0)
+    stopped = await spawn(f"{POSTGRES_URL}?schema={schema}&pool_size=2", tmp_path, 0)
     taker = ProjectionRunner(
         store, [Applications()], lease_ttl=LEASE_TTL, poll_interval=0.1, owner="taker"
     )
