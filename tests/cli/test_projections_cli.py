@@ -169,6 +169,15 @@ def test_bad_names_are_one_line_errors(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("ttl", ["0", "soon"])
+def test_run_takes_a_lease_of_some_seconds_only(tmp_path: Path, ttl: str) -> None:
+    store = f"sqlite:///{tmp_path / 'facta.db'}"
+    result = facta("projections", "run", "--lease-ttl", ttl, "--store", store, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Invalid value for '--lease-ttl'" in result.stderr
+    assert not (tmp_path / "facta.db").exists()
+
+
 @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:1/test", "sqlite:///missing.db"])
 def test_run_on_an_unreachable_store_is_a_one_line_error(tmp_path: Path, url: str) -> None:
     result = facta("projections", "run", "--store", url, cwd=tmp_path)

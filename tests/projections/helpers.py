@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 import msgspec
@@ -59,6 +60,52 @@ class Counters(Projection[Counter]):
                 recorded.version,
             ),
         )
+
+
+class Applied(msgspec.Struct, frozen=True):
+    """One stream's events as the runners applied them: each version, and the process that
+    applied it (its pid), in the order applied."""
+
+    stream: str
+    versions: list[int]
+    pids: list[int]
+
+
+class Applications(Projection[Applied]):
+    """One document per stream in eight partitions, for the runner processes of
+    ``test_partition_fleet``: records every version and who applied it, and raises (failing
+    its partition) when a version is not the last one plus one, so an event applied twice,
+    skipped or out of order stops the projection. It pauses ``pace`` seconds at every tenth
+    version of a stream, so that a catch-up lasts long enough to kill and pause its runners
+    in the middle."""
+
+    name = "fleet_applied"
+    partitions = 8
+    event_types = (Tick,)
+    document = Applied
+    pace = 0.01
+
+    def key_of(self, envelope: EventEnvelope[Event]) -> str:
+        return envelope.recorded.stream_id
+
+    async def handle(self, envelope: EventEnvelope[Event], session: Session[Applied]) -> None:
+        recorded = envelope.recorded
+        assert isinstance(envelope.event, Tick)
+        current = await session.get(recorded.stream_id)
+        versions, pids = (current.versions, current.pids) if current else ([], [])
+        last = versions[-1] if versions else 0
+        if recorded.version != last + 1 or envelope.event.n != recorded.version:
+            raise AssertionError(f"{recorded.stream_id} v{recorded.version} after v{last}")
+        session.put(
+            recorded.stream_id,
+            Applied(
+                recorded.stream_id,
+                [*versions, recorded.version],
+                [*pids, os.getpid()],
+            ),
+        )
+        if self.pace and recorded.version % 10 == 0:
+            await asyncio.sleep(self.pace)
 
 
 async def fill(store: EventStore, streams: int, per_stream: int, *, start: int = 0) -> Position:

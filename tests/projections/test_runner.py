@@ -378,6 +378,54 @@ async def test_a_runner_recovers_from_a_lost_connection() -> None:
         await store.close()
 
 
+async def test_runners_sharing_partitions_keep_a_connection_per_partition_they_hold() -> None:
+    """On PostgreSQL a runner works on each partition it holds on a connection of its own:
+    it keeps none for the partitions beyond its share (handed over, or never taken)."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_URL, open_scratch_postgres
+    from tests.projections.helpers import Applications
+
+    store = await open_scratch_postgres()
+
+    async def holds(wanted: dict[str, int]) -> bool:
+        statuses = await ReadStore(store).status(Applications.name)
+        owners: dict[str, int] = {}
+        for s in statuses:
+            if s.owner is not None and s.state == "running":
+                owners[s.owner] = owners.get(s.owner, 0) + 1
+        return owners == wanted
+
+    async def connections_are(wanted: int) -> bool:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            found = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                f"facta-runner {store.schema}",
+            )
+        finally:
+            await admin.close()
+        return bool(found == wanted)
+
+    def runner(owner: str) -> ProjectionRunner:
+        return ProjectionRunner(
+            store, [Applications()], codec=codec, owner=owner, lease_ttl=1.0, poll_interval=0.05
+        )
+
+    try:
+        await fill(store, 16, 2)
+        async with running(runner("first")):
+            await eventually(lambda: holds({"first": 8}))
+            async with running(runner("second")):  # joins: the first hands four over
+                await eventually(lambda: holds({"first": 4, "second": 4}), seconds=30)
+                await eventually(lambda: connections_are(8))
+                await asyncio.sleep(0.3)  # and stays so
+                assert await holds({"first": 4, "second": 4})
+                assert await connections_are(8)
+    finally:
+        await store.close()
+
+
 async def test_events_of_other_types_move_the_checkpoint_without_a_write_per_page(
     store: EventStore,
 ) -> None:

@@ -200,7 +200,11 @@ def _one_line_logs() -> Any:
 
 
 async def _runner_for(
-    store: Engine, handlers: Sequence[Handler], batch_size: int, read_store: ReadStore
+    store: Engine,
+    handlers: Sequence[Handler],
+    batch_size: int,
+    lease_ttl: float,
+    read_store: ReadStore,
 ) -> tuple[ProjectionRunner, list[str]]:
     """The runner of ``handlers`` that are not maintained inline, and the names of those that
     are (wired into the Application's transaction hook)."""
@@ -213,16 +217,18 @@ async def _runner_for(
         await hook.setup()
     app = Application(store, codec=codec, transaction_hook=hook)
     rest = [h for h in handlers if type(h).name not in inline_names or isinstance(h, Policy)]
-    runner = ProjectionRunner(store, rest, app=app, codec=codec, batch_size=batch_size)
+    runner = ProjectionRunner(
+        store, rest, app=app, codec=codec, batch_size=batch_size, lease_ttl=lease_ttl
+    )
     return runner, [type(h).name for h in inline]
 
 
-async def _run(url: str, specs: tuple[str, ...], batch_size: int) -> None:
+async def _run(url: str, specs: tuple[str, ...], batch_size: int, lease_ttl: float) -> None:
     handlers = _load(specs)
     async with opened_store(url) as store:
         read_store = ReadStore(store)
         try:
-            runner, inline = await _runner_for(store, handlers, batch_size, read_store)
+            runner, inline = await _runner_for(store, handlers, batch_size, lease_ttl, read_store)
         finally:
             await read_store.close()
         # SIGTERM ends the runner like Ctrl-C, so that its leases are released at once and
@@ -338,9 +344,21 @@ def status(store_url: str) -> None:
 @store_option
 @projection_option
 @batch_option
-def run_projections(store_url: str, projection_specs: tuple[str, ...], batch_size: int) -> None:
+@click.option(
+    "--lease-ttl",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    metavar="SECONDS",
+    help="Seconds after this runner goes silent (dies, hangs, loses the database) before"
+    " another runner takes its projections and partitions over; it renews its leases every"
+    " third of that.",
+)
+def run_projections(
+    store_url: str, projection_specs: tuple[str, ...], batch_size: int, lease_ttl: float
+) -> None:
     """Run the async projections and policies until interrupted (Ctrl-C)."""
-    run(_run, store_url, projection_specs, batch_size)
+    run(_run, store_url, projection_specs, batch_size, lease_ttl)
 
 
 @projections.command()

@@ -122,8 +122,11 @@ class ProjectionRunner:
         try:
             await asyncio.gather(*tasks)
         finally:
+            # Cancelled, gather has cancelled them all and returns as soon as the first has
+            # ended: cancelling the others again would cut short their release and leave.
             for task in tasks:
-                task.cancel()
+                if not task.cancelling():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def catch_up(self, *, until: Position | None = None) -> None:
@@ -291,12 +294,18 @@ class ProjectionRunner:
                 try:
                     if shared and not self.fleet.may_take(target.name):
                         self.waiting[label] = self.fleet.waiting_reason(target.name)
+                        if worker is not None:  # its share is held: no connection for this one
+                            with contextlib.suppress(Exception):
+                                await worker.close()
+                            worker = None
                         await asyncio.sleep(self.poll_interval)
                         continue
                     if worker is None:
                         worker = await self.backend.worker()
-                    # Counted before the claim, so that this runner's other partitions,
-                    # claiming meanwhile, do not take more than its share.
+                    # Counted before the claim. Its other partitions may have passed the share
+                    # check while their connections opened: any claim beyond the share is
+                    # handed back at once, below (counting before the connection would let
+                    # only one partition at a time look for a free one, a second apart).
                     self.fleet.took(target.name, partition)
                     claimed = await self._claim(worker, target, partition)
                     if isinstance(claimed, str):
@@ -320,7 +329,11 @@ class ProjectionRunner:
                     self.waiting.pop(label, None)
                     metrics.projection_stopped(target.name, False)
                     await self._drive(target, worker, slot, follow=True)
-                except (LeaseLost, Stopped):
+                except LeaseLost:
+                    self.fleet.gave_up(target.name, partition)
+                    slot = None
+                    log.warning("projection %s lost its lease; waiting to take it again", label)
+                except Stopped:
                     self.fleet.gave_up(target.name, partition)
                     slot = None
                 except _HandOver:

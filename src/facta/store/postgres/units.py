@@ -29,12 +29,30 @@ if TYPE_CHECKING:
 
 
 class PostgresWorker:
-    """A runner's connection for one projection."""
+    """A runner's connection for one projection.
+
+    None of its transactions may wait on the runner for longer than the lease: the server
+    ends one that does (``idle_in_transaction_session_timeout``). A runner paused or cut off
+    in the middle of a commit would otherwise keep its checkpoint's row locked, so that no
+    runner could take the partition over (and, the name's lock held by the claim that waits
+    for it, no other partition of the projection either) until it came back, and then commit
+    after its lease had run out. Not covered: a runner stopped in the middle of a statement's
+    messages (preparing one it runs for the first time on this connection, in its first
+    batch), which the server waits for without a timeout.
+    """
 
     def __init__(self, backend: PostgresReadModels, connection: asyncpg.Connection) -> None:
         self.backend = backend
         self.connection = connection
         self.ttl = 10.0
+
+    async def limit_idle(self) -> None:
+        """Let the server end this connection's transaction if it waits for the runner for
+        longer than the lease (for this transaction only: nothing is kept in the session)."""
+        milliseconds = max(1, round(self.ttl * 1000))
+        await self.connection.execute(
+            f"SET LOCAL idle_in_transaction_session_timeout = {milliseconds}"
+        )
 
     async def claim(
         self,
@@ -51,6 +69,7 @@ class PostgresWorker:
         b, c = self.backend, self.connection
         self.ttl = ttl
         async with c.transaction():
+            await self.limit_idle()
             # Claims of one name take turns, so two runners never create two slots.
             await b.lock_name(c, name)
             rows = [
@@ -104,6 +123,7 @@ class PostgresWorker:
         b, c = self.backend, self.connection
         self.ttl = ttl
         async with c.transaction():
+            await self.limit_idle()
             await b.lock_name(c, name)
             await self._sweep(name)
             active = await c.fetchval(
@@ -167,6 +187,7 @@ class PostgresWorker:
     async def switch(self, slot: SlotRow, owner: str) -> bool:
         b, c = self.backend, self.connection
         async with c.transaction():
+            await self.limit_idle()
             # Switches take turns with each other and with claims (two rebuilds finishing at
             # once would each make their slot the active one).
             await b.lock_name(c, slot.name)
@@ -259,6 +280,7 @@ class BatchUnit:
         if self.worker is not None and self._transaction is None:
             self._transaction = self._connection.transaction()
             await self._transaction.start()
+            await self.worker.limit_idle()
 
     async def _write(self, batch: Batch) -> None:
         c = self._connection

@@ -95,6 +95,18 @@ class PartitionContract:
             await _ticks(store, 8, 1)
             await _eventually(lambda: _split_equal(store, 8, 6))
 
+    async def test_a_runner_that_stops_lets_go_of_every_partition_at_once(
+        self, store: Engine
+    ) -> None:
+        await _ticks(store, 8, 2)
+        async with _running(_runner(store, "one")):
+            await _eventually(lambda: _split_equal(store, 8, 2))
+            await _eventually(lambda: _holds(store, {"one": 4}))
+        # Cancelled (as on SIGTERM): no lease left for another runner to wait out, and gone
+        # from the runners sharing it (the next one to beat counts itself only).
+        assert await _owners(store, Split.name) == Tally({None: 4})
+        assert await store.read_models.runners(Split.name, "next", 1.5) == 1
+
     async def test_waiting_for_a_position_covers_every_partition(self, store: Engine) -> None:
         await _ticks(store, 4, 2)
         reads = ReadStore(store)
