@@ -44,7 +44,8 @@ dist: $(STAMP)
 # on servers starting and on brokers, so four overlap well on two cores (396 s serially,
 # 213 s so here). Every test makes its own schema, files, ports and broker names. Tests
 # marked `serial` (they hold PostgreSQL transactions open and count what is held back, which
-# other tests' transactions would change) run alone afterwards.
+# other tests' transactions would change, or need too many of the server's connections) run
+# alone afterwards.
 test: lint typecheck docs chromium
 	$(BIN)/pytest -n 4 --dist loadfile -m "not serial"
 	$(BIN)/pytest -m serial

@@ -47,6 +47,12 @@ from facta.store.read_models import partition_of
 from tests.conftest import POSTGRES_URL, ScratchPostgresStore, open_scratch_postgres
 from tests.projections.helpers import Applications, Applied
 
+# The runner processes and their pools hold 20 to 35 of the server's connections for most of a
+# minute: beside the other tests of `make test`'s parallel phase (up to 83 at once) that went
+# past PostgreSQL's default max_connections (100), and tests failed for want of one. So these
+# run alone, after the parallel phase.
+pytestmark = pytest.mark.serial
+
 STREAMS, ROUNDS, PER_ROUND = 2_000, 10, 10  # 200,000 events: 10 rounds of 10 per stream
 EVENTS = STREAMS * ROUNDS * PER_ROUND
 PARTITIONS = Applications.partitions
@@ -114,7 +120,7 @@ class Worker:
 
 @pytest.fixture
 async def store() -> AsyncIterator[ScratchPostgresStore]:
-    opened = await open_scratch_postgres()
+    opened = await open_scratch_postgres(pool_size=2)  # few connections: see pytestmark
     yield opened
     await opened.close()  # drops the schema
 
@@ -272,7 +278,7 @@ async def test_four_runners_share_eight_partitions_through_kills_and_a_pause(
     generated = time.monotonic() - began
     schema = store.schema
     await execute(AUDIT.format(schema=schema))
-    url = f"{POSTGRES_URL}?schema={schema}&pool_size=2"
+    url = f"{POSTGRES_URL}?schema={schema}&pool_size=1"
     workers = [await spawn(url, tmp_path, i) for i in range(4)]
     try:
         # All four run: two partitions each, in the middle of the catch-up.
@@ -428,7 +434,7 @@ async def test_a_runner_stopped_inside_its_commit_keeps_no_partition_past_its_le
     head = await generate(store, streams=200, rounds=3)
     schema = store.schema
     await execute(SLOW_MOVE.format(schema=schema))
-    stopped = await spawn(f"{POSTGRES_URL}?schema={schema}&pool_size=2", tmp_path, 0)
+    stopped = await spawn(f"{POSTGRES_URL}?schema={schema}&pool_size=1", tmp_path, 0)
     taker = ProjectionRunner(
         store, [Applications()], lease_ttl=LEASE_TTL, poll_interval=0.1, owner="taker"
     )
