@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any, ClassVar
 
 import msgspec
@@ -19,6 +20,7 @@ from facta.projections import (
     RebuildProgress,
     Session,
 )
+from facta.projections.runner import SKIPPED_CHECKPOINT_EVERY
 from facta.store.memory import MemoryEngine, MemoryEventStore
 from tests.projections.helpers import Counter, Counters, Tock, codec, eventually, fill
 
@@ -439,16 +441,21 @@ async def test_events_of_other_types_move_the_checkpoint_without_a_write_per_pag
     async with running(runner):
         await eventually(lambda: _handled(read_store, 1))
         last = None
+        started = time.monotonic()
         for n in range(120):  # ~0.6 s of appends, each its own page for the follower
             last = await store.append(f"other-{n % 7}", [NewEvent("Other", b"{}")])
             await asyncio.sleep(0.005)
             [status] = await read_store.status("counters")
             seen.add(status.position)
+        elapsed = time.monotonic() - started
         assert last is not None
         await eventually(lambda: _checkpoint_at(read_store, last.position))
     await read_store.close()
-    # One write per page would show most of the 120 positions; every 0.2 s shows a few.
-    assert len(seen) <= 12, sorted(seen)
+    # One write per page would show most of the 120 positions; one every 0.2 s shows a few
+    # (more on a loaded machine, where the appends take longer: under 12 in 0.6 s, 23 in a
+    # CI run beside three other test processes), never most of them.
+    writes = elapsed / SKIPPED_CHECKPOINT_EVERY
+    assert len(seen) <= min(40, max(12, writes * 1.5 + 4)), (elapsed, sorted(seen))
 
 
 async def _handled(read_store: ReadStore, count: int) -> bool:
