@@ -72,7 +72,7 @@ class Relay:
     checkpoint and lease (default: the publisher's destination). ``batch_size`` events are
     read and sent at a time, with at most ``max_in_flight`` unconfirmed. ``categories`` and
     ``types`` restrict what is published. ``lease_ttl``: seconds after which another relay may
-    take over a silent one (SQLite; PostgreSQL frees the lock when the process dies).
+    take over a silent one (on every engine: the lease is a row).
 
     ``partitions`` and ``partition``: publish only the streams of one partition of the log
     (by the same stable hash of the stream id as partitioned projections), with a checkpoint
