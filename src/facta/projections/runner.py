@@ -26,6 +26,7 @@ from facta.projections._target import Handler, Target
 from facta.projections.apply import Applier, Stopped
 from facta.projections.errors import LeaseLost, ProjectionNotFound
 from facta.projections.fleet import Fleet
+from facta.projections.pages import SharedPages
 from facta.projections.progress import Combined, ProgressCallback
 from facta.projections.status import RebuildProgress
 from facta.store.base import Position, RecordedEvent
@@ -101,6 +102,8 @@ class ProjectionRunner:
                 self.codec.register(kind)
             self._targets[target.name] = target
         self.fleet = Fleet(self.backend, self.owner, lease_ttl)
+        partitions = sum(t.partitions for t in self._targets.values())
+        self.pages = SharedPages(self.events, batch_size, keep=max(4, 2 * partitions))
         self.applier = Applier(self.backend, self.codec, app)
         self.waiting: dict[str, str] = {}
         """Why a projection (``name``, or ``name#partition`` for a partition of a partitioned
@@ -376,11 +379,7 @@ class ProjectionRunner:
         types may sort everything after the checkpoint for each page (PostgreSQL without
         fresh statistics does).
         """
-        # Without waiting for held-back events: the runner reads again when woken, and under
-        # steady appends a wait would poll the server for as long as one is in flight.
-        page = await self.events.read_all(
-            after=after, limit=self.batch_size, wait_for_held_back=False
-        )
+        page = await self.pages.read(after)
         end = page[-1].position if page else after
         if target.partitions == 1:
             return len(page) == self.batch_size, end, [r for r in page if r.type in wanted]
