@@ -496,3 +496,28 @@ async def test_a_follower_takes_what_several_commits_wrote_in_one_read() -> None
         await eventually(lambda: _handled(read_store, 101))
     await read_store.close()
     assert events.reads < 100, events.reads
+
+
+class _SplitCounters(Counters):
+    name = "split_counters"
+    partitions = 4
+
+
+async def test_a_runners_partitions_read_each_page_of_the_log_once() -> None:
+    """Four partitions catching up in one runner read the log's full pages together: one
+    read per page, not one per partition per page."""
+    events = _CountedReads()
+    store = MemoryEngine(events=events)
+    await fill(store, 20, 50)  # 1,000 events: ten full pages of 100
+    runner = ProjectionRunner(store, [_SplitCounters()], codec=codec, batch_size=100)
+    read_store = ReadStore(store)
+
+    async def handled() -> bool:
+        statuses = await read_store.status("split_counters")
+        return sum(s.handled for s in statuses) == 1000
+
+    async with running(runner):
+        await eventually(handled)
+    # Ten full pages read once, plus the short pages at the head while following; four
+    # readers of their own would need over forty.
+    assert events.reads <= 25, events.reads
