@@ -25,11 +25,30 @@ from tests.conftest import service_missing
 POSTGRES_URL = os.environ.get("FACTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+_PORTS_PER_WORKER = 2000
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port for a test's server, free now. Taken below the kernel's ephemeral range
+    (32768 up), so that no outgoing connection takes it meanwhile, and from a block of this
+    test process's own (pytest-xdist's worker number), so that the suite's parallel workers
+    never hand out the same one (a port the kernel picks at random, checked free and then
+    bound by the server, was once taken by another worker in between)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 20000 + (int(worker) % 6 if worker.isdigit() else 0) * _PORTS_PER_WORKER
+    if not _next_port:
+        _next_port.append(first)
+    for _ in range(_PORTS_PER_WORKER):
+        port = _next_port[0]
+        _next_port[0] = first + (port + 1 - first) % _PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (a server of an earlier test, still closing): the next
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _PORTS_PER_WORKER - 1}")
 
 
 def facta_command() -> list[str]:
