@@ -53,6 +53,10 @@ class Target:
             self.spec = DocumentSpec(_NoDocument)
             self.uses_connection = self.keyed = self.has_setup = False
 
+    def label(self, partition: int) -> str:
+        """How a runner names one of its partitions in ``waiting`` and in its logs."""
+        return self.name if self.partitions == 1 else f"{self.name}#{partition}"
+
     def in_partition(self, record: RecordedEvent, partition: int) -> bool:
         """Whether ``record`` belongs to ``partition`` of this target."""
         if self.partitions == 1:

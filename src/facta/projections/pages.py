@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
+from facta.projections._target import Target
 from facta.store.base import EventStore, Position, RecordedEvent
 
 
@@ -45,6 +46,26 @@ class SharedPages:
         if len(page) < self.size and self._pages.get(after) is reading:
             del self._pages[after]  # the live tail: read it again next time
         return page
+
+    async def records(
+        self, after: Position, wanted: frozenset[str], target: Target, partition: int
+    ) -> tuple[bool, Position, list[RecordedEvent]]:
+        """For ``partition`` of ``target``: (more may follow, the position the page after
+        ``after`` reaches, its events of ``wanted`` types in that partition).
+
+        The log is read whole and filtered here, so the checkpoint moves past events of
+        other types too (no rescans, no separate look at the head), and a page of log
+        positions costs the same whatever the types, where a database filter on several
+        types may sort everything after the checkpoint for each page (PostgreSQL without
+        fresh statistics does).
+        """
+        page = await self.read(after)
+        end = page[-1].position if page else after
+        full = len(page) == self.size
+        if target.partitions == 1:
+            return full, end, [r for r in page if r.type in wanted]
+        mine = target.in_partition
+        return full, end, [r for r in page if r.type in wanted and mine(r, partition)]
 
     async def _read(self, after: Position) -> list[RecordedEvent]:
         # Without waiting for held-back events: the runner reads again when woken, and under

@@ -143,7 +143,7 @@ class ProjectionRunner:
                 await self._catch_up(target, partition, until)
 
     async def _catch_up(self, target: Target, partition: int, until: Position | None) -> None:
-        label = _label(target, partition)
+        label = target.label(partition)
         worker = await self.backend.worker()
         slot: SlotRow | None = None
         try:
@@ -285,7 +285,7 @@ class ProjectionRunner:
     # -- the work loop ---------------------------------------------------------------------
 
     async def _work(self, target: Target, partition: int) -> None:
-        label = _label(target, partition)
+        label = target.label(partition)
         shared = target.partitions > 1
         failures = 0
         worker: Worker | None = None
@@ -368,25 +368,6 @@ class ProjectionRunner:
                         await worker.release(slot, self.owner)
                     await worker.close()
 
-    async def _page(
-        self, after: Position, wanted: frozenset[str], target: Target, partition: int
-    ) -> tuple[bool, Position, list[RecordedEvent]]:
-        """(more may follow, the position the page reaches, its events of ``wanted`` types).
-
-        The log is read whole and filtered here, so the checkpoint moves past events of
-        other types too (no rescans, no separate look at the head), and a page of log
-        positions costs the same whatever the types, where a database filter on several
-        types may sort everything after the checkpoint for each page (PostgreSQL without
-        fresh statistics does).
-        """
-        page = await self.pages.read(after)
-        end = page[-1].position if page else after
-        if target.partitions == 1:
-            return len(page) == self.batch_size, end, [r for r in page if r.type in wanted]
-        mine = target.in_partition
-        records = [r for r in page if r.type in wanted and mine(r, partition)]
-        return len(page) == self.batch_size, end, records
-
     async def _drive(
         self,
         target: Target,
@@ -419,7 +400,7 @@ class ProjectionRunner:
         switch_at = 0.0  # when to ask again whether the other partitions have caught up
 
         def read(after: Position) -> asyncio.Future[tuple[bool, Position, list[RecordedEvent]]]:
-            return asyncio.ensure_future(self._page(after, wanted, target, slot.partition))
+            return asyncio.ensure_future(self.pages.records(after, wanted, target, slot.partition))
 
         pending: asyncio.Future[tuple[bool, Position, list[RecordedEvent]]] | None
         pending = read(position)
@@ -504,8 +485,3 @@ async def _close(worker: Worker | None) -> None:
     if worker is not None:
         with contextlib.suppress(Exception):
             await worker.close()
-
-
-def _label(target: Target, partition: int) -> str:
-    """How the runner names a projection's partition in ``waiting`` and in its logs."""
-    return target.name if target.partitions == 1 else f"{target.name}#{partition}"
