@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from facta.errors import LeaseLost
-from facta.store.base import START, Transaction
+from facta.store.base import Transaction
 from facta.store.documents import Condition, DocumentSpec
 from facta.store.memory.events import MemoryEventStore, MemoryTransaction
 from facta.store.read_models import (
@@ -24,8 +24,8 @@ from facta.store.read_models import (
     Row,
     SlotRow,
     Unit,
+    new_slot_rows,
     plan_claim,
-    setting_up,
     table_name,
 )
 
@@ -245,23 +245,42 @@ class _MemoryWorker:
         if plan[0] == "wait":
             return plan[1]
         if plan[0] == "create":
-            created = self._create(name, version, partitions, active=plan[1])
-            for row in self.db.rows_of(name, created):  # the runner frees the others once set up
-                row.owner = owner if row.partition == partition else setting_up(owner)
-                row.lease_until = now + ttl
-            return replace(self.db.slots[name, created, partition], fresh=True)
+            created = self._create(
+                name,
+                version,
+                owner,
+                now + ttl,
+                active=plan[1],
+                partitions=partitions,
+                mine=partition,
+            )
+            return created[partition]
         row = self.db.slots[name, plan[1], partition]
         row.owner, row.lease_until = owner, now + ttl
         return replace(row)
 
-    def _create(self, name: str, version: int, partitions: int, *, active: bool) -> int:
+    def _create(
+        self,
+        name: str,
+        version: int,
+        owner: str,
+        until: float,
+        *,
+        active: bool,
+        partitions: int,
+        mine: int | None,
+    ) -> list[SlotRow]:
+        """A new slot's rows (leased as :func:`new_slot_rows` says) and its table; copies
+        of the rows, by partition, marked fresh."""
         slot = 1 + max((s for n, s, _ in self.db.slots if n == name), default=0)
         state = "running" if active else "rebuilding"
-        for partition in range(partitions):
-            row = SlotRow(name, slot, version, active, state, START, partition=partition)
-            self.db.slots[name, slot, partition] = row
+        rows = new_slot_rows(
+            name, slot, version, active, state, owner, until, partitions=partitions, mine=mine
+        )
+        for row in rows:
+            self.db.slots[name, slot, row.partition] = replace(row, fresh=False)
         self.db.tables[table_name("", name, slot)] = {}
-        return slot
+        return rows
 
     async def new_slot(
         self,
@@ -284,11 +303,15 @@ class _MemoryWorker:
             if all(r.lease_until < now for r in self.db.rows_of(*key)):
                 self.db.retire_or_drop(key)
         has_active = any(r.active for r in self.db.slots.values() if r.name == name)
-        slot = self._create(name, version, partitions, active=not has_active)
-        rows = sorted(self.db.rows_of(name, slot), key=lambda r: r.partition)
-        for row in rows:
-            row.owner, row.lease_until = owner, now + ttl
-        return [replace(row, fresh=True) for row in rows]
+        return self._create(
+            name,
+            version,
+            owner,
+            now + ttl,
+            active=not has_active,
+            partitions=partitions,
+            mine=None,
+        )
 
     def _held(self, slot: SlotRow, owner: str) -> SlotRow:
         row = self.db.slots.get((slot.name, slot.slot, slot.partition))
