@@ -10,9 +10,13 @@ each on a fresh store, after an untimed warm-up:
 - ``async-deposit``: sequential ``await app.execute(Account(), id, Deposit(...))`` on one
   account with the async Application (the bank example's domain), µs per command;
 - ``sync-deposit``: the same commands through ``facta.sync.Application`` from the calling
-  thread, µs per command;
-- ``hand-over``: ``engine.run(coroutine)`` of a coroutine that does nothing, µs per call:
-  what one trip to the engine's thread and back costs by itself.
+  thread, alone on the engine (the loop runs in the calling thread), µs per command;
+- ``sync-deposit-busy``: the same while a background task sits on the engine's loop (as a
+  projection runner does): every call is handed to the engine's thread and back;
+- ``call``: ``engine.run(coroutine)`` of a coroutine that does nothing, alone: what running
+  the loop for one call costs by itself;
+- ``hand-over``: the same while the engine's thread runs the loop: one trip to that thread
+  and back.
 
 A row's value is the median of its rounds. Prints the raw rows and the ratio sync ÷ async
 per-command cost (target from issue 26: at most 1.25) and writes them as JSON
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import statistics
@@ -30,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -122,9 +127,31 @@ async def async_deposits(url: str, n: int, warmup: int) -> float:
         await store.close()
 
 
-def sync_deposits(url: str, n: int, warmup: int) -> float:
+@contextlib.contextmanager
+def kept_busy(engine: facta.sync.Engine, busy: bool) -> Iterator[None]:
+    """With ``busy``, a task waits on the engine's loop throughout (as a runner's does), so
+    that the engine's own thread runs the loop and every call is handed to it."""
+    if not busy:
+        yield
+        return
+    waiting: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        waiting.append(asyncio.get_running_loop().create_task(asyncio.Event().wait()))
+
+    async def stop() -> None:
+        waiting[0].cancel()
+
+    engine.run(start())
+    try:
+        yield
+    finally:
+        engine.run(stop())
+
+
+def sync_deposits(url: str, n: int, warmup: int, busy: bool = False) -> float:
     """Seconds per command of ``n`` sequential deposits through facta.sync."""
-    with facta.sync.open_store(url) as engine:
+    with facta.sync.open_store(url) as engine, kept_busy(engine, busy):
         app = facta.sync.Application(engine)
         app.execute(ACCOUNT, "bench", OpenAccount("Bench", Decimal(0)))
         for _ in range(warmup):
@@ -136,13 +163,13 @@ def sync_deposits(url: str, n: int, warmup: int) -> float:
         return (time.perf_counter() - started) / n
 
 
-def hand_overs(url: str, n: int, warmup: int) -> float:
+def calls(url: str, n: int, warmup: int, busy: bool = False) -> float:
     """Seconds per ``engine.run`` of a coroutine that does nothing."""
 
     async def nothing() -> None:
         return None
 
-    with facta.sync.open_store(url) as engine:
+    with facta.sync.open_store(url) as engine, kept_busy(engine, busy):
         for _ in range(warmup):
             engine.run(nothing())
         gc.collect()
@@ -155,12 +182,14 @@ def hand_overs(url: str, n: int, warmup: int) -> float:
 def measure(store: str, s: Settings, scratch: Scratch) -> dict[str, list[float]]:
     """Each workload's µs per operation, one value per round (the sides alternate)."""
     n = s.count(store)
-    runs: dict[str, list[float]] = {"async-deposit": [], "sync-deposit": [], "hand-over": []}
     sides: list[tuple[str, Callable[[], float]]] = [
         ("async-deposit", lambda: asyncio.run(async_deposits(scratch.url(store), n, s.warmup))),
         ("sync-deposit", lambda: sync_deposits(scratch.url(store), n, s.warmup)),
-        ("hand-over", lambda: hand_overs(scratch.url(store), s.hand_overs, s.warmup)),
+        ("sync-deposit-busy", lambda: sync_deposits(scratch.url(store), n, s.warmup, True)),
+        ("call", lambda: calls(scratch.url(store), s.hand_overs, s.warmup)),
+        ("hand-over", lambda: calls(scratch.url(store), s.hand_overs, s.warmup, True)),
     ]
+    runs: dict[str, list[float]] = {name: [] for name, _ in sides}
     for round_ in range(s.rounds):
         # Alternate which side goes first, so neither always runs on a warmer machine.
         for name, run_side in sides if round_ % 2 == 0 else sides[::-1]:
@@ -169,30 +198,21 @@ def measure(store: str, s: Settings, scratch: Scratch) -> dict[str, list[float]]
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """sync ÷ async per-command cost, and the hand-over's share of a sync command."""
-    found = {(r["store"], r["workload"]): r for r in rows if "error" not in r}
+    """sync ÷ async per-command cost (alone and busy), and a call's share of a command."""
+    found = {(r["store"], r["workload"]): r["value"] for r in rows if "error" not in r}
+    wanted = [
+        ("sync-deposit", "async-deposit", "µs per command", TARGET),
+        ("sync-deposit-busy", "async-deposit", "µs per command, loop in the engine's thread", None),
+        ("call", "sync-deposit", "running the loop's share of a command", None),
+        ("hand-over", "sync-deposit-busy", "the thread hop's share of a command", None),
+    ]
     out = []
     for store in STORES:
-        sync, direct = found.get((store, "sync-deposit")), found.get((store, "async-deposit"))
-        hand_over = found.get((store, "hand-over"))
-        if sync and direct:
-            out.append(
-                {
-                    "store": store,
-                    "ratio": "sync-deposit / async-deposit (µs per command)",
-                    "value": sync["value"] / direct["value"],
-                    "target": TARGET,
-                }
-            )
-        if sync and hand_over:
-            out.append(
-                {
-                    "store": store,
-                    "ratio": "hand-over / sync-deposit (the thread hop's share)",
-                    "value": hand_over["value"] / sync["value"],
-                    "target": None,
-                }
-            )
+        for top, bottom, what, target in wanted:
+            if (store, top) in found and (store, bottom) in found:
+                value = found[store, top] / found[store, bottom]
+                ratio = f"{top} / {bottom} ({what})"
+                out.append({"store": store, "ratio": ratio, "value": value, "target": target})
     return out
 
 
@@ -248,7 +268,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     print(f"{store:9} ERROR {error}", flush=True)
                     continue
                 for workload, values in runs.items():
-                    n = settings.hand_overs if workload == "hand-over" else settings.count(store)
+                    one_call = workload in ("call", "hand-over")
+                    n = settings.hand_overs if one_call else settings.count(store)
                     row = {"store": store, "workload": workload, "unit": "µs/op", "n": n}
                     row |= {"value": statistics.median(values), "rounds": values}
                     rows.append(row)

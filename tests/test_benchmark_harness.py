@@ -66,6 +66,8 @@ def test_the_sync_facade_benchmark_runs_quick_on_memory(tmp_path: Path) -> None:
     assert {r["workload"] for r in result["rows"]} == {
         "async-deposit",
         "sync-deposit",
+        "sync-deposit-busy",
+        "call",
         "hand-over",
     }
     assert all(r["value"] > 0 for r in result["rows"])

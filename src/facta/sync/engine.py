@@ -50,7 +50,8 @@ assert concurrent.futures.thread  # imported for the order above, not used here
 
 class Engine:
     """One database's storage, for synchronous code: the async engine ``open_store`` gives,
-    run on a private event loop in a thread of its own.
+    run on a private event loop (in the calling thread when nothing else is on it, else in
+    a thread of its own: see facta.sync._loop).
 
     Thread-safe: any number of threads may call it (and the applications, read stores and
     runners made on it) at once; their calls run concurrently on its loop. Close it when done

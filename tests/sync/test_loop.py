@@ -1,0 +1,133 @@
+"""Which thread runs a synchronous engine's loop: the caller's own while nothing else is on it
+(no hand-over between threads), the engine's thread as soon as something is (background work,
+a call from a second thread, a caller that runs an event loop of its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from facta.examples.bank.domain import Account, Deposit, OpenAccount
+from facta.examples.bank.read_model import AccountsProjection
+from facta.sync import Application, EngineClosed, ProjectionRunner, ReadStore, open_store
+from facta.sync._loop import Loop
+
+ACCOUNT = Account()
+
+
+async def where() -> int:
+    return threading.get_ident()
+
+
+def test_a_lone_caller_runs_its_call_in_its_own_thread() -> None:
+    with open_store("memory://") as engine:
+        assert engine.run(where()) == threading.get_ident()
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(engine.run(where())))
+        thread.start()
+        thread.join(10)
+        assert seen == [thread.ident]
+
+
+def test_work_a_call_leaves_behind_goes_on_without_another_call() -> None:
+    finished = threading.Event()
+    ran_in: list[int] = []
+
+    async def leave_work_behind() -> None:
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            ran_in.append(threading.get_ident())
+            finished.set()
+
+        asyncio.get_running_loop().create_task(later())  # the loop's task set keeps it
+
+    with open_store("memory://") as engine:
+        engine.run(leave_work_behind())
+        assert finished.wait(10)  # nobody called again: the engine's thread ran it
+        assert ran_in != [threading.get_ident()]
+        # Once it ended, the loop is the callers' again.
+        for _ in range(100):
+            if engine.run(where()) == threading.get_ident():
+                break
+        else:
+            pytest.fail("the engine's thread kept the loop after its work had ended")
+
+
+def test_calls_go_to_the_engines_thread_while_a_runner_works_and_come_back_after(
+    tmp_path: Path,
+) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as engine:
+        app = Application(engine)
+        reads = ReadStore(engine)
+        runner = ProjectionRunner(engine, [AccountsProjection()], app=app)
+        runner.start()
+        try:
+            assert engine.run(where()) != threading.get_ident()
+            result = app.execute(ACCOUNT, "r", OpenAccount("Ru", Decimal(3)))
+            assert reads.wait_for("accounts", result.position, max_wait=10)
+        finally:
+            runner.stop()
+        assert engine.run(where()) == threading.get_ident()
+        app.execute(ACCOUNT, "r", Deposit(Decimal(1)))
+        assert app.load(ACCOUNT, "r").state.balance == 4
+
+
+def test_a_caller_inside_an_event_loop_of_its_own_is_handed_over() -> None:
+    with open_store("memory://") as engine:
+
+        async def inside() -> int:
+            return engine.run(where())  # blocks this loop, as any sync call would
+
+        mine = threading.get_ident()
+        assert asyncio.run(inside()) != mine
+        assert engine.run(where()) == mine
+
+
+def test_calls_from_two_threads_at_once_both_end(tmp_path: Path) -> None:
+    """One thread runs the loop for a slow call when another calls: the second call is
+    handed over and ends while the first still runs, not after it."""
+    with open_store(f"sqlite:///{tmp_path / 't.db'}") as engine:
+        release = threading.Event()
+        order: list[str] = []
+
+        async def slow() -> None:
+            await asyncio.to_thread(release.wait, 10)
+            order.append("slow")
+
+        async def quick() -> None:
+            order.append("quick")
+
+        first = threading.Thread(target=lambda: engine.run(slow()))
+        first.start()
+        engine.run(quick())
+        release.set()
+        first.join(10)
+        assert order == ["quick", "slow"]
+
+
+def test_stopping_the_loop_cancels_a_call_the_caller_runs_itself() -> None:
+    loop = Loop("facta-engine-test")
+    started = threading.Event()
+    outcome: list[str] = []
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    def call() -> None:
+        try:
+            loop.run(forever())
+        except EngineClosed:
+            outcome.append("closed")
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert started.wait(10)
+    loop.stop(timeout=10)  # what Engine.close does after its cleanups
+    caller.join(10)
+    assert outcome == ["closed"]
+    assert not loop.alive
