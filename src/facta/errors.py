@@ -117,10 +117,14 @@ class LeaseLost(FactaError):
     """This runner no longer holds the projection (another took it over, or it was switched
     away); the batch was rolled back and nothing of it was written."""
 
-    def __init__(self, name: str, slot: int) -> None:
+    def __init__(self, name: str, slot: int, partition: int = 0) -> None:
         self.name = name
         self.slot = slot
-        super().__init__(f"projection {name!r} (slot {slot}) is no longer held by this runner")
+        self.partition = partition
+        super().__init__(
+            f"projection {name!r} (slot {slot}, partition {partition}) is no longer held by"
+            " this runner"
+        )
 
 
 class RelayLeaseLost(FactaError):

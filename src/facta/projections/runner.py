@@ -458,7 +458,7 @@ class ProjectionRunner:
                     return
                 if time.monotonic() >= renew_at:
                     if not await worker.renew(slot, owner, self.lease_ttl):
-                        raise LeaseLost(slot.name, slot.slot)
+                        raise LeaseLost(slot.name, slot.slot, slot.partition)
                     renew_at = time.monotonic() + renew_every
                     if shared and self.fleet.must_hand_over(target.name, slot.partition):
                         raise _HandOver

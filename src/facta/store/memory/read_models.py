@@ -316,7 +316,7 @@ class _MemoryWorker:
     def _held(self, slot: SlotRow, owner: str) -> SlotRow:
         row = self.db.slots.get((slot.name, slot.slot, slot.partition))
         if row is None or row.owner != owner or row.state == "failed":
-            raise LeaseLost(slot.name, slot.slot)
+            raise LeaseLost(slot.name, slot.slot, slot.partition)
         return row
 
     async def renew(self, slot: SlotRow, owner: str, ttl: float) -> bool:
@@ -394,7 +394,7 @@ class _MemoryUnit:
         assert self.worker is not None
         row = self.worker._held(self.slot, self.slot.owner or "")
         if row.position != self.slot.position:
-            raise LeaseLost(self.slot.name, self.slot.slot)
+            raise LeaseLost(self.slot.name, self.slot.slot, self.slot.partition)
         self._write(batch)
         row.position = batch.position
         row.checkpoint_at = batch.checkpoint_at or row.checkpoint_at

@@ -200,7 +200,7 @@ class PostgresWorker:
                 owner,
             )
             if row is None or row["state"] not in ("rebuilding", "ready", "running"):
-                raise LeaseLost(slot.name, slot.slot)
+                raise LeaseLost(slot.name, slot.slot, slot.partition)
             if row["active"]:
                 return True  # another partition's switch made it so
             await c.execute(
@@ -336,7 +336,7 @@ class BatchUnit:
             *advance_values(slot, batch, now + self.worker.ttl, now),
         )
         if status != "UPDATE 1":
-            raise LeaseLost(slot.name, slot.slot)
+            raise LeaseLost(slot.name, slot.slot, slot.partition)
 
     async def rollback(self) -> None:
         if self._transaction is not None:

@@ -166,7 +166,7 @@ class SQLiteWorker:
                     (*key, slot.partition, owner),
                 ).fetchone()
                 if row is None or row[1] not in ("rebuilding", "ready", "running"):
-                    raise LeaseLost(slot.name, slot.slot)
+                    raise LeaseLost(slot.name, slot.slot, slot.partition)
                 if row[0]:
                     return True  # another partition's switch made it so
                 c.execute(
@@ -252,7 +252,7 @@ class WorkerUnit:
             values = advance_values(slot, batch, now + self.worker.ttl, now)
             moved = c.execute(backend.advance, values).rowcount
             if moved != 1:
-                raise LeaseLost(slot.name, slot.slot)
+                raise LeaseLost(slot.name, slot.slot, slot.partition)
             if batch.deletes:
                 c.executemany(
                     f"DELETE FROM {self.table} WHERE doc_key = ?", [(k,) for k in batch.deletes]

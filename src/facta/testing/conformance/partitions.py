@@ -5,6 +5,7 @@ partition of it has caught up, and answers "caught up to N" for all of its parti
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter as Tally
 
 from facta.projections import ProjectionRunner, ReadStore
@@ -16,6 +17,7 @@ from facta.testing.conformance.read_models import (
     Counters,
     _counted,
     _eventually,
+    _Gated,
     _running,
     _ticks,
 )
@@ -35,14 +37,23 @@ class SplitTwice(Split):
     partitions = 8
 
 
-def _runner(store: Engine, owner: str, *handlers: Counters) -> ProjectionRunner:
+class GatedSplit(_Gated):
+    """Split, whose handler stalls at tick-0 version 3 until its gate opens."""
+
+    name = Split.name
+    partitions = Split.partitions
+
+
+def _runner(
+    store: Engine, owner: str, *handlers: Counters, lease_ttl: float = 1.5
+) -> ProjectionRunner:
     return ProjectionRunner(
         store,
         list(handlers) or [Split()],
         codec=CODEC,
         owner=owner,
         batch_size=7,
-        lease_ttl=1.5,
+        lease_ttl=lease_ttl,
         poll_interval=0.05,
     )
 
@@ -106,6 +117,28 @@ class PartitionContract:
         # from the runners sharing it (the next one to beat counts itself only).
         assert await _owners(store, Split.name) == Tally({None: 4})
         assert await store.read_models.runners(Split.name, "next", 1.5) == 1
+
+    async def test_a_partition_whose_lease_ran_out_writes_nothing_and_says_which(
+        self, store: Engine
+    ) -> None:
+        """Runner A stalls in tick-0's partition past its lease; B takes it over and
+        finishes; A's late commit is refused, and what A reports names the partition."""
+        await _ticks(store, 3, 5)
+        gated = GatedSplit()
+        a = _runner(store, "a", gated, lease_ttl=0.3)
+        stalled = asyncio.create_task(a.catch_up())
+        async with asyncio.timeout(20):
+            await gated.reached.wait()
+        async with _running(_runner(store, "b", lease_ttl=0.3)):
+            await _eventually(lambda: _split_equal(store, 3, 5))
+        gated.gate.set()
+        async with asyncio.timeout(20):
+            await stalled
+        partition = partition_of("tick-0", Split.partitions)
+        reason = a.waiting[f"{Split.name}#{partition}"]
+        assert "no longer held" in reason
+        assert f"partition {partition}" in reason
+        assert await _split_equal(store, 3, 5)  # nothing counted twice
 
     async def test_waiting_for_a_position_covers_every_partition(self, store: Engine) -> None:
         await _ticks(store, 4, 2)
