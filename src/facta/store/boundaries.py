@@ -51,9 +51,18 @@ _STREAM_NAMESPACE = uuid.UUID("1c3f0b7e-5a3d-4f0e-8f6c-2b9d7a4e6c11")
 def check_tags(tags: Iterable[str], what: str = "tag") -> tuple[str, ...]:
     """``tags`` as a sorted tuple without repeats; ValueError for a tag that is empty, longer
     than 200 characters, or holds a control character (they separate tags in storage)."""
-    if type(tags) is tuple and len(tags) == 1:  # the commonest case, without a set
-        [tag] = tags
-        if isinstance(tag, str) and 0 < len(tag) <= MAX_TAG_LENGTH and tag.isprintable():
+    if type(tags) is tuple:  # the commonest case: already canonical, checked without a set
+        previous = ""  # below every tag but the empty one, which is refused
+        for tag in tags:
+            if not (
+                type(tag) is str
+                and previous < tag
+                and len(tag) <= MAX_TAG_LENGTH
+                and tag.isprintable()
+            ):
+                break
+            previous = tag
+        else:
             return tags
     checked = set()
     for tag in tags:
