@@ -8,13 +8,15 @@ a new PostgreSQL schema dropped afterwards) for up to ``--seconds`` (after an un
 warm-up), and gives one raw row: store, library, workload, value, unit, n, seconds.
 
 - ``plain-append-1`` (facta only): ``engine.append(stream, [event])``, one event (to one of
-  1,000 streams), one client, timed over its appends as ``cond-append-1`` is.
-- ``tagged-append-1`` (facta only): the events of ``cond-append-1`` (tagged, each in a stream
+  1,000 streams), one client.
+- ``tagged-append-1`` (facta only): events like ``cond-append-1``'s (tagged, each in a stream
   of its own) appended without a condition: the difference is the condition's price.
 - ``read-append-1``: the read-decide-append cycle with one client: read the events of an
   entity's tag (one of 1,000), then append one event carrying that tag (and every other
   time a second one) under the condition that nothing matching the tag came after the
   position the read returned. ``cond-append-1`` is the same run timed over its appends only.
+  facta's four one-client rows are measured side by side on one store, one of each per
+  round, so that a change in the machine's load falls on all four alike.
 - ``read-append-16``: that cycle from 16 concurrent clients on disjoint tags: 16 asyncio
   tasks on one facta engine (each gives way to the others between cycles, as a request
   handler does: a memory engine never suspends); for `eventsourcing` (synchronous) 16
@@ -148,66 +150,55 @@ def _facta_event(tag: str, i: int, client: int = 0) -> NewEvent:
     return NewEvent(TYPE, DATA, tags=(tag, *_second_tag(i, client)))
 
 
-async def facta_plain(engine: Engine, s: Settings) -> Row:
-    streams = [f"plain-{t}" for t in range(s.tags)]
-    for i in range(s.warmup):
-        await engine.append(f"warm-{i}", [NewEvent(TYPE, DATA)])
-    gc.collect()
-    n, appending = 0, 0.0
-    deadline = time.perf_counter() + s.seconds
-    while n < s.max_ops and time.perf_counter() < deadline:
-        event = NewEvent(TYPE, DATA)
-        before = time.perf_counter()
-        await engine.append(streams[n % s.tags], [event])
-        appending += time.perf_counter() - before
-        n += 1
-    return Row(n / appending, "appends/s", n, appending)
-
-
-async def facta_tagged(engine: Engine, s: Settings) -> Row:
-    """The same tagged events as cond-append-1's, appended without a condition: what the
-    condition itself costs is the difference."""
-    dcb = engine.require(Boundaries)
-    tags = [f"acct-{t}" for t in range(s.tags)]
-    for i in range(s.warmup):
-        await dcb.append([_facta_event(f"warm-{i}", i)])
-    gc.collect()
-    n, appending = 0, 0.0
-    deadline = time.perf_counter() + s.seconds
-    while n < s.max_ops and time.perf_counter() < deadline:
-        event = _facta_event(tags[n % s.tags], n)
-        before = time.perf_counter()
-        await dcb.append([event])
-        appending += time.perf_counter() - before
-        n += 1
-    return Row(n / appending, "appends/s", n, appending)
-
-
-async def facta_one_client(engine: Engine, s: Settings) -> tuple[Row, Row]:
-    """The read-append-1 and cond-append-1 rows (one run, timed two ways)."""
+async def facta_one_client(engine: Engine, s: Settings) -> dict[str, Row]:
+    """One client's plain-append-1, tagged-append-1, read-append-1 and cond-append-1 rows,
+    measured side by side: each round does one of each, in turn, on the same store, so that
+    a change in the machine's load (other processes, PostgreSQL's checkpoints) falls on all
+    four alike instead of on whichever ran in its window. cond-append-1 is read-append-1's
+    run timed over its appends only."""
     dcb = engine.require(Boundaries)
     tags = [f"acct-{t}" for t in range(s.tags)]
     queries = [Query.of(tags=(tag,)) for tag in tags]
+    others = [f"other-{t}" for t in range(s.tags)]  # tagged-append-1's: not read by the cycle
+    streams = [f"plain-{t}" for t in range(s.tags)]
     for i in range(s.warmup):
+        await engine.append(f"warm-{i}", [NewEvent(TYPE, DATA)])
         query = Query.of(tags=(f"warm-{i}",))
         page = await dcb.read(query)
         await dcb.append([_facta_event(f"warm-{i}", i)], page.condition(query))
     gc.collect()
-    n, reads, appending = 0, [], 0.0
-    started = time.perf_counter()
-    deadline = started + s.seconds
+    n, reads = 0, []
+    plain = tagged = appending = cycling = 0.0
+    deadline = time.perf_counter() + 3 * s.seconds  # the three workloads' time together
     while n < s.max_ops and time.perf_counter() < deadline:
-        query = queries[n % s.tags]
-        event = _facta_event(tags[n % s.tags], n)
+        k = n % s.tags
+        event = NewEvent(TYPE, DATA)
         before = time.perf_counter()
-        page = await dcb.read(query)
+        await engine.append(streams[k], [event])
+        plain += time.perf_counter() - before
+
+        event = _facta_event(others[k], n)
+        before = time.perf_counter()
+        await dcb.append([event])
+        tagged += time.perf_counter() - before
+
+        event = _facta_event(tags[k], n)
+        before = time.perf_counter()
+        page = await dcb.read(queries[k])
         read = time.perf_counter()
-        await dcb.append([event], page.condition(query))
-        appending += time.perf_counter() - read
+        await dcb.append([event], page.condition(queries[k]))
+        done = time.perf_counter()
+        appending += done - read
+        cycling += done - before
         reads.append(read - before)
         n += 1
-    seconds = time.perf_counter() - started
-    return _one_client_rows(n, seconds, reads, appending)
+    cycle, conditional = _one_client_rows(n, cycling, reads, appending)
+    return {
+        "plain-append-1": Row(n / plain, "appends/s", n, plain),
+        "tagged-append-1": Row(n / tagged, "appends/s", n, tagged),
+        "read-append-1": cycle,
+        "cond-append-1": conditional,
+    }
 
 
 async def facta_disjoint(engine: Engine, s: Settings) -> Row:
@@ -325,12 +316,10 @@ async def run_facta(store: str, s: Settings, scratch: Path, emit: Callable[..., 
         if isinstance(rows, Row):
             emit(store, "facta", workload, rows)
         else:
-            emit(store, "facta", workload, rows[0])
-            emit(store, "facta", "cond-append-1", rows[1])
+            for name, row in rows.items():
+                emit(store, "facta", name, row)
 
-    await one("plain-append-1", lambda e: facta_plain(e, s))
-    await one("tagged-append-1", lambda e: facta_tagged(e, s))
-    await one("read-append-1", lambda e: facta_one_client(e, s))
+    await one("one-client", lambda e: facta_one_client(e, s))
     await one("read-append-16", lambda e: facta_disjoint(e, s))
     await one("hot-tag-16", lambda e: facta_hot_tag(e, s))
     await one("read-tag-10k", lambda e: facta_read_tag(e, s))
