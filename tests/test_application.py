@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,6 +15,7 @@ from facta import (
     CommandIdReused,
     EventStore,
     InvalidStreamId,
+    RecordedEvent,
     Snapshot,
     StreamNotFound,
     WrongExpectedVersion,
@@ -29,6 +31,7 @@ from facta.examples.bank.domain import (
     OpenAccount,
     Withdraw,
 )
+from facta.store.engine import Engine
 
 account = Account()
 
@@ -119,6 +122,31 @@ async def test_a_stale_cache_costs_a_retry_not_a_wrong_answer(store: EventStore)
         await mine.execute(account, "acc-001", Withdraw(Decimal(1)))
     result = await mine.execute(account, "acc-001", Deposit(Decimal(5)))
     assert (result.version, result.state.balance) == (4, Decimal(5))
+
+
+async def test_a_stale_cached_state_catches_up_with_only_the_events_since(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two app processes on one store: one decides on its cached state, which the other
+    has moved past; the conflict reads only the other's events, and the command succeeds."""
+    mine, theirs = Application(store), Application(store)
+    await open_alice(mine, balance="100")
+    await mine.execute(account, "acc-001", Deposit(Decimal(1)))  # cached at version 2
+    for _ in range(3):
+        await theirs.execute(account, "acc-001", Deposit(Decimal(1)))  # now at version 5
+    read_from: list[int] = []
+    events = store.events  # what the application reads streams from
+    read_stream = events.read_stream
+
+    async def counted(stream_id: str, **options: Any) -> list[RecordedEvent]:
+        read_from.append(options.get("from_version", 1))
+        return await read_stream(stream_id, **options)
+
+    monkeypatch.setattr(events, "read_stream", counted)
+    result = await mine.execute(account, "acc-001", Deposit(Decimal(1)))
+    assert (result.version, result.state.balance) == (6, Decimal(105))
+    assert read_from == [3]  # the events after version 2, not the whole stream again
+    assert mine.cache.get("account-acc-001") == (result.state, 6)
 
 
 async def test_a_command_id_makes_a_command_idempotent(store: EventStore) -> None:

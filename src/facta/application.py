@@ -187,9 +187,16 @@ class Application:
                         return earlier
                     except WrongExpectedVersion:
                         scope.conflict()
-                        self.cache.discard(stream_id)
                         if expected_version is not None or attempt == self.max_retries:
+                            self.cache.discard(stream_id)
                             raise
+                        if attempt == 0 and await self._caught_up(aggregate, stream_id, version):
+                            # Decided on a cached state that another process had moved past
+                            # (several app processes on one store): read just what it
+                            # appended and decide again, at once. Only a second conflict is
+                            # contention worth backing off from.
+                            continue
+                        self.cache.discard(stream_id)
                         await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
                         continue
                     stored = appended.events[0]
@@ -251,6 +258,30 @@ class Application:
         (CapabilityMissing on an engine without Boundaries)."""
         state, _ = await decisions.read_state(self.store.require(Boundaries), self.codec, model)
         return state
+
+    async def _caught_up(
+        self, aggregate: Aggregate[S, Any, Any], stream_id: str, version: int
+    ) -> bool:
+        """After a conflict at ``version``: bring the cached state (which must be at that
+        version) up to the stream's head with the events appended since, and say whether it
+        was; else forget it (the next attempt loads the stream)."""
+        cached = self.cache.get(stream_id)
+        if cached is None or cached[1] != version:
+            self.cache.discard(stream_id)
+            return False
+        state = cached[0]
+        records = await self._events.read_stream(stream_id, from_version=version + 1)
+        decode, evolve = self.codec.decode, aggregate.evolve
+        for record in records:
+            event = decode(record)
+            if event is not None:
+                state = evolve(state, event)
+            version = record.version
+        if not records:  # not behind after all (the stream was rewritten): load it afresh
+            self.cache.discard(stream_id)
+            return False
+        self.cache.put(stream_id, state, version)
+        return True
 
     async def _current(
         self, aggregate: Aggregate[S, Any, Any], stream_id: str, expected: int | None
