@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http soak clean
 
 install: $(STAMP)
 
@@ -71,6 +71,15 @@ bench-dcb: $(STAMP)
 # memory, SQLite and PostgreSQL at 127.0.0.1, in one run of about a minute.
 bench-sync: $(STAMP)
 	$(BIN)/python benchmarks/sync_facade.py
+
+# The service over HTTP (issue 27): deposits and state reads beside GET /health with wrk (64
+# connections; installed here when missing, as CI runs as root), on SQLite with one server
+# process and on PostgreSQL with one and two (`facta serve --workers 2`), in about 3 minutes
+# (benchmarks/http.py).
+bench-http: $(STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python benchmarks/http.py
 
 # pydantic models beside msgspec structs (issue 26): per-command and per-replayed-event cost
 # of the same bank domain written with each, on memory and SQLite, in one run of about a

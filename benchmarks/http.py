@@ -1,14 +1,18 @@
-"""Deposits over HTTP against the same server's GET /health, in one run.
+"""Deposits and state reads over HTTP against the same server's GET /health, in one run.
 
-    python benchmarks/http.py [--backends sqlite,postgres] [--connections 64] [--seconds 10]
-                              [--accounts 1000]
+    python benchmarks/http.py [--backends sqlite,postgres] [--workers 1,2] [--connections 64]
+                              [--seconds 12] [--accounts 1000]
 
 Starts `facta serve` (a real process, the bank service; `--app benchmarks.http_apps:NAME`
-for a variant without parts of it) on a fresh store, opens the accounts,
-then drives it with wrk (Debian package `wrk`; a Python load generator in a second process
-when wrk is missing): first GET /health, then POST /accounts/{id} Deposit spread over the
-accounts, each for the same time with the same connections. Prints one row per endpoint and
-the ratio deposits / health (the target is at least 0.40).
+for a variant without parts of it) on a fresh store, with each `--workers` count (several
+processes need PostgreSQL: SQLite is skipped there), opens the accounts, then drives it with
+wrk (Debian package `wrk`, which `make bench-http` installs; a Python load generator in a
+second process when wrk is missing): GET /health, POST /accounts/{id} Deposit and GET
+/accounts/{id}, spread over the accounts, each for the same time with the same connections,
+in alternating rounds. Prints one row per endpoint and the ratios deposits / health and
+state / health (issue 27's target: deposits at least 0.50 of health), and writes them as
+JSON and markdown (``http-raw-<date>.json`` in ``--out``; a complete default run is also
+kept as benchmarks/http-results.json and HTTP-RESULTS.md).
 """
 
 from __future__ import annotations
@@ -33,8 +37,12 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(_HERE))  # the repository root, for benchmarks._report
+from benchmarks._report import run_facts, save  # noqa: E402
 
 POSTGRES = os.environ.get("FACTA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -49,6 +57,16 @@ request = function()
   return wrk.format(nil, "/accounts/bench-" .. (counter % accounts))
 end
 """
+
+STATE_LUA = """
+local accounts = {accounts}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/accounts/bench-" .. (counter % accounts))
+end
+"""
+TARGET = 0.50  # deposits / health (issue 27)
 
 
 def free_port() -> int:
@@ -136,7 +154,7 @@ def _ms(text: str) -> float:
 
 
 def python_load(
-    url: str, path: str, connections: int, seconds: int, accounts: int | None
+    url: str, path: str, connections: int, seconds: int, accounts: int | None, kind: str
 ) -> dict[str, float]:
     """The fallback load generator, run in a second process: keep-alive connections, each
     sending its next request as soon as the last one answered."""
@@ -155,6 +173,9 @@ async def main():
                 start = time.monotonic()
                 if {accounts!r} is None:
                     r = await http.get({path!r})
+                elif {kind!r} == "state":
+                    i += {connections}
+                    r = await http.get(f"/accounts/bench-{{i % {accounts!r}}}")
                 else:
                     i += {connections}
                     r = await http.post(f"/accounts/bench-{{i % {accounts!r}}}",
@@ -178,33 +199,39 @@ asyncio.run(main())
     return result
 
 
-def measure(backend: str, args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
+def measure(
+    backend: str, workers: int, args: argparse.Namespace
+) -> list[tuple[str, dict[str, float]]]:
     with tempfile.TemporaryDirectory() as workdir:
         if backend == "sqlite":
             store_url = f"sqlite:///{Path(workdir) / 'bench.db'}"
         else:
             store_url = f"{POSTGRES}?schema=bench_http_{uuid.uuid4().hex[:8]}"
         extra = ["--app", args.app] if args.app else []
+        extra += ["--workers", str(workers)] if workers > 1 else []
         process, url = start(store_url, Path(workdir), extra + args.serve_option)
         try:
             open_accounts(url, args.accounts)
-            script = Path(workdir) / "deposit.lua"
-            script.write_text(DEPOSIT_LUA.format(accounts=args.accounts))
+            deposit = Path(workdir) / "deposit.lua"
+            deposit.write_text(DEPOSIT_LUA.format(accounts=args.accounts))
+            state = Path(workdir) / "state.lua"
+            state.write_text(STATE_LUA.format(accounts=args.accounts))
             use_wrk = shutil.which("wrk") is not None
             endpoints = (
-                ("GET /health", "/health", None, None),
-                ("POST deposit", "/", script, args.accounts),
+                ("GET /health", "/health", None, None, "health"),
+                ("POST deposit", "/", deposit, args.accounts, "deposit"),
+                ("GET state", "/", state, args.accounts, "state"),
             )
             # Alternate short windows of each endpoint, so that load from elsewhere on the
-            # machine falls on both alike; a row is the mean rate and the median latencies.
+            # machine falls on all alike; a row is the mean rate and the median latencies.
             runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in endpoints}
             window = max(1, args.seconds // args.rounds)
             for _ in range(args.rounds):
-                for name, path, lua, accounts in endpoints:
+                for name, path, lua, accounts, kind in endpoints:
                     if use_wrk:
                         result = wrk(url, path, args.connections, window, lua)
                     else:
-                        result = python_load(url, path, args.connections, window, accounts)
+                        result = python_load(url, path, args.connections, window, accounts, kind)
                     runs[name].append(result)
             rows = [
                 (
@@ -214,6 +241,7 @@ def measure(backend: str, args: argparse.Namespace) -> list[tuple[str, dict[str,
                         "p50": statistics.median(r["p50"] for r in results),
                         "p99": statistics.median(r["p99"] for r in results),
                         "errors": sum(r["errors"] for r in results),
+                        "rounds": [r["rps"] for r in results],
                     },
                 )
                 for name, results in runs.items()
@@ -221,7 +249,7 @@ def measure(backend: str, args: argparse.Namespace) -> list[tuple[str, dict[str,
             return rows
         finally:
             process.terminate()
-            process.wait(15)
+            process.wait(30)
             if backend == "postgres":
                 schema = store_url.rsplit("schema=", 1)[1]
                 subprocess.run(
@@ -231,9 +259,40 @@ def measure(backend: str, args: argparse.Namespace) -> list[tuple[str, dict[str,
                 )
 
 
+def render(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "# HTTP: deposits and state reads beside GET /health",
+        "",
+        f"{meta['date']} · {meta['machine']} · {meta['cores']} cores (load average"
+        f" {meta['load_average'][0]} before, {meta['load_average'][1]} after) · {meta['load']}"
+        f" · {meta['connections']} connections · {meta['seconds']} s per endpoint in"
+        f" {meta['rounds']} alternating rounds · {meta['accounts']:,} accounts",
+        "",
+        "| backend | workers | endpoint | req/s | each round | p50 ms | p99 ms | non-2xx |"
+        " / health |",
+        "|---|---:|---|---:|---|---:|---:|---:|---:|",
+    ]
+    health = {
+        (r["backend"], r["workers"]): r["rps"] for r in rows if r["endpoint"] == "GET /health"
+    }
+    for r in rows:
+        share = r["rps"] / health[r["backend"], r["workers"]]
+        mark = ""
+        if r["endpoint"] == "POST deposit":
+            mark = " ✅" if share >= TARGET else " ❌"
+        rounds = ", ".join(f"{v:,.0f}" for v in r["rounds"])
+        lines.append(
+            f"| {r['backend']} | {r['workers']} | {r['endpoint']} | {r['rps']:,.0f} | {rounds}"
+            f" | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']:.0f} | {share:.2f}{mark} |"
+        )
+    lines += ["", f"Target (issue 27): deposits at least {TARGET:.2f} of GET /health's rate."]
+    return "\n".join([*lines, ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--workers", default="1,2", help="server processes, comma-separated")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=12, help="per endpoint, in all rounds")
     parser.add_argument("--rounds", type=int, default=3)
@@ -242,23 +301,43 @@ def main() -> None:
     parser.add_argument(
         "--serve-option", action="append", default=[], help="passed to `facta serve`"
     )
+    parser.add_argument("--out", default=str(Path(_HERE) / "results"))
     args = parser.parse_args()
     tool = "wrk -t1" if shutil.which("wrk") else "python load generator (wrk not installed)"
     print(
         f"load: {tool}, {args.connections} connections, {args.seconds}s per endpoint"
         f" in {args.rounds} alternating rounds"
     )
-    header = ("backend", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx")
-    print("{:<9} {:<13} {:>9} {:>8} {:>8} {:>8}".format(*header))
+    load_before = os.getloadavg()[0]
+    header = ("backend", "workers", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx")
+    print("{:<9} {:>7} {:<13} {:>9} {:>8} {:>8} {:>8}".format(*header))
+    rows: list[dict[str, Any]] = []
     for backend in args.backends.split(","):
-        rows = measure(backend, args)
-        for name, result in rows:
-            print(
-                f"{backend:<9} {name:<13} {result['rps']:>9.0f} {result['p50']:>8.2f}"
-                f" {result['p99']:>8.2f} {result['errors']:>8.0f}"
-            )
-        ratio = rows[1][1]["rps"] / rows[0][1]["rps"]
-        print(f"{backend:<9} deposits / health = {ratio:.2f} (target >= 0.40)")
+        for workers in (int(w) for w in args.workers.split(",")):
+            if workers > 1 and backend == "sqlite":
+                print(f"{backend:<9} {workers:>7} refused: a SQLite store is one process's")
+                continue
+            for name, result in measure(backend, workers, args):
+                rows.append({"backend": backend, "workers": workers, "endpoint": name} | result)
+                print(
+                    f"{backend:<9} {workers:>7} {name:<13} {result['rps']:>9.0f}"
+                    f" {result['p50']:>8.2f} {result['p99']:>8.2f} {result['errors']:>8.0f}"
+                )
+    meta = run_facts(
+        load_before,
+        load=tool,
+        connections=args.connections,
+        seconds=args.seconds,
+        rounds=args.rounds,
+        accounts=args.accounts,
+    )
+    default = (
+        args.backends == "sqlite,postgres"
+        and args.workers == "1,2"
+        and not args.app
+        and not args.serve_option
+    )
+    save("http", {"meta": meta, "rows": rows}, render(meta, rows), out=args.out, keep=default)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 import click
 
 from facta.cli._common import BadSpec, console, load_object, opened_store, redact, run, store_option
+from facta.cli._workers import Supervisor, listen, refuse_one_process_store
 
 DEFAULT_APP = "facta.examples.bank.service:create_app"
 
@@ -92,6 +94,17 @@ async def _check_store(url: str) -> None:
     metavar="SECONDS",
     help="Disconnect a client that has not sent a request's body in this time after its headers.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="FACTA_WORKERS",
+    help="Serve from this many processes sharing the port (a PostgreSQL store: SQLite and"
+    " memory:// belong to one process).",
+)
+# A worker of `--workers N`: serve on the listening socket inherited as this descriptor.
+@click.option("--fd", type=int, default=None, hidden=True)
 def serve(
     store_url: str,
     host: str,
@@ -104,11 +117,39 @@ def serve(
     cors_origins: str | None,
     header_timeout: float,
     body_timeout: float,
+    workers: int,
+    fd: int | None,
 ) -> None:
     """Serve the HTTP API (the bank example by default) on the store."""
+    refusal = refuse_one_process_store(store_url, workers)
+    if refusal is not None:
+        raise click.ClickException(refusal)
     factory = load_factory(app_spec)
     auth = _api_keys(api_keys_file)
     run(_check_store, store_url)
+    if workers > 1:
+        options = {
+            "--app": app_spec,
+            "--log-level": log_level,
+            "--log-format": log_format,
+            "--header-timeout": str(header_timeout),
+            "--body-timeout": str(body_timeout),
+            "--api-keys-file": api_keys_file,
+            "--cors-origins": cors_origins,
+        }
+        arguments = [a for o, v in options.items() if v is not None for a in (o, v)]
+        arguments += ["--no-projections"] if no_projections else []
+        try:
+            sock = listen(host, port)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        console.print(
+            f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port} from"
+            f" {workers} processes  store {redact(store_url)}"
+        )
+        # The store's URL goes by environment, not on the workers' command lines (ps).
+        os.environ["FACTA_STORE"] = store_url
+        raise SystemExit(Supervisor(sock, workers, arguments).run())
     try:
         from facta.http import serve as serve_http
     except ImportError as exc:  # pragma: no cover - without the http extra
@@ -123,11 +164,12 @@ def serve(
         # Enforced here, outermost, whatever the factory did with the keys: it fails closed,
         # and the key is checked before routing (401, never 404 or 405, without one).
         app = auth.middleware(app)
-    console.print(
-        f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
-        f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
-        + ("  [yellow]API keys required[/]" if auth is not None else "")
-    )
+    if fd is None:
+        console.print(
+            f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
+            f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
+            + ("  [yellow]API keys required[/]" if auth is not None else "")
+        )
     serve_http(
         app,
         host=host,
@@ -136,6 +178,7 @@ def serve(
         json_logs=log_format == "json",
         header_timeout=header_timeout,
         body_timeout=body_timeout,
+        sock=None if fd is None else socket.socket(fileno=fd),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from litestar.types import ASGIApp
@@ -18,6 +19,7 @@ def serve(
     json_logs: bool = False,
     header_timeout: float = HEADER_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``app`` until interrupted (SIGINT or SIGTERM: open streams get 3 s to finish).
 
@@ -26,6 +28,8 @@ def serve(
     sent a request's headers ``header_timeout`` seconds after it began (or after it
     connected), or its body ``body_timeout`` seconds after the headers, is disconnected
     (:mod:`facta.http._deadlines`); idle connections between requests close after 5 s.
+    ``sock``: a listening socket to serve on instead of binding ``host`` and ``port`` (one
+    of several processes sharing it).
     """
     import uvicorn
 
@@ -38,7 +42,7 @@ def serve(
 
         configure_logging(log_level.upper())
         options["log_config"] = None  # uvicorn's loggers then reach the JSON handler
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -48,3 +52,7 @@ def serve(
         timeout_graceful_shutdown=3,
         server_header=False,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=None if sock is None else [sock])
+    if not server.started:  # the port taken, the app's start-up failed: as uvicorn.run says
+        raise SystemExit(3)
