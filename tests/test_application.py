@@ -149,6 +149,33 @@ async def test_a_stale_cached_state_catches_up_with_only_the_events_since(
     assert mine.cache.get("account-acc-001") == (result.state, 6)
 
 
+async def test_the_current_state_loads_from_the_cache_and_what_was_appended_since(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, theirs = Application(store), Application(store)
+    await open_alice(mine, balance="10")  # cached at version 1
+    await theirs.execute(account, "acc-001", Deposit(Decimal(5)))
+    read_from: list[int] = []
+    events = store.events
+    read_stream = events.read_stream
+
+    async def counted(stream_id: str, **options: Any) -> list[RecordedEvent]:
+        read_from.append(options.get("from_version", 1))
+        return await read_stream(stream_id, **options)
+
+    monkeypatch.setattr(events, "read_stream", counted)
+    now = await mine.load(account, "acc-001")
+    assert (now.version, now.state.balance) == (2, Decimal(15))
+    again = await mine.load(account, "acc-001")
+    assert again == now
+    assert read_from == [2, 3]  # each time only past the version it knew
+    then = await mine.load(account, "acc-001", version=1)  # time travel: from the start
+    assert (then.version, then.state.balance) == (1, Decimal(10))
+    assert read_from[-1] == 1
+    fresh = await Application(store).load(account, "acc-001")  # nothing cached: all of it
+    assert fresh == now
+
+
 async def test_a_command_id_makes_a_command_idempotent(store: EventStore) -> None:
     app = Application(store)
     await open_alice(app, balance="50")

@@ -269,7 +269,18 @@ class Application:
         if cached is None or cached[1] != version:
             self.cache.discard(stream_id)
             return False
-        state = cached[0]
+        state, head, read = await self._since(aggregate, stream_id, cached[0], version)
+        if not read:  # not behind after all (the stream was rewritten): load it afresh
+            self.cache.discard(stream_id)
+            return False
+        self.cache.put(stream_id, state, head)
+        return True
+
+    async def _since(
+        self, aggregate: Aggregate[S, Any, Any], stream_id: str, state: S, version: int
+    ) -> tuple[S, int, int]:
+        """``state`` at ``version`` brought up to the stream's head: the state, its version
+        and how many events were read."""
         records = await self._events.read_stream(stream_id, from_version=version + 1)
         decode, evolve = self.codec.decode, aggregate.evolve
         for record in records:
@@ -277,11 +288,7 @@ class Application:
             if event is not None:
                 state = evolve(state, event)
             version = record.version
-        if not records:  # not behind after all (the stream was rewritten): load it afresh
-            self.cache.discard(stream_id)
-            return False
-        self.cache.put(stream_id, state, version)
-        return True
+        return state, version, len(records)
 
     async def _current(
         self, aggregate: Aggregate[S, Any, Any], stream_id: str, expected: int | None
@@ -309,7 +316,20 @@ class Application:
         stream's end.
         """
         self.codec.register_aggregate(aggregate)
-        return await self._load(aggregate, self.stream_id(aggregate, entity_id), version, at)
+        stream_id = self.stream_id(aggregate, entity_id)
+        if version is not None or at is not None:
+            return await self._load(aggregate, stream_id, version, at)
+        # Now: from the cached state and what was appended since (usually nothing: one read
+        # that finds no rows), instead of a snapshot and the events after it.
+        with tracing.loading(stream_id, None):
+            cached = self.cache.get(stream_id)
+            if cached is None:
+                loaded = await self._replay(aggregate, stream_id, None, None)
+            else:
+                state, head, _ = await self._since(aggregate, stream_id, *cached)
+                loaded = StateAt(stream_id, head, state)
+        self.cache.put(stream_id, loaded.state, loaded.version)
+        return loaded
 
     async def _load(
         self,
