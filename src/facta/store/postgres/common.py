@@ -57,20 +57,40 @@ REFUSED = (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecific
 not exist, the password is wrong (InvalidPasswordError is one of the second)."""
 
 
+def servers(dsn: str) -> list[tuple[str, int]]:
+    """The ``(host, port)`` pairs ``dsn`` names: one, or several
+    (``postgresql://h1:5432,h2:5433/db?target_session_attrs=read-write``, which the driver
+    tries in turn: a primary and its standbys). Hosts without a port get 5432."""
+    netloc = urlsplit(dsn).netloc.rpartition("@")[2]
+    found = []
+    for server in netloc.split(",") if netloc else ["localhost"]:
+        if server.startswith("["):  # [IPv6]:port
+            host, _, rest = server[1:].partition("]")
+            port = rest.lstrip(":")
+        else:
+            host, _, port = server.partition(":")
+        found.append((host or "localhost", int(port) if port.isdigit() else 5432))
+    return found
+
+
+def where(dsn: str) -> str:
+    """``HOST:PORT`` (comma-separated when several) for messages."""
+    return ",".join(f"{host}:{port}" for host, port in servers(dsn))
+
+
 def describe(dsn: str) -> str:
     """``database NAME at HOST:PORT`` for messages (never the password)."""
-    parts = urlsplit(dsn)
-    name = unquote(parts.path.lstrip("/"))
+    name = unquote(urlsplit(dsn).path.lstrip("/"))
     database = f"database {name!r}" if name else "the default database"
-    return f"{database} at {parts.hostname or 'localhost'}:{parts.port or 5432}"
+    return f"{database} at {where(dsn)}"
 
 
 def setup_error(exc: BaseException, dsn: str) -> StoreSetupError:
     """The StoreSetupError for a connection to ``dsn`` refused with one of :data:`REFUSED`,
     saying what to create or fix."""
     parts = urlsplit(dsn)
-    host, port = parts.hostname or "localhost", parts.port or 5432
-    server = f"PostgreSQL at {host}:{port}"
+    host, port = servers(dsn)[0]
+    server = f"PostgreSQL at {where(dsn)}"
     # The client tools' options to reach the same server, where the defaults would not.
     options = "" if host in ("localhost", "127.0.0.1", "::1") else f" -h {host}"
     options += "" if port == 5432 else f" -p {port}"

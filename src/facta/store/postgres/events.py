@@ -75,6 +75,7 @@ from facta.store.postgres.common import (
     recorded,
     setup_error,
     unavailable,
+    where,
 )
 from facta.store.postgres.follow import Listener
 from facta.store.postgres.read_ahead import ReadAhead
@@ -146,8 +147,7 @@ class PostgresEventStore:
             "jit": "off",
             "plan_cache_mode": "force_generic_plan",
         }
-        parts = urlsplit(dsn)
-        self.where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        self.where = f"{where(dsn)}{urlsplit(dsn).path}"
         self._pool: asyncpg.Pool | None = None
         self._read_ahead = ReadAhead()
         self.channel = f"facta.{self.schema}.{self.prefix}events"
