@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +82,17 @@ class Server:
                 self.process.wait(5)
 
 
-def start_server(store_url: str, workdir: Path, *extra: str, timeout: float = 30.0) -> Server:
-    """Start ``facta serve`` on a free port and wait until it answers ``/health``."""
+def start_server(
+    store_url: str,
+    workdir: Path,
+    *extra: str,
+    timeout: float = 30.0,
+    host: str = "127.0.0.1",
+    prefix: Sequence[str] = (),
+) -> Server:
+    """Start ``facta serve`` on a free port and wait until it answers ``/health``
+    (``prefix``: what runs the command, as ``ip netns exec NAME``; ``host``: the address it
+    binds and is reached at)."""
     port = free_port()
     log = workdir / f"serve-{port}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -91,10 +100,13 @@ def start_server(store_url: str, workdir: Path, *extra: str, timeout: float = 30
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [
+                *prefix,
                 *facta_command(),
                 "serve",
                 "--store",
                 store_url,
+                "--host",
+                host,
                 "--port",
                 str(port),
                 "--log-level",
@@ -106,7 +118,7 @@ def start_server(store_url: str, workdir: Path, *extra: str, timeout: float = 30
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", store_url, process, log)
+    server = Server(f"http://{host}:{port}", store_url, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -97,12 +97,13 @@ class Pair:
     one (pytest's are root's alone): a commit is acknowledged once the standby has it, so
     promoting the standby loses nothing acknowledged."""
 
-    def __init__(self, primary_port: int, standby_port: int) -> None:
+    def __init__(self, primary_port: int, standby_port: int, *, listen: str = "127.0.0.1") -> None:
         self.binaries = server_binaries()
         root = self.root = Path(tempfile.mkdtemp(prefix="facta-topology-"))
         shutil.chown(root, "postgres", "postgres")
         self.primary = Cluster(self.binaries, root / "primary", primary_port)
         self.standby = Cluster(self.binaries, root / "standby", standby_port)
+        self.listen = listen
 
     @property
     def url(self) -> str:
@@ -112,7 +113,8 @@ class Pair:
             "/postgres?target_session_attrs=read-write"
         )
 
-    def start(self) -> None:
+    def start(self, *, standby: bool = True) -> None:
+        """Make and start the primary, and (``standby``) its synchronous standby."""
         started = time.monotonic()
         _as_postgres(
             self.binaries / "initdb",
@@ -126,17 +128,22 @@ class Pair:
         )
         settings = {
             "port": self.primary.port,
-            "listen_addresses": "'127.0.0.1'",
+            "listen_addresses": f"'{self.listen}'",
             "unix_socket_directories": f"'{self.root}'",
             "wal_level": "replica",
             "max_wal_senders": 5,
-            "synchronous_standby_names": "'standby'",
+            "synchronous_standby_names": "'standby'" if standby else "''",
             "shared_buffers": "'32MB'",
             "max_connections": 80,
         }
         with (self.primary.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
+        with (self.primary.data / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all 0.0.0.0/0 trust\n")  # app nodes in network namespaces
         self.primary.start()
+        self.setup_seconds = time.monotonic() - started
+        if not standby:
+            return
         _as_postgres(
             self.binaries / "pg_basebackup",
             "-h",

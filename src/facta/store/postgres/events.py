@@ -88,7 +88,14 @@ _READ_AHEAD_FROM = 1000
 """Reads of the log with at least this limit fetch the next page while the caller works on
 this one: a reader going through the log keeps the server and itself busy at once."""
 
+COMMAND_TIMEOUT = 30.0
+"""Seconds one statement may go unanswered by default (see PostgresEventStore)."""
+
+MIGRATION_TIMEOUT = 24 * 3600.0
+"""Seconds a migration's statement may take: bounded only against a server gone for good."""
+
 _OPTIONS = {
+    "command_timeout",
     "schema",
     "prefix",
     "pool_size",
@@ -115,7 +122,10 @@ class PostgresEventStore:
     events that another transaction holds back (0 turns waiting off). ``notify=False`` leaves
     out the notification of each append transaction (it costs a commit 10-20% on its own):
     subscribers, in this process or any other, then notice new events by polling only, up to
-    a second late.
+    a second late. ``command_timeout`` bounds how long one statement may go unanswered
+    before it fails as StoreUnavailable (0: no bound): a server that stops answering (a
+    network cut, with no reset to say so) would otherwise hold a request for the TCP
+    retransmission timeout, about 15 minutes. Migrations are not bounded by it.
     """
 
     def __init__(
@@ -129,6 +139,7 @@ class PostgresEventStore:
         max_flushes: int | str = 2,
         visibility_wait: float | str = 0.5,
         notify: bool | str = True,
+        command_timeout: float | str = COMMAND_TIMEOUT,
     ) -> None:
         self.dsn = dsn
         self.schema = validate_identifier(schema, "schema")
@@ -136,6 +147,9 @@ class PostgresEventStore:
         self.pool_size = int(pool_size)
         self.max_flushes = int(max_flushes)
         self.visibility_wait = float(visibility_wait)
+        self.command_timeout = float(command_timeout) or None
+        if self.command_timeout is not None and self.command_timeout < 0:
+            raise ValueError("command_timeout must be 0 (no bound) or more")
         self.notify = notify if isinstance(notify, bool) else notify.lower() in ("1", "true", "yes")
         if self.pool_size < 1 or self.max_flushes < 1:
             raise ValueError("pool_size and max_flushes must be at least 1")
@@ -188,7 +202,10 @@ class PostgresEventStore:
         listener, group-commit writers and the engine's other components)."""
         try:
             connection: asyncpg.Connection = await asyncpg.connect(
-                self.dsn, server_settings=self._server_settings, timeout=10
+                self.dsn,
+                server_settings=self._server_settings,
+                timeout=10,
+                command_timeout=self.command_timeout,
             )
         except REFUSED as exc:
             raise setup_error(exc, self.dsn) from None
@@ -207,6 +224,7 @@ class PostgresEventStore:
                     server_settings=self._server_settings,
                     reset=_keep_session,
                     timeout=10,
+                    command_timeout=self.command_timeout,
                 )
             except REFUSED as exc:
                 raise setup_error(exc, self.dsn) from None
@@ -260,6 +278,7 @@ class PostgresEventStore:
                 await connection.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                     f"facta.migrate.{self.schema}",
+                    timeout=MIGRATION_TIMEOUT,  # another process migrating: wait for it
                 )
                 await connection.execute(
                     f"CREATE SCHEMA IF NOT EXISTS {self.schema};"
@@ -271,7 +290,8 @@ class PostgresEventStore:
                     if version in done:
                         continue
                     await connection.execute(
-                        sql.replace("{schema}", self.schema).replace("{prefix}", self.prefix)
+                        sql.replace("{schema}", self.schema).replace("{prefix}", self.prefix),
+                        timeout=MIGRATION_TIMEOUT,  # an index on a large log takes a while
                     )
                     await connection.execute(
                         f"INSERT INTO {table} (version, name) VALUES ($1, $2)", version, name
