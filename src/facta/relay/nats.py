@@ -19,7 +19,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 import nats
@@ -41,6 +40,8 @@ from facta.relay.consumer import (
     _reraise_cancellation,
 )
 from facta.relay.message import Message
+from facta.relay.nats_servers import servers, where
+from facta.relay.nats_streams import ensure_stream, takes_every
 from facta.relay.publisher import BrokerRefused, PublishError
 
 log = logging.getLogger("facta.relay")
@@ -51,54 +52,6 @@ _NATS_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
-
-
-async def ensure_stream(
-    js: JetStreamContext,
-    name: str,
-    subjects: list[str],
-    duplicate_window: float,
-    *,
-    create: bool = True,
-) -> list[str]:
-    """Create the JetStream stream ``name`` for ``subjects`` unless it exists (or, with
-    ``create`` false, raise NotFoundError); the subjects the stream takes."""
-    try:
-        info = await js.stream_info(name)
-    except nats.js.errors.NotFoundError:
-        if not create:
-            raise
-    else:
-        return list(info.config.subjects or [name])
-    try:
-        await js.add_stream(
-            api.StreamConfig(
-                name=name,
-                subjects=subjects,
-                storage=api.StorageType.FILE,
-                duplicate_window=duplicate_window,
-            )
-        )
-    except nats.js.errors.BadRequestError:
-        # Created by another process meanwhile; else this raises.
-        return list((await js.stream_info(name)).config.subjects or [name])
-    return subjects
-
-
-def takes_every(filters: Sequence[str], subject: str) -> bool:
-    """Whether a stream with subject ``filters`` takes every ``{subject}.{category}.{type}``
-    (``facta.>``, ``facta.*.*``, ``*.*.*`` and ``>`` do; ``facta.account.*`` does not)."""
-    wanted = (subject, "*", "*")
-    for tokens in (f.split(".") for f in filters):
-        for i, token in enumerate(tokens):
-            if token == ">" and i < len(wanted):
-                return True
-            if i >= len(wanted) or (token != "*" and token != wanted[i]):
-                break
-        else:
-            if len(tokens) == len(wanted):
-                return True
-    return False
 
 
 def _refused(exc: BaseException | None, destination: str) -> BrokerRefused | None:
@@ -137,10 +90,12 @@ class _Batch:
 class NatsPublisher:
     """Publishes to a JetStream stream with ``Nats-Msg-Id`` de-duplication.
 
-    ``url``: ``nats://host:port``; ``stream`` and ``subject`` (the subjects' first token);
-    ``timeout`` seconds to wait for a batch's acks; ``duplicate_window`` seconds for a stream
-    this creates; ``name`` shows in the server's connection list; ``create``: create the
-    stream if it does not exist (the default), else a missing stream is an error.
+    ``url``: ``nats://host:port``, or a cluster's servers ``nats://h1:p1,h2:p2,h3:p3`` (tried
+    in turn, on every connect); ``stream`` and ``subject`` (the subjects' first token);
+    ``timeout`` seconds to wait for a batch's acks; ``duplicate_window`` seconds and
+    ``replicas`` (servers that keep a copy, in a cluster) for a stream this creates;
+    ``name`` shows in the server's connection list; ``create``: create the stream if it does
+    not exist (the default), else a missing stream is an error.
     ``public_api``: publish through ``Client.publish`` even where the fast path could run (as
     the environment variable ``FACTA_RELAY_PUBLIC_API`` does).
 
@@ -149,7 +104,7 @@ class NatsPublisher:
     publishing after a permissions violation.
     """
 
-    OPTIONS = ("stream", "subject", "timeout", "duplicate_window", "name", "create")
+    OPTIONS = ("stream", "subject", "timeout", "duplicate_window", "replicas", "name", "create")
 
     def __init__(
         self,
@@ -159,6 +114,7 @@ class NatsPublisher:
         subject: str = "facta",
         timeout: float | str = 10.0,
         duplicate_window: float | str = 120.0,
+        replicas: int | str = 1,
         name: str = "facta-relay",
         create: bool | str = True,
         public_api: bool = False,
@@ -174,6 +130,9 @@ class NatsPublisher:
         self.subject = subject
         self.timeout = float(timeout)
         self.duplicate_window = float(duplicate_window)
+        self.replicas = int(replicas)
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"replicas must be 1 to 5 (JetStream's bound), not {replicas!r}")
         self.name = name
         self.create = create
         self.public_api = public_api
@@ -191,8 +150,7 @@ class NatsPublisher:
 
     @property
     def destination(self) -> str:
-        parts = urlsplit(self.url)
-        return f"nats://{parts.hostname}:{parts.port or 4222}?stream={self.stream}"
+        return f"{where(self.url)}?stream={self.stream}"
 
     @property
     def is_connected(self) -> bool:
@@ -225,7 +183,7 @@ class NatsPublisher:
             # checkpoint, which keeps the order within a stream. A server that cannot be
             # reached fails the connect at once (two tries), for the relay's own back-off.
             self._nc = await nats.connect(
-                self.url,
+                servers(self.url),
                 name=self.name,
                 allow_reconnect=False,
                 max_reconnect_attempts=1,
@@ -269,6 +227,7 @@ class NatsPublisher:
                 [f"{self.subject}.>"],
                 self.duplicate_window,
                 create=bool(self.create),
+                replicas=self.replicas,
             )
         except nats.js.errors.NotFoundError:
             raise BrokerRefused(
@@ -448,7 +407,7 @@ class NatsConsumer:
             log.debug("NATS connection of consumer %s: %r", self.durable, exc)
 
         nc = await nats.connect(
-            self.url,
+            servers(self.url),
             name=self.name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
@@ -457,8 +416,11 @@ class NatsConsumer:
         try:
             js = nc.jetstream()
             await ensure_stream(js, self.stream, [f"{self.subject}.>"], 120.0)
+            # Dead letters kept as the events are: on as many servers of a cluster (a stream
+            # on one server could be placed on one that is down, and never be created).
+            replicas = (await js.stream_info(self.stream)).config.num_replicas or 1
             dead_stream, dead_subject = f"{self.stream}_DLQ", f"{self.subject}-dlq"
-            await ensure_stream(js, dead_stream, [f"{dead_subject}.>"], 120.0)
+            await ensure_stream(js, dead_stream, [f"{dead_subject}.>"], 120.0, replicas=replicas)
             subscription = await js.pull_subscribe(
                 f"{self.subject}.{self.filter}",
                 durable=self.durable,
