@@ -21,6 +21,10 @@ class MemoryCheckpoints:
     def __init__(self, store: Any) -> None:
         self._rows = _memory_rows.setdefault(store, {})
 
+    def rows(self) -> list[RelayCheckpoint]:
+        """Every relay's row, by name (for the console)."""
+        return [self._rows[name] for name in sorted(self._rows)]
+
     async def acquire(self, name: str, owner: str, ttl: float) -> RelayCheckpoint | None:
         now = time.time()
         row = self._rows.setdefault(name, RelayCheckpoint(name, START, 0, None, None))

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Browsing, Engine, InlineTransactions, Snapshots
 from facta.store.sqlite.boundaries import SQLiteBoundaries
+from facta.store.sqlite.browse import SQLiteBrowser
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite.connections import Connections, connect
 from facta.store.sqlite.events import SQLiteEventStore
@@ -35,6 +36,7 @@ class SQLiteEngine(Engine):
                 Snapshots: events,
                 InlineTransactions: events,
                 Boundaries: SQLiteBoundaries(events),
+                Browsing: SQLiteBrowser(events),
             },
         )
 
