@@ -1,9 +1,9 @@
-// The causation graph as inline SVG: nodes in layers by how far they are from the request
-// that began the chain, edges as arrows between them.
+// The causation graph as inline SVG: nodes in rows by how far they are from the request
+// that began the chain (top down, as chains are long and narrow), edges as arrows.
 "use strict";
 window.Graph = (() => {
   const NS = "http://www.w3.org/2000/svg";
-  const NODE_W = 190, NODE_H = 46, GAP_X = 60, GAP_Y = 16;
+  const NODE_W = 210, NODE_H = 40, GAP_X = 24, GAP_Y = 22;
 
   function el(name, attrs) {
     const node = document.createElementNS(NS, name);
@@ -31,20 +31,20 @@ window.Graph = (() => {
   function draw(container, graph, focus, onOpen) {
     container.replaceChildren();
     const depth = layers(graph.nodes, graph.edges);
-    const columns = new Map();
+    const levels = new Map();
     for (const n of graph.nodes) {
       const d = depth.get(n.id) || 0;
-      if (!columns.has(d)) columns.set(d, []);
-      columns.get(d).push(n);
+      if (!levels.has(d)) levels.set(d, []);
+      levels.get(d).push(n);
     }
     const place = new Map();
-    let rows = 0;
-    for (const [d, list] of columns) {
-      list.forEach((n, i) => place.set(n.id, { x: 10 + d * (NODE_W + GAP_X), y: 10 + i * (NODE_H + GAP_Y) }));
-      rows = Math.max(rows, list.length);
+    let widest = 0;
+    for (const [d, list] of levels) {
+      list.forEach((n, i) => place.set(n.id, { x: 10 + i * (NODE_W + GAP_X), y: 10 + d * (NODE_H + GAP_Y) }));
+      widest = Math.max(widest, list.length);
     }
-    const width = 20 + columns.size * (NODE_W + GAP_X);
-    const height = 20 + rows * (NODE_H + GAP_Y);
+    const width = 20 + widest * (NODE_W + GAP_X);
+    const height = 20 + levels.size * (NODE_H + GAP_Y);
     const svg = el("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "causation-svg" });
     const defs = el("defs");
     const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto" });
@@ -54,9 +54,9 @@ window.Graph = (() => {
     for (const e of graph.edges) {
       const a = place.get(e.source), b = place.get(e.target);
       if (!a || !b) continue;
-      const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
-      const mid = (x1 + x2) / 2;
-      svg.append(el("path", { class: "edge", d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }));
+      const x1 = a.x + NODE_W / 2, y1 = a.y + NODE_H, x2 = b.x + NODE_W / 2, y2 = b.y;
+      const mid = (y1 + y2) / 2;
+      svg.append(el("path", { class: "edge", d: `M${x1},${y1} C${x1},${mid} ${x2},${mid} ${x2},${y2}` }));
     }
     for (const n of graph.nodes) {
       const p = place.get(n.id);
@@ -65,9 +65,9 @@ window.Graph = (() => {
       g.dataset.kind = n.kind;
       g.dataset.stream = n.stream_id;
       g.append(el("rect", { width: NODE_W, height: NODE_H, rx: 6 }));
-      const title = el("text", { x: 8, y: 18, "font-weight": 600 });
+      const title = el("text", { x: 8, y: 16, "font-weight": 600 });
       title.textContent = n.kind === "event" ? n.label : `⚙ ${n.label}`;
-      const sub = el("text", { x: 8, y: 35, fill: "#475467" });
+      const sub = el("text", { x: 8, y: 32, fill: "#475467" });
       sub.textContent = n.kind === "event" ? `${n.stream_id} v${n.version}` : `→ ${n.stream_id}`;
       g.append(title, sub);
       if (n.kind === "event") {
