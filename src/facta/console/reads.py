@@ -61,7 +61,7 @@ class RelayLag(msgspec.Struct):
 
 
 class Overview(msgspec.Struct):
-    """The store at a glance."""
+    """The store at a glance (``events`` and ``streams`` counted at most 30 s ago)."""
 
     events: int
     streams: int
@@ -151,7 +151,7 @@ def read_routes(service: ConsoleService) -> list[HTTPRouteHandler]:
         try:
             sample = await service.take_sample()
             browser = await service.browser()
-            totals = await browser.totals() if browser else None
+            totals = await service.totals()
             relays = relay_lags(service, sample.head, await browser.relays() if browser else [])
             health = StoreHealth(True, store.name, round(1000 * (time.perf_counter() - started), 1))
         except Exception as exc:  # the page says the store is down rather than failing

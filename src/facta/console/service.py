@@ -26,7 +26,7 @@ from facta.projections import ProjectionStatus, ReadStore
 from facta.projections._target import Handler
 from facta.store import open_store
 from facta.store.base import category_of
-from facta.store.browse import Browser
+from facta.store.browse import Browser, Totals
 from facta.store.engine import Browsing, Engine
 
 log = logging.getLogger("facta.console")
@@ -36,6 +36,10 @@ SAMPLE_EVERY = 2.0
 
 SAMPLES_KEPT = 300
 """Samples kept: ten minutes of history at the default rate."""
+
+TOTALS_EVERY = 30.0
+"""Seconds the overview's count of events and streams is reused: counting is a pass over an
+index (half a second on PostgreSQL for a million events), too much for each refresh."""
 
 
 @dataclass(slots=True)
@@ -82,6 +86,7 @@ class ConsoleService:
         self._app: Application | None = None
         self._read_store: ReadStore | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._totals: tuple[float, Totals] | None = None
 
     async def open(self) -> Engine:
         """The engine, opened on first use (inside the server's event loop, which the
@@ -115,6 +120,17 @@ class ConsoleService:
     async def browser(self) -> Browser | None:
         """The engine's Browsing capability (None: an engine without it)."""
         return (await self.open()).capability(Browsing)
+
+    async def totals(self) -> Totals | None:
+        """The count of events and streams, at most :data:`TOTALS_EVERY` seconds old (None
+        for an engine without browsing)."""
+        browser = await self.browser()
+        if browser is None:
+            return None
+        now = time.monotonic()
+        if self._totals is None or now - self._totals[0] > TOTALS_EVERY:
+            self._totals = (now, await browser.totals())
+        return self._totals[1]
 
     def aggregate_of(self, stream_id: str) -> Aggregate[Any, Any, Any] | None:
         """The registered aggregate whose streams ``stream_id`` is one of."""

@@ -26,13 +26,14 @@ class SQLiteBrowser:
 
     async def streams(self, prefix: str, after: str | None, limit: int) -> list[StreamSummary]:
         low, high = prefix_bounds(prefix)
-        where, values = ["stream_id >= ?"], [low]
+        # One lower bound: given both, SQLite seeks to the first and filters up to the other.
+        if after is not None and after >= low:
+            where, values = ["stream_id > ?"], [after]
+        else:
+            where, values = ["stream_id >= ?"], [low]
         if high is not None:
             where.append("stream_id < ?")
             values.append(high)
-        if after is not None:
-            where.append("stream_id > ?")
-            values.append(after)
         sql = (
             f"SELECT stream_id, max(version) FROM {self.table} WHERE {' AND '.join(where)}"
             " GROUP BY stream_id ORDER BY stream_id LIMIT ?"
