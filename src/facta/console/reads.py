@@ -61,7 +61,8 @@ class RelayLag(msgspec.Struct):
 
 
 class Overview(msgspec.Struct):
-    """The store at a glance (``events`` and ``streams`` counted at most 30 s ago)."""
+    """The store at a glance (``events`` and ``streams`` are counted every few seconds, less
+    often on a large store)."""
 
     events: int
     streams: int

@@ -37,9 +37,11 @@ SAMPLE_EVERY = 2.0
 SAMPLES_KEPT = 300
 """Samples kept: ten minutes of history at the default rate."""
 
-TOTALS_EVERY = 30.0
-"""Seconds the overview's count of events and streams is reused: counting is a pass over an
-index (half a second on PostgreSQL for a million events), too much for each refresh."""
+TOTALS_COST = 20
+"""The overview's count of events and streams is reused for this many times as long as it
+took (at least :data:`SAMPLE_EVERY` seconds): counting is a pass over an index, 1 ms on a
+small store but a third of a second on PostgreSQL for a million events, too much for every
+refresh there, so a large store's counts are kept for longer."""
 
 
 @dataclass(slots=True)
@@ -86,7 +88,7 @@ class ConsoleService:
         self._app: Application | None = None
         self._read_store: ReadStore | None = None
         self._sampler: asyncio.Task[None] | None = None
-        self._totals: tuple[float, Totals] | None = None
+        self._totals: tuple[float, Totals] | None = None  # (when to count again, counts)
 
     async def open(self) -> Engine:
         """The engine, opened on first use (inside the server's event loop, which the
@@ -122,14 +124,16 @@ class ConsoleService:
         return (await self.open()).capability(Browsing)
 
     async def totals(self) -> Totals | None:
-        """The count of events and streams, at most :data:`TOTALS_EVERY` seconds old (None
-        for an engine without browsing)."""
+        """The count of events and streams, reused for a while (:data:`TOTALS_COST`); None
+        for an engine without browsing."""
         browser = await self.browser()
         if browser is None:
             return None
-        now = time.monotonic()
-        if self._totals is None or now - self._totals[0] > TOTALS_EVERY:
-            self._totals = (now, await browser.totals())
+        started = time.monotonic()
+        if self._totals is None or started >= self._totals[0]:
+            counted = await browser.totals()
+            took = time.monotonic() - started
+            self._totals = (started + max(SAMPLE_EVERY, TOTALS_COST * took), counted)
         return self._totals[1]
 
     def aggregate_of(self, stream_id: str) -> Aggregate[Any, Any, Any] | None:
