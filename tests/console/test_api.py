@@ -158,7 +158,7 @@ def test_the_tail_follows_the_log_filtered(console: Console) -> None:
 def test_pause_resume_and_rebuild_are_confirmed_and_recorded(console: Console) -> None:
     tag = uuid.uuid4().hex[:8]
     with console.client() as client:
-        assert act(client, "/projections/transfers/pause", "wrong-name").status_code == 422
+        assert act(client, "/projections/transfers/pause", "wrong-name").status_code == 400
         no_operator = client.post(
             f"{API}/projections/transfers/pause", json={"confirm": "transfers"}
         )

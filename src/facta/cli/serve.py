@@ -145,9 +145,10 @@ def serve(
     console.print(
         f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
         f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
-        + ("" if console_url is None else f"  console http://{host}:{port}{console_url}")
         + ("  [yellow]API keys required[/]" if auth is not None else "")
     )
+    if console_url is not None:  # a line of its own: the one above is long enough
+        console.print(f"console http://{host}:{port}{console_url}", soft_wrap=True)
     serve_http(
         app,
         host=host,

@@ -22,7 +22,7 @@ from facta.console.operations import operation_routes
 from facta.console.reads import read_routes
 from facta.console.service import ConsoleConfig, ConsoleService
 from facta.http._json import JsonResponse
-from facta.http.errors import EXCEPTION_HANDLERS
+from facta.http.errors import EXCEPTION_HANDLERS, ErrorsAsSent
 
 CONSOLE = "/console"
 ASSETS = f"{CONSOLE}/assets"
@@ -43,7 +43,10 @@ def console_routes(service: ConsoleService) -> list[ControllerRouterHandler]:
         include_in_schema=False,
         cache_control=CacheControlHeader(no_cache=True),
     )
-    return [page, assets, *read_routes(service), *operation_routes(service)]
+    api = [*read_routes(service), *operation_routes(service)]
+    for handler in api:  # documented as the service's own routes are: errors as sent
+        handler.operation_class = ErrorsAsSent
+    return [page, assets, *api]
 
 
 def mount_console(app: Litestar, config: ConsoleConfig) -> ConsoleService:

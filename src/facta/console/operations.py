@@ -3,7 +3,8 @@ partitions) with their parked events, the actions on them (pause, resume, rebuil
 skip a parked event; each confirmed, and recorded in the log), the relays, the audit trail.
 
 An action's body is ``{"operator": "who", "confirm": "NAME"}``: the operator's name, and the
-projection's name typed back, so that no script or click acts by accident. Rebuild and retry
+projection's name typed back, so that no script or click acts by accident (400
+``not_confirmed`` when it is another name). Rebuild and retry
 run the projection's code, which the console has when it was started with it
 (``--projection MODULE:CLASS``); pause, resume and skip need none.
 """
@@ -22,6 +23,7 @@ from litestar.params import Parameter
 from facta.console.audit import Action, recent, record
 from facta.console.reads import API, TAGS, RelayLag, relay_lags
 from facta.console.service import ConsoleService, Rebuild
+from facta.http._body import typed_body
 from facta.http._json import encode, json_response, timestamp
 from facta.http.auth import presented_key_id
 from facta.http.errors import ApiError, documented_errors
@@ -33,7 +35,7 @@ from facta.store.read_models import DeadLetter
 _NAME = r"^[A-Za-z0-9_.:@+=~-]{1,200}$"
 
 
-class Confirmation(msgspec.Struct):
+class Confirmation(msgspec.Struct, forbid_unknown_fields=True):
     """Who acts, and the projection's name typed back to confirm."""
 
     operator: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -103,15 +105,13 @@ def operation_routes(service: ConsoleService) -> list[HTTPRouteHandler]:
         if not await (await service.read_store()).status(name):
             raise ApiError(404, f"no projection named {name!r} in this store")
 
-    async def confirmed(request: Request[Any, Any, Any], name: str) -> Confirmation:
-        try:
-            body = msgspec.json.decode(await request.body(), type=Confirmation)
-        except msgspec.ValidationError as exc:
-            raise ApiError(422, f"the body must be {{operator, confirm}}: {exc}") from None
-        except msgspec.DecodeError:
-            raise ApiError(422, "the body must be JSON: {operator, confirm}") from None
+    def confirmed(body: Confirmation, name: str) -> Confirmation:
         if body.confirm != name:
-            raise ApiError(422, f"confirm by sending the projection's name, {name!r}, as confirm")
+            raise ApiError(
+                400,
+                f"not confirmed: send the projection's name, {name!r}, as confirm",
+                error="not_confirmed",
+            )
         return body
 
     async def audit(
@@ -173,15 +173,18 @@ def operation_routes(service: ConsoleService) -> list[HTTPRouteHandler]:
         ' `{"operator": "who", "confirm": "NAME"}`.',
         tags=TAGS,
         status_code=200,
-        responses=documented_errors(404, 409, 422, 503),
+        dto=typed_body(Confirmation),
+        return_dto=None,
+        responses=documented_errors(400, 404, 409, 422, 503),
     )
     async def projection_action(
         request: Request[Any, Any, Any],
         name: Annotated[str, Parameter(pattern=_NAME)],
         action: Literal["pause", "resume", "rebuild"],
+        data: Confirmation,
     ) -> Response[ActionResult]:
+        body = confirmed(data, name)
         await known(name)
-        body = await confirmed(request, name)
         read_store = await service.read_store()
         if action == "pause":
             if any(s.active and s.state == "paused" for s in await read_store.status(name)):
@@ -216,16 +219,19 @@ def operation_routes(service: ConsoleService) -> list[HTTPRouteHandler]:
         " the answer. `skip`: forget it (it is never handled). Body as for the other actions.",
         tags=TAGS,
         status_code=200,
-        responses=documented_errors(404, 409, 422, 503),
+        dto=typed_body(Confirmation),
+        return_dto=None,
+        responses=documented_errors(400, 404, 409, 422, 503),
     )
     async def parked_action(
         request: Request[Any, Any, Any],
         name: Annotated[str, Parameter(pattern=_NAME)],
-        event_id: Annotated[str, Parameter(max_length=200)],
+        event_id: Annotated[str, Parameter(min_length=1, max_length=200)],
         action: Literal["retry", "skip"],
+        data: Confirmation,
     ) -> Response[ActionResult]:
+        body = confirmed(data, name)
         await known(name)
-        body = await confirmed(request, name)
         read_store = await service.read_store()
         if action == "skip":
             if not await read_store.clear_dead_letters(name, [event_id]):
@@ -246,7 +252,12 @@ def operation_routes(service: ConsoleService) -> list[HTTPRouteHandler]:
         result = "handled" if error is None else f"failed again: {error}"
         return await audit(request, body, action, name, result, event_id)
 
-    @get(f"{API}/relays", summary="Relays: destination, checkpoint, lag", tags=TAGS)
+    @get(
+        f"{API}/relays",
+        summary="Relays: destination, checkpoint, lag",
+        tags=TAGS,
+        responses=documented_errors(503),
+    )
     async def relays() -> Response[RelaysPage]:
         store = await service.open()
         browser = await service.browser()
