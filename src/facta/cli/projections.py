@@ -124,7 +124,13 @@ def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
         ("parked", "right"),
     ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    colours = {"running": "green", "failed": "red", "rebuilding": "yellow", "stopped": "dim"}
+    colours = {
+        "running": "green",
+        "failed": "red",
+        "rebuilding": "yellow",
+        "paused": "yellow",
+        "stopped": "dim",
+    }
     for s in statuses:
         state = s.state if s.active else f"{s.state} (not active)"
         error = "" if s.error is None else f"at {s.error_position}: {s.error.splitlines()[0]}"

@@ -40,4 +40,4 @@ class MemoryBrowser:
         return found
 
     async def relays(self) -> list[RelayCheckpoint]:
-        return self.checkpoints.rows()
+        return await self.checkpoints.rows()

@@ -32,18 +32,19 @@ class PostgresEngine(Engine):
 
     def __init__(self, url: str, events: PostgresEventStore) -> None:
         self.store = events
+        checkpoints = PostgresCheckpoints(events)
         super().__init__(
             url,
             events=events,
             read_models=PostgresReadModels(events),
-            relay_checkpoints=PostgresCheckpoints(events),
+            relay_checkpoints=checkpoints,
             capabilities={
                 Snapshots: events,
                 InlineTransactions: events,
                 Subscriptions: events,
                 HeldBack: events,
                 Boundaries: PostgresBoundaries(events),
-                Browsing: PostgresBrowser(events),
+                Browsing: PostgresBrowser(events, checkpoints),
             },
         )
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from facta.store.base import Position, RecordedEvent
+from facta.store.base import RecordedEvent
 from facta.store.browse import StreamSummary, Totals, prefix_bounds
 from facta.store.checkpoints import RelayCheckpoint
+from facta.store.postgres.checkpoints import PostgresCheckpoints
 from facta.store.postgres.common import COLUMNS, recorded
 from facta.store.postgres.events import PostgresEventStore
 
@@ -23,10 +24,10 @@ _BINARY_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
 class PostgresBrowser:
     """Reads for an operator's console on one PostgreSQL schema."""
 
-    def __init__(self, events: PostgresEventStore) -> None:
+    def __init__(self, events: PostgresEventStore, checkpoints: PostgresCheckpoints) -> None:
         self.events = events
+        self.checkpoints = checkpoints
         self.table = f"{events.schema}.{events.prefix}events"
-        self.relay_table = f"{events.schema}.{events.prefix}relay_checkpoints"
         self._binary: bool | None = None
 
     async def _sorts_binary(self) -> bool:
@@ -84,12 +85,4 @@ class PostgresBrowser:
         return recorded(await self.events.fetch(sql, key, key.encode(), limit))
 
     async def relays(self) -> list[RelayCheckpoint]:
-        rows = await self.events.fetch(
-            "SELECT name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner,"
-            f" lease_until FROM {self.relay_table} ORDER BY name"
-        )
-        return [_relay(r) for r in rows]
-
-
-def _relay(row: Any) -> RelayCheckpoint:
-    return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], row[6])
+        return await self.checkpoints.rows()

@@ -27,16 +27,17 @@ class SQLiteEngine(Engine):
     def __init__(self, url: str, events: SQLiteEventStore) -> None:
         self.store = events
         self._connections = Connections(events.path, events.synchronous)
+        checkpoints = SQLiteCheckpoints(self._connections, events.prefix)
         super().__init__(
             url,
             events=events,
             read_models=SQLiteReadModels(self._connections, events.prefix),
-            relay_checkpoints=SQLiteCheckpoints(self._connections, events.prefix),
+            relay_checkpoints=checkpoints,
             capabilities={
                 Snapshots: events,
                 InlineTransactions: events,
                 Boundaries: SQLiteBoundaries(events),
-                Browsing: SQLiteBrowser(events),
+                Browsing: SQLiteBrowser(events, checkpoints),
             },
         )
 

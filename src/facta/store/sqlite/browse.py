@@ -7,11 +7,10 @@ text is binary, so the range is exact).
 
 from __future__ import annotations
 
-from typing import Any
-
-from facta.store.base import Position, RecordedEvent
+from facta.store.base import RecordedEvent
 from facta.store.browse import StreamSummary, Totals, prefix_bounds
 from facta.store.checkpoints import RelayCheckpoint
+from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite.events import SQLiteEventStore
 from facta.store.sqlite.writes import COLUMNS, recorded
 
@@ -19,10 +18,10 @@ from facta.store.sqlite.writes import COLUMNS, recorded
 class SQLiteBrowser:
     """Reads for an operator's console on one SQLite store."""
 
-    def __init__(self, events: SQLiteEventStore) -> None:
+    def __init__(self, events: SQLiteEventStore, checkpoints: SQLiteCheckpoints) -> None:
         self.events = events
+        self.checkpoints = checkpoints
         self.table = f"{events.prefix}events"
-        self.relay_table = f"{events.prefix}relay_checkpoints"
 
     async def streams(self, prefix: str, after: str | None, limit: int) -> list[StreamSummary]:
         low, high = prefix_bounds(prefix)
@@ -58,12 +57,4 @@ class SQLiteBrowser:
         return recorded(await self.events.rows(sql, (key, key.encode(), limit)))
 
     async def relays(self) -> list[RelayCheckpoint]:
-        sql = (
-            "SELECT name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner,"
-            f" lease_until FROM {self.relay_table} ORDER BY name"
-        )
-        return [_relay(r) for r in await self.events.rows(sql)]
-
-
-def _relay(row: Any) -> RelayCheckpoint:
-    return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], row[6])
+        return await self.checkpoints.rows()
