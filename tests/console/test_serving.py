@@ -3,6 +3,7 @@ data not), off with --no-console, and alone with ``facta console``."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from facta import open_store
 from tests.http.conftest import facta_command, free_port, start_server
 
 KEY = "console-test-key-0123456789"
@@ -118,3 +120,53 @@ def test_facta_console_refuses_a_store_that_is_not_there(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "facta migrate" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_facta_projections_pause_and_resume_are_recorded(tmp_path: Path) -> None:
+    from facta.console.audit import AUDIT_STREAM, recent
+    from facta.projections import ProjectionRunner, ReadStore
+    from tests.projections.helpers import Counters, codec, fill
+
+    store_url = f"sqlite:///{tmp_path / 'facta.db'}"
+
+    async def build() -> None:
+        store = await open_store(store_url)
+        try:
+            await fill(store, 2, 2)
+            await ProjectionRunner(store, [Counters()], codec=codec).catch_up()
+        finally:
+            await store.close()
+
+    async def states() -> tuple[list[str], list[tuple[str, str]]]:
+        store = await open_store(store_url, create=False)
+        try:
+            found = [s.state for s in await ReadStore(store).status("counters")]
+            actions = [(a.action, a.result) for a in await recent(store)]
+            assert all(a.operator.endswith("(cli)") for a in await recent(store))
+            return found, actions
+        finally:
+            await store.close()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*facta_command(), "projections", *args, "--store", store_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    asyncio.run(build())
+    paused = cli("pause", "counters")
+    assert paused.returncode == 0, paused.stderr
+    assert "paused counters" in paused.stdout
+    assert asyncio.run(states())[0] == ["paused"]
+    assert "nothing to pause" in cli("pause", "counters").stdout
+    assert "resumed counters" in cli("resume", "counters").stdout
+    assert "nothing to resume" in cli("resume", "counters").stdout
+    found, actions = asyncio.run(states())
+    assert found == ["stopped"]  # running again, but no runner holds it here
+    assert actions == [("resume", "resumed 1 partition(s)"), ("pause", "paused 1 partition(s)")]
+    missing = cli("pause", "nothing")
+    assert missing.returncode == 1
+    assert "no projection named 'nothing'" in missing.stderr
+    assert AUDIT_STREAM == "console-audit"

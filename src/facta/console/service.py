@@ -37,6 +37,10 @@ SAMPLE_EVERY = 2.0
 SAMPLES_KEPT = 300
 """Samples kept: ten minutes of history at the default rate."""
 
+IDLE_AFTER = 600.0
+"""Seconds without a request to the console after which it stops sampling (a console nobody
+looks at costs the store nothing); the next request starts it again."""
+
 TOTALS_COST = 20
 """The overview's count of events and streams is reused for this many times as long as it
 took (at least :data:`SAMPLE_EVERY` seconds): counting is a pass over an index, 1 ms on a
@@ -89,11 +93,16 @@ class ConsoleService:
         self._read_store: ReadStore | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._totals: tuple[float, Totals] | None = None  # (when to count again, counts)
+        self._seen = time.monotonic()  # the last request
 
     async def open(self) -> Engine:
         """The engine, opened on first use (inside the server's event loop, which the
-        drivers bind their connections to)."""
+        drivers bind their connections to); every request to the console comes here, which
+        keeps the sampler going."""
+        self._seen = time.monotonic()
         if self._store is not None:
+            if self._sampler is None or self._sampler.done():
+                self._sampler = asyncio.get_running_loop().create_task(self._sample())
             return self._store
         async with self._opening:
             if self._store is None:
@@ -145,7 +154,7 @@ class ConsoleService:
         return await (await self.read_store()).status()
 
     async def _sample(self) -> None:
-        while True:
+        while time.monotonic() - self._seen < IDLE_AFTER:
             with contextlib.suppress(Exception):  # a store outage leaves a hole in the chart
                 await self.take_sample()
             await asyncio.sleep(SAMPLE_EVERY)

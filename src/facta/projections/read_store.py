@@ -190,7 +190,9 @@ class ReadStore:
     async def pause(self, name: str) -> int:
         """Pause projection ``name`` (see ReadModels.pause): its runner stops at its next
         batch or lease renewal, and none takes it up until :meth:`resume`. Returns how many
-        partitions were paused (0: nothing to pause, e.g. failed or inline)."""
+        partitions were paused (0: nothing to pause: paused already, failed or inline)."""
+        if any(r.active and r.state == "paused" for r in await self.backend.slots(name)):
+            return 0
         return await self.backend.pause(name)
 
     async def resume(self, name: str) -> int:
