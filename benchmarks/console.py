@@ -16,8 +16,8 @@ client timing each answer from request to last byte, after a warm-up of 10:
 - ``streams search``: ``/console/api/streams?category=account&prefix=acc-0NNN`` (a random
   prefix matching 100 streams), the first page of 50;
 - ``streams next page``: the same with ``after=`` the id of a random stream;
-- ``stream events page``: ``/console/api/streams/account-acc-NNNNNN/events`` (a random
-  stream), 50 events;
+- ``stream events page``: ``/console/api/streams/account-acc-NNNNNN/events?limit=50`` (a
+  random stream: its 10 events);
 - ``event``: ``/console/api/events/ID`` (a random event), for context;
 - ``overview``: ``/console/api/overview``, 5 times without warm-up: the first counts every
   event and stream (the counts are then reused for 20 times as long as counting took), for
