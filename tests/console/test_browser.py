@@ -270,6 +270,8 @@ async def test_rebuild_a_projection_from_its_button(
     row = page.locator('tr[data-projection="transfers"][data-active="true"]')
     await row.first.wait_for()
     before = int(await row.first.get_attribute("data-slot") or 0)
+    saga = page.locator('button[data-action="rebuild"][data-projection="transfer_saga"]')
+    assert await saga.is_disabled()  # a policy is not rebuilt
     await page.click('button[data-action="rebuild"][data-projection="transfers"]')
     await confirm(page, "Ada", "transfers")
     await page.wait_for_selector("#action-result")

@@ -65,12 +65,13 @@ class RebuildView(msgspec.Struct):
 
 class ProjectionsPage(msgspec.Struct):
     """Every projection slot (one per partition), the parked events of each projection,
-    whose code this console holds (``rebuild`` and ``retry`` need it), its rebuilds, and the
-    recent actions."""
+    whose code this console holds (``retry`` needs it), which of those it can rebuild (the
+    projections: policies are not rebuilt), its rebuilds, and the recent actions."""
 
     projections: list[ProjectionView]
     parked: dict[str, list[ParkedView]]
     code: list[str]
+    rebuildable: list[str]
     rebuilds: dict[str, RebuildView]
     actions: list[Action]
 
@@ -159,6 +160,7 @@ def operation_routes(service: ConsoleService) -> list[HTTPRouteHandler]:
             [status_view(s) for s in statuses],
             parked,
             sorted(service.handlers),
+            sorted(n for n, h in service.handlers.items() if not isinstance(h, Policy)),
             rebuilds,
             await recent(await service.open(), 20),
         )

@@ -317,14 +317,14 @@
     every(2, async () => {
       const page = await api("/projections");
       const rows = page.projections.map((p) => {
-        const name = p.name, code = page.code.includes(name);
+        const name = p.name, code = page.rebuildable.includes(name);
         const base = `/projections/${encodeURIComponent(name)}`;
         const rebuild = page.rebuilds[name];
         const buttons = p.partition === 0 && p.active ? [
           p.state === "paused"
             ? h("button", { dataset: { action: "resume", projection: name }, onclick: () => act(`${base}/resume`, `Resume ${name}`, "Runners take it up again from its checkpoint.", name, notice) }, "Resume")
             : h("button", { dataset: { action: "pause", projection: name }, disabled: !["running", "stopped"].includes(p.state), onclick: () => act(`${base}/pause`, `Pause ${name}`, "Its runner lets go; nobody takes it up until it is resumed.", name, notice) }, "Pause"),
-          h("button", { class: "danger", dataset: { action: "rebuild", projection: name }, disabled: !code || p.state === "inline" || (rebuild && rebuild.running), title: code ? "" : "the console does not hold this projection's code", onclick: () => act(`${base}/rebuild`, `Rebuild ${name}`, "Built anew from the start of the log beside the current version, then switched to (blue/green).", name, notice) }, "Rebuild"),
+          h("button", { class: "danger", dataset: { action: "rebuild", projection: name }, disabled: !code || p.state === "inline" || (rebuild && rebuild.running), title: code ? "" : "a policy, or a projection whose code the console does not hold", onclick: () => act(`${base}/rebuild`, `Rebuild ${name}`, "Built anew from the start of the log beside the current version, then switched to (blue/green).", name, notice) }, "Rebuild"),
         ] : [];
         return h("tr", { dataset: { projection: name, slot: p.slot, partition: p.partition, active: p.active } },
           h("td", {}, name, p.partitions > 1 ? ` #${p.partition}/${p.partitions}` : ""),
