@@ -182,8 +182,9 @@ def test_pause_resume_and_rebuild_are_confirmed_and_recorded(console: Console) -
         assert act(client, "/projections/transfers/pause", "transfers").status_code == 409
         assert act(client, "/projections/transfers/resume", "transfers", "bob").status_code == 200
         wait_until(
-            lambda: all(
-                s["lag_events"] == 0 and s["state"] == "running" for s in slots(client, "transfers")
+            lambda: (
+                (rows := slots(client, "transfers"))
+                and all(s["lag_events"] == 0 and s["state"] == "running" for s in rows)
             ),
             "the resumed transfers projection to catch up",
         )
@@ -259,7 +260,13 @@ def test_overview_and_relays(console: Console) -> None:
     asyncio.run(relay_row())
     with console.client() as client:
         open_account(client, f"acc-{uuid.uuid4().hex[:8]}", "Fay")
-        overview = client.get(f"{API}/overview").json()
+        overview = wait_until(  # the owners runner, a process of its own, has claimed it
+            lambda: (
+                (o := client.get(f"{API}/overview").json())["projections"].get("owners") is not None
+                and o
+            ),
+            "the runner of owners to start",
+        )
         assert overview["store"]["ok"]
         assert overview["events"] > 0
         assert overview["streams"] > 0

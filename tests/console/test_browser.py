@@ -166,9 +166,9 @@ async def test_a_projections_lag_falls_to_zero_when_its_runner_starts(
     )
     bank.run_projections()
     await page.wait_for_function(
-        """() => [...document.querySelectorAll(
-                  'tr[data-projection][data-active="true"] td[data-lag]')]
-              .every((td) => td.dataset.lag === "0")""",
+        """() => ((cells) => cells.length >= 4 && cells.every((td) => td.dataset.lag === "0"))(
+              [...document.querySelectorAll(
+                  'tr[data-projection][data-active="true"] td[data-lag]')])""",
         timeout=30_000,
     )
     assert await lags.count() >= 4

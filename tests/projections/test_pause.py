@@ -21,7 +21,8 @@ async def test_a_paused_projection_stays_put_and_resumed_catches_up(store: Engin
         head = await fill(store, 3, 5)
 
         async def at(position: object) -> bool:
-            return all(s.position == position for s in await read_store.status("counters"))
+            statuses = await read_store.status("counters")
+            return bool(statuses) and all(s.position == position for s in statuses)
 
         await eventually(lambda: at(head))
         assert await read_store.pause("counters") == 1
