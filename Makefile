@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots soak clean
 
 install: $(STAMP)
 
@@ -92,6 +92,16 @@ bench-pydantic: $(STAMP)
 # 127.0.0.1, in one run of about three minutes (benchmarks/partitions.py).
 bench-partitions: $(STAMP)
 	$(BIN)/python benchmarks/partitions.py
+
+# The console on a log of 1,000,000 events (issue 24): searching streams and a page of a
+# stream's events, over real HTTP, on SQLite and PostgreSQL at 127.0.0.1 (benchmarks/console.py;
+# the log is written once by a bulk path and kept for later runs).
+bench-console: $(STAMP)
+	$(BIN)/python benchmarks/console.py
+
+# The console's screenshots in the docs (docs/operations/console/), taken by its browser tests.
+console-screenshots: $(STAMP) chromium
+	FACTA_CONSOLE_SCREENSHOTS=docs/operations/console $(BIN)/pytest -q tests/console/test_browser.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, and

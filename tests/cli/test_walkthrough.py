@@ -45,9 +45,12 @@ WALKED = {
     "projections rebuild",
     "projections restart",
     "projections parked",  # and tests/http/test_projection_status.py: listed, then cleared
+    "projections pause",  # tests/console/test_serving.py: paused, resumed, recorded
+    "projections resume",
     "relay run",  # tests/relay/test_brokers.py runs, kills and restarts it against brokers
     "relay status",
     "bench",  # test_cli.py: its refusals; running it is `make bench`
+    "console",  # tests/console/test_serving.py serves it alone, and refuses a missing store
 }
 """The commands this file (or the one named) walks."""
 

@@ -8,6 +8,7 @@ the document lists, so a route added later is held to the same contract.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 def concrete(path: str) -> str:
     """``path`` with its parameters filled in (ids that exist nowhere)."""
-    return path.replace("{id}", "acc-contract-none")
+    return re.sub(r"\{\w+\}", "contract-none", path.replace("{id}", "acc-contract-none"))
 
 
 def bad_value(schema: dict[str, Any]) -> str | None:

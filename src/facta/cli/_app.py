@@ -16,7 +16,16 @@ import importlib
 
 import click
 
-COMMANDS = ("serve", "migrate", "streams", "events", "projections", "relay", "bench")
+COMMANDS = (
+    "serve",
+    "console",
+    "migrate",
+    "streams",
+    "events",
+    "projections",
+    "relay",
+    "bench",
+)
 """The modules of ``facta.cli`` whose ``command`` is a top-level command or group."""
 
 SUBCOMMANDS = {"events": ("verify",)}

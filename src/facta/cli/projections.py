@@ -1,5 +1,5 @@
-"""``facta projections status | run | rebuild NAME | restart NAME | parked NAME``: the read
-side's runner.
+"""``facta projections status | run | rebuild NAME | restart NAME | pause NAME | resume NAME
+| parked NAME``: the read side's runner.
 
 Which projections and policies exist is application code, named with ``--projection
 MODULE:CLASS`` (default: the bank example's). A projection the store says is maintained
@@ -124,7 +124,13 @@ def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
         ("parked", "right"),
     ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    colours = {"running": "green", "failed": "red", "rebuilding": "yellow", "stopped": "dim"}
+    colours = {
+        "running": "green",
+        "failed": "red",
+        "rebuilding": "yellow",
+        "paused": "yellow",
+        "stopped": "dim",
+    }
     for s in statuses:
         state = s.state if s.active else f"{s.state} (not active)"
         error = "" if s.error is None else f"at {s.error_position}: {s.error.splitlines()[0]}"
@@ -397,6 +403,47 @@ def restart(store_url: str, name: str) -> None:
         console.print(f"restarted {name}: a runner resumes it at the event that failed")
     else:
         console.print(f"{name} has not failed: nothing to restart")
+
+
+async def _pause(url: str, name: str, resume: bool) -> int:
+    import getpass
+
+    from facta.console.audit import Action, record
+
+    async with opened_store(url) as store:
+        read_store = ReadStore(store)
+        if not await read_store.status(name):
+            raise click.ClickException(f"no projection named {name!r} in this store")
+        count = await (read_store.resume(name) if resume else read_store.pause(name))
+        if count:  # recorded as the console records its actions: who, what, when
+            action = "resume" if resume else "pause"
+            done = f"{action}d {count} partition(s)"
+            await record(store, Action(action, name, f"{getpass.getuser()} (cli)", result=done))
+        return count
+
+
+@projections.command()
+@store_option
+@click.argument("name")
+def pause(store_url: str, name: str) -> None:
+    """Pause projection NAME: the runner that holds it lets go (within a third of its lease)
+    and none takes it up until `facta projections resume NAME`. Recorded in the stream
+    console-audit, as the console's actions are."""
+    if run(_pause, store_url, name, False):
+        console.print(f"paused {name}: `facta projections resume {name}` lets runners take it up")
+    else:
+        console.print(f"{name} is paused already, failed or inline: nothing to pause")
+
+
+@projections.command()
+@store_option
+@click.argument("name")
+def resume(store_url: str, name: str) -> None:
+    """Resume paused projection NAME: runners take it up again from its checkpoint."""
+    if run(_pause, store_url, name, True):
+        console.print(f"resumed {name}")
+    else:
+        console.print(f"{name} is not paused: nothing to resume")
 
 
 async def _parked(url: str, name: str, limit: int, clear: bool) -> tuple[list[DeadLetter], int]:

@@ -11,6 +11,8 @@ import click
 
 from facta.cli._common import BadSpec, console, load_object, opened_store, redact, run, store_option
 from facta.cli._workers import Supervisor, listen, refuse_one_process_store
+from facta.cli.console import aggregate_option, console_config
+from facta.cli.projections import projection_option
 
 DEFAULT_APP = "facta.examples.bank.service:create_app"
 
@@ -47,6 +49,15 @@ async def _check_store(url: str) -> None:
     is_flag=True,
     help="Do not run the async projections in this process (run `facta projections run`).",
 )
+@click.option(
+    "--no-console",
+    is_flag=True,
+    envvar="FACTA_NO_CONSOLE",
+    help="Do not mount the web console at /console (it is on by default, behind the same"
+    " API keys as the rest).",
+)
+@projection_option
+@aggregate_option
 @click.option(
     "--log-level",
     default="info",
@@ -111,6 +122,9 @@ def serve(
     port: int,
     app_spec: str,
     no_projections: bool,
+    no_console: bool,
+    projection_specs: tuple[str, ...],
+    aggregate_specs: tuple[str, ...],
     log_level: str,
     log_format: str,
     api_keys_file: str | None,
@@ -125,7 +139,7 @@ def serve(
     if refusal is not None:
         raise click.ClickException(refusal)
     factory = load_factory(app_spec)
-    auth = _api_keys(api_keys_file)
+    auth = api_keys_from(api_keys_file)
     run(_check_store, store_url)
     if workers > 1:
         options = {
@@ -139,6 +153,9 @@ def serve(
         }
         arguments = [a for o, v in options.items() if v is not None for a in (o, v)]
         arguments += ["--no-projections"] if no_projections else []
+        arguments += ["--no-console"] if no_console else []
+        arguments += [a for spec in projection_specs for a in ("--projection", spec)]
+        arguments += [a for spec in aggregate_specs for a in ("--aggregate", spec)]
         try:
             sock = listen(host, port)
         except OSError as exc:
@@ -160,16 +177,23 @@ def serve(
     if cors_origins:
         extra["cors_origins"] = _cors_origins(cors_origins)
     app = factory(store_url, projections=not no_projections, **extra)
+    console_url = None
+    if not no_console:
+        console_url = _mount_console(
+            app, console_config(store_url, projection_specs, aggregate_specs)
+        )
     if auth is not None:
         # Enforced here, outermost, whatever the factory did with the keys: it fails closed,
         # and the key is checked before routing (401, never 404 or 405, without one).
         app = auth.middleware(app)
-    if fd is None:
+    if fd is None:  # (a worker of --workers N leaves this to its supervisor)
         console.print(
             f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port}"
             f"  store {redact(store_url)}  docs http://{host}:{port}/docs"
             + ("  [yellow]API keys required[/]" if auth is not None else "")
         )
+        if console_url is not None:  # a line of its own: the one above is long enough
+            console.print(f"console http://{host}:{port}{console_url}", soft_wrap=True)
     serve_http(
         app,
         host=host,
@@ -182,7 +206,21 @@ def serve(
     )
 
 
-def _api_keys(path: str | None) -> Any:
+def _mount_console(app: Any, config: Any) -> str | None:
+    """Mount the console on ``app`` at /console; None (and a warning) for an app that is not
+    a Litestar app, which it cannot be added to."""
+    from litestar import Litestar
+
+    from facta.console.app import CONSOLE, mount_console
+
+    if not isinstance(app, Litestar):
+        console.print("[yellow]the console is not mounted: the app is not a Litestar app[/]")
+        return None
+    mount_console(app, config)
+    return CONSOLE
+
+
+def api_keys_from(path: str | None) -> Any:
     """The ApiKeys from ``path`` or FACTA_API_KEYS, or None (authentication off)."""
     text = Path(path).read_text(encoding="utf-8") if path else os.environ.get("FACTA_API_KEYS")
     if not text:

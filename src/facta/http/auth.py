@@ -2,7 +2,8 @@
 
 A request must carry one of the keys as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``;
 otherwise it gets 401 (a WebSocket is closed before it opens) and nothing behind it runs.
-``/health`` and ``/ready`` stay open for probes, and so do CORS preflights (a browser never
+``/health`` and ``/ready`` stay open for probes, the console's page and assets too (they
+hold no data; its JSON endpoints need a key), and so do CORS preflights (a browser never
 sends credentials on one; the app's CORS settings answer it, and the request it precedes
 still needs its key). Only SHA-256 digests of the keys are kept,
 compared in constant time, and no key is ever logged.
@@ -30,7 +31,10 @@ from litestar.types import (
     Send,
 )
 
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/console", "/console/"})
+OPEN_PREFIXES = ("/console/assets/",)
+"""The console's page and its scripts: files of the package that hold no data (a browser
+cannot send a key when it opens a page); its JSON endpoints need a key like the rest."""
 _BODY = (
     b'{"status":401,"error":"unauthorized",'
     b'"message":"a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)"}'
@@ -71,6 +75,7 @@ class ApiKeys:
             if (
                 kind not in (ScopeType.HTTP, ScopeType.WEBSOCKET)  # lifespan
                 or scope["path"] in OPEN_PATHS
+                or (scope["path"].startswith(OPEN_PREFIXES) and ".." not in scope["path"])
                 or _preflight(scope)
                 or self.accepts(_presented_key(scope))
             ):
@@ -105,6 +110,13 @@ def _preflight(scope: Scope) -> bool:
         return False
     names = {name for name, _ in scope["headers"]}
     return b"origin" in names and b"access-control-request-method" in names
+
+
+def presented_key_id(scope: Scope) -> str | None:
+    """A short id of the key a request presented, safe to record (the first 8 hex digits of
+    its SHA-256: it names the key without revealing it); None when it presented none."""
+    key = _presented_key(scope)
+    return hashlib.sha256(key.encode()).hexdigest()[:8] if key else None
 
 
 def _presented_key(scope: Scope) -> str:

@@ -161,7 +161,8 @@ class _Place:
             self._feeds = None
 
 
-def _raw(record: RecordedEvent) -> _RawFeedEvent:
+def raw_event(record: RecordedEvent) -> _RawFeedEvent:
+    """``record`` as the feed sends it (its stored JSON passed through, not decoded)."""
     return _RawFeedEvent(
         str(record.position),
         record.stream_id,
@@ -204,11 +205,11 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
         records = await runtime.application.store.read_all(
             after=start,
             limit=limit,
-            categories=_names(category, "category"),
-            types=_names(type, "type"),
+            categories=checked_names(category, "category"),
+            types=checked_names(type, "type"),
         )
         following = str(records[-1].position) if records else str(start)
-        page = _RawFeedPage([_raw(r) for r in records], following)
+        page = _RawFeedPage([raw_event(r) for r in records], following)
         return json_response(encode(page))  # type: ignore[no-any-return]
 
     feeds = _LiveFeeds(max_live)
@@ -264,7 +265,7 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
             start = parse_position(last_event_id, "Last-Event-ID")
         elif after is not None:
             start = parse_position(after)
-        categories, types = _names(category, "category"), _names(type, "type")
+        categories, types = checked_names(category, "category"), checked_names(type, "type")
         place = feeds.admit()
         if place is None:
             raise ApiError(
@@ -289,7 +290,9 @@ def feed_routes(runtime: Runtime, *, max_live: int = MAX_LIVE_FEEDS) -> list[HTT
     return [read_feed, follow_feed]
 
 
-def _names(values: list[str] | None, what: str) -> Sequence[str] | None:
+def checked_names(values: list[str] | None, what: str) -> Sequence[str] | None:
+    """``values`` of a ``category`` or ``type`` filter (None when empty); ApiError(422) for
+    too many, or one that is not a name."""
     if values is not None and len(values) > MAX_NAMES:
         raise ApiError(422, f"at most {MAX_NAMES} {what} values")
     for value in values or ():
@@ -331,7 +334,7 @@ async def _messages(
             if isinstance(item, BaseException):
                 return
             yield ServerSentEventMessage(
-                data=encode(_raw(item)).decode(),
+                data=encode(raw_event(item)).decode(),
                 event=item.type if named else None,
                 id=str(item.position),
             )
@@ -344,4 +347,4 @@ async def _messages(
             await records.aclose()  # type: ignore[attr-defined]
 
 
-__all__ = ["FeedEvent", "FeedPage", "feed_routes"]
+__all__ = ["FeedEvent", "FeedPage", "checked_names", "feed_routes", "raw_event"]

@@ -29,10 +29,11 @@ STATUS_PATH = "/status"
 
 class ProjectionView(msgspec.Struct):
     """One storage slot of a projection or policy: its state (``running``, ``rebuilding``,
-    ``stopped`` (no runner holds it), ``failed`` (stopped at ``error_position`` by
-    ``error`` until restarted), ``inline``), checkpoint, lag and parked events. A
-    partitioned projection has one view per partition (``partition`` of ``partitions``), each
-    with its own state, checkpoint, lag and owner; ``parked`` counts the slot's in each."""
+    ``stopped`` (no runner holds it), ``paused`` (by an operator), ``failed`` (stopped at
+    ``error_position`` by ``error`` until restarted), ``inline``), checkpoint, lag and parked
+    events. A partitioned projection has one view per partition (``partition`` of
+    ``partitions``), each with its own state, checkpoint, lag and owner; ``parked`` counts the
+    slot's in each."""
 
     name: str
     version: int
@@ -85,7 +86,8 @@ def trouble(statuses: list[ProjectionStatus]) -> Trouble:
     return found
 
 
-def _view(s: ProjectionStatus) -> ProjectionView:
+def status_view(s: ProjectionStatus) -> ProjectionView:
+    """``s`` as the status routes show it."""
     return ProjectionView(
         s.name,
         s.version,
@@ -156,7 +158,7 @@ def status_routes(catalog: ProjectionCatalog) -> list[HTTPRouteHandler]:
         body = ServiceStatus(
             "degraded" if trouble(statuses).any else "ok",
             str(head),
-            [_view(s) for s in statuses],
+            [status_view(s) for s in statuses],
         )
         return json_response(encode(body))  # type: ignore[no-any-return]
 

@@ -143,6 +143,24 @@ class Applier:
                 raise error
             return await self._fail(target, worker, slot, records, failed_at, error)
 
+    async def retry(
+        self, target: Target, worker: Worker, slot: SlotRow, record: RecordedEvent
+    ) -> BaseException | None:
+        """Handle one parked ``record`` again on ``slot`` (held by this worker's owner),
+        committing its documents with the checkpoint left where it is; returns the error
+        when the handler fails again (nothing is written)."""
+        unit = worker.unit(slot, target.spec)
+        try:
+            session, handled, _, error = await self._handle(target, unit, slot, [record])
+            if error is not None:
+                await unit.rollback()
+                return error
+            await unit.commit(self._batch(session, slot.position, [], handled))
+        except BaseException:
+            await unit.rollback()
+            raise
+        return None
+
     async def _fail(
         self,
         target: Target,

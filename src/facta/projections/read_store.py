@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from facta.projections.projection import Projection
-from facta.projections.status import DeadLetter, ProjectionStatus
+from facta.projections.status import DeadLetter, ProjectionStatus, State
 from facta.store.base import Position
 from facta.store.documents import (
     D,
@@ -187,6 +187,18 @@ class ReadStore:
         checkpoint (the failing event first). Returns how many slots were failed."""
         return await self.backend.restart(name)
 
+    async def pause(self, name: str) -> int:
+        """Pause projection ``name`` (see ReadModels.pause): its runner stops at its next
+        batch or lease renewal, and none takes it up until :meth:`resume`. Returns how many
+        partitions were paused (0: nothing to pause: paused already, failed or inline)."""
+        if any(r.active and r.state == "paused" for r in await self.backend.slots(name)):
+            return 0
+        return await self.backend.pause(name)
+
+    async def resume(self, name: str) -> int:
+        """Let runners take paused projection ``name`` up again from its checkpoint."""
+        return await self.backend.resume(name)
+
     async def wait_for(self, name: str, position: Position, max_wait: float = 5.0) -> bool:
         """Wait until ``name``'s active slot has handled the log up to ``position`` (for
         read-your-writes after a command), in every partition of it, idle ones included
@@ -207,13 +219,9 @@ class ReadStore:
         """Nothing to release: the connections are the engine's (closed with it)."""
 
 
-def _state(
-    row: SlotRow, now: float
-) -> Literal["running", "stopped", "failed", "rebuilding", "inline"]:
-    if row.state == "failed":
-        return "failed"
-    if row.state == "inline":
-        return "inline"
+def _state(row: SlotRow, now: float) -> State:
+    if row.state in ("failed", "inline", "paused"):
+        return row.state  # type: ignore[return-value]  # the catalog's word is the state
     if row.owner is None or row.lease_until < now:
         return "stopped"
     return "rebuilding" if row.state in ("rebuilding", "ready") else "running"

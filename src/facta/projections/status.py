@@ -11,7 +11,7 @@ from facta.store.read_models import DeadLetter
 
 __all__ = ["DeadLetter", "ProjectionStatus", "RebuildProgress", "State"]
 
-State = Literal["running", "stopped", "failed", "rebuilding", "inline"]
+State = Literal["running", "stopped", "failed", "rebuilding", "inline", "paused"]
 
 
 class ProjectionStatus(msgspec.Struct, frozen=True):
@@ -20,7 +20,8 @@ class ProjectionStatus(msgspec.Struct, frozen=True):
     ``state``: ``running`` (a runner holds it and follows the log), ``rebuilding`` (a new
     version or a manual rebuild building beside the active one), ``stopped`` (nobody holds
     it), ``failed`` (stopped at ``error_position`` by ``error``; restart it after a fix),
-    ``inline`` (written inside appends). ``lag_events`` counts log positions between the
+    ``inline`` (written inside appends), ``paused`` (by an operator: no runner takes it
+    until it is resumed). ``lag_events`` counts log positions between the
     checkpoint and the head (exact on SQLite and in memory, an estimate on PostgreSQL);
     ``lag_seconds`` is the age of the oldest event not yet handled. ``parked``: events of
     this slot in the dead-letter table (``ReadStore.dead_letters``), waiting for an operator.

@@ -10,7 +10,7 @@ above need, all on the same database and sharing its connections:
 - optional capabilities, each a typed protocol that a caller asks for by its typed key with
   :meth:`Engine.capability`: ``engine.capability(Snapshots)`` is the engine's
   :class:`SnapshotStore`, or None. The keys: :data:`Snapshots`, :data:`InlineTransactions`,
-  :data:`Subscriptions`, :data:`HeldBack`, :data:`Boundaries`.
+  :data:`Subscriptions`, :data:`HeldBack`, :data:`Boundaries`, :data:`Browsing`.
 
 The engine is also an event store itself: its event-store methods are its ``events``
 component's, so code written against ``open_store(url)`` keeps calling ``store.append(...)``.
@@ -36,6 +36,7 @@ from facta.store.base import (
     TransactionHook,
 )
 from facta.store.boundaries import BoundaryStore
+from facta.store.browse import Browser
 from facta.store.checkpoints import CheckpointStore
 from facta.store.read_models import ReadModels
 
@@ -132,6 +133,11 @@ HeldBack = Capability[HeldBackCounter]("held back", HeldBackCounter)
 Boundaries = Capability[BoundaryStore]("consistency boundaries", BoundaryStore)
 """Dynamic consistency boundaries: reads by a query of types and tags, and appends under a
 condition over one (:mod:`facta.store.boundaries`)."""
+
+
+Browsing = Capability[Browser]("stream browsing", Browser)
+"""Streams by id prefix, the log's totals, events by correlation, every relay's row: what
+the console reads (:mod:`facta.store.browse`)."""
 
 
 class CapabilityMissing(TypeError):

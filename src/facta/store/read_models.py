@@ -48,7 +48,7 @@ class SlotRow:
     slot: int
     version: int
     active: bool
-    state: str  # running | rebuilding | failed | inline | retired
+    state: str  # running | rebuilding | failed | inline | retired | paused
     position: Position
     checkpoint_at: float | None = None
     handled: int = 0
@@ -219,12 +219,17 @@ def partition_of(key: str, partitions: int) -> int:
 FAILED = "failed at "
 """How the reason to wait for a failed slot begins (the runner reports it as stopped)."""
 
+PAUSED = "paused by an operator"
+"""Why a runner waits for a paused slot (until it is resumed)."""
+
 
 def _take(row: SlotRow, owner: str, now: float) -> Plan:
     if row.state == "failed":
         return ("wait", f"{FAILED}{row.error_position}: {row.error}")
     if row.state == "inline":
         return ("wait", "maintained inline")
+    if row.state == "paused":
+        return ("wait", PAUSED)
     if row.owner not in (None, owner) and row.lease_until > now:
         return ("wait", f"held by {row.owner}")
     return ("take", row.slot)
@@ -307,6 +312,20 @@ class ReadModels(Protocol):
 
     async def restart(self, name: str) -> int:
         """Clear the failure of the projection's slots; returns how many were failed."""
+        ...
+
+    async def pause(self, name: str, holder: str | None = None, ttl: float = 0.0) -> int:
+        """Pause the projection's active slot, every partition of it (state ``paused``):
+        its lease is taken from whoever holds it, so that runner's next commit or renewal
+        fails and it writes nothing more, and no runner claims it until :meth:`resume`.
+        With ``holder``, the rows are leased to ``holder`` for ``ttl`` seconds instead of
+        to nobody (an operator's one-off work on the paused slot, such as retrying a parked
+        event). Failed and inline slots are left as they are. Returns how many rows."""
+        ...
+
+    async def resume(self, name: str) -> int:
+        """Hand the paused rows of ``name`` back to the runners (state ``running``, no
+        holder); returns how many."""
         ...
 
     async def runners(self, name: str, owner: str, ttl: float) -> int:

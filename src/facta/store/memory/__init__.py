@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Browsing, Engine, InlineTransactions, Snapshots
 from facta.store.memory.boundaries import MemoryBoundaries
+from facta.store.memory.browse import MemoryBrowser
 from facta.store.memory.checkpoints import MemoryCheckpoints
 from facta.store.memory.events import MemoryEventStore, MemoryTransaction
 from facta.store.memory.read_models import MemoryReadModels
@@ -20,15 +21,17 @@ class MemoryEngine(Engine):
 
     def __init__(self, url: str = "memory://", *, events: MemoryEventStore | None = None) -> None:
         events = events or MemoryEventStore()
+        checkpoints = MemoryCheckpoints(events)
         super().__init__(
             url,
             events=events,
             read_models=MemoryReadModels(events),
-            relay_checkpoints=MemoryCheckpoints(events),
+            relay_checkpoints=checkpoints,
             capabilities={
                 Snapshots: events,
                 InlineTransactions: events,
                 Boundaries: MemoryBoundaries(events),
+                Browsing: MemoryBrowser(events, checkpoints),
             },
         )
 

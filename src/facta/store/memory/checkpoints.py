@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from dataclasses import replace
 from typing import Any
 
 from facta.errors import RelayLeaseLost
@@ -20,6 +21,14 @@ class MemoryCheckpoints:
 
     def __init__(self, store: Any) -> None:
         self._rows = _memory_rows.setdefault(store, {})
+
+    async def rows(self) -> list[RelayCheckpoint]:
+        """Every relay's row, by name (for the console)."""
+        now = time.time()
+        return [
+            replace(row, owner=row.owner if row.lease_until > now else None)
+            for row in (self._rows[name] for name in sorted(self._rows))
+        ]
 
     async def acquire(self, name: str, owner: str, ttl: float) -> RelayCheckpoint | None:
         now = time.time()

@@ -255,6 +255,10 @@ class MemoryEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))
 
+    def stream_ids(self) -> list[str]:
+        """The ids of every stream with events (for the console's browsing)."""
+        return list(self._streams)
+
     async def head(self) -> Position:
         return self._head()
 

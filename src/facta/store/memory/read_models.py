@@ -111,6 +111,23 @@ class MemoryReadModels:
                 count += 1
         return count
 
+    async def pause(self, name: str, holder: str | None = None, ttl: float = 0.0) -> int:
+        rows = [
+            r
+            for r in self.db.slots.values()
+            if r.name == name and r.active and r.state in ("running", "paused")
+        ]
+        for row in rows:
+            row.state, row.owner = "paused", holder
+            row.lease_until = time.time() + ttl if holder else 0.0
+        return len(rows)
+
+    async def resume(self, name: str) -> int:
+        rows = [r for r in self.db.slots.values() if r.name == name and r.state == "paused"]
+        for row in rows:
+            row.state, row.owner, row.lease_until = "running", None, 0.0
+        return len(rows)
+
     async def runners(self, name: str, owner: str, ttl: float) -> int:
         now = time.time()
         self.db.runners[name, owner] = now + ttl

@@ -11,6 +11,7 @@ from typing import Any
 
 from facta.store.engine import (
     Boundaries,
+    Browsing,
     Engine,
     HeldBack,
     InlineTransactions,
@@ -18,6 +19,7 @@ from facta.store.engine import (
     Subscriptions,
 )
 from facta.store.postgres.boundaries import PostgresBoundaries
+from facta.store.postgres.browse import PostgresBrowser
 from facta.store.postgres.checkpoints import PostgresCheckpoints
 from facta.store.postgres.events import PostgresEventStore
 from facta.store.postgres.read_models import PostgresReadModels
@@ -30,17 +32,19 @@ class PostgresEngine(Engine):
 
     def __init__(self, url: str, events: PostgresEventStore) -> None:
         self.store = events
+        checkpoints = PostgresCheckpoints(events)
         super().__init__(
             url,
             events=events,
             read_models=PostgresReadModels(events),
-            relay_checkpoints=PostgresCheckpoints(events),
+            relay_checkpoints=checkpoints,
             capabilities={
                 Snapshots: events,
                 InlineTransactions: events,
                 Subscriptions: events,
                 HeldBack: events,
                 Boundaries: PostgresBoundaries(events),
+                Browsing: PostgresBrowser(events, checkpoints),
             },
         )
 

@@ -20,6 +20,12 @@ def _row(row: Any) -> RelayCheckpoint:
     return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], row[6])
 
 
+def _held(row: RelayCheckpoint) -> RelayCheckpoint:
+    if row.lease_until <= time.time():  # a holder that stopped renewing holds nothing
+        row.owner = None
+    return row
+
+
 class PostgresCheckpoints:
     """Checkpoints and leases of relays, in the schema of one PostgresEventStore."""
 
@@ -72,10 +78,12 @@ class PostgresCheckpoints:
         rows = await self._store.fetch(f"SELECT {_COLUMNS} FROM {self.table} WHERE name = $1", name)
         if not rows:
             return None
-        row = _row(rows[0])
-        if row.lease_until <= time.time():  # a holder that stopped renewing holds nothing
-            row.owner = None
-        return row
+        return _held(_row(rows[0]))
+
+    async def rows(self) -> list[RelayCheckpoint]:
+        """Every relay's row, by name (for the console)."""
+        rows = await self._store.fetch(f"SELECT {_COLUMNS} FROM {self.table} ORDER BY name")
+        return [_held(_row(r)) for r in rows]
 
     async def close(self) -> None:
         """Nothing to release: the pool is the store's."""

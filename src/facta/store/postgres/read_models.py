@@ -113,6 +113,24 @@ class PostgresReadModels:
         )
         return len(rows)
 
+    async def pause(self, name: str, holder: str | None = None, ttl: float = 0.0) -> int:
+        rows = await self.fetch(
+            f"UPDATE {self.slots_table} SET state = 'paused', owner = $2, lease_until = $3"
+            " WHERE name = $1 AND active AND state IN ('running', 'paused') RETURNING slot",
+            name,
+            holder,
+            time.time() + ttl if holder else 0.0,
+        )
+        return len(rows)
+
+    async def resume(self, name: str) -> int:
+        rows = await self.fetch(
+            f"UPDATE {self.slots_table} SET state = 'running', owner = NULL, lease_until = 0"
+            " WHERE name = $1 AND state = 'paused' RETURNING slot",
+            name,
+        )
+        return len(rows)
+
     async def runners(self, name: str, owner: str, ttl: float) -> int:
         now = time.time()
         rows = await self.fetch(

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Browsing, Engine, InlineTransactions, Snapshots
 from facta.store.sqlite.boundaries import SQLiteBoundaries
+from facta.store.sqlite.browse import SQLiteBrowser
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite.connections import Connections, connect
 from facta.store.sqlite.events import SQLiteEventStore
@@ -26,15 +27,17 @@ class SQLiteEngine(Engine):
     def __init__(self, url: str, events: SQLiteEventStore) -> None:
         self.store = events
         self._connections = Connections(events.path, events.synchronous)
+        checkpoints = SQLiteCheckpoints(self._connections, events.prefix)
         super().__init__(
             url,
             events=events,
             read_models=SQLiteReadModels(self._connections, events.prefix),
-            relay_checkpoints=SQLiteCheckpoints(self._connections, events.prefix),
+            relay_checkpoints=checkpoints,
             capabilities={
                 Snapshots: events,
                 InlineTransactions: events,
                 Boundaries: SQLiteBoundaries(events),
+                Browsing: SQLiteBrowser(events, checkpoints),
             },
         )
 

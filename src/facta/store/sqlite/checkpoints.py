@@ -21,6 +21,12 @@ def _row(row: Any) -> RelayCheckpoint:
     return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], row[6])
 
 
+def _held(row: RelayCheckpoint) -> RelayCheckpoint:
+    if row.lease_until <= time.time():  # a holder that stopped renewing holds nothing
+        row.owner = None
+    return row
+
+
 class SQLiteCheckpoints:
     """Checkpoints and leases of relays, in the SQLite file of the event store."""
 
@@ -72,10 +78,13 @@ class SQLiteCheckpoints:
         found = await self._connections.run(lambda c: c.execute(sql, (name,)).fetchone())
         if found is None:
             return None
-        row = _row(found)
-        if row.lease_until <= time.time():  # a holder that stopped renewing holds nothing
-            row.owner = None
-        return row
+        return _held(_row(found))
+
+    async def rows(self) -> list[RelayCheckpoint]:
+        """Every relay's row, by name (for the console)."""
+        sql = f"SELECT {_COLUMNS} FROM {self.table} ORDER BY name"
+        found = await self._connections.run(lambda c: c.execute(sql).fetchall())
+        return [_held(_row(r)) for r in found]
 
     async def close(self) -> None:
         """Nothing to release: the connections are the engine's."""

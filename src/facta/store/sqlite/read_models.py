@@ -97,6 +97,21 @@ class SQLiteReadModels:
         )
         return await self._run(lambda c: c.execute(sql, (name,)).rowcount)
 
+    async def pause(self, name: str, holder: str | None = None, ttl: float = 0.0) -> int:
+        sql = (
+            f"UPDATE {self.slots_table} SET state = 'paused', owner = ?, lease_until = ?"
+            " WHERE name = ? AND active = 1 AND state IN ('running', 'paused')"
+        )
+        values = (holder, time.time() + ttl if holder else 0, name)
+        return await self._run(lambda c: c.execute(sql, values).rowcount)
+
+    async def resume(self, name: str) -> int:
+        sql = (
+            f"UPDATE {self.slots_table} SET state = 'running', owner = NULL, lease_until = 0"
+            " WHERE name = ? AND state = 'paused'"
+        )
+        return await self._run(lambda c: c.execute(sql, (name,)).rowcount)
+
     async def runners(self, name: str, owner: str, ttl: float) -> int:
         table = self.runners_table
 
