@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Engine, InlineTransactions, PersonalData, Snapshots
 from facta.store.memory.boundaries import MemoryBoundaries
 from facta.store.memory.checkpoints import MemoryCheckpoints
 from facta.store.memory.events import MemoryEventStore, MemoryTransaction
+from facta.store.memory.keys import MemoryKeys
 from facta.store.memory.read_models import MemoryReadModels
 
 
 class MemoryEngine(Engine):
     """Every storage contract in process memory: the event store, snapshots, inline
-    transactions, consistency boundaries, read models and relay checkpoints."""
+    transactions, consistency boundaries, data subjects' keys, read models and relay
+    checkpoints."""
 
     name = "memory"
 
@@ -29,6 +31,7 @@ class MemoryEngine(Engine):
                 Snapshots: events,
                 InlineTransactions: events,
                 Boundaries: MemoryBoundaries(events),
+                PersonalData: MemoryKeys(events),
             },
         )
 

@@ -14,12 +14,14 @@ from facta.store.engine import (
     Engine,
     HeldBack,
     InlineTransactions,
+    PersonalData,
     Snapshots,
     Subscriptions,
 )
 from facta.store.postgres.boundaries import PostgresBoundaries
 from facta.store.postgres.checkpoints import PostgresCheckpoints
 from facta.store.postgres.events import PostgresEventStore
+from facta.store.postgres.keys import PostgresKeys
 from facta.store.postgres.read_models import PostgresReadModels
 
 
@@ -41,6 +43,7 @@ class PostgresEngine(Engine):
                 Subscriptions: events,
                 HeldBack: events,
                 Boundaries: PostgresBoundaries(events),
+                PersonalData: PostgresKeys(events),
             },
         )
 

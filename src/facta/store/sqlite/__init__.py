@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.engine import Boundaries, Engine, InlineTransactions, PersonalData, Snapshots
 from facta.store.sqlite.boundaries import SQLiteBoundaries
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite.connections import Connections, connect
 from facta.store.sqlite.events import SQLiteEventStore
 from facta.store.sqlite.hooks import SQLiteTransaction
+from facta.store.sqlite.keys import SQLiteKeys
 from facta.store.sqlite.read_models import SQLiteReadModels
 
 
@@ -35,6 +36,7 @@ class SQLiteEngine(Engine):
                 Snapshots: events,
                 InlineTransactions: events,
                 Boundaries: SQLiteBoundaries(events),
+                PersonalData: SQLiteKeys(self._connections, events.prefix),
             },
         )
 
