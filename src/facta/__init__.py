@@ -13,6 +13,7 @@ from facta.domain import (
     DomainError,
     EntityId,
     Event,
+    Personal,
     Tag,
     check_entity_id,
 )
@@ -23,13 +24,15 @@ from facta.errors import (
     EventDecodeError,
     FactaError,
     InvalidStreamId,
+    PersonalDataLocked,
     StoreSetupError,
     StoreUnavailable,
     StreamNotFound,
     UnknownEventType,
     WrongExpectedVersion,
 )
-from facta.store import Boundaries, CapabilityMissing, Engine, open_store
+from facta.forgetting import Forgetting, SubjectForgotten, forget
+from facta.store import Boundaries, CapabilityMissing, Engine, PersonalData, open_store
 from facta.store.base import (
     ANY,
     NO_STREAM,
@@ -54,6 +57,12 @@ __all__ = [
     "Fold",
     "Model",
     "Tag",
+    "Personal",
+    "PersonalData",
+    "PersonalDataLocked",
+    "Forgetting",
+    "SubjectForgotten",
+    "forget",
     "AppendConditionFailed",
     "Boundaries",
     "CapabilityMissing",

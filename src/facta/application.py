@@ -40,7 +40,13 @@ from facta.store.base import (
     TransactionHook,
     validate_stream_id,
 )
-from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.engine import (
+    Boundaries,
+    Engine,
+    InlineTransactions,
+    Snapshots,
+    refuse_personal,
+)
 
 log = logging.getLogger("facta.application")
 
@@ -102,6 +108,8 @@ class Application:
         self._events = store.events
         self._snapshots = store.capability(Snapshots)
         self._inline = None if transaction_hook is None else store.require(InlineTransactions)
+        # An engine without keys cannot store personal fields: refused rather than in clear.
+        self._unsealed = store.vault is None
         self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
         # state type -> how its snapshots are written and read, found once per type.
@@ -166,6 +174,8 @@ class Application:
                         )
                         for i, event in enumerate(events)
                     ]
+                    if self._unsealed:
+                        refuse_personal(self.store, new)
                     try:
                         with scope.appending(len(new), version):
                             if self._inline is None:
@@ -244,6 +254,7 @@ class Application:
             max_retries=self.max_retries,
             command_id=command_id,
             metadata=metadata,
+            check=(lambda new: refuse_personal(self.store, new)) if self._unsealed else None,
         )
 
     async def state_of(self, model: Model[S]) -> S:

@@ -16,7 +16,16 @@ import importlib
 
 import click
 
-COMMANDS = ("serve", "migrate", "streams", "events", "projections", "relay", "bench")
+COMMANDS = (
+    "serve",
+    "migrate",
+    "streams",
+    "events",
+    "projections",
+    "relay",
+    "forget",
+    "bench",
+)
 """The modules of ``facta.cli`` whose ``command`` is a top-level command or group."""
 
 SUBCOMMANDS = {"events": ("verify",)}

@@ -64,6 +64,11 @@ def seal(data: bytes, event_id: str, seals: Sequence[tuple[Seal, str, AESGCM]]) 
     return _encode(fields)
 
 
+def needle(key_id: str) -> bytes:
+    """What the stored data of every field sealed under ``key_id`` contains."""
+    return f"{PREFIX}{key_id}:".encode()
+
+
 def key_ids(data: bytes) -> list[bytes]:
     """The key ids the envelopes of ``data`` name (as bytes; cheap: no JSON is parsed)."""
     return _KEY_IDS.findall(data)

@@ -18,7 +18,6 @@ import msgspec
 
 from facta.domain import UNSET, Personal
 
-
 # As the codec writes event data (money as JSON numbers).
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 

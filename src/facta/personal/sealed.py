@@ -24,6 +24,7 @@ from facta.store.base import (
     RecordedEvent,
     Transaction,
     TransactionHook,
+    check_hook,
 )
 from facta.store.boundaries import (
     AppendCondition,
@@ -49,8 +50,9 @@ class _OpenedHook:
 
 
 async def _opened_result(vault: Vault, result: AppendResult) -> AppendResult:
-    events = await vault.open(list(result.events))
-    if events is result.events or not events:
+    records = list(result.events)
+    events = await vault.open(records)
+    if events is records:
         return result
     return AppendResult(result.stream_id, result.version, result.position, tuple(events))
 
@@ -95,8 +97,9 @@ class SealedEvents:
         else:
             inline = self._inline
             assert inline is not None, "the engine declares no inline transactions"
+            opened = _OpenedHook(check_hook(hook), self.vault)
             result = await inline.append(  # type: ignore[attr-defined]
-                stream_id, sealed, expected_version, hook=_OpenedHook(hook, self.vault)
+                stream_id, sealed, expected_version, hook=opened
             )
         return await _opened_result(self.vault, result)
 

@@ -80,7 +80,9 @@ class Vault:
         try:
             return AESGCM(self._master.decrypt(nonce, box, key.key_id.encode()))
         except InvalidTag:
-            raise PersonalDataLocked(key.key_id, "the master key is not the one it was wrapped with") from None
+            raise PersonalDataLocked(
+                key.key_id, "the master key is not the one it was wrapped with"
+            ) from None
 
     def _candidate(self, subject: str) -> SubjectKey:
         key_id, material = uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)
@@ -111,7 +113,9 @@ class Vault:
         for key_id in missing:
             key = found.get(key_id)
             # A key gone is gone for good: remembered without expiry.
-            self._ciphers[key_id] = (None, float("inf")) if key is None else (self._unwrap(key), until)
+            self._ciphers[key_id] = (
+                (None, float("inf")) if key is None else (self._unwrap(key), until)
+            )
 
     def _cipher(self, key_id: str) -> AESGCM | None:
         entry = self._ciphers.get(key_id)
@@ -142,9 +146,7 @@ class Vault:
         same list when none has any."""
         if not any(MARKER in record.data for record in records):
             return records
-        await self._load(
-            key_id.decode() for record in records for key_id in key_ids(record.data)
-        )
+        await self._load(key_id.decode() for record in records for key_id in key_ids(record.data))
         return self.open_cached(records)
 
     async def open_one(self, record: RecordedEvent | None) -> RecordedEvent | None:

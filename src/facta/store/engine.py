@@ -154,6 +154,13 @@ class CapabilityMissing(TypeError):
         super().__init__(f"the {engine.name} engine has no {capability.name} capability")
 
 
+def refuse_personal(engine: Engine, events: Sequence[NewEvent]) -> None:
+    """CapabilityMissing if one of ``events`` has personal fields and ``engine`` has no
+    :data:`PersonalData` to encrypt them: never stored in clear."""
+    if engine.vault is None and any(event.personal for event in events):
+        raise CapabilityMissing(engine, PersonalData)
+
+
 class Engine:
     """One database's storage: its event store, read models and relay checkpoints, and the
     optional capabilities it declares. Open one with :func:`facta.store.open_store`; close

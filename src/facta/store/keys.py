@@ -40,8 +40,17 @@ class KeyStore(Protocol):
         """The stored keys among ``key_ids`` (a deleted key is simply not returned)."""
         ...
 
+    async def subject_key_ids(self, subject: str) -> list[str]:
+        """The ids of ``subject``'s stored keys (none if it has none: nothing is made)."""
+        ...
+
     async def delete_keys(self, subject: str) -> list[str]:
         """Delete every key of ``subject`` for good; returns their ids."""
+        ...
+
+    async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
+        """The streams with a stored event whose data holds one of ``needles`` (a scan of
+        the stored log: forgetting is rare, and no index is kept for it on every append)."""
         ...
 
     async def purge_snapshots(self, stream_ids: Sequence[str]) -> int:

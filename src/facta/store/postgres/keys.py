@@ -23,6 +23,7 @@ class PostgresKeys:
         self._store = store
         self.table = f"{store.schema}.{store.prefix}personal_keys"
         self._snapshots = f"{store.schema}.{store.prefix}snapshots"
+        self._events = f"{store.schema}.{store.prefix}events"
 
     async def subject_key(self, candidate: SubjectKey) -> SubjectKey:
         fetch = self._store.fetch
@@ -51,9 +52,26 @@ class PostgresKeys:
         )
         return [_key(row) for row in rows]
 
+    async def subject_key_ids(self, subject: str) -> list[str]:
+        rows = await self._store.fetch(
+            f"SELECT key_id FROM {self.table} WHERE subject = $1", subject
+        )
+        return [row[0] for row in rows]
+
     async def delete_keys(self, subject: str) -> list[str]:
         rows = await self._store.fetch(
             f"DELETE FROM {self.table} WHERE subject = $1 RETURNING key_id", subject
+        )
+        return [row[0] for row in rows]
+
+    async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
+        if not needles:
+            return []
+        rows = await self._store.fetch(
+            f"SELECT DISTINCT stream_id FROM {self._events} e"
+            " WHERE EXISTS (SELECT FROM unnest($1::bytea[]) n WHERE position(n IN e.data) > 0)"
+            " ORDER BY stream_id",
+            list(needles),
         )
         return [row[0] for row in rows]
 

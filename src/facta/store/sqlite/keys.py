@@ -23,6 +23,7 @@ class SQLiteKeys:
         self._connections = connections
         self.table = f"{prefix}personal_keys"
         self._snapshots = f"{prefix}snapshots"
+        self._events = f"{prefix}events"
 
     async def subject_key(self, candidate: SubjectKey) -> SubjectKey:
         insert = f"INSERT OR IGNORE INTO {self.table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
@@ -42,6 +43,11 @@ class SQLiteKeys:
         rows = await self._connections.run(lambda c: c.execute(sql, ids).fetchall())
         return [_key(row) for row in rows]
 
+    async def subject_key_ids(self, subject: str) -> list[str]:
+        sql = f"SELECT key_id FROM {self.table} WHERE subject = ?"
+        rows = await self._connections.run(lambda c: c.execute(sql, (subject,)).fetchall())
+        return [row[0] for row in rows]
+
     async def delete_keys(self, subject: str) -> list[str]:
         delete = f"DELETE FROM {self.table} WHERE subject = ? RETURNING key_id"
 
@@ -59,6 +65,14 @@ class SQLiteKeys:
             return deleted
 
         return await self._connections.run(work)
+
+    async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
+        if not needles:
+            return []
+        where = " OR ".join("instr(data, ?) > 0" for _ in needles)
+        sql = f"SELECT DISTINCT stream_id FROM {self._events} WHERE {where} ORDER BY stream_id"
+        rows = await self._connections.run(lambda c: c.execute(sql, list(needles)).fetchall())
+        return [row[0] for row in rows]
 
     async def purge_snapshots(self, stream_ids: Sequence[str]) -> int:
         ids = list(stream_ids)
