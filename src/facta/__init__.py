@@ -7,6 +7,7 @@ from facta.application import Application, CommandResult, EventEnvelope, StateAt
 from facta.codec import Codec
 from facta.decisions import Decision, DecisionResult, Fold, Model
 from facta.domain import (
+    REDACTED,
     Aggregate,
     AnyEvent,
     Command,
@@ -58,6 +59,7 @@ __all__ = [
     "Model",
     "Tag",
     "Personal",
+    "REDACTED",
     "PersonalData",
     "PersonalDataLocked",
     "Forgetting",

@@ -77,6 +77,10 @@ class _Unset:
 UNSET: Any = _Unset()
 """No redacted value given: the field type's own (see :class:`Personal`)."""
 
+REDACTED = "[redacted]"
+"""What a personal string field reads as once its subject is forgotten (unless it names
+another redacted value)."""
+
 
 class Personal:
     """Marks an event field as personal data of a data subject, to be encrypted with the

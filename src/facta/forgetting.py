@@ -25,7 +25,7 @@ from facta.domain import Event
 from facta.personal.envelope import needle
 from facta.projections.projection import Projection
 from facta.projections.runner import ProjectionRunner
-from facta.store.base import Position, validate_stream_id
+from facta.store.base import Position, TransactionHook, validate_stream_id
 from facta.store.engine import Engine, PersonalData
 
 FORGOTTEN_CATEGORY = "forgotten"
@@ -67,11 +67,17 @@ async def forget(
     *,
     projections: Sequence[Projection[Any]] = (),
     app: Application | None = None,
+    hook: TransactionHook | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Forgetting:
     """Forget ``subject``: delete its keys, purge the snapshots of the streams holding its
     sealed fields, drop ``app``'s cached states of them, record :class:`SubjectForgotten`,
     then rebuild each of ``projections`` from the log.
+
+    The :class:`SubjectForgotten` event is appended with ``hook`` (default: ``app``'s
+    transaction hook) in its transaction: inline projections that handle it redact their
+    documents at once. Async projections that handle it do so when their runner reaches it;
+    those that do not are the ones to name in ``projections``.
 
     Raises CapabilityMissing on an engine without PersonalData. Forgetting a subject with no
     keys (never seen, or forgotten already) deletes nothing and is recorded all the same.
@@ -95,7 +101,9 @@ async def forget(
     codec = Codec([SubjectForgotten])
     record = SubjectForgotten(subject, key_ids, streams, purged)
     meta = command_metadata(metadata, None, None)
-    appended = await store.events.append(stream, [codec.encode(record, metadata=meta)])
+    if hook is None and app is not None:
+        hook = app.transaction_hook
+    appended = await store.append(stream, [codec.encode(record, metadata=meta)], hook=hook)
     rebuilt = []
     if projections:
         runner = ProjectionRunner(store, projections, app=app)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from facta.domain import UNSET, Personal
+from facta.domain import REDACTED, UNSET, Personal
 
 # As the codec writes event data (money as JSON numbers).
 _encode = msgspec.json.Encoder(decimal_format="number").encode
@@ -32,7 +32,7 @@ class PersonalField(NamedTuple):
 
 
 _DEFAULTS: dict[Any, Any] = {
-    str: "[redacted]",
+    str: REDACTED,
     int: 0,
     float: 0.0,
     bool: False,

@@ -82,6 +82,17 @@ class SealedEvents:
         self.vault = vault
         self._inline = inline
         self._subscriber = subscriber
+        # hook id -> (the hook, its opening wrapper): one wrapper per hook, since an engine
+        # group commits only the appends that carry the same hook.
+        self._hooks: dict[int, tuple[TransactionHook, _OpenedHook]] = {}
+
+    def _opened_hook(self, hook: TransactionHook) -> _OpenedHook:
+        found = self._hooks.get(id(hook))
+        if found is None or found[0] is not hook:
+            if len(self._hooks) > 64:
+                self._hooks.clear()
+            found = self._hooks[id(hook)] = (hook, _OpenedHook(check_hook(hook), self.vault))
+        return found[1]
 
     async def append(
         self,
@@ -97,9 +108,8 @@ class SealedEvents:
         else:
             inline = self._inline
             assert inline is not None, "the engine declares no inline transactions"
-            opened = _OpenedHook(check_hook(hook), self.vault)
             result = await inline.append(  # type: ignore[attr-defined]
-                stream_id, sealed, expected_version, hook=opened
+                stream_id, sealed, expected_version, hook=self._opened_hook(hook)
             )
         return await _opened_result(self.vault, result)
 
