@@ -103,7 +103,9 @@ class Application:
         self.store = store
         self.codec = codec or Codec()
         self.max_retries = max_retries
-        self.cache = StateCache(cache_size)
+        # States hold decrypted personal data: kept no longer than the keys that opened it.
+        max_age = None if store.vault is None else store.vault.cache_seconds
+        self.cache = StateCache(cache_size, max_age=max_age)
         self.transaction_hook = transaction_hook
         self._events = store.events
         self._snapshots = store.capability(Snapshots)
@@ -216,7 +218,7 @@ class Application:
                         assert earlier is not None
                         return earlier
                     new_state = aggregate.fold(events, state)
-                    self.cache.put(stream_id, new_state, appended.version)
+                    self.cache.put(stream_id, new_state, appended.version, derived=True)
                     self._maybe_snapshot(aggregate, appended.events, new_state)
                     scope.done(appended.version, len(events))
                     return CommandResult(

@@ -48,6 +48,7 @@ WALKED = {
     "relay run",  # tests/relay/test_brokers.py runs, kills and restarts it against brokers
     "relay status",
     "bench",  # test_cli.py: its refusals; running it is `make bench`
+    "forget",  # tests/personal/test_forget_edges.py: beside a running `facta serve`
 }
 """The commands this file (or the one named) walks."""
 

@@ -6,6 +6,7 @@ and ``facta forget`` on a SQLite file and a PostgreSQL schema."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from facta.http import Runtime, create_app
 from facta.projections import InlineProjections, ReadStore
 from facta.relay import Relay
 from facta.relay.rabbitmq import RabbitMQPublisher
+from tests.cli.test_cli import facta
 from tests.conftest import BACKENDS, POSTGRES_URL, service_missing
+from tests.http.conftest import BACKEND_NAMES, drop_schema, start_server, store_url_for
 from tests.personal.test_forget import NAME, SUBJECT, bank, whole_log
 from tests.relay.conftest import RABBITMQ_URL
 
@@ -186,3 +189,44 @@ def test_cli_forget_then_events_show_has_no_name(engine: str, tmp_path: Path) ->
     finally:
         if schema is not None:
             asyncio.run(_drop(schema))
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_facta_forget_against_a_running_service(backend: str, tmp_path: Path) -> None:
+    """`facta forget` as a process of its own beside `facta serve`: the service's inline read
+    model is redacted in the forgetting's transaction, and the service's other read paths
+    once its key cache has expired (Vault.cache_seconds, 5 s)."""
+    url = store_url_for(backend, tmp_path)
+    server = start_server(url, tmp_path)
+    try:
+        with server.client() as client:
+            opened = client.post(
+                "/accounts/acc-1",
+                json={"type": "OpenAccount", "owner": NAME.decode(), "initial_balance": 7},
+            )
+            assert opened.status_code == 200, opened.text
+            assert client.get("/accounts/acc-1").json()["owner"] == NAME.decode()
+
+            done = facta("forget", SUBJECT, "--yes", "--store", url, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            assert "1 key(s) deleted" in done.stdout
+
+            listed = client.get("/accounts").json()["accounts"]
+            assert [a["owner"] for a in listed] == [REDACTED]
+            paths = ("/accounts/acc-1", "/accounts/acc-1/events", "/events")
+
+            def answers() -> list[bytes]:
+                reads = [client.get(path) for path in paths]
+                deposit = client.post("/accounts/acc-1", json={"type": "Deposit", "amount": 1})
+                for answer in (*reads, deposit):
+                    assert answer.status_code == 200, answer.text
+                return [answer.content for answer in (*reads, deposit)]
+
+            deadline = time.monotonic() + 20
+            while any(NAME in content for content in answers()):
+                assert time.monotonic() < deadline, "the service still decrypts after 20 s"
+                time.sleep(0.2)
+            assert client.get("/accounts/acc-1").json()["owner"] == REDACTED
+    finally:
+        server.stop()
+        drop_schema(url)

@@ -27,6 +27,11 @@ class PostgresKeys:
 
     async def subject_key(self, candidate: SubjectKey) -> SubjectKey:
         fetch = self._store.fetch
+        select = f"SELECT {_COLUMNS} FROM {self.table} WHERE subject = $1"
+        # Read first: a subject's key is made once and read often.
+        found = await fetch(select, candidate.subject)
+        if found:
+            return _key(found[0])
         inserted = await fetch(
             f"INSERT INTO {self.table} ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
             f" ON CONFLICT (subject) DO NOTHING RETURNING {_COLUMNS}",
@@ -39,9 +44,7 @@ class PostgresKeys:
         if inserted:
             return _key(inserted[0])
         # Another writer's key won: read in a statement of its own, which sees its commit.
-        found = await fetch(
-            f"SELECT {_COLUMNS} FROM {self.table} WHERE subject = $1", candidate.subject
-        )
+        found = await fetch(select, candidate.subject)
         if found:
             return _key(found[0])
         return await self.subject_key(candidate)  # forgotten in between: make one again

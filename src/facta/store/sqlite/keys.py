@@ -26,6 +26,14 @@ class SQLiteKeys:
         self._events = f"{prefix}events"
 
     async def subject_key(self, candidate: SubjectKey) -> SubjectKey:
+        # Read first: a subject's key is made once and read often (a write costs an fsync).
+        found = await self._connections.run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM {self.table} WHERE subject = ?", (candidate.subject,)
+            ).fetchone()
+        )
+        if found is not None:
+            return _key(found)
         insert = f"INSERT OR IGNORE INTO {self.table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
         select = f"SELECT {_COLUMNS} FROM {self.table} WHERE subject = ?"
 
