@@ -24,6 +24,7 @@ The framework's own hot paths use the component directly.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
@@ -154,6 +155,9 @@ class CapabilityMissing(TypeError):
         super().__init__(f"the {engine.name} engine has no {capability.name} capability")
 
 
+_VAULTS: weakref.WeakKeyDictionary[KeyStore, Vault] = weakref.WeakKeyDictionary()
+
+
 def refuse_personal(engine: Engine, events: Sequence[NewEvent]) -> None:
     """CapabilityMissing if one of ``events`` has personal fields and ``engine`` has no
     :data:`PersonalData` to encrypt them: never stored in clear."""
@@ -199,7 +203,12 @@ class Engine:
 
     def _seal(self, keys: KeyStore) -> None:
         """Put the sealing wrappers in front of everything that appends or reads events."""
-        vault = self.vault = Vault(keys)
+        # One vault per key store in a process: an engine that keeps its events in another
+        # engine shares that one's keys, and forgetting must drop them from both caches.
+        vault = _VAULTS.get(keys)
+        if vault is None:
+            vault = _VAULTS[keys] = Vault(keys)
+        self.vault = vault
         found = self._capabilities
         sealed = SealedEvents(
             self.events,
