@@ -11,16 +11,19 @@ writer cannot make a reader decrypt someone else's data under its own event. Ope
 event class: the envelope names its key and carries the value to read once the key is gone,
 so the engine opens every read path (streams, the log, the relay, the feed) the same way.
 
-Only top-level fields are sealed. The other fields' bytes pass through untouched (they are
-handled as raw JSON), so an opened event's data is byte for byte the data that was sealed.
+Only top-level fields are sealed. Opening splices the values back into the stored bytes (one
+regular-expression pass, no JSON parsing: it is on every read), so an opened event's data is
+byte for byte the data that was sealed.
 """
 
 from __future__ import annotations
 
-import base64
+import functools
 import os
 import re
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -38,12 +41,12 @@ _KEY_IDS = re.compile(rb'"facta:pd1:([0-9a-f]{1,64}):')
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _encode = msgspec.json.encode
 
-Cipher = Callable[[str], AESGCM | None]
-"""The key of a key id, or None when it is gone (the subject was forgotten)."""
+MISSING: Any = object()
+"""What a key lookup returns for a key it does not know yet (as opposed to None: gone)."""
 
-
-def _aad(event_id: str, field: str) -> bytes:
-    return f"{event_id}/{field}".encode()
+Cipher = Callable[[bytes], Any]
+"""The key of a key id (ASCII bytes): its AESGCM, None when it is gone (the subject was
+forgotten), or MISSING when the caller must read it first."""
 
 
 def seal(data: bytes, event_id: str, seals: Sequence[tuple[Seal, str, AESGCM]]) -> bytes:
@@ -55,13 +58,20 @@ def seal(data: bytes, event_id: str, seals: Sequence[tuple[Seal, str, AESGCM]]) 
         if raw is None:
             continue
         nonce = os.urandom(NONCE_BYTES)
-        box = cipher.encrypt(nonce, bytes(raw), _aad(event_id, spec.field))
-        envelope = (
-            f"{PREFIX}{key_id}:{base64.b64encode(nonce + box).decode()}"
-            f":{base64.b64encode(spec.redacted).decode()}"
+        box = cipher.encrypt(nonce, bytes(raw), f"{event_id}/{spec.field}".encode())
+        envelope = b'"%s%s:%s:%s"' % (
+            PREFIX.encode(),
+            key_id.encode(),
+            b2a_base64(nonce + box, newline=False),
+            _redacted(spec.redacted),
         )
-        fields[spec.field] = msgspec.Raw(_encode(envelope))
+        fields[spec.field] = msgspec.Raw(envelope)
     return _encode(fields)
+
+
+@functools.lru_cache(maxsize=1024)
+def _redacted(value: bytes) -> bytes:
+    return b2a_base64(value, newline=False)
 
 
 def needle(key_id: str) -> bytes:
@@ -74,25 +84,42 @@ def key_ids(data: bytes) -> list[bytes]:
     return _KEY_IDS.findall(data)
 
 
-def open_sealed(data: bytes, event_id: str, cipher: Cipher) -> bytes:
+def open_sealed(data: bytes, event_id: str, cipher: Cipher) -> bytes | None:
     """``data`` with every envelope replaced by the value it seals, or by its redacted value
-    where the key is gone or the envelope does not authenticate. A string that only looks
-    like an envelope (not five parts) is left as it is."""
-    fields = _fields(data)
-    for name, raw in fields.items():
-        value = bytes(raw)
-        if not value.startswith(MARKER):
+    where the key is gone or the envelope does not authenticate; None when ``cipher`` says a
+    key is MISSING (read it, then open again). A string that only looks like an envelope is
+    left as it is.
+
+    Found with ``bytes.find`` and sliced, not parsed: this runs for every sealed event read.
+    An envelope is a field's value, so ``":`` precedes it; inside a JSON string every quote
+    is escaped, so the marker found there is preceded by a backslash and skipped.
+    """
+    pieces: list[bytes] = []
+    done = 0
+    at = data.find(MARKER)
+    while at >= 0:
+        end = data.find(b'"', at + 1)
+        parts = data[at + 1 : end].split(b":")
+        if end < 0 or data[at - 2 : at] != b'":' or len(parts) != 5:
+            at = data.find(MARKER, at + 1)
             continue
-        parts = value[1:-1].split(b":")
-        if len(parts) != 5:
-            continue
-        plain = None
-        key = cipher(parts[2].decode())
+        name_at = data.rfind(b'"', 0, at - 2) + 1
+        name = data[name_at : at - 2]
+        key = cipher(parts[2])
+        if key is MISSING:
+            return None
+        value = None
         if key is not None:
-            box = base64.b64decode(parts[3])
+            box = a2b_base64(parts[3])
+            aad = b"%s/%s" % (event_id.encode(), name)
             try:
-                plain = key.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], _aad(event_id, name))
+                value = key.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], aad)
             except InvalidTag:  # copied from elsewhere, or tampered with: never in clear
-                plain = None
-        fields[name] = msgspec.Raw(plain if plain is not None else base64.b64decode(parts[4]))
-    return _encode(fields)
+                value = None
+        pieces += (data[done:at], a2b_base64(parts[4]) if value is None else value)
+        done = end + 1
+        at = data.find(MARKER, done)
+    if not pieces:
+        return data
+    pieces.append(data[done:])
+    return b"".join(pieces)

@@ -49,11 +49,14 @@ class _OpenedHook:
         return self.hook(tx, self.vault.open_cached(records))
 
 
-async def _opened_result(vault: Vault, result: AppendResult) -> AppendResult:
-    records = list(result.events)
-    events = await vault.open(records)
-    if events is records:
+async def _opened_result(
+    vault: Vault, new: Sequence[NewEvent], sealed: Sequence[NewEvent], result: AppendResult
+) -> AppendResult:
+    if sealed is new:  # nothing was sealed
         return result
+    events = vault.plain_result(sealed, new, result.events)
+    if events is None:  # an earlier append's records
+        events = await vault.open(list(result.events))
     return AppendResult(result.stream_id, result.version, result.position, tuple(events))
 
 
@@ -102,7 +105,12 @@ class SealedEvents:
         *,
         hook: TransactionHook | None = None,
     ) -> AppendResult:
-        sealed = await self.vault.seal(stream_id, events)
+        # Most appends hold nothing personal: no step of sealing then, not even a coroutine.
+        sealed = events
+        for event in events:
+            if event.personal:
+                sealed = await self.vault.seal(stream_id, events)
+                break
         if hook is None:
             result = await self.inner.append(stream_id, sealed, expected_version)
         else:
@@ -111,7 +119,9 @@ class SealedEvents:
             result = await inline.append(  # type: ignore[attr-defined]
                 stream_id, sealed, expected_version, hook=self._opened_hook(hook)
             )
-        return await _opened_result(self.vault, result)
+        if sealed is events:
+            return result
+        return await _opened_result(self.vault, events, sealed, result)
 
     async def read_stream(
         self,
@@ -207,7 +217,7 @@ class SealedBoundaries:
         stream = stream_id or own_stream(events)
         sealed = await self.vault.seal(stream, events)
         result = await self.inner.append(sealed, condition, stream_id=stream)
-        return await _opened_result(self.vault, result)
+        return await _opened_result(self.vault, events, sealed, result)
 
     def subscribe(
         self, query: Query, *, after: Position | None = None, batch_size: int = 1000

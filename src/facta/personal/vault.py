@@ -18,13 +18,22 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from facta.errors import PersonalDataLocked
-from facta.personal.envelope import MARKER, NONCE_BYTES, key_ids, open_sealed, seal
+from facta.personal.envelope import (
+    MARKER,
+    MISSING,
+    NONCE_BYTES,
+    Cipher,
+    key_ids,
+    open_sealed,
+    seal,
+)
 from facta.store.base import NewEvent, RecordedEvent, Seal
 from facta.store.keys import KeyStore, SubjectKey
 
@@ -55,8 +64,9 @@ class Vault:
         self.keys = keys
         self.cache_seconds = cache_seconds
         self._master: AESGCM | None = None
-        # key id -> (its cipher, or None once gone; when to read it again)
-        self._ciphers: dict[str, tuple[AESGCM | None, float]] = {}
+        # key id (ASCII bytes, as envelopes name it) -> (its cipher, or None once gone; when
+        # to read it again)
+        self._ciphers: dict[bytes, tuple[AESGCM | None, float]] = {}
         # subject -> (its live key's id, cipher, when to read it again)
         self._live: dict[str, tuple[str, AESGCM, float]] = {}
 
@@ -100,15 +110,16 @@ class Vault:
         cipher = self._unwrap(stored)
         until = now + self.cache_seconds
         self._live[subject] = (stored.key_id, cipher, until)
-        self._ciphers[stored.key_id] = (cipher, until)
+        self._ciphers[stored.key_id.encode()] = (cipher, until)
         return stored.key_id, cipher
 
-    async def _load(self, wanted: Iterable[str]) -> None:
+    async def _load(self, wanted: Iterable[bytes]) -> None:
         now = time.time()
         missing = {k for k in wanted if (c := self._ciphers.get(k)) is None or c[1] <= now}
         if not missing:
             return
-        found = {key.key_id: key for key in await self.keys.keys(sorted(missing))}
+        ids = sorted(k.decode() for k in missing)
+        found = {key.key_id.encode(): key for key in await self.keys.keys(ids)}
         until = now + self.cache_seconds
         for key_id in missing:
             key = found.get(key_id)
@@ -117,9 +128,15 @@ class Vault:
                 (None, float("inf")) if key is None else (self._unwrap(key), until)
             )
 
-    def _cipher(self, key_id: str) -> AESGCM | None:
-        entry = self._ciphers.get(key_id)
-        return None if entry is None else entry[0]
+    def _lookup(self, now: float) -> Cipher:
+        """The key lookup of one read: MISSING for a key not cached, or cached too long."""
+        ciphers = self._ciphers
+
+        def cipher(key_id: bytes) -> Any:
+            entry = ciphers.get(key_id)
+            return MISSING if entry is None or entry[1] <= now else entry[0]
+
+        return cipher
 
     # -- events ----------------------------------------------------------------------------
 
@@ -143,19 +160,36 @@ class Vault:
 
     async def open(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
         """``records`` with their envelopes opened (or redacted where the key is gone): the
-        same list when none has any."""
+        same list when none has any. Keys not cached are read in one call, then used."""
         try:
             if not any(MARKER in record.data for record in records):
                 return records
         except TypeError:  # text where bytes belong (a row written by hand): checked one by one
             pass
-        await self._load(
-            key_id.decode()
-            for record in records
-            if isinstance(record.data, bytes)
-            for key_id in key_ids(record.data)
-        )
-        return self.open_cached(records)
+        opened, later = self._open(records, self._lookup(time.time()))
+        if later:
+            await self._load(k for i in later for k in key_ids(records[i].data))
+            again, _ = self._open([records[i] for i in later], self._lookup(time.time()))
+            for i, record in zip(later, again, strict=True):
+                opened[i] = record
+        return opened
+
+    def _open(
+        self, records: Sequence[RecordedEvent], cipher: Cipher
+    ) -> tuple[list[RecordedEvent], list[int]]:
+        """``records`` opened with the cached keys, and the indexes of those that need a key
+        not cached (left as they are)."""
+        opened, later, replace = [], [], msgspec.structs.replace
+        for i, record in enumerate(records):
+            data = record.data
+            if isinstance(data, bytes) and MARKER in data:
+                plain = open_sealed(data, record.event_id, cipher)
+                if plain is None:
+                    later.append(i)
+                else:
+                    record = replace(record, data=plain)
+            opened.append(record)
+        return opened, later
 
     async def open_one(self, record: RecordedEvent | None) -> RecordedEvent | None:
         """One record opened (see :meth:`open`)."""
@@ -164,15 +198,31 @@ class Vault:
         return (await self.open([record]))[0]
 
     def open_cached(self, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
-        """``records`` opened with the keys in the cache only (what an append's transaction
-        hook gets: the keys it sealed with are there)."""
-        cipher, opened = self._cipher, []
-        for record in records:
-            if isinstance(record.data, bytes) and MARKER in record.data:
-                data = open_sealed(record.data, record.event_id, cipher)
-                record = msgspec.structs.replace(record, data=data)
-            opened.append(record)
-        return opened
+        """``records`` opened with the keys in the cache only, whatever their age (what an
+        append's transaction hook gets: it cannot wait for a read, and the keys it sealed
+        with are there); a field whose key is not cached reads as redacted."""
+        ciphers = self._ciphers
+
+        def cipher(key_id: bytes) -> Any:
+            entry = ciphers.get(key_id)
+            return None if entry is None else entry[0]
+
+        return self._open(records, cipher)[0]
+
+    def plain_result(
+        self, sealed: Sequence[NewEvent], plain: Sequence[NewEvent], stored: Sequence[RecordedEvent]
+    ) -> list[RecordedEvent] | None:
+        """The records an append returned, with the data it sealed put back in clear: they
+        are what was just written, so nothing needs opening. None when they are not (an
+        append of event ids stored before returns the first append's records)."""
+        if len(stored) != len(sealed):
+            return None
+        records, replace = [], msgspec.structs.replace
+        for record, new, old in zip(stored, sealed, plain, strict=True):
+            if record.data is not new.data and record.data != new.data:
+                return None
+            records.append(record if new is old else replace(record, data=old.data))
+        return records
 
     async def forget(self, subject: str) -> list[str]:
         """Delete ``subject``'s keys for good; returns their ids. From now on its sealed
@@ -180,5 +230,5 @@ class Vault:
         deleted = await self.keys.delete_keys(subject)
         self._live.pop(subject, None)
         for key_id in deleted:
-            self._ciphers[key_id] = (None, float("inf"))
+            self._ciphers[key_id.encode()] = (None, float("inf"))
         return deleted
