@@ -36,6 +36,7 @@ MARKER = b'"' + PREFIX.encode()
 """How a sealed value starts in stored JSON: what readers look for before doing any work."""
 
 NONCE_BYTES = 12
+_MARKER_LENGTH = len(MARKER)
 
 _KEY_IDS = re.compile(rb'"facta:pd1:([0-9a-f]{1,64}):')
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
@@ -97,26 +98,31 @@ def open_sealed(data: bytes, event_id: str, cipher: Cipher) -> bytes | None:
     pieces: list[bytes] = []
     done = 0
     at = data.find(MARKER)
+    event = event_id.encode()
     while at >= 0:
-        end = data.find(b'"', at + 1)
-        parts = data[at + 1 : end].split(b":")
-        if end < 0 or data[at - 2 : at] != b'":' or len(parts) != 5:
+        # "name":"facta:pd1:<key id>:<box>:<redacted>": a field's value, its parts split by
+        # colons, which neither hex nor base64 holds.
+        start = at + _MARKER_LENGTH
+        key_end = data.find(b":", start)
+        box_end = data.find(b":", key_end + 1)
+        end = data.find(b'"', box_end + 1)
+        if min(key_end, box_end, end) < 0 or data[at - 2 : at] != b'":':
             at = data.find(MARKER, at + 1)
             continue
-        name_at = data.rfind(b'"', 0, at - 2) + 1
-        name = data[name_at : at - 2]
-        key = cipher(parts[2])
+        key = cipher(data[start:key_end])
         if key is MISSING:
             return None
+        name = data[data.rfind(b'"', 0, at - 2) + 1 : at - 2]
         value = None
         if key is not None:
-            box = a2b_base64(parts[3])
-            aad = b"%s/%s" % (event_id.encode(), name)
+            box = a2b_base64(data[key_end + 1 : box_end])
             try:
-                value = key.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], aad)
+                value = key.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], b"%s/%s" % (event, name))
             except InvalidTag:  # copied from elsewhere, or tampered with: never in clear
                 value = None
-        pieces += (data[done:at], a2b_base64(parts[4]) if value is None else value)
+        if value is None:
+            value = a2b_base64(data[box_end + 1 : end])
+        pieces += (data[done:at], value)
         done = end + 1
         at = data.find(MARKER, done)
     if not pieces:
