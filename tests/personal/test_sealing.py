@@ -30,6 +30,7 @@ from facta import (
     open_store,
 )
 from facta.examples.bank.domain import Account, OpenAccount
+from facta.personal.envelope import open_sealed
 from facta.personal.fields import personal_fields
 from facta.personal.vault import master_key_from, new_master_key
 from facta.store.memory import MemoryEventStore
@@ -215,3 +216,16 @@ async def test_an_engine_without_keys_refuses_personal_fields() -> None:
     # Events without personal fields are stored as ever.
     await bare.append("plain-1", [NewEvent("Plain", b'{"a":1}')])
     assert [r.data for r in await bare.read_all()] == [b'{"a":1}']
+
+
+def test_strings_that_only_look_like_envelopes_are_left_as_they_are() -> None:
+    gone = lambda key_id: None  # noqa: E731 - every key forgotten
+    for data in [
+        b'{"city":"facta:pd1:abc","x":"1:2"}',  # too few parts: the colons are elsewhere
+        b'{"a":"x\\"facta:pd1:a:b:c\\""}',  # inside a string, not a field's value
+        b'{"city":"facta:pd1:ab:%%%:***"}',  # not base64
+        b'["facta:pd1:ab:Zm9v:ImZvbyI="]',  # not a field's value
+    ]:
+        assert open_sealed(data, "e-1", gone) == data
+    forgotten = b'{"city":"facta:pd1:ab:Zm9v:ImZvbyI="}'
+    assert open_sealed(forgotten, "e-1", gone) == b'{"city":"foo"}'

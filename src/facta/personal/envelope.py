@@ -11,13 +11,14 @@ writer cannot make a reader decrypt someone else's data under its own event. Ope
 event class: the envelope names its key and carries the value to read once the key is gone,
 so the engine opens every read path (streams, the log, the relay, the feed) the same way.
 
-Only top-level fields are sealed. Opening splices the values back into the stored bytes (one
-regular-expression pass, no JSON parsing: it is on every read), so an opened event's data is
-byte for byte the data that was sealed.
+Only top-level fields are sealed. Opening splices the values back into the stored bytes
+(found with ``bytes.find``, no JSON parsing: it is on every read), so an opened event's data
+is byte for byte the data that was sealed.
 """
 
 from __future__ import annotations
 
+import binascii
 import functools
 import os
 import re
@@ -103,25 +104,32 @@ def open_sealed(data: bytes, event_id: str, cipher: Cipher) -> bytes | None:
         # "name":"facta:pd1:<key id>:<box>:<redacted>": a field's value, its parts split by
         # colons, which neither hex nor base64 holds.
         start = at + _MARKER_LENGTH
-        key_end = data.find(b":", start)
-        box_end = data.find(b":", key_end + 1)
-        end = data.find(b'"', box_end + 1)
-        if min(key_end, box_end, end) < 0 or data[at - 2 : at] != b'":':
+        end = data.find(b'"', start)  # hex and base64 hold no quote: the string's end
+        key_end = data.find(b":", start, end) if end > 0 else -1
+        box_end = data.find(b":", key_end + 1, end) if key_end > 0 else -1
+        if box_end < 0 or data[at - 2 : at] != b'":':
             at = data.find(MARKER, at + 1)
             continue
         key = cipher(data[start:key_end])
         if key is MISSING:
             return None
         name = data[data.rfind(b'"', 0, at - 2) + 1 : at - 2]
-        value = None
-        if key is not None:
-            box = a2b_base64(data[key_end + 1 : box_end])
-            try:
-                value = key.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], b"%s/%s" % (event, name))
-            except InvalidTag:  # copied from elsewhere, or tampered with: never in clear
-                value = None
-        if value is None:
-            value = a2b_base64(data[box_end + 1 : end])
+        try:
+            value = None
+            if key is not None:
+                box = a2b_base64(data[key_end + 1 : box_end], strict_mode=True)
+                aad = b"%s/%s" % (event, name)
+                try:
+                    value = key.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], aad)
+                except InvalidTag:  # copied from elsewhere, or tampered with: never in clear
+                    value = None
+            if value is None:
+                value = a2b_base64(data[box_end + 1 : end], strict_mode=True)
+            if not value:
+                raise binascii.Error("an empty value")
+        except binascii.Error:  # not base64: not an envelope after all
+            at = data.find(MARKER, at + 1)
+            continue
         pieces += (data[done:at], value)
         done = end + 1
         at = data.find(MARKER, done)
