@@ -10,6 +10,7 @@ engine, and no engine encrypts anything itself.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import TYPE_CHECKING
 
 from facta.personal.vault import Vault
 from facta.store._follow import follow
@@ -33,6 +34,9 @@ from facta.store.boundaries import (
     TaggedEvents,
     own_stream,
 )
+
+if TYPE_CHECKING:  # the engine module imports this one
+    from facta.store.engine import HookedAppends, Subscriber
 
 
 class _OpenedHook:
@@ -70,16 +74,16 @@ async def _opened_stream(
 
 
 class SealedEvents:
-    """The event store (and its inline appends, snapshots and subscriptions, where the
-    engine has them) with personal fields sealed on append and opened on every read."""
+    """The event store (and its inline appends and subscriptions, where the engine has
+    them) with personal fields sealed on append and opened on every read."""
 
     def __init__(
         self,
         inner: EventStore,
         vault: Vault,
         *,
-        inline: object | None = None,
-        subscriber: object | None = None,
+        inline: HookedAppends | None = None,
+        subscriber: Subscriber | None = None,
     ) -> None:
         self.inner = inner
         self.vault = vault
@@ -116,7 +120,7 @@ class SealedEvents:
         else:
             inline = self._inline
             assert inline is not None, "the engine declares no inline transactions"
-            result = await inline.append(  # type: ignore[attr-defined]
+            result = await inline.append(
                 stream_id, sealed, expected_version, hook=self._opened_hook(hook)
             )
         if sealed is events:
@@ -183,7 +187,7 @@ class SealedEvents:
             return follow(
                 self, after=after, categories=categories, types=types, batch_size=batch_size
             )
-        records = self._subscriber.subscribe(  # type: ignore[attr-defined]
+        records = self._subscriber.subscribe(
             after=after, categories=categories, types=types, batch_size=batch_size
         )
         return _opened_stream(self.vault, records)

@@ -213,8 +213,8 @@ class Engine:
         sealed = SealedEvents(
             self.events,
             vault,
-            inline=found.get(InlineTransactions),
-            subscriber=found.get(Subscriptions),
+            inline=self.capability(InlineTransactions),
+            subscriber=self.capability(Subscriptions),
         )
         self.events = sealed
         for key in (InlineTransactions, Subscriptions):
