@@ -105,6 +105,16 @@ def test_declarations_that_cannot_work_are_refused_when_first_encoded() -> None:
         Personal(subject="not an identifier")
 
 
+def test_a_pydantic_event_with_a_personal_field_is_refused_not_stored_in_clear() -> None:
+    from facta.pydantic import PydanticEvent
+
+    class Signed(PydanticEvent):
+        email: Annotated[str, Personal()]
+
+    with pytest.raises(TypeError, match="only msgspec events can have personal fields"):
+        Codec([Signed]).encode(Signed(email="ada@example.org"))
+
+
 async def test_every_type_seals_opens_and_redacts(memory: Engine) -> None:
     codec = Codec([Profile])
     await memory.append("profile-1", [codec.encode(PROFILE)])

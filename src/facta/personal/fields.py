@@ -63,7 +63,17 @@ def personal_fields(cls: type[Any]) -> tuple[PersonalField, ...]:
     redacted value (given or default) that the field's type refuses."""
     declared: dict[str, Personal] = dict(getattr(cls, "personal_data", {}) or {})
     if not isinstance(cls, type) or not issubclass(cls, msgspec.Struct):
-        if declared:
+        # Refused, never ignored: a field declared personal must not be stored in clear.
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except Exception:  # names only the model's library resolves: nothing marked here
+            hints = {}
+        marked = any(
+            isinstance(marker, Personal)
+            for hint in hints.values()
+            for marker in getattr(hint, "__metadata__", ())
+        )
+        if declared or marked:
             raise TypeError(f"{cls.__name__}: only msgspec events can have personal fields")
         return ()
     hints = typing.get_type_hints(cls, include_extras=True)
