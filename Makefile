@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots bench-personal soak clean
 
 install: $(STAMP)
 
@@ -102,6 +102,12 @@ bench-console: $(STAMP)
 # The console's screenshots in the docs (docs/operations/console/), taken by its browser tests.
 console-screenshots: $(STAMP) chromium
 	FACTA_CONSOLE_SCREENSHOTS=docs/operations/console $(BIN)/pytest -q tests/console/test_browser.py
+
+# Personal data (issue 25): one field sealed with AES-GCM beside the same event in clear, on
+# append and on load, on memory, SQLite and PostgreSQL at 127.0.0.1, in one run of about ten
+# minutes (benchmarks/personal.py; results in benchmarks/PERSONAL-RESULTS.md).
+bench-personal: $(STAMP)
+	$(BIN)/python benchmarks/personal.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, and

@@ -7,12 +7,14 @@ from facta.application import Application, CommandResult, EventEnvelope, StateAt
 from facta.codec import Codec
 from facta.decisions import Decision, DecisionResult, Fold, Model
 from facta.domain import (
+    REDACTED,
     Aggregate,
     AnyEvent,
     Command,
     DomainError,
     EntityId,
     Event,
+    Personal,
     Tag,
     check_entity_id,
 )
@@ -23,13 +25,15 @@ from facta.errors import (
     EventDecodeError,
     FactaError,
     InvalidStreamId,
+    PersonalDataLocked,
     StoreSetupError,
     StoreUnavailable,
     StreamNotFound,
     UnknownEventType,
     WrongExpectedVersion,
 )
-from facta.store import Boundaries, CapabilityMissing, Engine, open_store
+from facta.forgetting import Forgetting, SubjectForgotten, forget
+from facta.store import Boundaries, CapabilityMissing, Engine, PersonalData, open_store
 from facta.store.base import (
     ANY,
     NO_STREAM,
@@ -54,6 +58,13 @@ __all__ = [
     "Fold",
     "Model",
     "Tag",
+    "Personal",
+    "REDACTED",
+    "PersonalData",
+    "PersonalDataLocked",
+    "Forgetting",
+    "SubjectForgotten",
+    "forget",
     "AppendConditionFailed",
     "Boundaries",
     "CapabilityMissing",

@@ -40,7 +40,13 @@ from facta.store.base import (
     TransactionHook,
     validate_stream_id,
 )
-from facta.store.engine import Boundaries, Engine, InlineTransactions, Snapshots
+from facta.store.engine import (
+    Boundaries,
+    Engine,
+    InlineTransactions,
+    Snapshots,
+    refuse_personal,
+)
 
 log = logging.getLogger("facta.application")
 
@@ -97,11 +103,15 @@ class Application:
         self.store = store
         self.codec = codec or Codec()
         self.max_retries = max_retries
-        self.cache = StateCache(cache_size)
+        # States hold decrypted personal data: kept no longer than the keys that opened it.
+        max_age = None if store.vault is None else store.vault.cache_seconds
+        self.cache = StateCache(cache_size, max_age=max_age)
         self.transaction_hook = transaction_hook
         self._events = store.events
         self._snapshots = store.capability(Snapshots)
         self._inline = None if transaction_hook is None else store.require(InlineTransactions)
+        # An engine without keys cannot store personal fields: refused rather than in clear.
+        self._unsealed = store.vault is None
         self._locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
         # state type -> how its snapshots are written and read, found once per type.
@@ -166,6 +176,8 @@ class Application:
                         )
                         for i, event in enumerate(events)
                     ]
+                    if self._unsealed:
+                        refuse_personal(self.store, new)
                     try:
                         with scope.appending(len(new), version):
                             if self._inline is None:
@@ -213,7 +225,7 @@ class Application:
                         assert earlier is not None
                         return earlier
                     new_state = aggregate.fold(events, state)
-                    self.cache.put(stream_id, new_state, appended.version)
+                    self.cache.put(stream_id, new_state, appended.version, derived=True)
                     self._maybe_snapshot(aggregate, appended.events, new_state)
                     scope.done(appended.version, len(events))
                     return CommandResult(
@@ -251,6 +263,7 @@ class Application:
             max_retries=self.max_retries,
             command_id=command_id,
             metadata=metadata,
+            check=(lambda new: refuse_personal(self.store, new)) if self._unsealed else None,
         )
 
     async def state_of(self, model: Model[S]) -> S:
@@ -273,7 +286,7 @@ class Application:
         if not read:  # not behind after all (the stream was rewritten): load it afresh
             self.cache.discard(stream_id)
             return False
-        self.cache.put(stream_id, state, head)
+        self.cache.put(stream_id, state, head, derived=True)
         return True
 
     async def _since(
@@ -325,11 +338,12 @@ class Application:
             cached = self.cache.get(stream_id)
             if cached is None:
                 loaded = await self._replay(aggregate, stream_id, None, None)
-            else:
-                state, head, _ = await self._since(aggregate, stream_id, *cached)
-                loaded = StateAt(stream_id, head, state)
-        self.cache.put(stream_id, loaded.state, loaded.version)
-        return loaded
+                self.cache.put(stream_id, loaded.state, loaded.version)
+                return loaded
+            state, head, read = await self._since(aggregate, stream_id, *cached)
+        if read:  # folded from the cached state: it expires when that one would have
+            self.cache.put(stream_id, state, head, derived=True)
+        return StateAt(stream_id, head, state)
 
     async def _load(
         self,

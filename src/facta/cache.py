@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -11,25 +12,38 @@ class StateCache:
 
     A cached state is a guess about the stream's head: the application only uses it together
     with an append that expects its version, so a stale entry costs a retry, never a wrong
-    answer.
+    answer. With ``max_age``, an entry is used for that many seconds only: a state holds
+    decrypted personal data, which a subject forgotten in another process must not outlive
+    for longer than the keys do (see :mod:`facta.personal.vault`).
     """
 
-    def __init__(self, max_size: int = 10_000) -> None:
+    def __init__(self, max_size: int = 10_000, *, max_age: float | None = None) -> None:
         self.max_size = max_size
-        self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self.max_age = max_age
+        self._entries: OrderedDict[str, tuple[Any, int, float]] = OrderedDict()
 
     def get(self, stream_id: str) -> tuple[Any, int] | None:
         """The cached ``(state, version)``, or None."""
         entry = self._entries.get(stream_id)
-        if entry is not None:
-            self._entries.move_to_end(stream_id)
-        return entry
+        if entry is None:
+            return None
+        if entry[2] and entry[2] < time.monotonic():
+            del self._entries[stream_id]
+            return None
+        self._entries.move_to_end(stream_id)
+        return entry[0], entry[1]
 
-    def put(self, stream_id: str, state: Any, version: int) -> None:
-        """Remember ``state`` at ``version``."""
+    def put(self, stream_id: str, state: Any, version: int, *, derived: bool = False) -> None:
+        """Remember ``state`` at ``version``; ``derived``: it was folded from the cached state
+        (after an append), so it expires when that one would have, not later."""
         if self.max_size <= 0:
             return
-        self._entries[stream_id] = (state, version)
+        earlier = self._entries.get(stream_id) if derived else None
+        if earlier is not None:
+            expires = earlier[2]
+        else:
+            expires = 0.0 if self.max_age is None else time.monotonic() + self.max_age
+        self._entries[stream_id] = (state, version, expires)
         self._entries.move_to_end(stream_id)
         if len(self._entries) > self.max_size:
             self._entries.popitem(last=False)

@@ -14,11 +14,25 @@ from typing import Any
 import msgspec
 
 from facta._formats import model_format
+from facta._ids import new_uuid
 from facta.domain import Aggregate, AnyEvent, Upcaster, type_name
 from facta.errors import EventDecodeError, UnknownEventType
-from facta.store.base import NewEvent, RecordedEvent
+from facta.personal.fields import PersonalField, personal_fields
+from facta.store.base import NewEvent, RecordedEvent, Seal
 
 __all__ = ["Codec", "Upcaster"]
+
+_Writer = tuple[str, int, Callable[[Any], bytes], tuple[PersonalField, ...]]
+
+
+def _seals(event: AnyEvent, fields: tuple[PersonalField, ...]) -> tuple[Seal, ...]:
+    """What the engine encrypts of ``event``: each personal field, with its subject's id
+    (None, for the stream, when the field names none or the subject field is None)."""
+    seals = []
+    for field in fields:
+        subject = None if field.subject is None else getattr(event, field.subject)
+        seals.append(Seal(field.field, None if subject is None else str(subject), field.redacted))
+    return tuple(seals)
 
 
 class Codec:
@@ -37,8 +51,9 @@ class Codec:
         self._current: dict[str, tuple[int, Callable[[bytes], Any]]] = {}
         # type name -> the class from its JSON object: the path of upcast and renamed events.
         self._convert: dict[str, Callable[[dict[str, Any]], Any]] = {}
-        # class -> (type name, schema version, encode): what encoding needs, found once.
-        self._writers: dict[type[Any], tuple[str, int, Callable[[Any], bytes]]] = {}
+        # class -> (type name, schema version, encode, personal fields): what encoding needs,
+        # found once.
+        self._writers: dict[type[Any], _Writer] = {}
         self._renamed: dict[str, str] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         self._deprecated: set[str] = set()
@@ -113,23 +128,35 @@ class Codec:
     def encode(
         self, event: AnyEvent, *, metadata: bytes = b"{}", event_id: str | None = None
     ) -> NewEvent:
-        """The NewEvent to append for ``event``, carrying its tags (``event.event_tags()``)."""
+        """The NewEvent to append for ``event``, carrying its tags (``event.event_tags()``)
+        and naming its personal fields (which the engine encrypts)."""
         writer = self._writers.get(type(event))
         if writer is None:
             writer = self._writer(type(event))
-        name, version, encode = writer
+        name, version, encode, personal = writer
         data = encode(event)
         tags = event.event_tags()
+        if personal:
+            return NewEvent(
+                name,
+                data,
+                version,
+                metadata,
+                new_uuid() if event_id is None else event_id,
+                tags,
+                _seals(event, personal),
+            )
         if event_id is None:
             if tags:
                 return NewEvent(name, data, version, metadata, tags=tags)
             return NewEvent(name, data, version, metadata)
         return NewEvent(name, data, version, metadata, event_id, tags)
 
-    def _writer(self, cls: type[AnyEvent]) -> tuple[str, int, Callable[[Any], bytes]]:
+    def _writer(self, cls: type[AnyEvent]) -> _Writer:
         name = type_name(cls)
         model = model_format(cls, name)
-        writer = (name, cls.schema_version, self._encode if model is None else model.encode)
+        encode = self._encode if model is None else model.encode
+        writer = (name, cls.schema_version, encode, personal_fields(cls))
         self._writers[cls] = writer
         return writer
 

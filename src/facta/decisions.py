@@ -179,9 +179,11 @@ async def execute(
     max_retries: int,
     command_id: str | None,
     metadata: Mapping[str, Any] | None,
+    check: Callable[[Sequence[NewEvent]], None] | None = None,
 ) -> DecisionResult[E]:
     """Decide ``command`` and append under the model's condition, retrying after a racing
-    append: what :meth:`facta.Application.decide` does (see there)."""
+    append: what :meth:`facta.Application.decide` does (see there). ``check`` may refuse the
+    encoded events before they are appended (by raising)."""
     for cls in type(decision).event_types:
         codec.register(cls)
     scope = f"decision-{decision.name}"
@@ -205,6 +207,8 @@ async def execute(
             )
             for i, event in enumerate(events)
         ]
+        if check is not None:
+            check(new)
         try:
             appended = await boundaries.append(new, AppendCondition(model.query, after))
         except AppendConditionFailed:

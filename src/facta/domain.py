@@ -69,6 +69,45 @@ class Tag:
         return f"Tag({self.prefix!r})"
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""No redacted value given: the field type's own (see :class:`Personal`)."""
+
+REDACTED = "[redacted]"
+"""What a personal string field reads as once its subject is forgotten (unless it names
+another redacted value)."""
+
+
+class Personal:
+    """Marks an event field as personal data of a data subject, to be encrypted with the
+    subject's key when stored and forgotten with it: ``email: Annotated[str,
+    Personal(subject="user_id")]``. ``subject`` names the event field that holds the
+    subject's id; None (the default) makes the stream the event is appended to the subject.
+    ``redacted`` is the value every reader gets once the subject is forgotten; by default
+    ``"[redacted]"`` for a string, None for an optional field, 0, 0.0, False, an empty
+    container or ``""`` of bytes for the other plain types (another type must name one).
+
+    An event class may also declare them all at once: ``personal_data = {"email":
+    Personal(subject="user_id")}``. Only top-level fields of msgspec events can be personal.
+    """
+
+    __slots__ = ("redacted", "subject")
+
+    def __init__(self, subject: str | None = None, *, redacted: Any = UNSET) -> None:
+        if subject is not None and not subject.isidentifier():
+            raise ValueError(f"subject must name a field of the event, not {subject!r}")
+        self.subject = subject
+        self.redacted = redacted
+
+    def __repr__(self) -> str:
+        shown = "" if self.redacted is UNSET else f", redacted={self.redacted!r}"
+        return f"Personal(subject={self.subject!r}{shown})"
+
+
 _TAG_FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
 
 
@@ -101,12 +140,16 @@ class Event(msgspec.Struct, frozen=True, tag=True, tag_field="type"):
     - ``renamed_from``: type names this class was stored under before a rename.
 
     Its tags (what consistency boundaries select events by) are declared on its fields with
-    :class:`Tag`, or computed by overriding :meth:`event_tags`.
+    :class:`Tag`, or computed by overriding :meth:`event_tags`. Fields holding personal data
+    are marked with :class:`Personal` (or listed in ``personal_data``): they are stored
+    encrypted and can be forgotten (:mod:`facta.personal`).
     """
 
     schema_version: ClassVar[int] = 1
     upcasters: ClassVar[Mapping[int, Upcaster]] = {}
     renamed_from: ClassVar[tuple[str, ...]] = ()
+    personal_data: ClassVar[Mapping[str, Personal]] = {}
+    """Fields holding personal data, by name (or mark each with ``Annotated[..., Personal()]``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

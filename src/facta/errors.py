@@ -134,3 +134,12 @@ class RelayLeaseLost(FactaError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"relay {name!r} is no longer held by this process")
+
+
+class PersonalDataLocked(FactaError):
+    """A data subject's key is stored wrapped by a master key, and the master key given
+    (or none) does not unwrap it: configure the one it was wrapped with."""
+
+    def __init__(self, key_id: str, reason: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"the key {key_id} of personal data cannot be unwrapped: {reason}")

@@ -51,6 +51,7 @@ WALKED = {
     "relay status",
     "bench",  # test_cli.py: its refusals; running it is `make bench`
     "console",  # tests/console/test_serving.py serves it alone, and refuses a missing store
+    "forget",  # tests/personal/test_forget_edges.py: beside a running `facta serve`
 }
 """The commands this file (or the one named) walks."""
 

@@ -24,6 +24,7 @@ COMMANDS = (
     "events",
     "projections",
     "relay",
+    "forget",
     "bench",
 )
 """The modules of ``facta.cli`` whose ``command`` is a top-level command or group."""

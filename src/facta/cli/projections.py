@@ -85,7 +85,7 @@ def load_handler(spec: str) -> Handler:
     return handler
 
 
-def _load(specs: Sequence[str]) -> list[Handler]:
+def load_handlers(specs: Sequence[str]) -> list[Handler]:
     handlers: list[Handler] = []
     names: set[str] = set()
     for spec in specs:
@@ -98,7 +98,7 @@ def _load(specs: Sequence[str]) -> list[Handler]:
     return handlers
 
 
-async def _inline_names(read_store: ReadStore) -> set[str]:
+async def inline_names(read_store: ReadStore) -> set[str]:
     return {s.name for s in await read_store.status() if s.active and s.state == "inline"}
 
 
@@ -215,14 +215,14 @@ async def _runner_for(
     """The runner of ``handlers`` that are not maintained inline, and the names of those that
     are (wired into the Application's transaction hook)."""
     codec = Codec()
-    inline_names = await _inline_names(read_store)
-    inline = [h for h in handlers if isinstance(h, Projection) and type(h).name in inline_names]
+    held_inline = await inline_names(read_store)
+    inline = [h for h in handlers if isinstance(h, Projection) and type(h).name in held_inline]
     hook = None
     if inline:
         hook = InlineProjections(store, inline, codec=codec)
         await hook.setup()
     app = Application(store, codec=codec, transaction_hook=hook)
-    rest = [h for h in handlers if type(h).name not in inline_names or isinstance(h, Policy)]
+    rest = [h for h in handlers if type(h).name not in held_inline or isinstance(h, Policy)]
     runner = ProjectionRunner(
         store, rest, app=app, codec=codec, batch_size=batch_size, lease_ttl=lease_ttl
     )
@@ -230,7 +230,7 @@ async def _runner_for(
 
 
 async def _run(url: str, specs: tuple[str, ...], batch_size: int, lease_ttl: float) -> None:
-    handlers = _load(specs)
+    handlers = load_handlers(specs)
     async with opened_store(url) as store:
         read_store = ReadStore(store)
         try:
@@ -273,7 +273,7 @@ async def _run(url: str, specs: tuple[str, ...], batch_size: int, lease_ttl: flo
 async def _rebuild(
     url: str, name: str, specs: tuple[str, ...], batch_size: int
 ) -> ProjectionStatus:
-    handlers = {type(h).name: h for h in _load(specs)}
+    handlers = {type(h).name: h for h in load_handlers(specs)}
     handler = handlers.get(name)
     if handler is None:
         known = ", ".join(sorted(handlers)) or "none"
@@ -285,7 +285,7 @@ async def _rebuild(
     async with opened_store(url) as store:
         read_store = ReadStore(store)
         try:
-            if name in await _inline_names(read_store):
+            if name in await inline_names(read_store):
                 raise click.ClickException(
                     f"{name!r} is maintained inline by the service: it is rebuilt when the"
                     " service starts with a new version of it"

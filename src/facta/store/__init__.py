@@ -8,8 +8,10 @@ Engines register by URL scheme (:mod:`facta.store.registry`): facta's own are ``
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from facta.personal.vault import master_key_from
 from facta.store.base import EventStore
 from facta.store.boundaries import (
     AppendCondition,
@@ -27,6 +29,7 @@ from facta.store.engine import (
     HeldBackCounter,
     HookedAppends,
     InlineTransactions,
+    PersonalData,
     Snapshots,
     SnapshotStore,
     Subscriber,
@@ -34,8 +37,13 @@ from facta.store.engine import (
 )
 from facta.store.registry import open_engine, register_engine
 
+MASTER_KEY_VARIABLE = "FACTA_MASTER_KEY"
+"""The environment variable a master key is read from when ``open_store`` is given none."""
 
-async def open_store(url: str, *, create: bool = True, **options: Any) -> Engine:
+
+async def open_store(
+    url: str, *, create: bool = True, master_key: str | bytes | None = None, **options: Any
+) -> Engine:
     """Open the engine at ``url``, creating its schema if needed.
 
     ``memory://`` — in process memory; ``sqlite:///relative/path.db`` or
@@ -49,8 +57,22 @@ async def open_store(url: str, *, create: bool = True, **options: Any) -> Engine
     With ``create=False`` nothing is created or migrated (what read-only tools want): a
     SQLite file or PostgreSQL schema that holds no facta store, or one with migrations
     missing, raises StoreSetupError.
+
+    ``master_key`` (32 bytes, or their base64; default: the ``FACTA_MASTER_KEY`` environment
+    variable, if set) wraps the keys of personal data on an engine with PersonalData (see
+    :mod:`facta.personal`); ValueError for a malformed one.
     """
-    return await open_engine(url, create=create, **options)
+    if master_key is None:
+        master_key = os.environ.get(MASTER_KEY_VARIABLE) or None
+    key = master_key_from(master_key) if isinstance(master_key, str) else master_key
+    engine = await open_engine(url, create=create, **options)
+    if key is not None and engine.vault is not None:
+        try:
+            engine.vault.use_master_key(key)
+        except ValueError:
+            await engine.close()
+            raise
+    return engine
 
 
 __all__ = [
@@ -65,6 +87,7 @@ __all__ = [
     "HeldBackCounter",
     "HookedAppends",
     "InlineTransactions",
+    "PersonalData",
     "Query",
     "QueryItem",
     "SnapshotStore",

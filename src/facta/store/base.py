@@ -69,12 +69,29 @@ START = Position(0, 0)
 """The position before the first event."""
 
 
+class Seal(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A top-level field of a NewEvent's data that holds personal data: the engine encrypts
+    it with its data subject's key on append (:mod:`facta.personal`).
+
+    ``field`` is its name in the JSON object; ``subject`` the data subject's id (None: the
+    stream the event is appended to); ``redacted`` the JSON of the value readers get once
+    the subject is forgotten.
+    """
+
+    field: str
+    subject: str | None
+    redacted: bytes
+
+
 class NewEvent(msgspec.Struct, frozen=True, gc=False):
     """An event to append: its type, encoded JSON data and metadata, and a unique id.
 
     Reusing an ``event_id`` makes an append idempotent: the second append of the same ids to
     the same stream writes nothing and returns the first result. ``tags`` are what queries of
-    consistency boundaries select by (:mod:`facta.store.boundaries`).
+    consistency boundaries select by (:mod:`facta.store.boundaries`). ``personal`` names the
+    fields of ``data`` to encrypt before they are stored (the codec fills it from the event
+    class's :class:`~facta.Personal` fields); an engine without personal-data keys refuses
+    such an event rather than store it in clear.
     """
 
     type: str
@@ -83,6 +100,7 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     metadata: bytes = b"{}"
     event_id: str = msgspec.field(default_factory=new_uuid)
     tags: tuple[str, ...] = ()
+    personal: tuple[Seal, ...] = ()
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):

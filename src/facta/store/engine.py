@@ -10,7 +10,13 @@ above need, all on the same database and sharing its connections:
 - optional capabilities, each a typed protocol that a caller asks for by its typed key with
   :meth:`Engine.capability`: ``engine.capability(Snapshots)`` is the engine's
   :class:`SnapshotStore`, or None. The keys: :data:`Snapshots`, :data:`InlineTransactions`,
-  :data:`Subscriptions`, :data:`HeldBack`, :data:`Boundaries`, :data:`Browsing`.
+  :data:`Subscriptions`, :data:`HeldBack`, :data:`Boundaries`, :data:`Browsing`,
+  :data:`PersonalData`.
+
+An engine with :data:`PersonalData` (a table of data subjects' keys) gets personal fields
+sealed on append and opened on every read: the engine puts :mod:`facta.personal`'s wrappers
+in front of its event store and the capabilities that append or read events, and keeps the
+:class:`~facta.personal.vault.Vault` in ``vault`` (None without the capability).
 
 The engine is also an event store itself: its event-store methods are its ``events``
 component's, so code written against ``open_store(url)`` keeps calling ``store.append(...)``.
@@ -19,9 +25,12 @@ The framework's own hot paths use the component directly.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
+from facta.personal.sealed import SealedBoundaries, SealedEvents
+from facta.personal.vault import Vault
 from facta.store._follow import follow
 from facta.store.base import (
     ANY,
@@ -38,6 +47,7 @@ from facta.store.base import (
 from facta.store.boundaries import BoundaryStore
 from facta.store.browse import Browser
 from facta.store.checkpoints import CheckpointStore
+from facta.store.keys import KeyStore
 from facta.store.read_models import ReadModels
 
 T = TypeVar("T")
@@ -134,6 +144,10 @@ Boundaries = Capability[BoundaryStore]("consistency boundaries", BoundaryStore)
 """Dynamic consistency boundaries: reads by a query of types and tags, and appends under a
 condition over one (:mod:`facta.store.boundaries`)."""
 
+PersonalData = Capability[KeyStore]("personal data", KeyStore)
+"""Data subjects' keys in a table of their own, and purging snapshots when one is forgotten:
+personal fields are then encrypted on append and decrypted on read (:mod:`facta.personal`)."""
+
 
 Browsing = Capability[Browser]("stream browsing", Browser)
 """Streams by id prefix, the log's totals, events by correlation, every relay's row: what
@@ -146,6 +160,16 @@ class CapabilityMissing(TypeError):
     def __init__(self, engine: Engine, capability: Capability[Any]) -> None:
         self.capability = capability
         super().__init__(f"the {engine.name} engine has no {capability.name} capability")
+
+
+_VAULTS: weakref.WeakKeyDictionary[KeyStore, Vault] = weakref.WeakKeyDictionary()
+
+
+def refuse_personal(engine: Engine, events: Sequence[NewEvent]) -> None:
+    """CapabilityMissing if one of ``events`` has personal fields and ``engine`` has no
+    :data:`PersonalData` to encrypt them: never stored in clear."""
+    if engine.vault is None and any(event.personal for event in events):
+        raise CapabilityMissing(engine, PersonalData)
 
 
 class Engine:
@@ -178,6 +202,33 @@ class Engine:
         self.relay_checkpoints = relay_checkpoints
         self._capabilities = dict(capabilities)
         self._snapshots = self.capability(Snapshots)
+        self.vault: Vault | None = None
+        """Personal data's keys and ciphers, where the engine has :data:`PersonalData`."""
+        keys = self.capability(PersonalData)
+        if keys is not None:
+            self._seal(keys)
+
+    def _seal(self, keys: KeyStore) -> None:
+        """Put the sealing wrappers in front of everything that appends or reads events."""
+        # One vault per key store in a process: an engine that keeps its events in another
+        # engine shares that one's keys, and forgetting must drop them from both caches.
+        vault = _VAULTS.get(keys)
+        if vault is None:
+            vault = _VAULTS[keys] = Vault(keys)
+        self.vault = vault
+        found = self._capabilities
+        sealed = SealedEvents(
+            self.events,
+            vault,
+            inline=self.capability(InlineTransactions),
+            subscriber=self.capability(Subscriptions),
+        )
+        self.events = sealed
+        for key in (InlineTransactions, Subscriptions):
+            if key in found:
+                found[key] = sealed
+        if Boundaries in found:
+            found[Boundaries] = SealedBoundaries(cast(BoundaryStore, found[Boundaries]), vault)
 
     def capability(self, key: Capability[T]) -> T | None:
         """The object implementing the capability ``key`` names, or None when the engine

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from facta.store import Engine, InlineTransactions, Snapshots, open_store
+from facta.store import Engine, InlineTransactions, PersonalData, Snapshots, open_store
 from facta.store.base import (
     ANY,
     START,
@@ -124,7 +124,12 @@ class WrappedEngine(Engine):
             events=events,
             read_models=inner.read_models,
             relay_checkpoints=inner.relay_checkpoints,
-            capabilities={Snapshots: events, InlineTransactions: events},
+            capabilities={
+                Snapshots: events,
+                InlineTransactions: events,
+                # The keys of personal data are the inner engine's, as its events are.
+                PersonalData: inner.require(PersonalData),
+            },
         )
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from facta import Aggregate, Command, DomainError, Event
+from facta import Aggregate, Command, DomainError, Event, Personal
 
 MAX_AMOUNT = Decimal(1_000_000_000_000)
 MAX_OWNER_LENGTH = 200
@@ -101,7 +101,9 @@ AccountCommand = OpenAccount | Deposit | Withdraw
 
 
 class AccountOpened(Event, frozen=True):
-    owner: str
+    # The holder's name is personal data, its subject the account (the event's stream):
+    # stored encrypted, and `facta forget account-ID` makes it read "[redacted]" for good.
+    owner: Annotated[str, Personal()]
     initial_balance: Decimal
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from facta import Event, EventEnvelope
+from facta import REDACTED, Event, EventEnvelope, SubjectForgotten
 from facta.examples.bank.domain import AccountOpened, MoneyDeposited, MoneyWithdrawn
 from facta.examples.bank.transfers import (
     TransferCompleted,
@@ -54,24 +54,38 @@ def _entity_id(envelope: EventEnvelope[Event]) -> str:
     return envelope.recorded.stream_id.partition("-")[2]
 
 
+def _account_of(envelope: EventEnvelope[Event]) -> str:
+    # An account's events, or the forgetting of an account (its subject is its stream).
+    match envelope.event:
+        case SubjectForgotten(subject=subject):
+            return subject.partition("-")[2]
+    return _entity_id(envelope)
+
+
 class AccountsProjection(Projection[AccountSummary]):
     """Keeps one AccountSummary per account stream."""
 
     name = "accounts"
     version = 1
-    event_types = (AccountOpened, MoneyDeposited, MoneyWithdrawn)
+    event_types = (AccountOpened, MoneyDeposited, MoneyWithdrawn, SubjectForgotten)
     document = AccountSummary
     indexes = ("owner", "balance")
 
     def key_of(self, envelope: EventEnvelope[Event]) -> str:
-        return _entity_id(envelope)
+        return _account_of(envelope)
 
     async def handle(
         self, envelope: EventEnvelope[Event], session: Session[AccountSummary]
     ) -> None:
-        key = _entity_id(envelope)
+        key = _account_of(envelope)
         recorded = envelope.recorded
         match envelope.event:
+            case SubjectForgotten(subject=subject):
+                # The holder's name is personal: forgetting the account redacts it here too.
+                forgotten = await session.get(key) if subject.startswith("account-") else None
+                if forgotten is not None:
+                    session.put(key, msgspec.structs.replace(forgotten, owner=REDACTED))
+                return
             case AccountOpened(owner=owner, initial_balance=balance):
                 session.put(
                     key,

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from facta.store.engine import Boundaries, Browsing, Engine, InlineTransactions, Snapshots
+from facta.store.engine import (
+    Boundaries,
+    Browsing,
+    Engine,
+    InlineTransactions,
+    PersonalData,
+    Snapshots,
+)
 from facta.store.memory.boundaries import MemoryBoundaries
 from facta.store.memory.browse import MemoryBrowser
 from facta.store.memory.checkpoints import MemoryCheckpoints
 from facta.store.memory.events import MemoryEventStore, MemoryTransaction
+from facta.store.memory.keys import MemoryKeys
 from facta.store.memory.read_models import MemoryReadModels
 
 
 class MemoryEngine(Engine):
     """Every storage contract in process memory: the event store, snapshots, inline
-    transactions, consistency boundaries, read models and relay checkpoints."""
+    transactions, consistency boundaries, data subjects' keys, read models and relay
+    checkpoints."""
 
     name = "memory"
 
@@ -32,6 +41,7 @@ class MemoryEngine(Engine):
                 InlineTransactions: events,
                 Boundaries: MemoryBoundaries(events),
                 Browsing: MemoryBrowser(events, checkpoints),
+                PersonalData: MemoryKeys(events),
             },
         )
 

@@ -292,6 +292,10 @@ class MemoryEventStore:
             return snapshot
         return None
 
+    async def delete_snapshots(self, stream_ids: Sequence[str]) -> int:
+        """Delete every snapshot of these streams (forgetting personal data); how many."""
+        return sum(len(self._snapshots.pop(stream_id, ())) for stream_id in set(stream_ids))
+
     async def wait_for_events(self, after: Position, max_wait: float) -> None:
         if self._head() > after:
             return

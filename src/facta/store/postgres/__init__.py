@@ -15,6 +15,7 @@ from facta.store.engine import (
     Engine,
     HeldBack,
     InlineTransactions,
+    PersonalData,
     Snapshots,
     Subscriptions,
 )
@@ -22,6 +23,7 @@ from facta.store.postgres.boundaries import PostgresBoundaries
 from facta.store.postgres.browse import PostgresBrowser
 from facta.store.postgres.checkpoints import PostgresCheckpoints
 from facta.store.postgres.events import PostgresEventStore
+from facta.store.postgres.keys import PostgresKeys
 from facta.store.postgres.read_models import PostgresReadModels
 
 
@@ -45,6 +47,7 @@ class PostgresEngine(Engine):
                 HeldBack: events,
                 Boundaries: PostgresBoundaries(events),
                 Browsing: PostgresBrowser(events, checkpoints),
+                PersonalData: PostgresKeys(events),
             },
         )
 

@@ -9,13 +9,21 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from facta.store.engine import Boundaries, Browsing, Engine, InlineTransactions, Snapshots
+from facta.store.engine import (
+    Boundaries,
+    Browsing,
+    Engine,
+    InlineTransactions,
+    PersonalData,
+    Snapshots,
+)
 from facta.store.sqlite.boundaries import SQLiteBoundaries
 from facta.store.sqlite.browse import SQLiteBrowser
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite.connections import Connections, connect
 from facta.store.sqlite.events import SQLiteEventStore
 from facta.store.sqlite.hooks import SQLiteTransaction
+from facta.store.sqlite.keys import SQLiteKeys
 from facta.store.sqlite.read_models import SQLiteReadModels
 
 
@@ -38,6 +46,7 @@ class SQLiteEngine(Engine):
                 InlineTransactions: events,
                 Boundaries: SQLiteBoundaries(events),
                 Browsing: SQLiteBrowser(events, checkpoints),
+                PersonalData: SQLiteKeys(self._connections, events.prefix),
             },
         )
 

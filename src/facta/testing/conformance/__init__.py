@@ -16,7 +16,7 @@ fixture, an open and empty engine (closed afterwards)::
 
 It needs pytest and pytest-asyncio with ``asyncio_mode = "auto"``. The contracts of optional
 capabilities (:class:`SnapshotContract`, :class:`InlineTransactionContract`,
-:class:`BoundaryContract`) skip themselves
+:class:`BoundaryContract`, :class:`PersonalDataContract`) skip themselves
 on an engine that does not declare the capability.
 """
 
@@ -28,6 +28,7 @@ from facta.testing.conformance.events import (
     SnapshotContract,
 )
 from facta.testing.conformance.partitions import PartitionContract
+from facta.testing.conformance.personal import PersonalDataContract
 from facta.testing.conformance.read_models import ReadModelContract
 
 
@@ -39,9 +40,11 @@ class EngineContract(
     ReadModelContract,
     PartitionContract,
     RelayCheckpointContract,
+    PersonalDataContract,
 ):
-    """Every storage contract at once: the event store, its optional capabilities, read
-    models (documents, the runner, leases, partitions) and relay checkpoints."""
+    """Every storage contract at once: the event store, its optional capabilities (personal
+    data's keys among them), read models (documents, the runner, leases, partitions) and
+    relay checkpoints."""
 
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "EventStoreContract",
     "InlineTransactionContract",
     "PartitionContract",
+    "PersonalDataContract",
     "ReadModelContract",
     "RelayCheckpointContract",
     "SnapshotContract",

@@ -1,0 +1,86 @@
+"""Data subjects' keys of the PostgreSQL engine: rows of ``{schema}.{prefix}personal_keys``,
+on the store's pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from facta.store.keys import SubjectKey
+from facta.store.postgres.events import PostgresEventStore
+
+_COLUMNS = "key_id, subject, material, wrapped, created_at"
+
+
+def _key(row: Any) -> SubjectKey:
+    return SubjectKey(row[0], row[1], bytes(row[2]), row[3], row[4])
+
+
+class PostgresKeys:
+    """The :class:`~facta.store.keys.KeyStore` in the schema of one PostgresEventStore."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        self._store = store
+        self.table = f"{store.schema}.{store.prefix}personal_keys"
+        self._snapshots = f"{store.schema}.{store.prefix}snapshots"
+        self._events = f"{store.schema}.{store.prefix}events"
+
+    async def subject_key(self, candidate: SubjectKey) -> SubjectKey:
+        fetch = self._store.fetch
+        select = f"SELECT {_COLUMNS} FROM {self.table} WHERE subject = $1"
+        # Read first: a subject's key is made once and read often.
+        found = await fetch(select, candidate.subject)
+        if found:
+            return _key(found[0])
+        inserted = await fetch(
+            f"INSERT INTO {self.table} ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+            f" ON CONFLICT (subject) DO NOTHING RETURNING {_COLUMNS}",
+            candidate.key_id,
+            candidate.subject,
+            candidate.material,
+            candidate.wrapped,
+            candidate.created_at,
+        )
+        if inserted:
+            return _key(inserted[0])
+        # Another writer's key won: read in a statement of its own, which sees its commit.
+        found = await fetch(select, candidate.subject)
+        if found:
+            return _key(found[0])
+        return await self.subject_key(candidate)  # forgotten in between: make one again
+
+    async def keys(self, key_ids: Sequence[str]) -> list[SubjectKey]:
+        rows = await self._store.fetch(
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE key_id = ANY($1::text[])", list(key_ids)
+        )
+        return [_key(row) for row in rows]
+
+    async def subject_key_ids(self, subject: str) -> list[str]:
+        rows = await self._store.fetch(
+            f"SELECT key_id FROM {self.table} WHERE subject = $1", subject
+        )
+        return [row[0] for row in rows]
+
+    async def delete_keys(self, subject: str) -> list[str]:
+        rows = await self._store.fetch(
+            f"DELETE FROM {self.table} WHERE subject = $1 RETURNING key_id", subject
+        )
+        return [row[0] for row in rows]
+
+    async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
+        if not needles:
+            return []
+        rows = await self._store.fetch(
+            f"SELECT DISTINCT stream_id FROM {self._events} e"
+            " WHERE EXISTS (SELECT FROM unnest($1::bytea[]) n WHERE position(n IN e.data) > 0)"
+            " ORDER BY stream_id",
+            list(needles),
+        )
+        return [row[0] for row in rows]
+
+    async def purge_snapshots(self, stream_ids: Sequence[str]) -> int:
+        rows = await self._store.fetch(
+            f"DELETE FROM {self._snapshots} WHERE stream_id = ANY($1::text[]) RETURNING 1",
+            list(stream_ids),
+        )
+        return len(rows)
