@@ -39,7 +39,6 @@ safe.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Self
@@ -49,7 +48,7 @@ import asyncpg
 
 from facta.errors import DuplicateEventId
 from facta.store._follow import follow
-from facta.store._migrations import migration_files, require_migrations, validate_identifier
+from facta.store._migrations import validate_identifier
 from facta.store.base import (
     ANY,
     START,
@@ -69,7 +68,6 @@ from facta.store.postgres.append import GroupCommit
 from facta.store.postgres.common import (
     LOST,
     REFUSED,
-    describe,
     drop_if_lost,
     lost,
     recorded,
@@ -79,10 +77,8 @@ from facta.store.postgres.common import (
 )
 from facta.store.postgres.follow import Listener
 from facta.store.postgres.read_ahead import ReadAhead
+from facta.store.postgres.schema import migrate, require_schema
 from facta.store.postgres.statements import Statements
-
-log = logging.getLogger("facta.store.postgres")
-
 
 _READ_AHEAD_FROM = 1000
 """Reads of the log with at least this limit fetch the next page while the caller works on
@@ -90,9 +86,6 @@ this one: a reader going through the log keeps the server and itself busy at onc
 
 COMMAND_TIMEOUT = 30.0
 """Seconds one statement may go unanswered by default (see PostgresEventStore)."""
-
-MIGRATION_TIMEOUT = 24 * 3600.0
-"""Seconds a migration's statement may take: bounded only against a server gone for good."""
 
 _OPTIONS = {
     "command_timeout",
@@ -252,58 +245,12 @@ class PostgresEventStore:
     # -- schema --------------------------------------------------------------------------
 
     async def _require_schema(self) -> None:
-        table = f"{self.schema}.{self.prefix}schema_migrations"
-        # to_regclass is NULL, not an error, when the schema or the table does not exist.
-        rows = await self.fetch("SELECT to_regclass($1) IS NOT NULL", table)
-        applied = None
-        if rows[0][0]:
-            applied = {row[0] for row in await self.fetch(f"SELECT version FROM {table}")}
-        require_migrations(
-            "facta.store.postgres", applied, f"schema {self.schema!r} of {describe(self.dsn)}"
-        )
+        await require_schema(self)
 
     async def migrate(self) -> list[int]:
-        """Create or bring up to date this store's schema; returns the versions applied.
-
-        Idempotent, and safe when several processes migrate at once: the whole run holds a
-        transaction-level advisory lock per schema, and applies each missing migration, in
-        version order, in the same transaction as its record in ``{prefix}schema_migrations``.
-        """
-        pool = await self.pool()
-        table = f"{self.schema}.{self.prefix}schema_migrations"
-        applied: list[int] = []
-        try:
-            async with pool.acquire() as connection, connection.transaction():
-                # Serialises migrations of this schema, by any process, until the commit.
-                await connection.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    f"facta.migrate.{self.schema}",
-                    timeout=MIGRATION_TIMEOUT,  # another process migrating: wait for it
-                )
-                await connection.execute(
-                    f"CREATE SCHEMA IF NOT EXISTS {self.schema};"
-                    f" CREATE TABLE IF NOT EXISTS {table} (version integer PRIMARY KEY,"
-                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                done = {r[0] for r in await connection.fetch(f"SELECT version FROM {table}")}
-                for version, name, sql in migration_files("facta.store.postgres"):
-                    if version in done:
-                        continue
-                    await connection.execute(
-                        sql.replace("{schema}", self.schema).replace("{prefix}", self.prefix),
-                        timeout=MIGRATION_TIMEOUT,  # an index on a large log takes a while
-                    )
-                    await connection.execute(
-                        f"INSERT INTO {table} (version, name) VALUES ($1, $2)", version, name
-                    )
-                    applied.append(version)
-        except Exception as exc:
-            if lost(exc):
-                raise unavailable(exc, self.where) from exc
-            raise
-        if applied:
-            log.info("migrated %s.%s* to version %d", self.schema, self.prefix, applied[-1])
-        return applied
+        """Create or bring up to date this store's schema; returns the versions applied
+        (see :func:`facta.store.postgres.schema.migrate`)."""
+        return await migrate(self)
 
     # -- appending -----------------------------------------------------------------------
 
