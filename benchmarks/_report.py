@@ -4,6 +4,7 @@ go: every run's raw JSON under ``--out``, and a complete run's kept beside the s
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib.metadata
 import json
@@ -15,6 +16,15 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+
+
+def store_options(parser: argparse.ArgumentParser, stores: Sequence[str], rounds: str) -> None:
+    """The options the per-store benchmarks share: ``--stores``, ``--rounds`` (``rounds``
+    says of what), ``--quick`` and ``--out``."""
+    parser.add_argument("--stores", default=",".join(stores))
+    parser.add_argument("--rounds", type=int, default=5, help=rounds)
+    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke test")
+    parser.add_argument("--out", default=str(HERE / "results"))
 
 
 def chosen(option: str, value: str, known: Sequence[str]) -> list[str]:

@@ -49,7 +49,7 @@ from facta import Aggregate, Application, Command, Event, Personal, open_store
 # Run as a script, this folder comes first on sys.path: the repository root is needed too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import chosen, exit_if_failed, run_facts, save
+from benchmarks._report import chosen, exit_if_failed, run_facts, save, store_options
 
 HERE = Path(__file__).resolve().parent
 STORES = ("memory", "sqlite", "postgresql")
@@ -308,10 +308,7 @@ NOTES = [
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark as the command line ``argv`` says; the raw rows and ratios."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--stores", default=",".join(STORES))
-    parser.add_argument("--rounds", type=int, default=5, help="per side and workload")
-    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke test")
-    parser.add_argument("--out", default=str(HERE / "results"))
+    store_options(parser, STORES, "per side and workload")
     args = parser.parse_args(argv)
     stores = chosen("--stores", args.stores, STORES)
     settings = Settings.named(args.quick, args.rounds)

@@ -50,7 +50,7 @@ from facta.pydantic import PydanticCommand, PydanticEvent
 # Run as a script, this folder comes first on sys.path: the repository root is needed too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import chosen, exit_if_failed, run_facts, save
+from benchmarks._report import chosen, exit_if_failed, run_facts, save, store_options
 
 HERE = Path(__file__).resolve().parent
 STORES = ("memory", "sqlite")
@@ -270,10 +270,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]], checks: list[dict[s
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark as the command line ``argv`` says; the raw rows and ratios."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--stores", default=",".join(STORES))
-    parser.add_argument("--rounds", type=int, default=5, help="per model and workload")
-    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke test")
-    parser.add_argument("--out", default=str(HERE / "results"))
+    store_options(parser, STORES, "per model and workload")
     args = parser.parse_args(argv)
     stores = chosen("--stores", args.stores, STORES)
     settings = Settings.named(args.quick, args.rounds)
