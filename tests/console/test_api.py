@@ -254,6 +254,7 @@ def test_overview_and_relays(console: Console) -> None:
             row = await store.relay_checkpoints.acquire("amqp://test/console", "tester", 60)
             assert row is not None
             await store.relay_checkpoints.save("amqp://test/console", "tester", row.position, 0, 60)
+            await store.relay_checkpoints.record_error("amqp://test/console", "broker gone")
         finally:
             await store.close()
 
@@ -276,4 +277,6 @@ def test_overview_and_relays(console: Console) -> None:
     assert relay["lag_events"] > 0
     assert relay["holding"]
     assert relay["owner"] == "tester"
+    assert relay["last_error"] == "broker gone"
+    assert relay["last_error_at"] is not None
     assert any(r["name"] == "amqp://test/console" for r in overview["relays"])

@@ -340,10 +340,16 @@ async def test_the_live_tail_and_the_relay(
     store = await open_store(bank.server.store_url, create=False)
     try:
         await store.relay_checkpoints.acquire("amqp://broker/facta", "relay-1", 300)
+        await store.relay_checkpoints.record_error(
+            "amqp://broker/facta", "PublishError: lost the connection <b>to</b> the broker"
+        )
     finally:
         await store.close()
     relay = await open_console(browser, bank, "/relay")
     await relay.wait_for_selector('#relay-table tr[data-relay="amqp://broker/facta"]')
-    assert "relay-1" in await relay.inner_text("#relay-table")
+    table = await relay.inner_text("#relay-table")
+    assert "relay-1" in table
+    # The last error, as text (never markup): the tags show as typed.
+    assert "lost the connection <b>to</b> the broker" in table
     await relay.screenshot(path=shots / "console-relay.png", full_page=True)
     assert page.elsewhere == relay.elsewhere == []  # type: ignore[attr-defined]

@@ -267,3 +267,28 @@ async def test_a_broker_that_cannot_be_reached_is_retried_with_back_off(kind: st
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await relay.close()
+
+
+async def test_a_relay_keeps_its_last_error_in_its_row(tmp_path: Path) -> None:
+    """A broker that cannot be reached: the relay keeps retrying, and its row says why (for
+    the console and `facta relay status`), without a broker to run."""
+    store = await open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    port = free_port()  # nothing listens there
+    relay = Relay(store, NatsPublisher(f"nats://127.0.0.1:{port}"), name="unreachable")
+    task = asyncio.create_task(relay.run())
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            row = await store.relay_checkpoints.get("unreachable")
+            if row is not None and row.error is not None:
+                break
+            assert time.monotonic() < deadline, "no error recorded"
+            await asyncio.sleep(0.05)
+        assert "cannot connect to NATS" in row.error
+        assert row.error_at is not None
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await relay.close()
+        await store.close()

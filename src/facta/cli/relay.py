@@ -228,8 +228,12 @@ def relay_status(store_url: str, name: str) -> None:
             when = timestamp(row.updated_at) if row.updated_at else "never"
             console.print(
                 f"{row.name}: at {row.position} (head {head}), {row.published} published,"
-                f" last checkpoint {when}, held by {row.owner or 'nobody'}"
+                f" last checkpoint {when}, held by {row.owner or 'nobody'}",
+                markup=False,
             )
+            if row.error is not None:
+                at = timestamp(row.error_at) if row.error_at else "?"
+                console.print(f"last error ({at}): {row.error}", markup=False, soft_wrap=True)
 
     run(work)
 

@@ -86,8 +86,8 @@ class ActionResult(msgspec.Struct):
 
 
 class RelaysPage(msgspec.Struct):
-    """Every relay that has run on this store: destination, checkpoint, lag. ``last_error``
-    is the running relay's to report (its process log); the store keeps none."""
+    """Every relay that has run on this store: destination, checkpoint, lag, and the last
+    error it met (kept after it recovered, until the next)."""
 
     head: str
     relays: list[RelayLag]

@@ -60,6 +60,8 @@ class RelayLag(msgspec.Struct):
     updated_at: str | None
     owner: str | None
     holding: bool
+    last_error: str | None = None
+    last_error_at: str | None = None
 
 
 class Overview(msgspec.Struct):
@@ -139,6 +141,8 @@ def relay_lags(service: ConsoleService, head: int, rows: list[Any]) -> list[Rela
             None if r.updated_at is None else timestamp(r.updated_at),
             r.owner,
             r.owner is not None and r.lease_until > now,
+            r.error,
+            None if r.error_at is None else timestamp(r.error_at),
         )
         for r in rows
     ]

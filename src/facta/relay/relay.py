@@ -159,12 +159,14 @@ class Relay:
                     status.holding = False
                 except BrokerRefused as exc:
                     status.last_error = str(exc)
+                    await self._record_error(status.last_error)
                     raise
                 except _BROKER_ERRORS as exc:
                     _reraise_cancellation()
                     failures = failures + 1 if status.connected is False else 1
                     status.reconnects += 1
                     status.last_error = str(exc) or repr(exc)
+                    await self._record_error(status.last_error)
                     delay = backoff(failures)
                     log.warning(
                         "relay %s: %s; reconnecting in %.2fs", self.name, status.last_error, delay
@@ -178,6 +180,14 @@ class Relay:
                 status.holding = False
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.checkpoints.release(self.name, self.owner))
+
+    async def _record_error(self, error: str) -> None:
+        """Keep ``error`` in the relay's row for operators; a store that fails too (it may be
+        what failed) only costs the record."""
+        try:
+            await asyncio.shield(self.checkpoints.record_error(self.name, error))
+        except Exception as exc:
+            log.debug("relay %s could not record its error: %r", self.name, exc)
 
     async def _acquire(self) -> Position:
         """Wait for the lease; the position to start from."""

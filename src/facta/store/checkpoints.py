@@ -18,7 +18,8 @@ __all__ = ["CheckpointStore", "RelayCheckpoint", "RelayLeaseLost"]
 
 @dataclass(slots=True)
 class RelayCheckpoint:
-    """A relay's row: its checkpoint, how many events it published, and who holds it."""
+    """A relay's row: its checkpoint, how many events it published, who holds it, and the
+    last error it met (with when: kept after it recovered, until the next one)."""
 
     name: str
     position: Position
@@ -26,6 +27,8 @@ class RelayCheckpoint:
     updated_at: float | None
     owner: str | None
     lease_until: float = 0.0
+    error: str | None = None
+    error_at: float | None = None
 
 
 class CheckpointStore(Protocol):
@@ -54,6 +57,11 @@ class CheckpointStore(Protocol):
 
     async def get(self, name: str) -> RelayCheckpoint | None:
         """The row of relay ``name``, if it ever ran."""
+        ...
+
+    async def record_error(self, name: str, error: str) -> None:
+        """Keep ``error`` (and now) as relay ``name``'s last error, for operators (the
+        console, ``facta relay status``); nothing if the relay never ran."""
         ...
 
     async def close(self) -> None: ...

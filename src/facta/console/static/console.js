@@ -364,17 +364,18 @@
 
   function relayTable(relays) {
     return h("table", { id: "relay-table" },
-      h("thead", {}, h("tr", {}, ...["destination", "checkpoint", "lag (events)", "published", "last checkpoint", "held by"].map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, ...["destination", "checkpoint", "lag (events)", "published", "last checkpoint", "held by", "last error"].map((c) => h("th", {}, c)))),
       h("tbody", {}, relays.map((r) => h("tr", { dataset: { relay: r.name } },
         h("td", {}, r.name), h("td", { class: "num" }, r.position), h("td", { class: "num" }, r.lag_events),
         h("td", { class: "num" }, r.published), h("td", {}, when(r.updated_at) || "never"),
-        h("td", {}, r.holding ? r.owner : h("span", { class: "bad" }, "nobody (not running)"))))));
+        h("td", {}, r.holding ? r.owner : h("span", { class: "bad" }, "nobody (not running)")),
+        h("td", { class: "relay-error" }, r.last_error ? [h("span", { class: "bad" }, r.last_error), ` (${when(r.last_error_at)})`] : "none")))));
   }
 
   async function relay() {
     const box = h("div", {});
     main.replaceChildren(h("h1", {}, "Relay"), box,
-      h("p", { class: "muted" }, "The last error of a running relay is in its own log and `facta relay status`; the store keeps only its checkpoint."));
+      h("p", { class: "muted" }, "A relay's last error stays shown after it recovered, until the next one."));
     every(2, async () => {
       const page = await api("/relays");
       box.replaceChildren(h("p", {}, `log head ${page.head}`), page.relays.length ? relayTable(page.relays) : h("p", { class: "muted" }, "no relay has run on this store"));

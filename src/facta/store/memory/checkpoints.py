@@ -36,7 +36,7 @@ class MemoryCheckpoints:
         if row.owner not in (None, owner) and row.lease_until > now:
             return None
         row.owner, row.lease_until = owner, now + ttl
-        return RelayCheckpoint(name, row.position, row.published, row.updated_at, owner, now + ttl)
+        return replace(row)
 
     async def save(
         self, name: str, owner: str, position: Position, published: int, ttl: float
@@ -60,9 +60,12 @@ class MemoryCheckpoints:
             return None
         held = row.lease_until > time.time()  # a holder that stopped renewing holds nothing
         owner = row.owner if held else None
-        return RelayCheckpoint(
-            name, row.position, row.published, row.updated_at, owner, row.lease_until
-        )
+        return replace(row, owner=owner)
+
+    async def record_error(self, name: str, error: str) -> None:
+        row = self._rows.get(name)
+        if row is not None:
+            row.error, row.error_at = error, time.time()
 
     async def close(self) -> None:
         pass

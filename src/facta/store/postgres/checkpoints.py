@@ -13,11 +13,15 @@ from facta.store.base import Position
 from facta.store.checkpoints import RelayCheckpoint
 from facta.store.postgres.events import PostgresEventStore
 
-_COLUMNS = "name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner, lease_until"
+_COLUMNS = (
+    "name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner, lease_until,"
+    " error, error_at"
+)
 
 
 def _row(row: Any) -> RelayCheckpoint:
-    return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], row[6])
+    position = Position(row[1], row[2])
+    return RelayCheckpoint(row[0], position, row[3], row[4], row[5], row[6], row[7], row[8])
 
 
 def _held(row: RelayCheckpoint) -> RelayCheckpoint:
@@ -84,6 +88,10 @@ class PostgresCheckpoints:
         """Every relay's row, by name (for the console)."""
         rows = await self._store.fetch(f"SELECT {_COLUMNS} FROM {self.table} ORDER BY name")
         return [_held(_row(r)) for r in rows]
+
+    async def record_error(self, name: str, error: str) -> None:
+        sql = f"UPDATE {self.table} SET error = $2, error_at = $3 WHERE name = $1"
+        await self._store.fetch(sql, name, error, time.time())
 
     async def close(self) -> None:
         """Nothing to release: the pool is the store's."""

@@ -14,11 +14,15 @@ from facta.store.base import Position
 from facta.store.checkpoints import RelayCheckpoint
 from facta.store.sqlite.connections import Connections
 
-_COLUMNS = "name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner, lease_until"
+_COLUMNS = (
+    "name, checkpoint_commit, checkpoint_sequence, published, updated_at, owner, lease_until,"
+    " error, error_at"
+)
 
 
 def _row(row: Any) -> RelayCheckpoint:
-    return RelayCheckpoint(row[0], Position(row[1], row[2]), row[3], row[4], row[5], row[6])
+    position = Position(row[1], row[2])
+    return RelayCheckpoint(row[0], position, row[3], row[4], row[5], row[6], row[7], row[8])
 
 
 def _held(row: RelayCheckpoint) -> RelayCheckpoint:
@@ -85,6 +89,10 @@ class SQLiteCheckpoints:
         sql = f"SELECT {_COLUMNS} FROM {self.table} ORDER BY name"
         found = await self._connections.run(lambda c: c.execute(sql).fetchall())
         return [_held(_row(r)) for r in found]
+
+    async def record_error(self, name: str, error: str) -> None:
+        sql = f"UPDATE {self.table} SET error = ?2, error_at = ?3 WHERE name = ?1"
+        await self._connections.write(lambda c: c.execute(sql, (name, error, time.time())))
 
     async def close(self) -> None:
         """Nothing to release: the connections are the engine's."""

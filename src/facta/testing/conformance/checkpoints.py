@@ -5,6 +5,7 @@ the holder can move."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -73,3 +74,24 @@ class RelayCheckpointContract:
         row = await checkpoints.get("dest")
         assert row is not None
         assert (row.position, row.published, row.owner) == (Position(0, 3), 3, "two")
+
+    async def test_a_relays_last_error_is_kept_until_the_next(self, store: Engine) -> None:
+        checkpoints = store.relay_checkpoints
+        await checkpoints.record_error("never-ran", "ignored")  # no row: nothing to keep
+        assert await checkpoints.get("never-ran") is None
+        assert await checkpoints.acquire("dest", "one", 10) is not None
+        row = await checkpoints.get("dest")
+        assert row is not None
+        assert (row.error, row.error_at) == (None, None)
+        before = time.time()
+        await checkpoints.record_error("dest", "cannot connect")
+        await checkpoints.save("dest", "one", Position(0, 2), 2, 10)  # recovered: kept
+        row = await checkpoints.get("dest")
+        assert row is not None
+        assert row.error == "cannot connect"
+        assert row.error_at is not None
+        assert row.error_at >= before - 1
+        await checkpoints.record_error("dest", "lost the connection")
+        again = await checkpoints.get("dest")
+        assert again is not None
+        assert again.error == "lost the connection"
