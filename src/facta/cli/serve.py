@@ -106,6 +106,16 @@ async def _check_store(url: str) -> None:
     help="Disconnect a client that has not sent a request's body in this time after its headers.",
 )
 @click.option(
+    "--read-store",
+    "read_store_url",
+    envvar="FACTA_READ_STORE",
+    default=None,
+    metavar="URL",
+    help="Query the read models on this standby of the store's database (a PostgreSQL"
+    " streaming replica); a query with a command's position waits for the standby to have"
+    " replayed it.",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -131,6 +141,7 @@ def serve(
     cors_origins: str | None,
     header_timeout: float,
     body_timeout: float,
+    read_store_url: str | None,
     workers: int,
     fd: int | None,
 ) -> None:
@@ -164,8 +175,10 @@ def serve(
             f"[bold]facta[/] serving [cyan]{app_spec}[/] on http://{host}:{port} from"
             f" {workers} processes  store {redact(store_url)}"
         )
-        # The store's URL goes by environment, not on the workers' command lines (ps).
+        # The stores' URLs go by environment, not on the workers' command lines (ps).
         os.environ["FACTA_STORE"] = store_url
+        if read_store_url:
+            os.environ["FACTA_READ_STORE"] = read_store_url
         raise SystemExit(Supervisor(sock, workers, arguments).run())
     try:
         from facta.http import serve as serve_http
@@ -176,6 +189,8 @@ def serve(
     extra: dict[str, Any] = {} if auth is None else {"api_keys": auth}
     if cors_origins:
         extra["cors_origins"] = _cors_origins(cors_origins)
+    if read_store_url:
+        extra["read_store"] = read_store_url
     app = factory(store_url, projections=not no_projections, **extra)
     console_url = None
     if not no_console:

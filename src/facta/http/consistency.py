@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from facta._edge.errors import ApiError
 from facta._edge.params import POSITION_PATTERN, parse_position
 from facta.projections import ReadStore
-from facta.store.engine import HeldBack
+from facta.store.engine import Engine, HeldBack
 
 MAX_WAIT = 5.0
 """Seconds a read-model request waits for its position before it is answered 503."""
@@ -30,17 +30,25 @@ PositionParameter = Annotated[
 
 
 async def caught_up(
-    read_store: ReadStore, name: str, position: str | None, max_wait: float = MAX_WAIT
+    read_store: ReadStore,
+    name: str,
+    position: str | None,
+    max_wait: float = MAX_WAIT,
+    *,
+    log: Engine | None = None,
 ) -> None:
     """Return once projection ``name`` has reached ``position`` (nothing to wait for
     without one). Raise ApiError 422 for a malformed position or one past the end of the log
     (on PostgreSQL, unless committed events are held back, as one may be), and 503 with
-    Retry-After when the read model has not reached it within ``max_wait`` seconds."""
+    Retry-After when the read model has not reached it within ``max_wait`` seconds.
+    ``log``: the engine commands append to, when ``read_store`` reads a standby (whose
+    log may lag: a position past its end is then waited for, not refused)."""
     if position is None:
         return
     wanted = parse_position(position, "position")
-    if wanted > await read_store.store.head():
-        held_back = read_store.store.capability(HeldBack)
+    log = log or read_store.store
+    if wanted > await log.head():
+        held_back = log.capability(HeldBack)
         if held_back is None or not await held_back.held_back():
             raise ApiError(
                 422, f"position {position} is past the end of the log: no write was answered so"

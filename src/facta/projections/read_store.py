@@ -117,12 +117,15 @@ class ReadStore:
     """The read models kept in an engine's database: documents, status, dead letters.
 
     It reads through the engine's read-model store and connections, which the engine owns:
-    closing the engine closes them.
+    closing the engine closes them. ``replica``: the engine reads a standby of the database
+    the projections are written in (a streaming replica): there, a position is reached only
+    once the standby has replayed it too, inline read models included.
     """
 
-    def __init__(self, store: Engine) -> None:
+    def __init__(self, store: Engine, *, replica: bool = False) -> None:
         self.store = store
         self.backend = store.read_models
+        self.replica = replica
 
     def documents(self, projection: type[Projection[D]] | Projection[D]) -> Documents[D]:
         """Queries on ``projection``'s documents."""
@@ -208,7 +211,13 @@ class ReadStore:
         delay = 0.005
         while True:
             rows = [r for r in await self.backend.slots(name) if r.active]
-            if rows and all(r.position >= position or r.state == "inline" for r in rows):
+            # An inline read model is written in the command's own transaction: where it is
+            # written, it has what any answered command wrote; on a standby, once the
+            # standby has replayed the command (its event is in the log there).
+            inline_done = not self.replica or await self.store.head() >= position
+            if rows and all(
+                r.position >= position or (r.state == "inline" and inline_done) for r in rows
+            ):
                 return True
             if time.monotonic() >= deadline:
                 return False

@@ -48,6 +48,7 @@ from facta.http import (
 from facta.http import create_app as create_http_app
 from facta.http.errors import ErrorsAsSent, documented_errors
 from facta.projections import InlineProjections, ProjectionRunner, ReadStore
+from facta.store.engine import Engine
 
 DEFAULT_STORE = "sqlite:///facta.db"
 """The embedded default: a SQLite file in the working directory."""
@@ -163,6 +164,7 @@ class _Queries:
     accounts: Accounts
     transfers: Transfers
     read_store: ReadStore
+    log: Engine  # the store commands append to (the read store's may be a standby)
 
 
 def create_app(
@@ -171,14 +173,19 @@ def create_app(
     projections: bool = True,
     api_keys: ApiKeys | None = None,
     cors_origins: Sequence[str] = (),
+    read_store: str | None = None,
 ) -> Litestar:
     """The bank service on the store at ``store_url`` (default: ``FACTA_STORE``, else a SQLite
     file ``facta.db`` in the working directory). The store is opened when the server starts.
     With ``projections``, the transfer saga runs in this process. With ``api_keys``, every
     request but the health probes must present one. ``cors_origins``: the origins whose
     browser pages may call the API (CORS is off without them; see facta.http.create_app).
+    ``read_store``: the URL of a standby of the store's database (a streaming replica) that
+    the read-model lists are queried on; with a command's position they wait for the standby
+    to have replayed it, so they never answer older than the command.
     """
     url = store_url or os.environ.get("FACTA_STORE") or DEFAULT_STORE
+    read_replica = read_store or os.environ.get("FACTA_READ_STORE") or None
     queries = _Queries()
 
     async def open_application() -> Application:
@@ -195,6 +202,11 @@ def create_app(
         # Closed last (first in, last out): the saga's commands append through it.
         runtime.cleanup.push_async_callback(inline.close)
         runtime.cleanup.push_async_callback(read_store.close)
+        queries.log = store
+        if read_replica is not None:
+            replica = await open_store(read_replica, create=False)
+            runtime.cleanup.push_async_callback(replica.close)
+            read_store = ReadStore(replica, replica=True)
         queries.read_store = read_store
         queries.accounts = Accounts(read_store)
         queries.transfers = Transfers(read_store)
@@ -249,7 +261,7 @@ def create_app(
         position: PositionParameter = None,
     ) -> AccountList:
         runtime.application  # noqa: B018 - 503 until the store is open
-        await caught_up(queries.read_store, AccountsProjection.name, position)
+        await caught_up(queries.read_store, AccountsProjection.name, position, log=queries.log)
         minimum = None if min_balance is None else _min_balance(min_balance)
         try:
             page = await queries.accounts.list(
@@ -289,7 +301,7 @@ def create_app(
         position: PositionParameter = None,
     ) -> TransferList:
         runtime.application  # noqa: B018 - 503 until the store is open
-        await caught_up(queries.read_store, TransfersProjection.name, position)
+        await caught_up(queries.read_store, TransfersProjection.name, position, log=queries.log)
         try:
             page = await queries.transfers.list(
                 source=source, target=target, status=status, after=after, limit=limit
