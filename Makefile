@@ -110,12 +110,15 @@ bench-personal: $(STAMP)
 	$(BIN)/python benchmarks/personal.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
-# latency and memory required to stay flat, the kill-under-load campaign scaled up, and
-# 1,000 rounds of racers on consistency boundaries on every engine.
+# latency and memory required to stay flat, the kill-under-load campaign scaled up, 1,000
+# rounds of racers on consistency boundaries on every engine, and the topology campaigns
+# (failover, a cut network, a NATS node killed) with longer load, cut and more events.
 soak: $(STAMP)
 	$(BIN)/python -m tests.reliability.soak --minutes 10 --rate 200
 	FACTA_CRASH_KILLS=10 FACTA_CRASH_SECONDS=3 FACTA_STARTUP_TRIALS=100 $(BIN)/pytest -s tests/reliability
 	FACTA_DCB_ROUNDS=1000 FACTA_DCB_WRITERS=32 $(BIN)/pytest -q tests/store/test_boundary_racers.py
+	FACTA_TOPOLOGY_LOAD=20 FACTA_TOPOLOGY_CUT=45 FACTA_TOPOLOGY_STREAMS=1000 \
+		$(BIN)/pytest -s -p no:randomly tests/topology
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache dist

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -27,7 +28,10 @@ pytestmark = pytest.mark.serial
 
 ACCOUNTS = 6
 CLIENTS = 6
-AFTER_RECOVERY = 1.0  # seconds of load once every node answers again
+# Seconds of load before the kill and once every node answers again: short in `make test`,
+# longer in `make soak` (FACTA_TOPOLOGY_LOAD).
+LOAD = float(os.environ.get("FACTA_TOPOLOGY_LOAD", "1.5"))
+AFTER_RECOVERY = LOAD
 
 
 def test_the_primary_killed_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
@@ -56,7 +60,7 @@ def test_the_primary_killed_under_load_loses_nothing_acknowledged(tmp_path: Path
         ]
         for thread in clients:
             thread.start()
-        time.sleep(1.5)
+        time.sleep(LOAD)
         before = len(load.acknowledged)
         killed = load.killed = time.monotonic()
         pair.primary.kill()

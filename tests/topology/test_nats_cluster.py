@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from tests.topology.nats_cluster import NatsCluster
 
 pytestmark = [pytest.mark.serial, pytest.mark.timeout(240)]
 
-STREAMS, PER_STREAM = 100, 30
+# 3,000 events in `make test`; `make soak` sets more streams (FACTA_TOPOLOGY_STREAMS).
+STREAMS, PER_STREAM = int(os.environ.get("FACTA_TOPOLOGY_STREAMS", "100")), 30
 TOTAL = STREAMS * PER_STREAM
 STREAM = "FACTA_CLUSTER"
 

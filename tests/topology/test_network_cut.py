@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -35,7 +36,10 @@ pytestmark = pytest.mark.serial
 
 ACCOUNTS = 4
 CLIENTS = 4
-CUT_SECONDS = 5.0
+# Seconds of load before the cut and of the cut itself: short in `make test`, longer in
+# `make soak` (FACTA_TOPOLOGY_LOAD, FACTA_TOPOLOGY_CUT).
+LOAD = float(os.environ.get("FACTA_TOPOLOGY_LOAD", "1.0"))
+CUT_SECONDS = float(os.environ.get("FACTA_TOPOLOGY_CUT", "5.0"))
 STATEMENT_BOUND = 2  # seconds: the store URL's command_timeout
 
 
@@ -75,7 +79,7 @@ def test_a_node_cut_off_from_the_database_answers_503_and_recovers(tmp_path: Pat
         ]
         for thread in clients:
             thread.start()
-        time.sleep(1.0)
+        time.sleep(LOAD)
         namespace.cut()
         cut_at = time.monotonic()
         during = _answers_while(cut_node, accounts[0], CUT_SECONDS)
@@ -94,7 +98,7 @@ def test_a_node_cut_off_from_the_database_answers_503_and_recovers(tmp_path: Pat
         namespace.heal()
         healed_at = time.monotonic()
         recovered = _first_200(cut_node, accounts[0], 30)
-        time.sleep(1.0)
+        time.sleep(LOAD)
         stop.set()
         for thread in clients:
             thread.join(90)
