@@ -17,22 +17,16 @@ connection, which WAL lets read while the writer writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from facta.errors import StoreSetupError
 from facta.store._follow import follow
 from facta.store._migrations import (
-    migration_files,
     require_migrations,
-    statements,
     validate_identifier,
 )
 from facta.store.base import (
@@ -51,31 +45,9 @@ from facta.store.base import (
 from facta.store.boundaries import AppendCondition
 from facta.store.sqlite.connections import connect, locked
 from facta.store.sqlite.hooks import HookSuspended
+from facta.store.sqlite.schema import applied_migrations, migrate
 from facta.store.sqlite.wal import WalCheckpointer
 from facta.store.sqlite.writes import COLUMNS, Append, BatchWriter, fail, recorded, start_over
-
-
-def _applied(path: str, prefix: str) -> set[int] | None:
-    """The migrations recorded in the SQLite file at ``path`` (None: it has no migrations
-    table), read without creating or changing anything; StoreSetupError if there is no
-    SQLite database there."""
-    if not os.path.isfile(path):
-        raise StoreSetupError(f"no SQLite file at {path!r}", "create a store with `facta migrate`")
-    uri = Path(path).absolute().as_uri() + "?mode=ro"
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
-            table = f"{prefix}schema_migrations"
-            found = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-            ).fetchone()
-            if found is None:
-                return None
-            return {row[0] for row in connection.execute(f"SELECT version FROM {table}")}
-    except sqlite3.DatabaseError as exc:
-        raise StoreSetupError(
-            f"{path!r} is not a SQLite database ({exc})", "check the path of the store"
-        ) from None
-
 
 SOLO_PROBE = 16
 """An append that leads a group commit first gives the event loop a turn, so that the appends
@@ -132,7 +104,7 @@ class SQLiteEventStore:
             if create:
                 await store.migrate()
             else:
-                applied = _applied(path, store.prefix)
+                applied = applied_migrations(path, store.prefix)
                 require_migrations("facta.store.sqlite", applied, f"the SQLite file {path!r}")
         except BaseException:
             await store.close()
@@ -176,31 +148,7 @@ class SQLiteEventStore:
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._migrate)
 
     def _migrate(self) -> list[int]:
-        connection = self._connection()
-        table = f"{self.prefix}schema_migrations"
-        connection.execute(
-            f"CREATE TABLE IF NOT EXISTS {table}"
-            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        applied = []
-        for version, name, sql in migration_files("facta.store.sqlite"):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                done = connection.execute(
-                    f"SELECT 1 FROM {table} WHERE version = ?", (version,)
-                ).fetchone()
-                if not done:
-                    for statement in statements(sql, prefix=self.prefix):
-                        connection.execute(statement)
-                    connection.execute(
-                        f"INSERT INTO {table} VALUES (?, ?, ?)", (version, name, time.time())
-                    )
-                    applied.append(version)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-        return applied
+        return migrate(self._connection(), self.prefix)
 
     # -- appending -----------------------------------------------------------------------
 
