@@ -1,9 +1,11 @@
-"""PostgreSQL failover under load (issue 23, campaign 1, short): three `facta serve` nodes on
-one multi-host URL (``postgresql://primary,standby/db?target_session_attrs=read-write``),
-clients depositing through all three with Idempotency-Keys; the primary is SIGKILLed and the
+"""PostgreSQL failover under load (issue 23, campaign 1, short): three `facta serve` nodes and
+a `facta projections run` worker, each in a network namespace of its own, on one multi-host
+URL (``postgresql://primary,standby/db?target_session_attrs=read-write``), clients
+depositing through the three nodes with Idempotency-Keys; the primary is SIGKILLed and the
 synchronous standby promoted. Every deposit acknowledged before, during or after is in the
 log once, clients saw 503 (never a 500) meanwhile, each node found the new primary by
-itself, and the inline read model equals the balances folded from the log.
+itself, a transfer requested afterwards is carried out once by the saga, and the inline read
+model equals the balances folded from the log.
 
 Serial: it starts two PostgreSQL servers of its own and loads the machine for its span."""
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.http.conftest import Server, free_port, start_server
+from tests.http.conftest import Server, facta_command, free_port, start_server
 from tests.topology.clusters import Pair
 from tests.topology.load import Load, command_ids_and_balances, deposit_until_stopped
+from tests.topology.netns import Namespace
 
 pytestmark = pytest.mark.serial
 
@@ -35,15 +39,35 @@ AFTER_RECOVERY = LOAD
 
 
 def test_the_primary_killed_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    pair = Pair(free_port(), free_port())
+    spaces = [Namespace() for _ in range(4)]  # three app nodes and a projection worker
     nodes: list[Server] = []
+    worker: subprocess.Popen[bytes] | None = None
+    pair: Pair | None = None
     try:
+        for space in spaces:
+            space.create()
+        ports = free_port(), free_port()
+        gateways = [space.back.gateway for space in spaces]
+        pair = Pair(*ports, listen=",".join(["127.0.0.1", *gateways]))
         pair.start()
-        store_url = f"{pair.url}&schema=bank"
-        for index in range(3):
+
+        def url(host: str) -> str:
+            servers = f"{host}:{ports[0]},{host}:{ports[1]}"
+            return f"postgresql://postgres@{servers}/postgres?target_session_attrs=read-write&schema=bank"
+
+        store_url = url("127.0.0.1")
+        for index, space in enumerate(spaces[:3]):
             workdir = tmp_path / f"node{index}"
             workdir.mkdir()
-            nodes.append(start_server(store_url, workdir))
+            nodes.append(
+                start_server(
+                    url(space.back.gateway),
+                    workdir,
+                    host=space.front.address,
+                    prefix=space.command([]),
+                )
+            )
+        worker = _worker(spaces[3], url(spaces[3].back.gateway), tmp_path / "worker.log")
         accounts = [f"fo-{i}" for i in range(ACCOUNTS)]
         with nodes[0].client() as client:
             for account in accounts:
@@ -89,20 +113,67 @@ def test_the_primary_killed_under_load_loses_nothing_acknowledged(tmp_path: Path
         assert before > 0, report
         assert len(load.acknowledged) > before, report
 
+        with nodes[0].client() as client:  # the saga, in whichever runner holds it now
+            requested = client.post(
+                "/transfers/fo-transfer",
+                json={
+                    "type": "RequestTransfer",
+                    "source": accounts[0],
+                    "target": accounts[1],
+                    "amount": 2.0,
+                },
+            )
+            assert requested.status_code == 200, requested.text
+            deadline = time.monotonic() + 60
+            while client.get("/transfers/fo-transfer").json()["status"] != "completed":
+                assert time.monotonic() < deadline, client.get("/transfers/fo-transfer").text
+                time.sleep(0.2)
+
         logged = asyncio.run(command_ids_and_balances(store_url, accounts))
         command_ids, balances = logged
         # Every acknowledged deposit is in the log, once; nothing unacknowledged twice.
         assert not [k for k, n in Counter(command_ids).items() if n > 1]
         missing = [key for key in load.acknowledged if key not in command_ids]
         assert missing == [], f"{len(missing)} acknowledged deposits lost: {report}"
+        assert len(set(command_ids) - set(load.acknowledged)) == 1  # the saga's credit
         with nodes[1].client() as client:
             listed = client.get("/accounts", params={"owner": "Flo", "limit": 100}).json()
             assert {a["id"]: Decimal(str(a["balance"])) for a in listed["accounts"]} == balances
             for account in accounts:
                 state = client.get(f"/accounts/{account}").json()
                 assert Decimal(str(state["balance"])) == balances[account]
-        assert sum(balances.values()) == len(command_ids)
+        # Every deposit added 1; the transfer moved 2 once (its credit is a deposit too).
+        assert sum(balances.values()) == len(set(load.acknowledged)), report
     finally:
         for node in nodes:
             node.stop()
-        pair.remove()
+        if worker is not None:
+            worker.terminate()
+            worker.wait(15)
+        if pair is not None:
+            pair.remove()
+        for space in spaces:
+            space.remove()
+
+
+def _worker(space: Namespace, store_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """`facta projections run` of the bank's asynchronous projections and saga, in
+    ``space`` (it shares them with the nodes' own runners, by lease)."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            space.command(
+                [
+                    *facta_command(),
+                    "projections",
+                    "run",
+                    "--store",
+                    store_url,
+                    "--projection",
+                    "facta.examples.bank.transfers:TransferSaga",
+                    "--projection",
+                    "facta.examples.bank.read_model:TransfersProjection",
+                ]
+            ),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
