@@ -9,13 +9,15 @@ so a link is cut by taking it down rather than by losing its packets."""
 
 from __future__ import annotations
 
+import itertools
 import os
-import random
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tests.conftest import service_missing
+
+_numbers = itertools.count(1)
 
 
 def _ip(*arguments: str) -> None:
@@ -39,9 +41,13 @@ class Namespace:
     def __init__(self) -> None:
         if os.geteuid() != 0:
             service_missing("network namespaces are made as root")
-        tag = f"{os.getpid() % 10000}{random.randrange(100)}"
+        # Names and subnets apart from every other namespace this process makes (a random
+        # pick collided once: `ip netns add` refused the name, and the test was skipped),
+        # and, by the process id, from another test run's.
+        number = next(_numbers)
+        tag = f"{os.getpid() % 10000}x{number}"
         self.name = f"facta-{tag}"
-        subnet = random.randrange(1, 250)
+        subnet = (os.getpid() * 7 + number) % 250 + 1
         # Interface names: at most 15 characters.
         self.front = Link(f"fa{tag}f", f"fa{tag}F", f"10.231.{subnet}.1", f"10.231.{subnet}.2")
         self.back = Link(f"fa{tag}b", f"fa{tag}B", f"10.232.{subnet}.1", f"10.232.{subnet}.2")
