@@ -103,3 +103,36 @@ async def command_ids_and_balances(
         return ids, balances
     finally:
         await store.close()
+
+
+def open_accounts(node: Server, accounts: list[str], owner: str, balance: float) -> None:
+    """Open ``accounts`` of ``owner`` through ``node``, each with ``balance``."""
+    with node.client() as client:
+        for account in accounts:
+            opened = client.post(
+                f"/accounts/{account}",
+                json={"type": "OpenAccount", "owner": owner, "initial_balance": balance},
+            )
+            assert opened.status_code == 200, opened.text
+
+
+class Depositors:
+    """``count`` client threads depositing through ``nodes`` (see deposit_until_stopped)
+    from construction until :meth:`stop`; what they saw is in :attr:`load`."""
+
+    def __init__(self, nodes: list[Server], accounts: list[str], count: int) -> None:
+        self.load, self._stop = Load(), threading.Event()
+        self._threads = [
+            threading.Thread(
+                target=deposit_until_stopped, args=(nodes, accounts, self.load, self._stop, s)
+            )
+            for s in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop them once each has its current deposit acknowledged (or gave up on it)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(90)

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import subprocess
-import threading
 import time
 from collections import Counter
 from decimal import Decimal
@@ -25,7 +24,7 @@ import pytest
 
 from tests.http.conftest import Server, facta_command, free_port, start_server
 from tests.topology.clusters import Pair
-from tests.topology.load import Load, command_ids_and_balances, deposit_until_stopped
+from tests.topology.load import Depositors, command_ids_and_balances, open_accounts
 from tests.topology.netns import Namespace
 
 pytestmark = pytest.mark.serial
@@ -69,21 +68,9 @@ def test_the_primary_killed_under_load_loses_nothing_acknowledged(tmp_path: Path
             )
         worker = _worker(spaces[3], url(spaces[3].back.gateway), tmp_path / "worker.log")
         accounts = [f"fo-{i}" for i in range(ACCOUNTS)]
-        with nodes[0].client() as client:
-            for account in accounts:
-                opened = client.post(
-                    f"/accounts/{account}",
-                    json={"type": "OpenAccount", "owner": "Flo", "initial_balance": 0},
-                )
-                assert opened.status_code == 200, opened.text
-
-        load, stop = Load(), threading.Event()
-        clients = [
-            threading.Thread(target=deposit_until_stopped, args=(nodes, accounts, load, stop, s))
-            for s in range(CLIENTS)
-        ]
-        for thread in clients:
-            thread.start()
+        open_accounts(nodes[0], accounts, "Flo", 0)
+        depositors = Depositors(nodes, accounts, CLIENTS)
+        load = depositors.load
         time.sleep(LOAD)
         before = len(load.acknowledged)
         killed = load.killed = time.monotonic()
@@ -94,9 +81,7 @@ def test_the_primary_killed_under_load_loses_nothing_acknowledged(tmp_path: Path
         while len(load.first_ok_after) < len(nodes) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(AFTER_RECOVERY)
-        stop.set()
-        for thread in clients:
-            thread.join(90)
+        depositors.stop()
 
         recovered = {node: at - killed for node, at in load.first_ok_after.items()}
         report = {

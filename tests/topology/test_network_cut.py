@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 import time
 from collections import Counter
 from decimal import Decimal
@@ -29,7 +28,7 @@ import pytest
 
 from tests.http.conftest import Server, free_port, start_server
 from tests.topology.clusters import Pair
-from tests.topology.load import Load, command_ids_and_balances, deposit_until_stopped
+from tests.topology.load import Depositors, command_ids_and_balances, open_accounts
 from tests.topology.netns import Namespace
 
 pytestmark = pytest.mark.serial
@@ -64,21 +63,9 @@ def test_a_node_cut_off_from_the_database_answers_503_and_recovers(tmp_path: Pat
             nodes.append(start_server(url, workdir, host=host, prefix=prefix))
         cut_node, other = nodes
         accounts = [f"cut-{i}" for i in range(ACCOUNTS)]
-        with other.client() as client:
-            for account in accounts:
-                opened = client.post(
-                    f"/accounts/{account}",
-                    json={"type": "OpenAccount", "owner": "Cy", "initial_balance": 100},
-                )
-                assert opened.status_code == 200, opened.text
-
-        load, stop = Load(), threading.Event()
-        clients = [
-            threading.Thread(target=deposit_until_stopped, args=(nodes, accounts, load, stop, s))
-            for s in range(CLIENTS)
-        ]
-        for thread in clients:
-            thread.start()
+        open_accounts(other, accounts, "Cy", 100)
+        depositors = Depositors(nodes, accounts, CLIENTS)
+        load = depositors.load
         time.sleep(LOAD)
         namespace.cut()
         cut_at = time.monotonic()
@@ -99,9 +86,7 @@ def test_a_node_cut_off_from_the_database_answers_503_and_recovers(tmp_path: Pat
         healed_at = time.monotonic()
         recovered = _first_200(cut_node, accounts[0], 30)
         time.sleep(LOAD)
-        stop.set()
-        for thread in clients:
-            thread.join(90)
+        depositors.stop()
         with other.client() as client:
             deadline = time.monotonic() + 60
             while client.get(f"/transfers/{transfer}").json()["status"] != "completed":
