@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from facta.archive.cold import ColdStore
 from facta.personal.vault import master_key_from
 from facta.store.base import EventStore
 from facta.store.boundaries import (
@@ -25,6 +27,7 @@ from facta.store.engine import (
     Capability,
     CapabilityMissing,
     Engine,
+    Erasure,
     HeldBack,
     HeldBackCounter,
     HookedAppends,
@@ -35,6 +38,7 @@ from facta.store.engine import (
     Subscriber,
     Subscriptions,
 )
+from facta.store.erasure import Eraser, LogSize
 from facta.store.registry import open_engine, register_engine
 
 MASTER_KEY_VARIABLE = "FACTA_MASTER_KEY"
@@ -50,6 +54,8 @@ async def open_store(
     ``sqlite:////absolute/path.db`` — a SQLite file (query options: ``prefix``,
     ``synchronous``); ``postgresql://user@host:port/db`` — PostgreSQL (query options:
     ``schema``, ``prefix``, ``pool_size``, ``max_flushes``, ``visibility_wait``, ``notify``);
+    on every engine, ``archive=DIRECTORY`` reads the events archived there through
+    (:mod:`facta.lifecycle.archiving`);
     another scheme — the engine a package registered for it. Keyword ``options`` win over
     the URL's. Raises ValueError for a URL no engine takes, StoreSetupError for a PostgreSQL
     database or role that does not exist.
@@ -65,7 +71,10 @@ async def open_store(
     if master_key is None:
         master_key = os.environ.get(MASTER_KEY_VARIABLE) or None
     key = master_key_from(master_key) if isinstance(master_key, str) else master_key
+    url, archive = _archive_option(url, options)
     engine = await open_engine(url, create=create, **options)
+    if archive is not None:
+        engine.use_archive(ColdStore(archive))
     if key is not None and engine.vault is not None:
         try:
             engine.vault.use_master_key(key)
@@ -75,6 +84,20 @@ async def open_store(
     return engine
 
 
+def _archive_option(url: str, options: dict[str, Any]) -> tuple[str, str | None]:
+    """``url`` without its ``archive`` query option, and that option (``options`` win):
+    the archive is read through by every engine alike, so no engine sees the option."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    found = [value for name, value in query if name == "archive"]
+    archive = options.pop("archive", None) or (found[-1] if found else None)
+    if found:
+        rest = urlencode([(name, value) for name, value in query if name != "archive"])
+        # Not urlunsplit: it drops the empty authority of sqlite:////absolute/path.
+        url = url.split("?", 1)[0] + (f"?{rest}" if rest else "")
+    return url, None if archive is None else str(archive)
+
+
 __all__ = [
     "AppendCondition",
     "Boundaries",
@@ -82,11 +105,14 @@ __all__ = [
     "Capability",
     "CapabilityMissing",
     "Engine",
+    "Erasure",
+    "Eraser",
     "EventStore",
     "HeldBack",
     "HeldBackCounter",
     "HookedAppends",
     "InlineTransactions",
+    "LogSize",
     "PersonalData",
     "Query",
     "QueryItem",

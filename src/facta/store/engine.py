@@ -11,7 +11,7 @@ above need, all on the same database and sharing its connections:
   :meth:`Engine.capability`: ``engine.capability(Snapshots)`` is the engine's
   :class:`SnapshotStore`, or None. The keys: :data:`Snapshots`, :data:`InlineTransactions`,
   :data:`Subscriptions`, :data:`HeldBack`, :data:`Boundaries`, :data:`Browsing`,
-  :data:`PersonalData`.
+  :data:`PersonalData`, :data:`Erasure`.
 
 An engine with :data:`PersonalData` (a table of data subjects' keys) gets personal fields
 sealed on append and opened on every read: the engine puts :mod:`facta.personal`'s wrappers
@@ -26,9 +26,11 @@ The framework's own hot paths use the component directly.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
+from facta.archive.cold import ColdStore
+from facta.archive.reading import ArchivedEvents
 from facta.personal.sealed import SealedBoundaries, SealedEvents
 from facta.personal.vault import Vault
 from facta.store._follow import follow
@@ -47,6 +49,7 @@ from facta.store.base import (
 from facta.store.boundaries import BoundaryStore
 from facta.store.browse import Browser
 from facta.store.checkpoints import CheckpointStore
+from facta.store.erasure import Eraser
 from facta.store.keys import KeyStore
 from facta.store.read_models import ReadModels
 
@@ -153,6 +156,10 @@ Browsing = Capability[Browser]("stream browsing", Browser)
 """Streams by id prefix, the log's totals, events by correlation, every relay's row: what
 the console reads (:mod:`facta.store.browse`)."""
 
+Erasure = Capability[Eraser]("erasure", Eraser)
+"""Removing a stream's older events and snapshots for good, and the log's size on disk:
+what hard deletes, truncation and archiving build on (:mod:`facta.store.erasure`)."""
+
 
 class CapabilityMissing(TypeError):
     """The engine does not offer a capability the caller needs."""
@@ -202,6 +209,10 @@ class Engine:
         self.relay_checkpoints = relay_checkpoints
         self._capabilities = dict(capabilities)
         self._snapshots = self.capability(Snapshots)
+        # The engine's own ways in, before any wrapper: what use_archive wraps again.
+        self._own = (events, self.capability(InlineTransactions), self.capability(Subscriptions))
+        self.archive: ColdStore | None = None
+        """The cold storage read through, after :meth:`use_archive` (else None)."""
         self.vault: Vault | None = None
         """Personal data's keys and ciphers, where the engine has :data:`PersonalData`."""
         keys = self.capability(PersonalData)
@@ -217,18 +228,52 @@ class Engine:
             vault = _VAULTS[keys] = Vault(keys)
         self.vault = vault
         found = self._capabilities
-        sealed = SealedEvents(
-            self.events,
-            vault,
-            inline=self.capability(InlineTransactions),
-            subscriber=self.capability(Subscriptions),
-        )
-        self.events = sealed
-        for key in (InlineTransactions, Subscriptions):
-            if key in found:
-                found[key] = sealed
         if Boundaries in found:
             found[Boundaries] = SealedBoundaries(cast(BoundaryStore, found[Boundaries]), vault)
+        self._wrap(
+            lambda events, inline, subscriber: SealedEvents(
+                events, vault, inline=inline, subscriber=subscriber
+            )
+        )
+
+    def _wrap(self, wrapper: Callable[[Any, Any, Any], Any]) -> None:
+        """Put ``wrapper(events, inline, subscriber)`` in front of the event store, and of
+        the inline appends and subscriptions where the engine has them."""
+        found = self._capabilities
+        wrapped = wrapper(
+            self.events, self.capability(InlineTransactions), self.capability(Subscriptions)
+        )
+        self.events = wrapped
+        for key in (InlineTransactions, Subscriptions):
+            if key in found:
+                found[key] = wrapped
+
+    def use_archive(self, archive: ColdStore) -> None:
+        """Read ``archive``'s events through, as if they were still in the engine (see
+        :mod:`facta.archive.reading`): under the personal-data wrappers, so archived
+        personal fields are opened or redacted like the others."""
+        events, inline, subscriber = self._own
+        found = self._capabilities
+        archived = ArchivedEvents(events, archive, inline=inline, subscriber=subscriber)
+        self.events = archived
+        for key in (InlineTransactions, Subscriptions):
+            if key in found:
+                found[key] = archived
+        self.archive = archive
+        if self.vault is not None:
+            vault = self.vault
+            self._wrap(
+                lambda events, inline, subscriber: SealedEvents(
+                    events, vault, inline=inline, subscriber=subscriber
+                )
+            )
+
+    @property
+    def stored_events(self) -> EventStore:
+        """The engine's own event store, without the wrappers: what is stored (personal
+        fields sealed, archived events absent). For tools that move stored events as they
+        are (the archiver); everything else reads ``events``."""
+        return self._own[0]
 
     def capability(self, key: Capability[T]) -> T | None:
         """The object implementing the capability ``key`` names, or None when the engine

@@ -9,6 +9,7 @@ from facta.store.engine import (
     Boundaries,
     Browsing,
     Engine,
+    Erasure,
     InlineTransactions,
     PersonalData,
     Snapshots,
@@ -16,6 +17,7 @@ from facta.store.engine import (
 from facta.store.memory.boundaries import MemoryBoundaries
 from facta.store.memory.browse import MemoryBrowser
 from facta.store.memory.checkpoints import MemoryCheckpoints
+from facta.store.memory.erasure import MemoryEraser
 from facta.store.memory.events import MemoryEventStore, MemoryTransaction
 from facta.store.memory.keys import MemoryKeys
 from facta.store.memory.read_models import MemoryReadModels
@@ -23,7 +25,7 @@ from facta.store.memory.read_models import MemoryReadModels
 
 class MemoryEngine(Engine):
     """Every storage contract in process memory: the event store, snapshots, inline
-    transactions, consistency boundaries, data subjects' keys, read models and relay
+    transactions, consistency boundaries, data subjects' keys, erasure, read models and relay
     checkpoints."""
 
     name = "memory"
@@ -42,6 +44,7 @@ class MemoryEngine(Engine):
                 Boundaries: MemoryBoundaries(events),
                 Browsing: MemoryBrowser(events, checkpoints),
                 PersonalData: MemoryKeys(events),
+                Erasure: MemoryEraser(events),
             },
         )
 

@@ -2,6 +2,13 @@
 
 Every operation runs without awaiting between its check and its write, so it is atomic on the
 event loop; appends with a transaction hook hold a lock across the hook.
+
+The log is a list in sequence order and each stream a list in version order. Until events are
+erased (:meth:`MemoryEventStore.erase`, the Erasure capability) the event at sequence n is at
+index n - 1 of the log and version v at index v - 1 of its stream, and reads slice by those
+numbers. Erasure leaves holes: from then on the log is searched by sequence (bisect), and a
+stream whose first events were erased counts them in ``_erased`` (its version is the events
+left plus those erased).
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ class MemoryEventStore:
         self._by_id: dict[str, RecordedEvent] = {}
         self.by_tag: dict[str, list[RecordedEvent]] = {}
         self._snapshots: dict[str, list[Snapshot]] = {}
+        self._last_sequence = 0  # the log's last sequence number (not its length: see erase)
+        self._erased: dict[str, int] = {}  # how many leading events of a stream were erased
+        self._holes = False  # whether events were erased: the log no longer indexes by sequence
         self._hook_lock = asyncio.Lock()
         self._appended = asyncio.Event()
         self.closed = False
@@ -74,7 +84,7 @@ class MemoryEventStore:
         if hook is not None:
             check_hook(hook)
         if not events:
-            actual = len(self._streams.get(stream_id, ()))
+            actual = self._version(stream_id)
             check_expected_version(stream_id, expected_version, actual)
             return AppendResult(stream_id, actual, self._head(), ())
         if hook is None:
@@ -104,12 +114,12 @@ class MemoryEventStore:
         stream = self._streams.get(stream_id, [])
         if (earlier := self._by_id.get(events[0].event_id)) is not None:
             return self._repeat(stream_id, events, earlier)
-        check_expected_version(stream_id, expected, len(stream))
+        version = len(stream) + self._erased.get(stream_id, 0)
+        check_expected_version(stream_id, expected, version)
         if condition is not None:
             self._check(condition)
         now = time.time()
-        sequence = len(self._log)
-        version = len(stream)
+        sequence = self._last_sequence
         recorded = []
         for offset, event in enumerate(events, 1):
             if event.event_id in self._by_id:
@@ -147,7 +157,7 @@ class MemoryEventStore:
                 index = bisect.bisect_right(tagged, start, key=_sequence)
                 candidates = itertools.islice(tagged, index, None)
             else:
-                candidates = itertools.islice(self._log, start, None)
+                candidates = itertools.islice(self._log, self._index_after(start), None)
             for event in candidates:
                 if first is not None and event.position >= first.position:
                     break
@@ -171,7 +181,7 @@ class MemoryEventStore:
                         found[event.position.sequence] = event
             yield from (found[sequence] for sequence in sorted(found))
             return
-        for event in self._log[start:]:
+        for event in self._log[self._index_after(start) :]:
             if query.matches(event.type, event.tags):
                 yield event
 
@@ -191,6 +201,7 @@ class MemoryEventStore:
         stream_id = prepared[0].stream_id
         self._streams.setdefault(stream_id, []).extend(prepared)
         self._log.extend(prepared)
+        self._last_sequence = prepared[-1].position.sequence
         by_tag = self.by_tag
         for event in prepared:
             self._by_id[event.event_id] = event
@@ -211,8 +222,10 @@ class MemoryEventStore:
         limit: int | None = None,
     ) -> list[RecordedEvent]:
         stream = self._streams.get(stream_id, [])
-        last = len(stream) if to_version is None else min(to_version, len(stream))
-        selected = stream[max(from_version, 1) - 1 : max(last, 0)]
+        erased = self._erased.get(stream_id, 0)  # version v is at index v - 1 - erased
+        version = len(stream) + erased
+        last = version if to_version is None else min(to_version, version)
+        selected = stream[max(from_version - 1 - erased, 0) : max(last - erased, 0)]
         if backwards:
             selected = selected[::-1]
         return selected if limit is None else selected[:limit]
@@ -226,13 +239,13 @@ class MemoryEventStore:
         types: Sequence[str] | None = None,
         wait_for_held_back: bool = True,  # one writer: nothing is ever held back here
     ) -> list[RecordedEvent]:
-        start = after.sequence  # sequence n is at index n - 1
+        start = self._index_after(after.sequence)
         if not categories and not types:
             return self._log[start : start + limit]
         wanted_categories = set(categories or ())
         wanted_types = set(types or ())
         page = []
-        for event in self._log[start:]:
+        for event in itertools.islice(self._log, start, None):
             if wanted_categories and category_of(event.stream_id) not in wanted_categories:
                 continue
             if wanted_types and event.type not in wanted_types:
@@ -253,7 +266,20 @@ class MemoryEventStore:
         return follow(self, after=after, categories=categories, types=types, batch_size=batch_size)
 
     async def stream_version(self, stream_id: str) -> int:
-        return len(self._streams.get(stream_id, ()))
+        return self._version(stream_id)
+
+    def _version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ())) + self._erased.get(stream_id, 0)
+
+    def _index_after(self, sequence: int) -> int:
+        """The index in the log of the first event after ``sequence``."""
+        if self._holes:
+            return bisect.bisect_right(self._log, sequence, key=_sequence)
+        return sequence  # sequence n is at index n - 1
+
+    def event_count(self) -> int:
+        """How many events are stored (fewer than the head's sequence once some are erased)."""
+        return len(self._log)
 
     def stream_ids(self) -> list[str]:
         """The ids of every stream with events (for the console's browsing)."""
@@ -295,6 +321,65 @@ class MemoryEventStore:
     async def delete_snapshots(self, stream_ids: Sequence[str]) -> int:
         """Delete every snapshot of these streams (forgetting personal data); how many."""
         return sum(len(self._snapshots.pop(stream_id, ())) for stream_id in set(stream_ids))
+
+    # -- erasure (the engine's Eraser calls these) --------------------------------------
+
+    def erase(self, stream_id: str, before_version: int) -> int:
+        """Remove the events of ``stream_id`` below ``before_version`` from the stream, the
+        log, the id index and the tag index; how many. ValueError above the stream's version
+        (its last event stays, so the log's last event always does too, and sequence numbers
+        and versions go on from where they were). An erased id is free again: appending an
+        event with it stores a new event."""
+        if before_version <= 1:
+            return 0
+        version = self._version(stream_id)
+        if before_version > version:
+            raise ValueError(
+                f"cannot erase the events of {stream_id!r} before version {before_version}:"
+                f" its version is {version}, and its last event is never erased"
+            )
+        erased = self._erased.get(stream_id, 0)
+        count = before_version - 1 - erased
+        if count <= 0:
+            return 0
+        stream = self._streams[stream_id]
+        gone = stream[:count]
+        del stream[:count]
+        self._erased[stream_id] = erased + count
+        self._holes = True
+        for event in gone:
+            del self._by_id[event.event_id]
+            for tag in event.tags:
+                tagged = self.by_tag[tag]
+                del tagged[bisect.bisect_left(tagged, event.position.sequence, key=_sequence)]
+                if not tagged:
+                    del self.by_tag[tag]
+        # A new list rather than one changed in place: an iteration of the old one that is
+        # under way (a generator of ``matching``) is not disturbed.
+        first = bisect.bisect_left(self._log, gone[0].position.sequence, key=_sequence)
+        removed = {event.position.sequence for event in gone}
+        kept = itertools.islice(self._log, first, None)
+        self._log = self._log[:first] + [e for e in kept if e.position.sequence not in removed]
+        return count
+
+    def trim_snapshots(self, stream_id: str, before_version: int | None) -> int:
+        """Delete the snapshots of ``stream_id`` below ``before_version`` (every one with
+        None); how many."""
+        snapshots = self._snapshots.get(stream_id)
+        if not snapshots:
+            return 0
+        if before_version is None:
+            del self._snapshots[stream_id]
+            return len(snapshots)
+        below = bisect.bisect_left(snapshots, before_version, key=lambda s: s.version)
+        del snapshots[:below]
+        if not snapshots:
+            del self._snapshots[stream_id]
+        return below
+
+    def stored(self) -> tuple[int, int]:
+        """(events in the log, bytes of their data and metadata): what the log holds."""
+        return len(self._log), sum(len(e.data) + len(e.metadata) for e in self._log)
 
     async def wait_for_events(self, after: Position, max_wait: float) -> None:
         if self._head() > after:

@@ -13,6 +13,7 @@ from facta.store.engine import (
     Boundaries,
     Browsing,
     Engine,
+    Erasure,
     HeldBack,
     InlineTransactions,
     PersonalData,
@@ -22,6 +23,7 @@ from facta.store.engine import (
 from facta.store.postgres.boundaries import PostgresBoundaries
 from facta.store.postgres.browse import PostgresBrowser
 from facta.store.postgres.checkpoints import PostgresCheckpoints
+from facta.store.postgres.erasure import PostgresEraser
 from facta.store.postgres.events import PostgresEventStore
 from facta.store.postgres.keys import PostgresKeys
 from facta.store.postgres.read_models import PostgresReadModels
@@ -48,6 +50,7 @@ class PostgresEngine(Engine):
                 Boundaries: PostgresBoundaries(events),
                 Browsing: PostgresBrowser(events, checkpoints),
                 PersonalData: PostgresKeys(events),
+                Erasure: PostgresEraser(events),
             },
         )
 

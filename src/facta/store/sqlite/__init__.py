@@ -13,6 +13,7 @@ from facta.store.engine import (
     Boundaries,
     Browsing,
     Engine,
+    Erasure,
     InlineTransactions,
     PersonalData,
     Snapshots,
@@ -21,6 +22,7 @@ from facta.store.sqlite.boundaries import SQLiteBoundaries
 from facta.store.sqlite.browse import SQLiteBrowser
 from facta.store.sqlite.checkpoints import SQLiteCheckpoints
 from facta.store.sqlite.connections import Connections, connect
+from facta.store.sqlite.erasure import SQLiteEraser
 from facta.store.sqlite.events import SQLiteEventStore
 from facta.store.sqlite.hooks import SQLiteTransaction
 from facta.store.sqlite.keys import SQLiteKeys
@@ -47,6 +49,7 @@ class SQLiteEngine(Engine):
                 Boundaries: SQLiteBoundaries(events),
                 Browsing: SQLiteBrowser(events, checkpoints),
                 PersonalData: SQLiteKeys(self._connections, events.prefix),
+                Erasure: SQLiteEraser(self._connections, events.prefix),
             },
         )
 

@@ -16,12 +16,13 @@ fixture, an open and empty engine (closed afterwards)::
 
 It needs pytest and pytest-asyncio with ``asyncio_mode = "auto"``. The contracts of optional
 capabilities (:class:`SnapshotContract`, :class:`InlineTransactionContract`,
-:class:`BoundaryContract`, :class:`PersonalDataContract`) skip themselves
-on an engine that does not declare the capability.
+:class:`BoundaryContract`, :class:`PersonalDataContract`, :class:`ErasureContract`) skip
+themselves on an engine that does not declare the capability.
 """
 
 from facta.testing.conformance.boundaries import BoundaryContract
 from facta.testing.conformance.checkpoints import RelayCheckpointContract
+from facta.testing.conformance.erasure import ErasureContract
 from facta.testing.conformance.events import (
     EventStoreContract,
     InlineTransactionContract,
@@ -41,15 +42,17 @@ class EngineContract(
     PartitionContract,
     RelayCheckpointContract,
     PersonalDataContract,
+    ErasureContract,
 ):
     """Every storage contract at once: the event store, its optional capabilities (personal
-    data's keys among them), read models (documents, the runner, leases, partitions) and
-    relay checkpoints."""
+    data's keys and erasure among them), read models (documents, the runner, leases,
+    partitions) and relay checkpoints."""
 
 
 __all__ = [
     "BoundaryContract",
     "EngineContract",
+    "ErasureContract",
     "EventStoreContract",
     "InlineTransactionContract",
     "PartitionContract",
