@@ -28,6 +28,7 @@ from facta.errors import (
     PersonalDataLocked,
     StoreSetupError,
     StoreUnavailable,
+    StreamGone,
     StreamNotFound,
     UnknownEventType,
     WrongExpectedVersion,
@@ -51,6 +52,7 @@ from facta.store.base import (
     TransactionHook,
 )
 from facta.store.boundaries import AppendCondition, BoundaryStore, Query, QueryItem, TaggedEvents
+from facta.tombstones import StreamDeleted
 
 __all__ = [
     "Decision",
@@ -106,6 +108,8 @@ __all__ = [
     "StoreUnavailable",
     "Transaction",
     "TransactionHook",
+    "StreamDeleted",
+    "StreamGone",
     "StreamNotFound",
     "UnknownEventType",
     "WrongExpectedVersion",

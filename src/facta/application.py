@@ -7,6 +7,8 @@ conflict with each other; conflicts with other processes are retried a bounded n
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -18,8 +20,8 @@ from facta import decisions
 from facta._commands import event_id as _event_id
 from facta._commands import fingerprint as _fingerprint
 from facta._commands import metadata as _metadata
-from facta._formats import Format, model_format
 from facta._locks import KeyedLocks
+from facta._snapshots import Snapshotter
 from facta.cache import StateCache
 from facta.codec import Codec
 from facta.decisions import Decision, DecisionResult, Model
@@ -28,6 +30,7 @@ from facta.errors import (
     CommandIdReused,
     DuplicateEventId,
     InvalidStreamId,
+    StreamGone,
     StreamNotFound,
     WrongExpectedVersion,
 )
@@ -36,7 +39,6 @@ from facta.store.base import (
     START,
     Position,
     RecordedEvent,
-    Snapshot,
     TransactionHook,
     validate_stream_id,
 )
@@ -47,6 +49,7 @@ from facta.store.engine import (
     Snapshots,
     refuse_personal,
 )
+from facta.tombstones import check_loaded, gone
 
 log = logging.getLogger("facta.application")
 
@@ -108,14 +111,11 @@ class Application:
         self.cache = StateCache(cache_size, max_age=max_age)
         self.transaction_hook = transaction_hook
         self._events = store.events
-        self._snapshots = store.capability(Snapshots)
+        self.snapshots = Snapshotter(store.capability(Snapshots))
         self._inline = None if transaction_hook is None else store.require(InlineTransactions)
         # An engine without keys cannot store personal fields: refused rather than in clear.
         self._unsealed = store.vault is None
         self._locks = KeyedLocks()
-        self._background: set[asyncio.Task[None]] = set()
-        # state type -> how its snapshots are written and read, found once per type.
-        self._state_formats: dict[Any, Format] = {}
 
     @staticmethod
     def stream_id(aggregate: Aggregate[Any, Any, Any], entity_id: str) -> str:
@@ -123,6 +123,11 @@ class Application:
         if not entity_id:
             raise InvalidStreamId("the id must not be empty")
         return validate_stream_id(f"{aggregate.name}-{entity_id}")
+
+    def holding(self, stream_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold the lock this application's commands on ``stream_id`` take (they wait until
+        it is released): for work on a stream that must not race them in this process."""
+        return self._locks.hold(stream_id)
 
     async def execute(
         self,
@@ -226,7 +231,7 @@ class Application:
                         return earlier
                     new_state = aggregate.fold(events, state)
                     self.cache.put(stream_id, new_state, appended.version, derived=True)
-                    self._maybe_snapshot(aggregate, appended.events, new_state)
+                    self.snapshots.maybe_take(aggregate, appended.events, new_state)
                     scope.done(appended.version, len(events))
                     return CommandResult(
                         stream_id, appended.version, tuple(events), new_state, appended.position
@@ -295,6 +300,7 @@ class Application:
         """``state`` at ``version`` brought up to the stream's head: the state, its version
         and how many events were read."""
         records = await self._events.read_stream(stream_id, from_version=version + 1)
+        check_loaded(stream_id, records, version + 1)  # deleted since it was cached
         decode, evolve = self.codec.decode, aggregate.evolve
         for record in records:
             event = decode(record)
@@ -363,28 +369,34 @@ class Application:
         at: float | None,
     ) -> StateAt[S]:
         state, loaded_version = aggregate.initial, 0
-        if aggregate.snapshot_every and self._snapshots is not None:
-            snapshot = await self._snapshots.load_snapshot(
-                stream_id, max_version=version, max_recorded_at=at
-            )
-            if snapshot is not None and snapshot.schema_version == aggregate.state_schema_version:
-                state, loaded_version = (
-                    self._decode_state(aggregate, snapshot.data),
-                    snapshot.version,
-                )
+        found = None
+        if aggregate.snapshot_every:
+            found = await self.snapshots.load(aggregate, stream_id, version, at)
+            if found is not None:
+                state, loaded_version = found
         records = await self._events.read_stream(
             stream_id, from_version=loaded_version + 1, to_version=version
         )
+        if at is not None:  # as it was then: a later tombstone does not count
+            records = list(itertools.takewhile(lambda r: r.recorded_at <= at, records))
+        if gone(records, loaded_version + 1) and found is None:
+            # Deleted, or its first events erased: a truncated stream keeps a snapshot where
+            # its events now start, whatever the aggregate's snapshot_every.
+            found = await self.snapshots.load(aggregate, stream_id, version, at)
+            if found is not None:
+                state, loaded_version = found
+                records = [r for r in records if r.version > loaded_version]
+        check_loaded(stream_id, records, loaded_version + 1)
         tracing.loaded(len(records), loaded_version)
         decode, evolve = self.codec.decode, aggregate.evolve
         for record in records:
-            if at is not None and record.recorded_at > at:
-                break
             event = decode(record)
             if event is not None:
                 state = evolve(state, event)
             loaded_version = record.version
         if version is not None and loaded_version < version:
+            if await self._events.stream_version(stream_id) >= version:
+                raise StreamGone(stream_id, f"version {version} was erased")
             raise StreamNotFound(stream_id, f"it has no version {version}")
         return StateAt(stream_id, loaded_version, state)
 
@@ -445,50 +457,6 @@ class Application:
         events = tuple(e.event for e in self.decode_all(mine))
         return CommandResult(stream_id, loaded.version, events, loaded.state, mine[-1].position)  # type: ignore[arg-type]
 
-    def _state_format(self, aggregate: Aggregate[Any, Any, Any]) -> Format:
-        kind = aggregate.state_type
-        found = self._state_formats.get(kind)
-        if found is None:
-            found = model_format(kind) or Format(
-                msgspec.json.encode, msgspec.json.Decoder(kind).decode
-            )
-            self._state_formats[kind] = found
-        return found
-
-    def _decode_state(self, aggregate: Aggregate[S, Any, Any], data: bytes) -> S:
-        state: S = self._state_format(aggregate).decode(data)
-        return state
-
-    def _maybe_snapshot(
-        self, aggregate: Aggregate[S, Any, Any], recorded: Sequence[RecordedEvent], state: S
-    ) -> None:
-        every = aggregate.snapshot_every
-        if not every or not recorded or self._snapshots is None:
-            return
-        last = recorded[-1]
-        if last.version // every == (last.version - len(recorded)) // every:
-            return
-        snapshot = Snapshot(
-            last.stream_id,
-            last.version,
-            aggregate.state_schema_version,
-            self._state_format(aggregate).encode(state),
-            last.recorded_at,
-        )
-        task = asyncio.get_running_loop().create_task(self._save_snapshot(snapshot))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _save_snapshot(self, snapshot: Snapshot) -> None:
-        try:
-            assert self._snapshots is not None
-            await self._snapshots.save_snapshot(snapshot)
-        except Exception:  # a lost snapshot only costs a longer load later
-            log.exception(
-                "saving the snapshot of %s at %d failed", snapshot.stream_id, snapshot.version
-            )
-
     async def drain(self) -> None:
         """Wait for background work (snapshots) to finish."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.snapshots.drain()

@@ -19,6 +19,7 @@ from facta.domain import Aggregate, AnyEvent, Upcaster, type_name
 from facta.errors import EventDecodeError, UnknownEventType
 from facta.personal.fields import PersonalField, personal_fields
 from facta.store.base import NewEvent, RecordedEvent, Seal
+from facta.tombstones import StreamDeleted
 
 __all__ = ["Codec", "Upcaster"]
 
@@ -59,6 +60,7 @@ class Codec:
         self._deprecated: set[str] = set()
         self._registered_aggregates: set[type[Aggregate[Any, Any, Any]]] = set()
         self._encode = msgspec.json.Encoder(decimal_format="number").encode
+        self.register(StreamDeleted)  # any stream may end in one: every reader decodes it
         for cls in events:
             self.register(cls)
 

@@ -49,6 +49,11 @@ class StreamNotFound(FactaError):
         super().__init__(f"stream {stream_id!r} not found" + (f": {detail}" if detail else ""))
 
 
+class StreamGone(StreamNotFound):
+    """The stream was deleted (its last event is a tombstone), or the versions asked for were
+    erased (truncated or hard deleted): HTTP 410. Its id is not handed out again."""
+
+
 class DuplicateEventId(FactaError):
     """An append reused an event id that is stored with different contents or in another stream."""
 

@@ -13,6 +13,7 @@ the relay tells other services so that they forget too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -91,6 +92,9 @@ async def forget(
     assert vault is not None  # the engine made one for its PersonalData
     needles = [needle(key_id) for key_id in await keys.subject_key_ids(subject)]
     streams = await keys.streams_containing(needles)
+    if store.archive is not None and needles:  # archived events keep their sealed fields
+        archived = await asyncio.to_thread(store.archive.streams_containing, needles)
+        streams = sorted(set(streams) | set(archived))
     purged = await keys.purge_snapshots(streams)
     key_ids = await vault.forget(subject)
     # Again, after the keys are gone: a snapshot taken in between held the fields in clear.

@@ -19,6 +19,7 @@ from facta.errors import (
     AppendConditionFailed,
     InvalidStreamId,
     StoreUnavailable,
+    StreamGone,
     StreamNotFound,
     WrongExpectedVersion,
 )
@@ -30,6 +31,7 @@ CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "version_conflict",
+    410: "gone",
     412: "precondition_failed",
     413: "body_too_large",
     415: "unsupported_media_type",
@@ -44,6 +46,7 @@ DESCRIPTIONS = {
     400: "The command was rejected by a business rule; nothing was written.",
     404: "No such resource.",
     409: "Concurrent writers outlasted the retries; nothing was written, try again.",
+    410: "The resource was deleted, or the versions asked for were erased; nothing was written.",
     412: "If-Match names a version the resource is no longer at; nothing was written.",
     413: "The request body is over the service's limit.",
     415: "The request body is not sent as JSON (Content-Type: application/json).",
@@ -101,8 +104,9 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 def error_for(exc: BaseException, method: str = "", path: str = "") -> ApiError:
     """The answer to ``exc``, raised by a handler of ``method path`` (named in logs): the
-    domain's refusal is 400, a conflict 409, an unknown stream 404, a bad stream id 422, an
-    unreachable store 503; anything else is logged with its traceback and answered 500."""
+    domain's refusal is 400, a conflict 409, an unknown stream 404, a deleted one 410, a bad
+    stream id 422, an unreachable store 503; anything else is logged with its traceback and
+    answered 500."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, DomainError):
@@ -115,6 +119,8 @@ def error_for(exc: BaseException, method: str = "", path: str = "") -> ApiError:
         )
     if isinstance(exc, AppendConditionFailed):
         return ApiError(409, "what the decision read changed concurrently; try again")
+    if isinstance(exc, StreamGone):  # before StreamNotFound, which it is a kind of
+        return ApiError(410, str(exc))
     if isinstance(exc, StreamNotFound):
         return ApiError(404, str(exc))
     if isinstance(exc, InvalidStreamId):

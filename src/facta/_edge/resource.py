@@ -22,7 +22,7 @@ from facta._edge.json import encode, timestamp
 from facta._edge.params import etag, if_match_versions, parse_time
 from facta._edge.runtime import Runtime
 from facta.domain import Aggregate, Command, DomainError
-from facta.errors import CommandIdReused, StreamNotFound, WrongExpectedVersion
+from facta.errors import CommandIdReused, StreamGone, StreamNotFound, WrongExpectedVersion
 
 S = TypeVar("S")
 
@@ -219,6 +219,8 @@ class AggregateEndpoints(Generic[S]):
             loaded = await self.runtime.application.load(
                 self.resource.aggregate, entity_id, version=version, at=moment
             )
+        except StreamGone as exc:
+            raise ApiError(410, f"{label} {entity_id!r}: {exc}") from None
         except StreamNotFound:
             when = "" if at is None else f" at {at}"
             raise ApiError(404, f"{label} {entity_id!r} had no version {version}{when}") from None

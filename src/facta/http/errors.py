@@ -7,6 +7,8 @@ funds"}``, with ``details`` for validation failures. Which status means what:
 - 404 ``not_found``: no such resource (an unknown id, a version past the end, a bad route).
 - 409 ``version_conflict``: concurrent writers outlasted the retries (of an aggregate's
   command, or a decision's conditional append); try again.
+- 410 ``gone``: the resource was deleted (its stream ends in a tombstone), or the versions
+  asked for were erased (truncated); nothing was written, and its id is not reused.
 - 412 ``precondition_failed``: ``If-Match`` named a version the resource is no longer at.
 - 413 ``body_too_large``: the request body is over the service's limit.
 - 415 ``unsupported_media_type``: a body sent without ``Content-Type: application/json``.

@@ -192,7 +192,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
                     description="The state after the command; its version is in ETag.",
                     generate_examples=False,
                 ),
-                **documented_errors(400, 404, 409, 412, 413, 415, 422, 503),
+                **documented_errors(400, 404, 409, 410, 412, 413, 415, 422, 503),
             },
             operation_class=CommandOperation,
             request_class=CommandRequest,
@@ -202,7 +202,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             summary=f"The {label}'s state, now or at a version or time",
             tags=tags,
             operation_id=f"get_{aggregate.name}",
-            responses=documented_errors(404, 422, 503),
+            responses=documented_errors(404, 410, 422, 503),
             operation_class=ErrorsAsSent,
         )(read_state),
         get(
@@ -211,7 +211,7 @@ def aggregate_routes(resource: AggregateResource[Any], runtime: Runtime) -> list
             description=events_doc,
             tags=tags,
             operation_id=f"get_{aggregate.name}_events",
-            responses=documented_errors(404, 422, 503),
+            responses=documented_errors(404, 410, 422, 503),
             operation_class=ErrorsAsSent,
         )(read_history),
     ]

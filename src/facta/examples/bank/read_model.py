@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from facta import REDACTED, Event, EventEnvelope, SubjectForgotten
+from facta import REDACTED, Event, EventEnvelope, StreamDeleted, SubjectForgotten
 from facta.examples.bank.domain import AccountOpened, MoneyDeposited, MoneyWithdrawn
 from facta.examples.bank.transfers import (
     TransferCompleted,
@@ -67,7 +67,7 @@ class AccountsProjection(Projection[AccountSummary]):
 
     name = "accounts"
     version = 1
-    event_types = (AccountOpened, MoneyDeposited, MoneyWithdrawn, SubjectForgotten)
+    event_types = (AccountOpened, MoneyDeposited, MoneyWithdrawn, SubjectForgotten, StreamDeleted)
     document = AccountSummary
     indexes = ("owner", "balance")
 
@@ -80,6 +80,9 @@ class AccountsProjection(Projection[AccountSummary]):
         key = _account_of(envelope)
         recorded = envelope.recorded
         match envelope.event:
+            case StreamDeleted():
+                session.delete(key)  # a deleted account is no longer listed
+                return
             case SubjectForgotten(subject=subject):
                 # The holder's name is personal: forgetting the account redacts it here too.
                 forgotten = await session.get(key) if subject.startswith("account-") else None
