@@ -25,6 +25,7 @@ COMMANDS = (
     "projections",
     "relay",
     "forget",
+    "lifecycle",
     "bench",
 )
 """The modules of ``facta.cli`` whose ``command`` is a top-level command or group."""

@@ -1,4 +1,5 @@
-"""``facta streams``: the streams in the store, with their event counts."""
+"""``facta streams``: the streams in the store, with their event counts; its subcommands
+(delete, truncate, retention, scavenge) are in :mod:`facta.cli.lifecycle`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from facta.cli._common import console, opened_store, run, store_option, timestamp
+from facta.cli.lifecycle import STREAM_COMMANDS
 from facta.store.base import START
 
 PAGE = 5000
@@ -75,13 +77,20 @@ async def _streams(url: str, categories: tuple[str, ...], limit: int) -> None:
         console.print(f"… and {len(summaries) - limit} more (--limit)")
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @store_option
 @click.option("--category", "categories", multiple=True, help="Only streams of this category.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
-def streams(store_url: str, categories: tuple[str, ...], limit: int) -> None:
-    """List the streams with their event counts and versions."""
-    run(_streams, store_url, categories, limit)
+@click.pass_context
+def streams(ctx: click.Context, store_url: str, categories: tuple[str, ...], limit: int) -> None:
+    """List the streams with their event counts and versions; or delete, truncate one, or
+    set and apply retention rules (facta streams COMMAND --help)."""
+    if ctx.invoked_subcommand is None:
+        run(_streams, store_url, categories, limit)
+
+
+for _command in STREAM_COMMANDS:
+    streams.add_command(_command)
 
 
 command = streams
