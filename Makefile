@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots bench-personal soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots bench-personal bench-archive soak clean
 
 install: $(STAMP)
 
@@ -108,6 +108,12 @@ console-screenshots: $(STAMP) chromium
 # minutes (benchmarks/personal.py; results in benchmarks/PERSONAL-RESULTS.md).
 bench-personal: $(STAMP)
 	$(BIN)/python benchmarks/personal.py
+
+# Archiving (issue 25): 90% of a 1,000,000-event log moved to cold storage on SQLite and
+# PostgreSQL, read back byte for byte, the database's size before and after
+# (benchmarks/archive.py; results in benchmarks/ARCHIVE-RESULTS.md).
+bench-archive: $(STAMP)
+	$(BIN)/python benchmarks/archive.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, 1,000

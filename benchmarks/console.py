@@ -78,9 +78,9 @@ def _rows(first: int, last: int, now: float) -> Any:
             yield (str(uuid.uuid4()), stream_id(s), "account", v, kind, 1, data, meta, now)
 
 
-async def sqlite_store(out: Path) -> str:
-    """The SQLite store of 1,000,000 events, filled once by bulk inserts."""
-    path = out / "console-1m.db"
+async def sqlite_store(out: Path, name: str = "console-1m.db") -> str:
+    """The SQLite store of 1,000,000 events in ``out/name``, filled once by bulk inserts."""
+    path = out / name
     url = f"sqlite:///{path}"
     if path.exists():
         with sqlite3.connect(path) as c:
@@ -104,24 +104,24 @@ async def sqlite_store(out: Path) -> str:
     return url
 
 
-async def postgres_store() -> str:
-    """The PostgreSQL store of 1,000,000 events in schema bench_console_1m, filled once."""
+async def postgres_store(schema: str = SCHEMA) -> str:
+    """The PostgreSQL store of 1,000,000 events in ``schema``, filled once."""
     import asyncpg
 
-    url = f"{POSTGRES}?schema={SCHEMA}"
+    url = f"{POSTGRES}?schema={schema}"
     connection = await asyncpg.connect(POSTGRES)
     try:
-        exists = await connection.fetchval("SELECT to_regclass($1)", f"{SCHEMA}.events")
-        if exists and await connection.fetchval(f"SELECT count(*) FROM {SCHEMA}.events") == EVENTS:
+        exists = await connection.fetchval("SELECT to_regclass($1)", f"{schema}.events")
+        if exists and await connection.fetchval(f"SELECT count(*) FROM {schema}.events") == EVENTS:
             return url
-        await connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         store = await open_store(url, create=True)
         await store.close()
         started = time.perf_counter()
         # One statement per 100,000 events: each its own transaction, as appends would be.
         for first in range(0, STREAMS, 10_000):
             await connection.execute(
-                f"INSERT INTO {SCHEMA}.events (commit_xid, version, recorded_at,"
+                f"INSERT INTO {schema}.events (commit_xid, version, recorded_at,"
                 " schema_version, event_id, stream_id, category, type, data, metadata)"
                 " SELECT pg_current_xact_id(), v, extract(epoch FROM now()), 1,"
                 " gen_random_uuid()::text, 'account-acc-' || lpad(s::text, 6, '0'), 'account',"
@@ -134,7 +134,7 @@ async def postgres_store() -> str:
                 first,
                 first + 9_999,
             )
-        await connection.execute(f"ANALYZE {SCHEMA}.events")
+        await connection.execute(f"ANALYZE {schema}.events")
         print(f"  filled {url} in {time.perf_counter() - started:.0f} s", flush=True)
         return url
     finally:

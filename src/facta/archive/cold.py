@@ -115,6 +115,7 @@ class ColdStore:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # one connection, used from the loop and from threads
         self._cache: OrderedDict[str, list[RecordedEvent]] = OrderedDict()
+        self._streams_in: dict[str, dict[str, list[RecordedEvent]]] = {}  # by cached chunk
         self._cached_chunks = cached_chunks
         self._decode = msgspec.json.Decoder(_Line).decode
         self._encode = msgspec.json.Encoder().encode
@@ -167,11 +168,16 @@ class ColdStore:
         )
         found: list[RecordedEvent] = []
         for (chunk,) in rows:
-            found.extend(
-                r
-                for r in self.events_of(str(chunk))
-                if r.stream_id == stream_id and from_version <= r.version <= to_version
+            events = self.events_of(str(chunk))
+            with self._lock:
+                by_stream = self._streams_in.get(str(chunk))
+            # Evicted by another thread meanwhile: filter the list it was decoded to.
+            mine = (
+                by_stream.get(stream_id, ())
+                if by_stream is not None
+                else [r for r in events if r.stream_id == stream_id]
             )
+            found.extend(r for r in mine if from_version <= r.version <= to_version)
         found.sort(key=lambda r: r.version)
         return found
 
@@ -185,10 +191,15 @@ class ColdStore:
         with gzip.open(self.directory / "chunks" / chunk, "rb") as file:
             decode = self._decode
             events = [_record(decode(line)) for line in file]
+        by_stream: dict[str, list[RecordedEvent]] = {}
+        for record in events:
+            by_stream.setdefault(record.stream_id, []).append(record)
         with self._lock:
             self._cache[chunk] = events
+            self._streams_in[chunk] = by_stream
             while len(self._cache) > self._cached_chunks:
-                self._cache.popitem(last=False)
+                evicted, _ = self._cache.popitem(last=False)
+                self._streams_in.pop(evicted, None)
         return events
 
     def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
@@ -268,6 +279,7 @@ class ColdStore:
                     self._enter(*written)
             with self._lock:
                 self._cache.pop(name, None)
+                self._streams_in.pop(name, None)
             (self.directory / "chunks" / name).unlink(missing_ok=True)
         return removed
 
