@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facta.errors import StoreSetupError, StoreUnavailable
 from facta.store import open_store
@@ -119,6 +120,20 @@ async def opened_store(url: str, *, create: bool = False) -> AsyncIterator[Engin
     finally:
         with contextlib.suppress(Exception):
             await store.close()
+
+
+def progress_bar(label: str = "{task.description}") -> Progress:
+    """The bar a long command shows while it works (nothing when output is not a terminal):
+    ``label``, the bar, done of total, and the time taken."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
 
 
 def timestamp(unix_seconds: float) -> str:

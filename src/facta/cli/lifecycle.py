@@ -8,19 +8,30 @@ The stream commands join the ``streams`` group (whose own listing stays ``facta 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from facta.cli._common import console, load_object, opened_store, run, store_option
+from facta.cli._common import console, load_object, opened_store, progress_bar, run, store_option
 from facta.cli.console import aggregate_option
-from facta.errors import InvalidStreamId, StreamGone, StreamNotFound
-from facta.store.engine import CapabilityMissing
+from facta.errors import InvalidStreamId, StreamNotFound
+from facta.store.engine import CapabilityMissing, Engine
+
+T = TypeVar("T")
 
 REFUSALS = (CapabilityMissing, InvalidStreamId, StreamNotFound, ValueError)
-"""What a lifecycle command says in one line: a missing capability, a bad or unknown
-stream, a version or rule out of range."""
+"""What a lifecycle command says in one line: a missing capability, a bad, unknown or
+deleted stream (StreamGone is a StreamNotFound), a version or rule out of range."""
+
+
+async def _refusing(url: str, work: Callable[[Engine], Awaitable[T]]) -> T:
+    """``work`` on the store at ``url``, with what it refuses said in one line."""
+    async with opened_store(url) as store:
+        try:
+            return await work(store)
+        except REFUSALS as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _aggregates(specs: tuple[str, ...]) -> list[Any]:
@@ -40,11 +51,9 @@ def _with_archive(url: str, archive: str | None) -> str:
 async def _delete(url: str, stream_id: str, hard: bool, reason: str) -> Any:
     from facta.lifecycle import delete_stream
 
-    async with opened_store(url) as store:
-        try:
-            return await delete_stream(store, stream_id, hard=hard, reason=reason)
-        except REFUSALS as exc:
-            raise click.ClickException(str(exc)) from None
+    return await _refusing(
+        url, lambda store: delete_stream(store, stream_id, hard=hard, reason=reason)
+    )
 
 
 @click.command("delete")
@@ -75,13 +84,10 @@ async def _truncate(url: str, stream_id: str, before: int, aggregates: list[Any]
     from facta.store.base import category_of
 
     mine = [a for a in aggregates if a.name == category_of(stream_id)]
-    async with opened_store(url) as store:
-        try:
-            return await truncate_stream(
-                store, stream_id, before, aggregate=mine[0] if mine else None
-            )
-        except (*REFUSALS, StreamGone) as exc:
-            raise click.ClickException(str(exc)) from None
+    aggregate = mine[0] if mine else None
+    return await _refusing(
+        url, lambda store: truncate_stream(store, stream_id, before, aggregate=aggregate)
+    )
 
 
 @click.command("truncate")
@@ -107,13 +113,12 @@ async def _retention(
 ) -> Any:
     from facta.lifecycle import set_retention
 
-    async with opened_store(url) as store:
-        try:
-            return await set_retention(
-                store, target, category=category, max_age=max_age, max_count=max_count
-            )
-        except REFUSALS as exc:
-            raise click.ClickException(str(exc)) from None
+    return await _refusing(
+        url,
+        lambda store: set_retention(
+            store, target, category=category, max_age=max_age, max_count=max_count
+        ),
+    )
 
 
 @click.command("retention")
@@ -138,11 +143,7 @@ def retention(
 async def _scavenge(url: str, aggregates: list[Any]) -> Any:
     from facta.lifecycle import scavenge
 
-    async with opened_store(url) as store:
-        try:
-            return await scavenge(store, aggregates=aggregates)
-        except REFUSALS as exc:
-            raise click.ClickException(str(exc)) from None
+    return await _refusing(url, lambda store: scavenge(store, aggregates=aggregates))
 
 
 @click.command("scavenge")
@@ -166,15 +167,7 @@ async def _archive_run(
 ) -> Any:
     from facta.lifecycle import archive_streams
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with progress_bar() as progress:
         tasks: dict[str, Any] = {}
 
         def report(stage: str, done: int, total: int) -> None:
@@ -182,18 +175,17 @@ async def _archive_run(
                 tasks[stage] = progress.add_task(stage, total=total or None)
             progress.update(tasks[stage], completed=done, total=total or None)
 
-        async with opened_store(url) as store:
-            try:
-                return await archive_streams(
-                    store,
-                    older_than=older_than,
-                    deleted=deleted,
-                    categories=list(categories) or None,
-                    compact=compact,
-                    progress=report,
-                )
-            except REFUSALS as exc:
-                raise click.ClickException(str(exc)) from None
+        return await _refusing(
+            url,
+            lambda store: archive_streams(
+                store,
+                older_than=older_than,
+                deleted=deleted,
+                categories=list(categories) or None,
+                compact=compact,
+                progress=report,
+            ),
+        )
 
 
 archive_option = click.option(
@@ -242,11 +234,7 @@ def archive_run(
 async def _archive_status(url: str) -> dict[str, int]:
     from facta.lifecycle import archive_status
 
-    async with opened_store(url) as store:
-        try:
-            return await archive_status(store)
-        except REFUSALS as exc:
-            raise click.ClickException(str(exc)) from None
+    return await _refusing(url, archive_status)
 
 
 @archive.command("status")

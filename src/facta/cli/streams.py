@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from facta.cli._common import console, opened_store, run, store_option, timestamp
+from facta.cli._common import console, opened_store, progress_bar, run, store_option, timestamp
 from facta.cli.lifecycle import STREAM_COMMANDS
 from facta.store.base import START
 
@@ -32,15 +31,7 @@ async def _streams(url: str, categories: tuple[str, ...], limit: int) -> None:
         position = START
         # The log is scanned in pages: the store protocol has no index of streams, and a
         # full scan is what an operator asking "what is in here" can afford, with progress.
-        with Progress(
-            TextColumn("scanning the log"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        ) as progress:
+        with progress_bar("scanning the log") as progress:
             task = progress.add_task("scan", total=head.sequence or None)
             while True:
                 page = await store.read_all(
