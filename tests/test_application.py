@@ -113,6 +113,47 @@ async def test_a_pinned_expected_version_is_not_retried(store: EventStore) -> No
     assert await store.stream_version("account-acc-001") == 2
 
 
+async def test_a_creation_command_writes_without_reading_the_new_stream(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAccount is one of the account's creation_commands: on a stream the app has not
+    cached, it is decided on the initial state and appended at version 0, unread."""
+    reads: list[str] = []
+    read_stream = store.events.read_stream
+
+    async def counted(stream_id: str, **options: Any) -> list[RecordedEvent]:
+        reads.append(stream_id)
+        return await read_stream(stream_id, **options)
+
+    monkeypatch.setattr(store.events, "read_stream", counted)
+    app = Application(store)
+    result = await app.execute(account, "acc-new", OpenAccount("Ann", Decimal(5)))
+    assert (result.version, result.state.balance, reads) == (1, Decimal(5), [])
+    # Another app's guess meets the stream: refused, decided again on what it holds.
+    other = Application(store, max_retries=0)
+    with pytest.raises(AccountError, match="already open"):
+        await other.execute(account, "acc-new", OpenAccount("Eve", Decimal(9)))
+    assert reads == ["account-acc-new"]
+    assert await store.stream_version("account-acc-new") == 1
+    deposited = await other.execute(account, "acc-new", Deposit(Decimal(1)))
+    assert (deposited.version, deposited.state.owner) == (2, "Ann")
+
+
+async def test_racing_creations_open_one_account(store: EventStore) -> None:
+    apps = [Application(store) for _ in range(8)]
+    results = await asyncio.gather(
+        *(
+            app.execute(account, "acc-race", OpenAccount(f"Owner {n}", Decimal(n)))
+            for n, app in enumerate(apps)
+        ),
+        return_exceptions=True,
+    )
+    opened = [r for r in results if not isinstance(r, BaseException)]
+    assert len(opened) == 1
+    assert all(isinstance(r, AccountError) for r in results if isinstance(r, BaseException))
+    assert [r.version for r in await store.read_stream("account-acc-race")] == [1]
+
+
 async def test_a_stale_cache_costs_a_retry_not_a_wrong_answer(store: EventStore) -> None:
     mine, theirs = Application(store), Application(store)
     await open_alice(mine, balance="100")

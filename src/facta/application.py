@@ -155,21 +155,31 @@ class Application:
         fingerprint = None if command_id is None else _fingerprint(command)
         meta = _metadata(metadata, command_id, fingerprint)
         scope = tracing.command_scope(aggregate.name, stream_id, command)
+        # A command that usually starts a stream is first tried as its first event, unread.
+        guess = expected_version is None and isinstance(command, aggregate.creation_commands)
         with scope:
             async with self._locks.hold(stream_id):
                 meta = scope.stamp(meta)
-                for attempt in range(self.max_retries + 1):
+                wrong_guess = 0  # a creation guessed wrong is not one of the retries
+                for attempt in range(self.max_retries + 2):
                     if command_id is not None:
                         earlier = await self._earlier_result(
                             aggregate, stream_id, command_id, fingerprint
                         )
                         if earlier is not None:
                             return earlier
-                    state, version = await self._current(aggregate, stream_id, expected_version)
+                    guess = guess and self.cache.get(stream_id) is None
+                    if guess:
+                        state, version = aggregate.initial, 0
+                    else:
+                        state, version = await self._current(aggregate, stream_id, expected_version)
                     if expected_version is not None and version != expected_version:
                         raise WrongExpectedVersion(stream_id, expected_version, version)
                     events = aggregate.decide(state, command)
                     if not events:
+                        if guess:  # nothing to write on a new stream: is it new? load it
+                            guess, wrong_guess = False, 1
+                            continue
                         return CommandResult(stream_id, version, (), state)
                     new = [
                         self.codec.encode(
@@ -203,11 +213,15 @@ class Application:
                             raise
                         return earlier
                     except WrongExpectedVersion:
+                        if guess:  # the stream was there after all: load it and decide again
+                            guess, wrong_guess = False, 1
+                            continue
+                        tried = attempt - wrong_guess
                         scope.conflict()
-                        if expected_version is not None or attempt == self.max_retries:
+                        if expected_version is not None or tried == self.max_retries:
                             self.cache.discard(stream_id)
                             raise
-                        if attempt == 0 and await self._caught_up(aggregate, stream_id, version):
+                        if tried == 0 and await self._caught_up(aggregate, stream_id, version):
                             # Decided on a cached state that another process had moved past
                             # (several app processes on one store): read just what it
                             # appended and decide again, at once. Only a second conflict is
@@ -395,7 +409,7 @@ class Application:
                 state = evolve(state, event)
             loaded_version = record.version
         if version is not None and loaded_version < version:
-            if await self._events.stream_version(stream_id) >= version:
+            if at is None and await self._events.stream_version(stream_id) >= version:
                 raise StreamGone(stream_id, f"version {version} was erased")
             raise StreamNotFound(stream_id, f"it has no version {version}")
         return StateAt(stream_id, loaded_version, state)

@@ -252,7 +252,12 @@ class Aggregate(Generic[S, C, E]):
     ``deprecated_events`` lists stored type names that are skipped on read (types with no
     class any more; the evolution of the others is declared on their event classes).
     ``state_schema_version`` versions the state's shape for snapshots; ``snapshot_every``
-    takes a snapshot every N events (``None``: never).
+    takes a snapshot every N events (``None``: never). ``creation_commands`` are the
+    commands that usually start a stream: the Application decides one on the initial state
+    and appends it as the stream's first event without reading the stream first (one write
+    where it would take a snapshot lookup, a read and a write); if the stream exists after
+    all, the append is refused and the command is decided again on the loaded state, so the
+    outcome is the same.
     """
 
     name: ClassVar[str]
@@ -260,6 +265,7 @@ class Aggregate(Generic[S, C, E]):
     state_schema_version: ClassVar[int] = 1
     snapshot_every: ClassVar[int | None] = None
     deprecated_events: ClassVar[frozenset[str]] = frozenset()
+    creation_commands: ClassVar[tuple[type[Any], ...]] = ()
 
     # Filled in by __init_subclass__ from the generic parameters.
     state_type: ClassVar[Any]

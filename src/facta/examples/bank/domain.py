@@ -132,6 +132,7 @@ class Account(Aggregate[AccountState, AccountCommand, AccountEvent]):
     name = "account"
     initial = AccountState()
     snapshot_every = 100
+    creation_commands = (OpenAccount,)
 
     def decide(self, state: AccountState, command: AccountCommand) -> list[AccountEvent]:
         match command:

@@ -132,6 +132,7 @@ _NEXT: dict[type[Command], tuple[Status, Status]] = {
 class Transfer(Aggregate[TransferState, TransferCommand, TransferEvent]):
     name = "transfer"
     initial = TransferState()
+    creation_commands = (RequestTransfer,)
 
     def decide(self, state: TransferState, command: TransferCommand) -> list[TransferEvent]:
         if isinstance(command, RequestTransfer):
