@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots bench-personal bench-archive soak clean
+.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots bench-personal bench-archive bench-growth soak clean
 
 install: $(STAMP)
 
@@ -114,6 +114,16 @@ bench-personal: $(STAMP)
 # (benchmarks/archive.py; results in benchmarks/ARCHIVE-RESULTS.md).
 bench-archive: $(STAMP)
 	$(BIN)/python benchmarks/archive.py
+
+# Cost against the log's size: logs of 1, 10 and 50 million bank events (eventsourcing at 1
+# and 10 million beside facta) on SQLite and PostgreSQL at 127.0.0.1, bulk-filled once and
+# kept under benchmarks/results and in bench_growth_* schemas (about 60 GB), each size
+# measured in a fresh process: commands, loads, reads, projection catch-up, HTTP pages, bytes
+# per event, memory (benchmarks/growth.py; results in benchmarks/GROWTH.md). Hours the first
+# time (most of it filling the 50 million-event logs), about an hour once they are kept.
+bench-growth: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,bench]'
+	$(BIN)/python benchmarks/growth.py
 
 # The long reliability runs (not in `make test`): ten minutes of fixed-rate mixed load with
 # latency and memory required to stay flat, the kill-under-load campaign scaled up, 1,000
