@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.growth_es import es_fill, es_rows_sample
 from benchmarks.growth_fill import (
     BLOCK,
     LONG_STREAM,
@@ -56,9 +57,7 @@ from benchmarks.growth_fill import (
     account,
     entity_id,
     es_env,
-    es_fill,
     es_id,
-    es_rows_sample,
     facta_fill,
     facta_url,
     reset,
