@@ -28,6 +28,9 @@ from facta.store.engine import Browsing, Engine, Erasure
 from facta.store.erasure import LogSize
 from facta.tombstones import TOMBSTONE
 
+ERASE_BATCH = 1000
+"""Streams erased per transaction once their events are in the archive."""
+
 Progress = Callable[[str, int, int], None]
 """Told ``(stage, done, total)`` as a run goes: stages ``scan``, ``copy`` and ``erase``."""
 
@@ -118,10 +121,9 @@ async def archive_streams(
     }
     moved, chunks = await _copy(store, archive, streams, chosen, horizon, chunk_size, report)
     erasing = [(s, streams[s].next) for s in sorted(chosen) if streams[s].next > streams[s].first]
-    for done, (stream_id, first_kept) in enumerate(erasing, 1):
-        await eraser.erase_events(stream_id, first_kept)
-        if done % 100 == 0 or done == len(erasing):
-            report("erase", done, len(erasing))
+    for done in range(0, len(erasing), ERASE_BATCH):
+        await eraser.erase_many(erasing[done : done + ERASE_BATCH])
+        report("erase", min(done + ERASE_BATCH, len(erasing)), len(erasing))
     if compact:
         await eraser.compact()
     after = await eraser.log_size()

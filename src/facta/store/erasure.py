@@ -10,6 +10,7 @@ stream's version never goes back and its id is never handed out again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -39,6 +40,13 @@ class Eraser(Protocol):
         the stream then start at ``before_version``; readers of the log no longer see the
         erased events. Appends to the stream are unaffected.
         """
+        ...
+
+    async def erase_many(self, spans: Sequence[tuple[str, int]]) -> int:
+        """:meth:`erase_events` for each ``(stream_id, before_version)``, in one transaction
+        (what archiving does for thousands of streams: one write, and on SQLite one
+        checkpoint, instead of one each); returns how many events were deleted. ValueError,
+        with nothing deleted, if one of them would erase a stream's last event."""
         ...
 
     async def delete_snapshots(self, stream_id: str, before_version: int | None = None) -> int:

@@ -4,6 +4,8 @@ what its events hold; compacting has nothing to give back."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from facta.store.erasure import LogSize
 from facta.store.memory.events import MemoryEventStore
 
@@ -16,6 +18,12 @@ class MemoryEraser:
 
     async def erase_events(self, stream_id: str, before_version: int) -> int:
         return self._events.erase(stream_id, before_version)
+
+    async def erase_many(self, spans: Sequence[tuple[str, int]]) -> int:
+        # Checked first, then erased with no await between: all or nothing, as one transaction.
+        for stream_id, before_version in spans:
+            self._events.check_erasable(stream_id, before_version)
+        return sum(self._events.erase(stream_id, before) for stream_id, before in spans)
 
     async def delete_snapshots(self, stream_id: str, before_version: int | None = None) -> int:
         return self._events.trim_snapshots(stream_id, before_version)

@@ -324,6 +324,16 @@ class MemoryEventStore:
 
     # -- erasure (the engine's Eraser calls these) --------------------------------------
 
+    def check_erasable(self, stream_id: str, before_version: int) -> None:
+        """ValueError if erasing ``stream_id`` below ``before_version`` would remove its
+        last event."""
+        version = self._version(stream_id)
+        if before_version > 1 and before_version > version:
+            raise ValueError(
+                f"cannot erase the events of {stream_id!r} before version {before_version}:"
+                f" its version is {version}, and its last event is never erased"
+            )
+
     def erase(self, stream_id: str, before_version: int) -> int:
         """Remove the events of ``stream_id`` below ``before_version`` from the stream, the
         log, the id index and the tag index; how many. ValueError above the stream's version
@@ -332,12 +342,7 @@ class MemoryEventStore:
         event with it stores a new event."""
         if before_version <= 1:
             return 0
-        version = self._version(stream_id)
-        if before_version > version:
-            raise ValueError(
-                f"cannot erase the events of {stream_id!r} before version {before_version}:"
-                f" its version is {version}, and its last event is never erased"
-            )
+        self.check_erasable(stream_id, before_version)
         erased = self._erased.get(stream_id, 0)
         count = before_version - 1 - erased
         if count <= 0:

@@ -13,6 +13,7 @@ an event with it stores a new event at the stream's next version.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from facta.store.erasure import LogSize
 from facta.store.postgres.common import LOST, lost, unavailable
@@ -73,6 +74,31 @@ class PostgresEraser:
                 f" its version is {version}, and its last event is never erased"
             )
         return int(erased)
+
+    async def erase_many(self, spans: Sequence[tuple[str, int]]) -> int:
+        wanted = [(stream_id, before) for stream_id, before in spans if before > 1]
+        if not wanted:
+            return 0
+        pool = await self._store.pool()
+        try:
+            async with pool.acquire() as connection, connection.transaction():
+                erased = 0
+                for stream_id, before_version in wanted:
+                    [(version, count)] = await connection.fetch(
+                        self._erase, stream_id, before_version
+                    )
+                    if before_version > version:  # raised inside: the transaction rolls back
+                        raise ValueError(
+                            f"cannot erase the events of {stream_id!r} before version"
+                            f" {before_version}: its version is {version}, and its last"
+                            " event is never erased"
+                        )
+                    erased += int(count)
+                return erased
+        except Exception as exc:
+            if lost(exc):
+                raise unavailable(exc, self._store.where) from exc
+            raise
 
     async def delete_snapshots(self, stream_id: str, before_version: int | None = None) -> int:
         below = _NO_LIMIT if before_version is None else before_version

@@ -17,7 +17,7 @@ stores a new event at the stream's next version.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from facta.store.erasure import LogSize
@@ -46,20 +46,26 @@ class SQLiteEraser:
         if before_version <= 1:
             return 0
 
-        def erase(c: sqlite3.Connection) -> int:
-            version = c.execute(self._version, (stream_id,)).fetchone()[0]
-            if before_version > version:
-                raise ValueError(
-                    f"cannot erase the events of {stream_id!r} before version"
-                    f" {before_version}: its version is {version}, and its last event is"
-                    " never erased"
-                )
-            rows = c.execute(self._erased, (stream_id, before_version)).fetchall()
-            tagged = [(tag, position) for position, tags in rows for tag in split(tags)]
-            c.executemany(self._delete_tag, tagged)
-            return c.execute(self._delete, (stream_id, before_version)).rowcount
+        return await self._securely(lambda c: self._erase(c, stream_id, before_version))
 
-        return await self._securely(erase)
+    async def erase_many(self, spans: Sequence[tuple[str, int]]) -> int:
+        wanted = [(stream_id, before) for stream_id, before in spans if before > 1]
+        return await self._securely(lambda c: sum(self._erase(c, *span) for span in wanted))
+
+    def _erase(self, c: sqlite3.Connection, stream_id: str, before_version: int) -> int:
+        """Inside the caller's transaction: its ValueError rolls every erasure of it back."""
+        version = c.execute(self._version, (stream_id,)).fetchone()[0]
+        if before_version > version:
+            raise ValueError(
+                f"cannot erase the events of {stream_id!r} before version"
+                f" {before_version}: its version is {version}, and its last event is"
+                " never erased"
+            )
+        rows = c.execute(self._erased, (stream_id, before_version)).fetchall()
+        tagged = [(tag, position) for position, tags in rows for tag in split(tags)]
+        c.executemany(self._delete_tag, tagged)
+        deleted: int = c.execute(self._delete, (stream_id, before_version)).rowcount
+        return deleted
 
     async def delete_snapshots(self, stream_id: str, before_version: int | None = None) -> int:
         sql = f"DELETE FROM {self._snapshots} WHERE stream_id = ? AND version < ?"

@@ -87,6 +87,20 @@ class ErasureContract:
         assert [e.version for e in await store.read_stream("a-1")] == [4, 5, 6]
         assert _ids(await store.read_all()) == [*_ids(kept), *_ids(list(appended.events))]
 
+    async def test_many_streams_are_erased_in_one_call_all_or_nothing(
+        self, store: Engine, eraser: Eraser
+    ) -> None:
+        for stream in ("a-1", "b-1", "c-1"):
+            await store.append(stream, _events(4))
+        assert await eraser.erase_many([("a-1", 3), ("b-1", 4), ("c-1", 1)]) == 2 + 3
+        assert [e.version for e in await store.read_stream("a-1")] == [3, 4]
+        assert [e.version for e in await store.read_stream("b-1")] == [4]
+        before = await store.read_all()
+        with pytest.raises(ValueError, match="b-1"):  # c-1 comes first, and is kept too
+            await eraser.erase_many([("c-1", 4), ("b-1", 9)])
+        assert await store.read_all() == before
+        assert await eraser.erase_many([]) == 0
+
     async def test_an_erase_above_the_version_is_refused_and_writes_nothing(
         self, store: Engine, eraser: Eraser
     ) -> None:
