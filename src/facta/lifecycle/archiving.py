@@ -175,9 +175,9 @@ async def _copy(
                 pending.append(record)
                 seen.next += 1
         after = page[-1].position
-        if len(pending) >= chunk_size or (pending and after > horizon):
-            await asyncio.to_thread(archive.write_chunk, pending)
-            moved, chunks, pending = moved + len(pending), chunks + 1, []
+        while len(pending) >= chunk_size:  # chunks of chunk_size events, the last one less
+            await asyncio.to_thread(archive.write_chunk, pending[:chunk_size])
+            moved, chunks, pending = moved + chunk_size, chunks + 1, pending[chunk_size:]
             report("copy", moved, 0)
         if after > horizon:
             break
