@@ -19,8 +19,8 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -44,7 +44,7 @@ MAX_TAG_LENGTH = 200
 DCB_CATEGORY = "dcb"
 """The category of the streams that conditional appends write when given none."""
 
-_PLAIN_ID = re.compile(r"[0-9a-f-]{1,64}")
+_PLAIN_ID = re.compile(r"[0-9a-f-]{1,64}").fullmatch
 _STREAM_NAMESPACE = uuid.UUID("1c3f0b7e-5a3d-4f0e-8f6c-2b9d7a4e6c11")
 
 
@@ -211,18 +211,17 @@ class TaggedLog:
         """See :meth:`BoundaryStore.read`."""
         raise NotImplementedError
 
-    async def append(
+    def append(
         self,
         events: Sequence[NewEvent],
         condition: AppendCondition | None = None,
         *,
         stream_id: str | None = None,
-    ) -> AppendResult:
-        """See :meth:`BoundaryStore.append`."""
+    ) -> Coroutine[Any, Any, AppendResult]:
+        """See :meth:`BoundaryStore.append` (the log's append itself, no coroutine layer of
+        its own: a bad tag or id raises here, before anything is awaited)."""
         events = tag_events(events)
-        return await self._log.append(
-            stream_id or own_stream(events), events, ANY, condition=condition
-        )
+        return self._log.append(stream_id or own_stream(events), events, ANY, condition=condition)
 
     def subscribe(
         self, query: Query, *, after: Position | None = None, batch_size: int = 1000
@@ -243,18 +242,22 @@ def own_stream(events: Sequence[NewEvent]) -> str:
     if not events:
         raise ValueError("nothing to append")
     event_id = events[0].event_id
-    if _PLAIN_ID.fullmatch(event_id):  # a UUID, as facta makes them: usable as it is
+    if _PLAIN_ID(event_id):  # a UUID, as facta makes them: usable as it is
         return f"{DCB_CATEGORY}-{event_id}"
     return f"{DCB_CATEGORY}-{uuid.uuid5(_STREAM_NAMESPACE, event_id)}"
 
 
-def tag_events(events: Sequence[NewEvent]) -> list[NewEvent]:
-    """``events`` with their tags checked and put in canonical order (sorted, no repeats)."""
-    checked = []
-    for event in events:
+def tag_events(events: Sequence[NewEvent]) -> Sequence[NewEvent]:
+    """``events`` with their tags checked and put in canonical order (sorted, no repeats):
+    ``events`` itself when they are already so (the commonest case)."""
+    checked: list[NewEvent] | None = None
+    for i, event in enumerate(events):
         tags = check_tags(event.tags)
-        checked.append(event if tags == event.tags else msgspec.structs.replace(event, tags=tags))
-    return checked
+        if tags is not event.tags:
+            if checked is None:
+                checked = list(events)
+            checked[i] = msgspec.structs.replace(event, tags=tags)
+    return events if checked is None else checked
 
 
 async def follow_query(

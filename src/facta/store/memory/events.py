@@ -199,14 +199,22 @@ class MemoryEventStore:
         if isinstance(prepared, AppendResult):
             return prepared
         stream_id = prepared[0].stream_id
-        self._streams.setdefault(stream_id, []).extend(prepared)
+        stream = self._streams.get(stream_id)
+        if stream is None:  # a new stream (each conditional append's, by default)
+            self._streams[stream_id] = prepared.copy()
+        else:
+            stream.extend(prepared)
         self._log.extend(prepared)
         self._last_sequence = prepared[-1].position.sequence
-        by_tag = self.by_tag
+        by_tag, by_id = self.by_tag, self._by_id
         for event in prepared:
-            self._by_id[event.event_id] = event
+            by_id[event.event_id] = event
             for tag in event.tags:
-                by_tag.setdefault(tag, []).append(event)
+                tagged = by_tag.get(tag)
+                if tagged is None:
+                    by_tag[tag] = [event]
+                else:
+                    tagged.append(event)
         self._appended.set()
         self._appended = asyncio.Event()
         last = prepared[-1]
