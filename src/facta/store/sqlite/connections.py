@@ -6,10 +6,11 @@ checkpoints share (the event store keeps its own for its hot paths).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -115,6 +116,18 @@ class _Immediate:
 
     def __exit__(self, kind: object, *_: object) -> None:
         self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+@contextlib.contextmanager
+def unsynced(connection: sqlite3.Connection, synchronous: str) -> Iterator[None]:
+    """A ``with`` block whose commits on ``connection`` are not fsynced (``synchronous=NORMAL``
+    in WAL mode), then ``synchronous`` again: for a write that a later synced commit to the
+    same write-ahead log makes durable (see ``SQLiteKeys.subject_key``)."""
+    connection.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        connection.execute(f"PRAGMA synchronous={synchronous}")
 
 
 def immediate(connection: sqlite3.Connection) -> _Immediate:
