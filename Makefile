@@ -7,7 +7,7 @@ PLUGIN := tests/engine_plugin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PLUGIN)/pyproject.toml | cksum | cut -d' ' -f1)
 CODE   := src tests benchmarks
 
-.PHONY: install test lint typecheck docs dist chromium run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots bench-personal bench-archive bench-growth soak clean
+.PHONY: install test lint typecheck docs dist chromium pgbouncer run bench bench-dcb bench-sync bench-pydantic bench-partitions bench-http bench-console console-screenshots bench-personal bench-archive bench-growth soak clean
 
 install: $(STAMP)
 
@@ -46,13 +46,19 @@ dist: $(STAMP)
 # marked `serial` (they hold PostgreSQL transactions open and count what is held back, which
 # other tests' transactions would change, or need too many of the server's connections) run
 # alone afterwards.
-test: lint typecheck docs chromium
+test: lint typecheck docs chromium pgbouncer
 	$(BIN)/pytest -n 4 --dist loadfile -m "not serial"
 	$(BIN)/pytest -m serial
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Runners behind a transaction-pooling pooler (tests/projections/test_pooler.py) run through
+# Debian's PgBouncer, installed here when missing.
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
 
 run: $(STAMP)
 	$(BIN)/facta serve

@@ -76,8 +76,8 @@ class PostgresEngine(Engine):
 
 async def open_engine(url: str, *, create: bool = True, **options: Any) -> PostgresEngine:
     """Connect to ``url`` (options in its query or as keywords: ``schema``, ``prefix``,
-    ``pool_size``, ``max_flushes``, ``visibility_wait``, ``notify``); with ``create``, the
-    schema is made or migrated as needed."""
+    ``pool_size``, ``max_flushes``, ``visibility_wait``, ``notify``, ``pooler``); with
+    ``create``, the schema is made or migrated as needed."""
     return PostgresEngine(url, await PostgresEventStore.open(url, create=create, **options))
 
 

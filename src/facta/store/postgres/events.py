@@ -76,6 +76,7 @@ from facta.store.postgres.common import (
     where,
 )
 from facta.store.postgres.follow import Listener
+from facta.store.postgres.pooling import connection_options, pooled
 from facta.store.postgres.read_ahead import ReadAhead
 from facta.store.postgres.schema import migrate, require_schema
 from facta.store.postgres.statements import Statements
@@ -96,6 +97,7 @@ _OPTIONS = {
     "max_flushes",
     "visibility_wait",
     "notify",
+    "pooler",
 }
 
 
@@ -119,6 +121,8 @@ class PostgresEventStore:
     before it fails as StoreUnavailable (0: no bound): a server that stops answering (a
     network cut, with no reset to say so) would otherwise hold a request for the TCP
     retransmission timeout, about 15 minutes. Migrations are not bounded by it.
+    ``pooler="transaction"``: the URL names a transaction-pooling pooler such as PgBouncer
+    (see :mod:`facta.store.postgres.pooling`).
     """
 
     def __init__(
@@ -133,8 +137,10 @@ class PostgresEventStore:
         visibility_wait: float | str = 0.5,
         notify: bool | str = True,
         command_timeout: float | str = COMMAND_TIMEOUT,
+        pooler: str = "",
     ) -> None:
         self.dsn = dsn
+        self.pooled = pooled(pooler)
         self.schema = validate_identifier(schema, "schema")
         self.prefix = validate_identifier(prefix, "table prefix", allow_empty=True)
         self.pool_size = int(pool_size)
@@ -146,19 +152,14 @@ class PostgresEventStore:
         self.notify = notify if isinstance(notify, bool) else notify.lower() in ("1", "true", "yes")
         if self.pool_size < 1 or self.max_flushes < 1:
             raise ValueError("pool_size and max_flushes must be at least 1")
-        # Generic plans: the log's queries are the same every time, and without statistics
-        # (a young table) a custom plan may sort the whole log for one page. No JIT: it costs
-        # more than it saves on queries this size.
-        self._server_settings = {
-            "application_name": application_name,
-            "jit": "off",
-            "plan_cache_mode": "force_generic_plan",
-        }
+        self._connection_options = connection_options(application_name, pooled=self.pooled)
         self.where = f"{where(dsn)}{urlsplit(dsn).path}"
         self._pool: asyncpg.Pool | None = None
         self._read_ahead = ReadAhead()
         self.channel = f"facta.{self.schema}.{self.prefix}events"
-        self.listener = Listener(self.connect, self.channel, lambda: self._head(0))
+        self.listener = Listener(
+            self.connect, self.channel, lambda: self._head(0), listen=not self.pooled
+        )
         self._appender = GroupCommit(self)
         self.sql = Statements(f"{self.schema}.{self.prefix}")
 
@@ -196,7 +197,7 @@ class PostgresEventStore:
         try:
             connection: asyncpg.Connection = await asyncpg.connect(
                 self.dsn,
-                server_settings=self._server_settings,
+                **self._connection_options,
                 timeout=10,
                 command_timeout=self.command_timeout,
             )
@@ -214,7 +215,7 @@ class PostgresEventStore:
                     self.dsn,
                     min_size=1,
                     max_size=self.pool_size,
-                    server_settings=self._server_settings,
+                    **self._connection_options,
                     reset=_keep_session,
                     timeout=10,
                     command_timeout=self.command_timeout,

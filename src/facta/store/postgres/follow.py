@@ -36,15 +36,18 @@ class Listener:
         connect: Callable[[], Awaitable[asyncpg.Connection]],
         channel: str,
         head: Callable[[], Awaitable[Position]],
+        *,
+        listen: bool = True,
     ) -> None:
         self._connect = connect
+        # False behind a transaction pooler, which cannot keep a LISTEN: waiters poll.
+        self._closed = not listen
         self._channel = channel
         self._head = head
         self._connection: asyncpg.Connection | None = None
         self._woken = asyncio.Event()
         self._lock = asyncio.Lock()
         self._retry_at = 0.0
-        self._closed = False
         self.connects = 0
         """How many times a listening connection was made (a reconnect adds one)."""
 

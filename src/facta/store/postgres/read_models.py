@@ -27,6 +27,7 @@ from facta.store.documents import Condition, DocumentSpec
 from facta.store.postgres.append import PostgresTransaction
 from facta.store.postgres.events import PostgresEventStore
 from facta.store.postgres.pins import Pins
+from facta.store.postgres.pooling import connection_options, no_session_locks
 from facta.store.postgres.slots import SLOT_COLUMNS, TYPES, adapt, mark, slot_row
 from facta.store.postgres.units import BatchUnit, PostgresWorker
 from facta.store.read_models import (
@@ -44,18 +45,28 @@ class PostgresReadModels:
 
     def __init__(self, store: PostgresEventStore) -> None:
         self.dsn = store.dsn
+        self.pooled = store.pooled
+        # Documents are queried by filters of every shape: custom plans suit them.
+        self._options = connection_options(None, pooled=store.pooled, generic_plans=False)
+        self._runner_options = connection_options(
+            self.runner_name_of(store), pooled=store.pooled, generic_plans=False
+        )
         self.schema = store.schema
         self.prefix = store.prefix
         self.qualified = f"{store.schema}.{store.prefix}"
         self.slots_table = f"{self.qualified}projection_slots"
         self.lease = LeaseSQL(self.slots_table, ["name", "slot", "part"], dollar)
         self.advance = advance_checkpoint(self.slots_table, dollar)
-        self.runner_name = f"facta-runner {store.schema}"[:63]
+        self.runner_name = self.runner_name_of(store)
         """The application_name of runners' connections (pg_stat_activity tells them apart)."""
         self.dead_table = f"{self.qualified}projection_dead_letters"
         self.runners_table = f"{self.qualified}projection_runners"
         self._pool: asyncpg.Pool | None = None
         self._pins: Pins | None = None
+
+    @staticmethod
+    def runner_name_of(store: PostgresEventStore) -> str:
+        return f"facta-runner {store.schema}"[:63]
 
     def table(self, name: str, slot: int) -> str:
         return f"{self.schema}.{table_name(self.prefix, name, slot)}"
@@ -73,7 +84,7 @@ class PostgresReadModels:
     async def fetch(self, sql: str, *arguments: Any) -> list[Any]:
         if self._pool is None:
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=4, server_settings={"jit": "off"}
+                self.dsn, min_size=1, max_size=4, **self._options
             )
         async with self._pool.acquire() as connection:
             rows: list[Any] = await connection.fetch(sql, *arguments)
@@ -82,9 +93,7 @@ class PostgresReadModels:
     # -- catalog ---------------------------------------------------------------------------
 
     async def worker(self) -> PostgresWorker:
-        connection = await asyncpg.connect(
-            self.dsn, server_settings={"jit": "off", "application_name": self.runner_name}
-        )
+        connection = await asyncpg.connect(self.dsn, **self._runner_options)
         return PostgresWorker(self, connection)
 
     async def slots(self, name: str | None = None) -> list[SlotRow]:
@@ -221,6 +230,8 @@ class PostgresReadModels:
         return rows
 
     async def pin(self, slot: SlotRow) -> bool:
+        if self.pooled:
+            raise no_session_locks()
         if self._pins is None:
             self._pins = Pins(self._connect)
         key = self.pin_key(slot.name, slot.slot)
@@ -243,9 +254,7 @@ class PostgresReadModels:
             await self._pins.remove(self.pin_key(slot.name, slot.slot))
 
     async def _connect(self) -> asyncpg.Connection:
-        connection: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"jit": "off"}
-        )
+        connection: asyncpg.Connection = await asyncpg.connect(self.dsn, **self._options)
         return connection
 
     async def retire_or_drop(self, c: asyncpg.Connection, name: str, slot: int) -> None:
