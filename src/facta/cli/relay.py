@@ -93,6 +93,16 @@ def _codec(aggregates: tuple[str, ...]) -> Any:
     " order), with its own checkpoint NAME#P/N; run one relay per partition to publish on N"
     " connections, in one host or several.",
 )
+@click.option(
+    "--partitions",
+    "fleet_partitions",
+    default=None,
+    type=click.IntRange(2, MAX_PARTITIONS),
+    metavar="N",
+    help="Share N partitions of the log with every other `relay run --partitions N` of this"
+    " name: each process publishes its fair share on a connection per partition, a process"
+    " that joins takes its share, a dead one's are taken over from their checkpoints.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def run_relay(
     store_url: str,
@@ -105,12 +115,15 @@ def run_relay(
     max_in_flight: int,
     lease_ttl: float,
     partition: str | None,
+    fleet_partitions: int | None,
     quiet: bool,
 ) -> None:
     """Publish the global log to the broker from the relay's checkpoint, until interrupted."""
     part, partitions = _partition(partition)
+    if fleet_partitions is not None and partition is not None:
+        raise click.BadParameter("give --partition P/N or --partitions N, not both")
     try:
-        from facta.relay import Relay, open_publisher
+        from facta.relay import Relay, RelayFleet, open_publisher
     except ImportError as exc:  # pragma: no cover - without the brokers extra
         raise click.ClickException(f"the relay needs facta[brokers]: {exc}") from None
     try:
@@ -124,43 +137,49 @@ def run_relay(
 
     async def work() -> None:
         async with opened_store(store_url) as store:
+            options: dict[str, Any] = {
+                "codec": codec,
+                "name": name,
+                "batch_size": batch_size,
+                "max_in_flight": max_in_flight,
+                "categories": categories,
+                "types": types,
+                "lease_ttl": lease_ttl,
+            }
+            relayer: Relay | RelayFleet
             try:
-                relayer = Relay(
-                    store,
-                    publisher,
-                    codec=codec,
-                    name=name,
-                    batch_size=batch_size,
-                    max_in_flight=max_in_flight,
-                    categories=categories,
-                    types=types,
-                    lease_ttl=lease_ttl,
-                    partitions=partitions,
-                    partition=part,
-                )
+                if fleet_partitions is None:
+                    relayer = Relay(
+                        store, publisher, partitions=partitions, partition=part, **options
+                    )
+                    checkpoint = repr(relayer.name)
+                else:
+                    relayer = RelayFleet(
+                        store,
+                        lambda: open_publisher(destination),
+                        partitions=fleet_partitions,
+                        **options,
+                    )
+                    base = relayer.relays[0].name.rpartition("#")[0]
+                    checkpoint = f"{base!r}#P/{fleet_partitions}, shared"
             except TypeError as exc:
                 raise StoreError(str(exc)) from None
             console.print(
                 f"[bold]facta relay[/] {redact(store_url)} -> {redact(destination)}"
-                f"  (checkpoint {relayer.name!r})"
+                f"  (checkpoint {checkpoint})"
             )
             task = asyncio.create_task(relayer.run())
             loop = asyncio.get_running_loop()
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signal.SIGTERM, task.cancel)
             try:
-                shown: tuple[Any, ...] = ()
+                shown = ""
                 while not task.done():
                     await asyncio.wait([task], timeout=1.0)
-                    s = relayer.status
-                    line = (s.published, s.position, s.connected, s.holding, s.reconnects)
+                    line = _progress(relayer)
                     if not quiet and line != shown:
                         shown = line
-                        state = "connected" if s.connected else "down" if s.holding else "waiting"
-                        console.print(
-                            f"published {s.published}  at {s.position}  {state}"
-                            f"  reconnects {s.reconnects}"
-                        )
+                        console.print(line)
                 await task
             except asyncio.CancelledError:
                 pass
@@ -169,7 +188,7 @@ def run_relay(
                 # missing virtual host or stream, a message no queue takes), an event the
                 # codec cannot upcast, a routing key the broker cannot take. The checkpoint
                 # stays before it.
-                at = relayer.status.position
+                at = relayer.status.position if isinstance(relayer, Relay) else None
                 raise click.ClickException(
                     f"relay stopped{f' at {at}' if at is not None else ''}: {exc}"
                 ) from None
@@ -180,6 +199,20 @@ def run_relay(
                 await relayer.close()
 
     run(work)
+
+
+def _progress(relayer: Any) -> str:
+    """The progress line of a relay, or of this process's part of a fleet."""
+    statuses = [relayer.status] if hasattr(relayer, "status") else relayer.statuses
+    held = [s for s in statuses if s.holding]
+    published = sum(s.published for s in statuses)
+    reconnects = sum(s.reconnects for s in statuses)
+    if len(statuses) == 1:
+        s = statuses[0]
+        state = "connected" if s.connected else "down" if s.holding else "waiting"
+        return f"published {published}  at {s.position}  {state}  reconnects {reconnects}"
+    holding = ", ".join(s.name.rpartition("#")[2] for s in held) or "none"
+    return f"published {published}  holding {holding}  reconnects {reconnects}"
 
 
 def _partition(text: str | None) -> tuple[int, int]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from facta._fleet import Fleet
 from facta._ids import owner_id
 from facta._retry import backoff
 from facta.application import Application
@@ -25,7 +26,6 @@ from facta.observability import batches, metrics
 from facta.projections._target import Handler, Target
 from facta.projections.apply import Applier, Stopped
 from facta.projections.errors import LeaseLost, ProjectionNotFound
-from facta.projections.fleet import Fleet
 from facta.projections.pages import SharedPages
 from facta.projections.progress import Combined, ProgressCallback
 from facta.projections.status import RebuildProgress

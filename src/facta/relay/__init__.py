@@ -14,6 +14,7 @@ from facta.relay.consumer import (
     Handler,
     MemoryDeduplicator,
 )
+from facta.relay.fleet import RelayFleet
 from facta.relay.message import EnvelopeError, Message, to_message, to_messages, to_recorded
 from facta.relay.publisher import (
     BrokerRefused,
@@ -39,6 +40,7 @@ __all__ = [
     "PublishError",
     "Publisher",
     "Relay",
+    "RelayFleet",
     "RelayLeaseLost",
     "RelayStatus",
     "UnroutableMessage",

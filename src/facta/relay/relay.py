@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+from facta._fleet import Fleet
 from facta._ids import owner_id
 from facta._retry import backoff
 from facta.codec import Codec
@@ -78,7 +79,11 @@ class Relay:
     (by the same stable hash of the stream id as partitioned projections), with a checkpoint
     and lease of its own (named ``NAME#P/N``). N relays, one per partition, then publish in
     parallel on N connections, each stream's events still in order (a stream is in one
-    partition); they may run in one process or be spread over several.
+    partition); they may run in one process or be spread over several. With a ``fleet``
+    (see :class:`facta.relay.fleet.RelayFleet`, which makes them), the partitions are shared
+    evenly by every process of the fleet: this relay waits while its process holds its
+    share, and hands its partition over (every batch confirmed and recorded, then the lease
+    released) when a process joins.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class Relay:
         checkpoints: CheckpointStore | None = None,
         partitions: int = 1,
         partition: int = 0,
+        fleet: Fleet | None = None,
     ) -> None:
         if not 1 <= partitions <= MAX_PARTITIONS or not 0 <= partition < partitions:
             raise ValueError(
@@ -115,6 +121,9 @@ class Relay:
         self.codec = codec
         base = name or publisher.destination
         self.name = base if partitions == 1 else f"{base}#{partition}/{partitions}"
+        self.fleet = fleet
+        self.fleet_name = f"relay:{base}"
+        """The name the fleet's processes share it under (their heartbeats)."""
         self.partitions = partitions
         self.partition = partition
         self.batch_size = batch_size
@@ -157,6 +166,12 @@ class Relay:
                 except RelayLeaseLost:
                     log.warning("relay %s lost its lease; waiting to take it again", self.name)
                     status.holding = False
+                    self._gave_up()
+                except _HandOver:
+                    status.holding = False
+                    self._gave_up()
+                    await asyncio.shield(self.checkpoints.release(self.name, self.owner))
+                    log.info("relay %s: handed over to another process", self.name)
                 except BrokerRefused as exc:
                     status.last_error = str(exc)
                     await self._record_error(status.last_error)
@@ -176,10 +191,19 @@ class Relay:
                     status.connected = False
                     await self.publisher.close()
         finally:
+            self._gave_up()
             if status.holding:
                 status.holding = False
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.checkpoints.release(self.name, self.owner))
+
+    def _gave_up(self) -> None:
+        if self.fleet is not None:
+            self.fleet.gave_up(self.fleet_name, self.partition)
+
+    def _must_hand_over(self) -> bool:
+        fleet = self.fleet
+        return fleet is not None and fleet.must_hand_over(self.fleet_name, self.partition)
 
     async def _record_error(self, error: str) -> None:
         """Keep ``error`` in the relay's row for operators; a store that fails too (it may be
@@ -194,13 +218,21 @@ class Relay:
         if self.status.holding and self.status.position is not None:
             return self.status.position
         poll = min(1.0, self.lease_ttl / 4)
+        fleet = self.fleet
         while True:
+            if fleet is not None:
+                if not fleet.may_take(self.fleet_name):  # its share is held: wait
+                    await asyncio.sleep(poll)
+                    continue
+                # Counted before the claim: the process's other partitions see it at once.
+                fleet.took(self.fleet_name, self.partition)
             row = await self.checkpoints.acquire(self.name, self.owner, self.lease_ttl)
             if row is not None:
                 self.status.holding = True
                 self.status.position = row.position
                 log.info("relay %s holds %s from %s", self.owner, self.name, row.position)
                 return row.position
+            self._gave_up()
             await asyncio.sleep(poll)
 
     async def _publish_from(self, start: Position, stop_at: Position | None) -> Position:
@@ -218,7 +250,12 @@ class Relay:
         try:
             while True:
                 caught_up = False
-                if in_flight + self.batch_size <= self.max_in_flight:
+                # A process joined the fleet: read no more, and once every batch sent is
+                # confirmed and recorded, give the partition up (below).
+                handing_over = self._must_hand_over()
+                if handing_over:
+                    caught_up = True
+                elif in_flight + self.batch_size <= self.max_in_flight:
                     head = await store.head() if filtered else None
                     events = await store.read_all(
                         after=read_to,
@@ -266,6 +303,8 @@ class Relay:
                         self.name, self.owner, status.position, unsaved, self.lease_ttl
                     )
                     saved, saved_at, renewed_at, unsaved = status.position, now, now, 0
+                if handing_over and not window:
+                    raise _HandOver
                 if not window and caught_up:
                     if stop_at is not None and read_to >= stop_at:
                         return read_to
@@ -298,6 +337,11 @@ class Relay:
             return events
         n, p = self.partitions, self.partition
         return [e for e in events if partition_of(e.stream_id, n) == p]
+
+
+class _HandOver(Exception):
+    """This relay's process holds more than its share of the fleet's partitions: give this
+    one up (it is raised with every batch confirmed and recorded)."""
 
 
 def _done(awaitable: Awaitable[None]) -> bool:

@@ -1,14 +1,15 @@
-"""A runner's place in the fleet of runners that share partitioned projections.
+"""A process's place in the fleet of processes that share partitioned work: the partitions of
+a projection (:mod:`facta.projections.runner`) or of a relay (:mod:`facta.relay.fleet`).
 
 Each runner says, by heartbeat in the catalog (``ReadModels.runners``), that it works on a
-projection; the partitions are then shared evenly: a runner holds at most its fair share,
-``ceil(partitions / runners)``. A runner that joins lowers everyone's share, and those above
-it hand their extra partitions over (release the lease at once, at a batch boundary); a
-runner that dies stops beating, everyone's share rises once its heartbeat has run out, and
-its partitions are taken over from their checkpoints once their leases have run out too. A
-runner that shuts down cleanly releases its leases and leaves at once. There is no
-coordinator but the database, and the leases alone keep the work correct: the shares only
-spread it.
+projection (or a relay: named ``relay:NAME``); the partitions are then shared evenly: a
+runner holds at most its fair share, ``ceil(partitions / runners)``. A runner that joins
+lowers everyone's share, and those above it hand their extra partitions over (release the
+lease at once, at a batch boundary); a runner that dies stops beating, everyone's share rises
+once its heartbeat has run out, and its partitions are taken over from their checkpoints once
+their leases have run out too. A runner that shuts down cleanly releases its leases and
+leaves at once. There is no coordinator but the database, and the leases alone keep the work
+correct: the shares only spread it.
 """
 
 from __future__ import annotations
@@ -16,17 +17,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-
-from facta.store.read_models import ReadModels
+from typing import Protocol
 
 log = logging.getLogger("facta.projections")
+
+
+class Heartbeats(Protocol):
+    """Where runners say they are there (an engine's ``ReadModels`` is one)."""
+
+    async def runners(self, name: str, owner: str, ttl: float) -> int:
+        """Count ``owner`` in for ``ttl`` seconds more; how many runners ``name`` has."""
+        ...
+
+    async def leave(self, name: str, owner: str) -> None:
+        """Count ``owner`` out at once."""
+        ...
 
 
 class Fleet:
     """Which partitions this runner holds, and how many it may hold, per projection."""
 
-    def __init__(self, backend: ReadModels, owner: str, ttl: float) -> None:
+    def __init__(
+        self, backend: Heartbeats, owner: str, ttl: float, *, what: str = "projection"
+    ) -> None:
         self.backend = backend
+        self.what = what  # what its logs call the work: "projection", "relay"
         self.owner = owner
         self.ttl = ttl
         self.held: dict[str, set[int]] = {}
@@ -43,10 +58,10 @@ class Fleet:
                 try:
                     runners = await self.backend.runners(name, self.owner, self.ttl)
                 except Exception as exc:  # the store is out of reach: keep the last share
-                    log.warning("projection %s: heartbeat failed: %s", name, exc)
+                    log.warning("%s %s: heartbeat failed: %s", self.what, name, exc)
                 else:
                     if runners != self.runners.get(name):
-                        log.info("projection %s: %d runner(s) share it", name, runners)
+                        log.info("%s %s: %d runner(s) share it", self.what, name, runners)
                     self.runners[name] = runners
                     self.share[name] = math.ceil(partitions / runners)
                     counted.set()
@@ -55,7 +70,7 @@ class Fleet:
             try:
                 await asyncio.shield(self.backend.leave(name, self.owner))
             except Exception as exc:  # others see it gone once its heartbeat runs out
-                log.warning("projection %s: could not leave: %s", name, exc)
+                log.warning("%s %s: could not leave: %s", self.what, name, exc)
 
     async def counted(self, name: str) -> None:
         """Return once this runner's first heartbeat for ``name`` is in."""
