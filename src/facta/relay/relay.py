@@ -170,7 +170,8 @@ class Relay:
                 except _HandOver:
                     status.holding = False
                     self._gave_up()
-                    await asyncio.shield(self.checkpoints.release(self.name, self.owner))
+                    with contextlib.suppress(StoreUnavailable):  # the lease runs out anyway
+                        await asyncio.shield(self.checkpoints.release(self.name, self.owner))
                     log.info("relay %s: handed over to another process", self.name)
                 except BrokerRefused as exc:
                     status.last_error = str(exc)
