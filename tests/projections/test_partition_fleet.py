@@ -270,6 +270,83 @@ async def log_of(store: ScratchPostgresStore) -> list[Any]:
     return events
 
 
+@dataclass(frozen=True)
+class Pause:
+    """A runner paused past its lease: the partitions it held, the catalog's rows of the
+    moment it stopped, and when it stopped and resumed (the server's clock's epoch)."""
+
+    held: set[int]
+    rows: dict[int, Any]
+    stopped_at: float
+    resumed_at: float
+
+
+async def pause_past_its_lease(
+    store: ScratchPostgresStore,
+    reads: ReadStore,
+    found: list[ProjectionStatus],
+    paused: Worker,
+    other: Worker,
+) -> Pause:
+    """Once ``paused`` has committed a batch on each of its partitions (so on each of its
+    connections: see the second test), SIGSTOP it until ``other`` holds them all, then
+    SIGCONT."""
+    held = {p for p, pid in holders(found).items() if pid == paused.pid}
+    taken_at = {s.partition: s.position for s in found}
+    await until(
+        reads,
+        lambda f: all(s.position > taken_at[s.partition] for s in f if s.partition in held),
+        "a batch committed on each of its partitions",
+        30,
+    )
+    paused.process.send_signal(signal.SIGSTOP)
+    stopped_at = time.time()
+    rows = {r.partition: r for r in await store.read_models.slots(NAME)}
+    await until(
+        reads,
+        lambda f: all(holders(f)[p] == other.pid for p in held),
+        "the paused runner's partitions to be taken over",
+        60,
+    )
+    resumed_at = time.time()
+    paused.process.send_signal(signal.SIGCONT)
+    return Pause(held, rows, stopped_at, resumed_at)
+
+
+def check_the_paused_runner(
+    changes: list[Change], pause: Pause, paused: Worker, other: Worker, *, every: bool = True
+) -> None:
+    """Its partitions were taken only once its leases had run out, it moved no checkpoint
+    from the moment it stopped until it took a partition again, and it did try: the
+    partitions it held (``every`` one, else some) had a batch refused once it resumed
+    (LeaseLost; or, stopped inside its commit, its transaction ended by the server)."""
+    paused_owner = pause.rows[min(pause.held)].owner
+    for part in pause.held:
+        takes = [c for c in changes if c.part == part and c.at > pause.stopped_at]
+        first = next(c for c in takes if c.new_owner != c.old_owner)
+        assert pid_of(first.new_owner) == other.pid
+        assert first.at >= pause.rows[part].lease_until
+    for part in range(PARTITIONS):
+        retaken = False
+        for c in changes:
+            if c.part != part or c.at <= pause.stopped_at:
+                continue
+            if c.new_owner == paused_owner and c.old_owner != c.new_owner:
+                assert c.at > pause.resumed_at
+                retaken = True
+            elif c.new != c.old and c.new_owner == paused_owner:
+                assert retaken, (part, c)
+    said = paused.stderr.read_text()
+    # The console wraps long messages: a line that does not start a message continues one.
+    messages = re.sub(r"\n(?!info:|warning:|error:)", " ", said).splitlines()
+    refused = [
+        re.match(rf".*projection {NAME}#(\d+)(?: lost its lease|: .*; retrying)", line)
+        for line in messages
+    ]
+    said_refused = {int(m.group(1)) for m in refused if m}
+    assert said_refused >= pause.held if every else said_refused & pause.held, said
+
+
 async def test_four_runners_share_eight_partitions_through_kills_and_a_pause(
     store: ScratchPostgresStore, reads: ReadStore, tmp_path: Path
 ) -> None:
@@ -301,27 +378,8 @@ async def test_four_runners_share_eight_partitions_through_kills_and_a_pause(
         # One survivor paused with its partitions behind the head, once it has committed a
         # batch on each (so on each connection: see the test below): the other takes them.
         paused, other = survivors
-        held = {p for p, pid in holders(found).items() if pid == paused.pid}
-        taken_at = {s.partition: s.position for s in found}
-        await until(
-            reads,
-            lambda f: all(s.position > taken_at[s.partition] for s in f if s.partition in held),
-            "a batch committed on each of its partitions",
-            30,
-        )
-        paused.process.send_signal(signal.SIGSTOP)
-        stopped_at = time.time()
-        rows = {r.partition: r for r in await store.read_models.slots(NAME)}
-        pending = {p: rows[p].position for p in held}
-        assert all(position < head for position in pending.values()), pending
-        await until(
-            reads,
-            lambda f: all(holders(f)[p] == other.pid for p in held),
-            "the paused runner's partitions to be taken over",
-            60,
-        )
-        resumed_at = time.time()
-        paused.process.send_signal(signal.SIGCONT)
+        pause = await pause_past_its_lease(store, reads, found, paused, other)
+        assert all(pause.rows[p].position < head for p in pause.held), pause.rows
 
         # Resumed, it gets its share back, and the two finish the catch-up.
         found = await until(
@@ -381,34 +439,7 @@ async def test_four_runners_share_eight_partitions_through_kills_and_a_pause(
                 move = moves[bisect.bisect_left(ends, e.position)]
                 assert applied_by[e.stream_id, e.version] == pid_of(move.new_owner), (e, move)
 
-    # The paused runner: its partitions were taken only once its leases had run out, and it
-    # moved no checkpoint from the moment it stopped until it took a partition again.
-    paused_owner = rows[min(held)].owner
-    for part in held:
-        takes = [c for c in changes if c.part == part and c.at > stopped_at]
-        first = next(c for c in takes if c.new_owner != c.old_owner)
-        assert pid_of(first.new_owner) == other.pid
-        assert first.at >= rows[part].lease_until
-    for part in range(PARTITIONS):
-        retaken = False
-        for c in changes:
-            if c.part != part or c.at <= stopped_at:
-                continue
-            if c.new_owner == paused_owner and c.old_owner != c.new_owner:
-                assert c.at > resumed_at
-                retaken = True
-            elif c.new != c.old and c.new_owner == paused_owner:
-                assert retaken, (part, c)
-    # And it did try: each of the partitions it held had its batch refused once resumed
-    # (LeaseLost; or, stopped inside its commit, its transaction ended by the server).
-    said = paused.stderr.read_text()
-    # The console wraps long messages: a line that does not start a message continues one.
-    messages = re.sub(r"\n(?!info:|warning:|error:)", " ", said).splitlines()
-    refused = [
-        re.match(rf".*projection {NAME}#(\d+)(?: lost its lease|: .*; retrying)", line)
-        for line in messages
-    ]
-    assert {int(m.group(1)) for m in refused if m} >= held, said
+    check_the_paused_runner(changes, pause, paused, other)
 
 
 # A checkpoint move sleeps in the server with its row locked, once: time to stop the runner
