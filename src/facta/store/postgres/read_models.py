@@ -46,27 +46,23 @@ class PostgresReadModels:
     def __init__(self, store: PostgresEventStore) -> None:
         self.dsn = store.dsn
         self.pooled = store.pooled
-        # Documents are queried by filters of every shape: custom plans suit them.
-        self._options = connection_options(None, pooled=store.pooled, generic_plans=False)
-        self._runner_options = connection_options(
-            self.runner_name_of(store), pooled=store.pooled, generic_plans=False
-        )
         self.schema = store.schema
         self.prefix = store.prefix
         self.qualified = f"{store.schema}.{store.prefix}"
         self.slots_table = f"{self.qualified}projection_slots"
         self.lease = LeaseSQL(self.slots_table, ["name", "slot", "part"], dollar)
         self.advance = advance_checkpoint(self.slots_table, dollar)
-        self.runner_name = self.runner_name_of(store)
+        self.runner_name = f"facta-runner {store.schema}"[:63]
         """The application_name of runners' connections (pg_stat_activity tells them apart)."""
+        # Documents are queried by filters of every shape: custom plans suit them.
+        self._options = connection_options(None, pooled=self.pooled, generic_plans=False)
+        self._runner_options = connection_options(
+            self.runner_name, pooled=self.pooled, generic_plans=False
+        )
         self.dead_table = f"{self.qualified}projection_dead_letters"
         self.runners_table = f"{self.qualified}projection_runners"
         self._pool: asyncpg.Pool | None = None
         self._pins: Pins | None = None
-
-    @staticmethod
-    def runner_name_of(store: PostgresEventStore) -> str:
-        return f"facta-runner {store.schema}"[:63]
 
     def table(self, name: str, slot: int) -> str:
         return f"{self.schema}.{table_name(self.prefix, name, slot)}"
