@@ -223,3 +223,29 @@ def test_run_keeps_an_inline_read_model_current_beside_the_service(
     refused = facta("projections", "rebuild", "accounts", "--store", store_url, cwd=tmp_path)
     assert refused.returncode == 1
     assert "maintained inline" in refused.stderr
+
+
+def test_run_refuses_a_policy_without_the_inline_read_models_it_would_skip(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A runner of the saga alone would append the saga's debits and credits without the
+    service's inline `accounts` read model in its transaction hook: the listed balances would
+    silently miss them. It refuses to start, names what is missing, and moves no money."""
+    asyncio.run(request_transfer_as_the_service(store_url))
+    refused = facta(
+        "projections",
+        "run",
+        "--store",
+        store_url,
+        "--projection",
+        "facta.examples.bank.transfers:TransferSaga",
+        "--projection",
+        "facta.examples.bank.read_model:TransfersProjection",
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 1, refused.stdout
+    assert "transfer_saga executes commands, but accounts is maintained inline" in refused.stderr
+    assert "--projection MODULE:CLASS" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    want = {"acc-1": Decimal("15.5"), "acc-2": Decimal("1.0")}  # nothing moved
+    assert {a.account_id: a.balance for a in asyncio.run(accounts(store_url))} == want

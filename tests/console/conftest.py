@@ -31,6 +31,8 @@ CONSOLE_PROJECTIONS = (
     OWNERS,
 )
 API = "/console/api"
+ACCOUNTS_INLINE = "facta.examples.bank.read_model:AccountsProjection"
+"""The read model the service keeps inline: a runner of the saga maintains it too."""
 
 
 @dataclass

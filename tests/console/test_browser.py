@@ -21,6 +21,7 @@ from playwright.async_api import Browser, Page, Route
 
 from facta import open_store
 from tests.console.conftest import (
+    ACCOUNTS_INLINE,
     API,
     CONSOLE_PROJECTIONS,
     ROOT,
@@ -50,7 +51,9 @@ class Bank:
     def run_projections(self) -> None:
         if not self.runners:
             self.runners.append(
-                start_runner(self.server.store_url, self.workdir, *CONSOLE_PROJECTIONS)
+                start_runner(
+                    self.server.store_url, self.workdir, ACCOUNTS_INLINE, *CONSOLE_PROJECTIONS
+                )
             )
 
 

@@ -217,6 +217,7 @@ async def _runner_for(
     codec = Codec()
     held_inline = await inline_names(read_store)
     inline = [h for h in handlers if isinstance(h, Projection) and type(h).name in held_inline]
+    _refuse_policies_that_would_skip_inline(handlers, held_inline)
     hook = None
     if inline:
         hook = InlineProjections(store, inline, codec=codec)
@@ -227,6 +228,23 @@ async def _runner_for(
         store, rest, app=app, codec=codec, batch_size=batch_size, lease_ttl=lease_ttl
     )
     return runner, [type(h).name for h in inline]
+
+
+def _refuse_policies_that_would_skip_inline(
+    handlers: Sequence[Handler], held_inline: set[str]
+) -> None:
+    """A policy's commands are appended by this process: a read model the service keeps
+    inline must be in this process's transaction hook too, or its rows silently miss those
+    events (and a rebuild is refused for inline read models). Refused, not warned."""
+    policies = [type(h).name for h in handlers if isinstance(h, Policy)]
+    given = {type(h).name for h in handlers if isinstance(h, Projection)}
+    missing = sorted(held_inline - given)
+    if policies and missing:
+        raise click.ClickException(
+            f"{', '.join(policies)} executes commands, but {', '.join(missing)} is maintained"
+            " inline by the service and not given here: its rows would miss those commands'"
+            " events. Add its class with --projection MODULE:CLASS"
+        )
 
 
 async def _run(url: str, specs: tuple[str, ...], batch_size: int, lease_ttl: float) -> None:
