@@ -5,6 +5,7 @@ a call from a second thread, a caller that runs an event loop of its own)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -13,10 +14,18 @@ import pytest
 
 from facta.examples.bank.domain import Account, Deposit, OpenAccount
 from facta.examples.bank.read_model import AccountsProjection
-from facta.sync import Application, EngineClosed, ProjectionRunner, ReadStore, open_store
+from facta.sync import Application, EngineClosed, ProjectionRunner, ReadStore, _loop, open_store
 from facta.sync._loop import Loop
 
 ACCOUNT = Account()
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["first-step-outside-a-task", "tasks"])
+def steps_first(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every test on both paths: a caller's call stepped outside a task until it waits (the
+    CPython versions STEPS_FIRST names), and the public-API path (a task from the start)."""
+    monkeypatch.setattr(_loop, "STEPS_FIRST", request.param)
+    return bool(request.param)
 
 
 async def where() -> int:
@@ -131,3 +140,70 @@ def test_stopping_the_loop_cancels_a_call_the_caller_runs_itself() -> None:
     caller.join(10)
     assert outcome == ["closed"]
     assert not loop.alive
+
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+def test_a_call_that_waits_after_its_first_step_ends_with_its_result_and_context(
+    steps_first: bool,
+) -> None:
+    """A call whose first step runs outside a task and then waits (on a timer, on another
+    thread) goes on as a task: same thread, same context, its result returned; what it set
+    in its context stays out of the caller's, as with a task."""
+
+    async def waits_twice() -> tuple[str, int, bool]:
+        var.set("inside")
+        first = asyncio.get_running_loop()
+        await asyncio.sleep(0.01)
+        await asyncio.to_thread(lambda: None)
+        return var.get(), threading.get_ident(), asyncio.get_running_loop() is first
+
+    with open_store("memory://") as engine:
+        assert engine._loop.steps_first is steps_first
+        assert engine.run(waits_twice()) == ("inside", threading.get_ident(), True)
+        assert var.get() == "unset"
+        assert asyncio.run(where()) == threading.get_ident()  # no loop left running here
+
+
+def test_an_error_in_a_calls_first_step_or_after_it_reaches_the_caller() -> None:
+    async def fails_at_once() -> None:
+        raise KeyError("at once")
+
+    async def fails_later() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("later")
+
+    with open_store("memory://") as engine:
+        with pytest.raises(KeyError, match="at once"):
+            engine.run(fails_at_once())
+        with pytest.raises(KeyError, match="later"):
+            engine.run(fails_later())
+        assert engine.run(where()) == threading.get_ident()  # and the loop is free again
+
+
+def test_work_a_call_starts_ends_in_the_callers_thread_without_a_hand_over(
+    steps_first: bool,
+) -> None:
+    """A snapshot every 100 events starts a task: on the memory store it ends in the caller's
+    own pass of the loop (on the public path, the pass after the call's), and no later call
+    is handed to the engine's thread for it."""
+    with open_store("memory://") as engine:
+        app = Application(engine)
+        app.execute(ACCOUNT, "s", OpenAccount("Sn", Decimal(0)))
+        handed: list[object] = []
+        original = _loop._Call.__init__
+
+        def counted(call: _loop._Call[object], *args: object) -> None:
+            handed.append(call)
+            original(call, *args)  # type: ignore[arg-type]
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_loop._Call, "__init__", counted)
+            for _ in range(250):
+                app.execute(ACCOUNT, "s", Deposit(Decimal(1)))
+        assert engine._loop.steps_first is steps_first
+        assert handed == []
+        snapshot = engine.run(engine.engine.load_snapshot(app.stream_id(ACCOUNT, "s")))
+        assert snapshot is not None
+        assert snapshot.version == 200

@@ -191,6 +191,12 @@ class Engine:
     name = "engine"
     """What the engine is called in messages (its URL scheme)."""
 
+    waits_on_io = True
+    """Whether its calls may wait on I/O (a database, files). False for the memory engine:
+    its calls most often end without waiting, and a synchronous caller (:mod:`facta.sync`)
+    runs them itself, outside a task (``asyncio.current_task()`` is None then, so code they
+    call may not enter ``asyncio.timeout()`` before its first wait)."""
+
     def __init__(
         self,
         url: str,

@@ -24,6 +24,7 @@ from facta.store.base import (
     RecordedEvent,
 )
 from facta.store.engine import Engine as AsyncEngine
+from facta.sync import _loop
 from facta.sync._loop import Loop
 
 T = TypeVar("T")
@@ -86,6 +87,9 @@ class Engine:
         except BaseException:
             loop.stop()
             raise
+        # Its calls stepped outside a task only on an engine whose calls do not wait on I/O
+        # (drivers such as asyncpg enter asyncio.timeout() before their first wait).
+        loop.steps_first = _loop.STEPS_FIRST and not engine.waits_on_io
         return cls(engine, loop)
 
     @property

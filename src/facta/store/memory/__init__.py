@@ -29,6 +29,7 @@ class MemoryEngine(Engine):
     checkpoints."""
 
     name = "memory"
+    waits_on_io = False
 
     def __init__(self, url: str = "memory://", *, events: MemoryEventStore | None = None) -> None:
         events = events or MemoryEventStore()
