@@ -31,6 +31,7 @@ from facta.cli._common import (
     store_option,
     timestamp,
 )
+from facta.cli._projection_status import status_table, trouble_lines
 from facta.codec import Codec
 from facta.projections import (
     DeadLetter,
@@ -103,71 +104,6 @@ async def inline_names(read_store: ReadStore) -> set[str]:
 
 
 # -- status ------------------------------------------------------------------------------
-
-
-def _status_table(statuses: Sequence[ProjectionStatus]) -> Table:
-    table = Table(title=f"{len(statuses)} projection slots", title_justify="left")
-    partitioned = any(s.partitions > 1 for s in statuses)
-    for column, justify in [
-        ("projection", "left"),
-        ("version", "right"),
-        ("slot", "right"),
-        *([("partition", "right")] if partitioned else []),
-        ("state", "left"),
-        ("position", "right"),
-        ("head", "right"),
-        ("lag (events)", "right"),
-        ("lag (s)", "right"),
-        ("handled", "right"),
-        ("owner", "left"),
-        ("error", "left"),
-        ("parked", "right"),
-    ]:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    colours = {
-        "running": "green",
-        "failed": "red",
-        "rebuilding": "yellow",
-        "paused": "yellow",
-        "stopped": "dim",
-    }
-    for s in statuses:
-        state = s.state if s.active else f"{s.state} (not active)"
-        error = "" if s.error is None else f"at {s.error_position}: {s.error.splitlines()[0]}"
-        table.add_row(
-            s.name,
-            str(s.version),
-            str(s.slot),
-            *([f"{s.partition} of {s.partitions}"] if partitioned else []),
-            f"[{colours.get(s.state, 'cyan')}]{state}[/]",
-            str(s.position),
-            str(s.head),
-            str(s.lag_events),
-            f"{s.lag_seconds:.3f}",
-            str(s.handled),
-            s.owner or "",
-            error,
-            f"[red]{s.parked}[/]" if s.parked else "0",
-        )
-    return table
-
-
-def _trouble_lines(statuses: Sequence[ProjectionStatus]) -> list[str]:
-    """What an operator must act on: failed projections, parked events."""
-    lines = []
-    for s in statuses:
-        where = f"slot {s.slot}" if s.partitions == 1 else f"slot {s.slot}, partition {s.partition}"
-        if s.state == "failed":
-            lines.append(
-                f"{s.name} ({where}) is stopped at {s.error_position}: fix the cause,"
-                f" then `facta projections restart {s.name}`"
-            )
-        if s.parked and s.partition == 0:  # counted per slot
-            lines.append(
-                f"{s.name} (slot {s.slot}) parked {s.parked} event(s):"
-                f" `facta projections parked {s.name}` lists them"
-            )
-    return lines
 
 
 async def _status(url: str) -> list[ProjectionStatus]:
@@ -359,8 +295,8 @@ def status(store_url: str) -> None:
     if not statuses:
         console.print("no projections in this store yet (start `facta projections run`)")
         return
-    console.print(_status_table(statuses))
-    for line in _trouble_lines(statuses):
+    console.print(status_table(statuses))
+    for line in trouble_lines(statuses):
         console.print(f"[red]![/] {line}", highlight=False)
 
 
