@@ -27,7 +27,10 @@ writes its raw JSON (and its chart) under ``--out``.
 
 A full run fills about 61 million facta events and 11 million eventsourcing ones per store:
 some 60 GB of disk, and hours (the 50 million-event fills most of it; a fill is reused by
-later runs). Tiny sizes make a smoke test: ``--sizes 20000,40000``.
+later runs). Tiny sizes make a smoke test: ``--sizes 20000,40000``. Where the disk holds one
+store's largest log at a time, run each store alone (``--stores sqlite``, drop its fills,
+``--stores postgres``), then ``python benchmarks/growth.py --combine RAW.json RAW.json``
+writes the kept page from their raw JSON: each store's rows from one run.
 """
 
 from __future__ import annotations
@@ -236,12 +239,22 @@ def markdown(result: dict[str, Any]) -> str:
     layouts = [Layout.of(s) for s in meta["sizes"]]
     es_sizes = ", ".join(f"{s:,}" for s in meta["es_sizes"])
     es_sizes = f" (eventsourcing at {es_sizes})" if es_sizes else ""
+    when = (
+        f"{meta['date']}, {meta['machine']}, {meta['cores']} cores, load average"
+        f" {meta['load_average'][0]} before and {meta['load_average'][1]} after"
+    )
+    if "runs" in meta:  # combined: each store's sizes and libraries from one run of its own
+        when = f"{meta['machine']}, {meta['cores']} cores; one run per store (the disk held one"
+        when += " store's largest logs at a time, so the runs were combined with `--combine`): "
+        when += "; ".join(
+            f"{store} on {run['date']} (load average {run['load_average'][0]} before and"
+            f" {run['load_average'][1]} after)"
+            for store, run in meta["runs"].items()
+        )
     lines = [
         "# Cost against the log's size",
         "",
-        f"`make bench-growth`, {meta['date']}, {meta['machine']}, {meta['cores']} cores, load"
-        f" average {meta['load_average'][0]} before and {meta['load_average'][1]} after (the"
-        " machine is shared: other work skews the figures).",
+        f"`make bench-growth`, {when} (the machine is shared: other work skews the figures).",
         "",
         f"Logs of {sizes} bank events{es_sizes}: a long account stream of"
         f" {', '.join(f'{x.long:,}' for x in layouts)} events, then"
@@ -321,7 +334,36 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def combine(paths: list[str]) -> None:
+    """Write the kept page from the raw JSON of runs that measured different stores (when
+    disk holds one store's largest log at a time): each store's rows from the first run that
+    measured it without error, so that every ratio compares figures of one run."""
+    results = [json.loads(Path(path).read_text()) for path in paths]
+    rows: list[dict[str, Any]] = []
+    runs: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for store in STORES:
+            mine = [r for r in result["rows"] if r["store"] == store]
+            if store in runs or not mine or any("error" in r for r in mine):
+                continue
+            runs[store] = {k: result["meta"][k] for k in ("date", "load_average")}
+            rows += mine
+    missing = [store for store in STORES if store not in runs]
+    if missing:
+        sys.exit(f"no complete run of {', '.join(missing)} among {', '.join(paths)}")
+    meta = {**results[0]["meta"], "runs": runs}
+    result = {"meta": meta, "rows": rows}
+    text = markdown(result)
+    (HERE / "growth-results.json").write_text(json.dumps(result, indent=1))
+    (HERE / "GROWTH.md").write_text(text)
+    chart(rows, HERE / "growth.png")
+    print(text)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--combine"]:
+        combine(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=SIZES)
     parser.add_argument("--stores", default=",".join(STORES))
