@@ -35,12 +35,12 @@ async def store_url(tmp_path: Path) -> str:
     return url
 
 
-def start_runner(url: str, cwd: Path) -> subprocess.Popen[str]:
+def start_runner(url: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
     script = Path(sys.executable).parent / "facta"
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("FACTA_STORE", None)
     return subprocess.Popen(
-        [str(script), "projections", "run", "--store", url],
+        [str(script), "projections", "run", "--store", url, *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -249,3 +249,58 @@ def test_run_refuses_a_policy_without_the_inline_read_models_it_would_skip(
     assert "Traceback" not in refused.stderr
     want = {"acc-1": Decimal("15.5"), "acc-2": Decimal("1.0")}  # nothing moved
     assert {a.account_id: a.balance for a in asyncio.run(accounts(store_url))} == want
+
+
+def test_a_runner_started_before_the_service_keeps_a_declared_read_model_inline(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Started first, with ``--inline`` for the read model the service keeps inline: the
+    runner sets it up inline itself, so the saga's debits and credits reach it even though no
+    service had registered it when the runner started."""
+    runner = start_runner(
+        store_url,
+        tmp_path,
+        "--inline",
+        "facta.examples.bank.read_model:AccountsProjection",
+        "--projection",
+        "facta.examples.bank.transfers:TransferSaga",
+        "--projection",
+        "facta.examples.bank.read_model:TransfersProjection",
+    )
+    try:
+        wait_until(
+            lambda: (
+                rows(facta("projections", "status", "--store", store_url, cwd=tmp_path).stdout).get(
+                    "accounts", [""] * 4
+                )[3]
+                == "inline"
+            ),
+            "the runner to set accounts up inline",
+        )
+        asyncio.run(request_transfer_as_the_service(store_url))
+        want = {"acc-1": Decimal("10.5"), "acc-2": Decimal("6.0")}
+
+        def moved() -> bool:
+            return {a.account_id: a.balance for a in asyncio.run(accounts(store_url))} == want
+
+        wait_until(moved, "the saga to move the money")
+        runner.terminate()
+        out, err = runner.communicate(timeout=20)
+    finally:
+        runner.kill()
+    assert runner.returncode == 0, err
+    assert "running transfer_saga, transfers (kept inline: accounts)" in out
+
+
+def test_inline_refuses_a_policy(store_url: str, tmp_path: Path) -> None:
+    refused = facta(
+        "projections",
+        "run",
+        "--store",
+        store_url,
+        "--inline",
+        "facta.examples.bank.transfers:TransferSaga",
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 1
+    assert "--inline: 'transfer_saga' is a policy" in refused.stderr

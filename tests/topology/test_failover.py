@@ -156,7 +156,7 @@ def _worker(space: Namespace, store_url: str, log: Path) -> subprocess.Popen[byt
                     "--projection",
                     "facta.examples.bank.transfers:TransferSaga",
                     # The service keeps it inline: the saga's commands must keep it current.
-                    "--projection",
+                    "--inline",
                     "facta.examples.bank.read_model:AccountsProjection",
                     "--projection",
                     "facta.examples.bank.read_model:TransfersProjection",

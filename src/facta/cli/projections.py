@@ -147,13 +147,18 @@ async def _runner_for(
     batch_size: int,
     lease_ttl: float,
     read_store: ReadStore,
+    declared_inline: Sequence[Projection[Any]] = (),
 ) -> tuple[ProjectionRunner, list[str]]:
     """The runner of ``handlers`` that are not maintained inline, and the names of those that
-    are (wired into the Application's transaction hook)."""
+    are (wired into the Application's transaction hook): those the store says are, and
+    ``declared_inline`` (set up inline here if no service has yet)."""
     codec = Codec()
-    held_inline = await inline_names(read_store)
-    inline = [h for h in handlers if isinstance(h, Projection) and type(h).name in held_inline]
-    _refuse_policies_that_would_skip_inline(handlers, held_inline)
+    declared = {type(p).name for p in declared_inline}
+    handlers = [h for h in handlers if type(h).name not in declared]
+    held_inline = await inline_names(read_store) | declared
+    inline: list[Projection[Any]] = [*declared_inline]
+    inline += [h for h in handlers if isinstance(h, Projection) and type(h).name in held_inline]
+    _refuse_policies_that_would_skip_inline([*handlers, *declared_inline], held_inline)
     hook = None
     if inline:
         hook = InlineProjections(store, inline, codec=codec)
@@ -179,16 +184,30 @@ def _refuse_policies_that_would_skip_inline(
         raise click.ClickException(
             f"{', '.join(policies)} executes commands, but {', '.join(missing)} is maintained"
             " inline by the service and not given here: its rows would miss those commands'"
-            " events. Add its class with --projection MODULE:CLASS"
+            " events. Add its class with --projection MODULE:CLASS (or --inline, which also"
+            " sets it up inline when this runner starts before the service)"
         )
 
 
-async def _run(url: str, specs: tuple[str, ...], batch_size: int, lease_ttl: float) -> None:
+async def _run(
+    url: str,
+    specs: tuple[str, ...],
+    inline_specs: tuple[str, ...],
+    batch_size: int,
+    lease_ttl: float,
+) -> None:
     handlers = load_handlers(specs)
+    declared: list[Projection[Any]] = []
+    for handler in load_handlers(inline_specs):
+        if not isinstance(handler, Projection):
+            raise click.ClickException(f"--inline: {type(handler).name!r} is a policy")
+        declared.append(handler)
     async with opened_store(url) as store:
         read_store = ReadStore(store)
         try:
-            runner, inline = await _runner_for(store, handlers, batch_size, lease_ttl, read_store)
+            runner, inline = await _runner_for(
+                store, handlers, batch_size, lease_ttl, read_store, declared
+            )
         finally:
             await read_store.close()
         # SIGTERM ends the runner like Ctrl-C, so that its leases are released at once and
@@ -314,11 +333,26 @@ def status(store_url: str) -> None:
     " another runner takes its projections and partitions over; it renews its leases every"
     " third of that.",
 )
+@click.option(
+    "--inline",
+    "inline_specs",
+    multiple=True,
+    envvar="FACTA_INLINE",
+    show_envvar=True,
+    metavar="MODULE:CLASS",
+    help="A projection the service keeps inline: kept inline here too (set up inline if no"
+    " service has yet), so that the commands this runner's policies execute update it;"
+    " repeat it.",
+)
 def run_projections(
-    store_url: str, projection_specs: tuple[str, ...], batch_size: int, lease_ttl: float
+    store_url: str,
+    projection_specs: tuple[str, ...],
+    inline_specs: tuple[str, ...],
+    batch_size: int,
+    lease_ttl: float,
 ) -> None:
     """Run the async projections and policies until interrupted (Ctrl-C)."""
-    run(_run, store_url, projection_specs, batch_size, lease_ttl)
+    run(_run, store_url, projection_specs, inline_specs, batch_size, lease_ttl)
 
 
 @projections.command()
