@@ -22,10 +22,12 @@ Which thread runs it:
   loop pass is small. This uses ``asyncio.events._set_running_loop`` (exported for
   event-loop implementations, but underscored), so it is kept to the CPython versions it
   was tested on (STEPS_FIRST); on others every call is a task from the start.
+- A task a call leaves behind (a snapshot being saved) gets one more pass of the loop in
+  the calling thread, in which it most often ends.
 - As soon as there is other work (a call from a second thread while the first runs the
-  loop, a runner in the background, a task a call left behind such as a snapshot being
-  saved), the loop's own thread runs the loop, calls are handed to it, and it gives the
-  loop back once nothing is left on it.
+  loop, a runner in the background, a task left behind that did not end in that pass), the
+  loop's own thread runs the loop, calls are handed to it, and it gives the loop back once
+  nothing is left on it.
 """
 
 from __future__ import annotations
