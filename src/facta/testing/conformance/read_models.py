@@ -307,11 +307,15 @@ class ReadModelContract:
         async with _running(first):
             await _eventually(lambda: _equal(store, _counted(3, 4)))
             async with _running(second):
+
+                async def second_asked() -> bool:  # its first claim may come after the ticks
+                    return Counters.name in second.waiting
+
                 await _ticks(store, 3, 2)
                 await _eventually(lambda: _equal(store, _counted(3, 6)))
-                assert Counters.name in second.waiting  # held by the first
+                await _eventually(second_asked)  # and was told to wait: held by the first
                 await asyncio.sleep(0.2)
-                assert Counters.name in second.waiting
+                assert Counters.name in second.waiting, second.waiting
         async with _running(second):  # the first let go on its way out: no wait for a lease
             await _ticks(store, 3, 1)
             await _eventually(lambda: _equal(store, _counted(3, 7)))
