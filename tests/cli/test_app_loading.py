@@ -125,6 +125,7 @@ def test_aggregates_and_projections_load_from_the_working_directory(folder: Path
         (("serve", "--app", "tutorial:wallets"), "'tutorial:wallets': it is not callable"),
         (("events", "verify", "--aggregate", "wallet:Nope"), "--aggregate: cannot load"),
         (("projections", "run", "--projection", "nowhere:P"), "--projection: cannot load"),
+        (("projections", "run", "--inline", "nowhere:P"), "--inline: cannot load"),
     ],
 )
 def test_names_that_load_nothing_are_one_line_usage_errors(

@@ -76,24 +76,24 @@ batch_option = click.option(
 )
 
 
-def load_handler(spec: str) -> Handler:
+def load_handler(spec: str, option: str = "--projection") -> Handler:
     """The Projection or Policy class named ``MODULE:CLASS``, instantiated; a one-line
-    error if it cannot be."""
-    kind = load_object(spec, "--projection")
+    error (naming ``option``) if it cannot be."""
+    kind = load_object(spec, option)
     if not (isinstance(kind, type) and issubclass(kind, Projection | Policy)):
-        raise click.ClickException(f"--projection {spec!r} is not a Projection or Policy class")
+        raise click.ClickException(f"{option} {spec!r} is not a Projection or Policy class")
     handler: Handler = kind()
     return handler
 
 
-def load_handlers(specs: Sequence[str]) -> list[Handler]:
+def load_handlers(specs: Sequence[str], option: str = "--projection") -> list[Handler]:
     handlers: list[Handler] = []
     names: set[str] = set()
     for spec in specs:
-        handler = load_handler(spec)
+        handler = load_handler(spec, option)
         name = type(handler).name
         if name in names:
-            raise click.ClickException(f"--projection: two projections are named {name!r}")
+            raise click.ClickException(f"{option}: two projections are named {name!r}")
         names.add(name)
         handlers.append(handler)
     return handlers
@@ -198,7 +198,7 @@ async def _run(
 ) -> None:
     handlers = load_handlers(specs)
     declared: list[Projection[Any]] = []
-    for handler in load_handlers(inline_specs):
+    for handler in load_handlers(inline_specs, "--inline"):
         if not isinstance(handler, Projection):
             raise click.ClickException(f"--inline: {type(handler).name!r} is a policy")
         declared.append(handler)
