@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -116,6 +117,29 @@ def test_calls_from_two_threads_at_once_both_end(tmp_path: Path) -> None:
         release.set()
         first.join(10)
         assert order == ["quick", "slow"]
+
+
+def test_threads_racing_to_drive_and_to_hand_over_all_end() -> None:
+    """Threads calling in a tight loop keep taking the loop, giving it back (without the
+    lock) and handing calls to the engine's thread as they find it taken: no call is left
+    waiting for a wake-up that never comes, and every one returns its own result."""
+    threads, calls = 8, 1500
+
+    async def echo(value: int) -> int:
+        if value % 7 == 0:
+            await asyncio.sleep(0)  # some calls wait, and go on as tasks
+        return value
+
+    with open_store("memory://") as engine:
+
+        def work(thread: int) -> list[int]:
+            return [engine.run(echo(thread * calls + i)) for i in range(calls)]
+
+        with ThreadPoolExecutor(threads) as pool:
+            futures = [pool.submit(work, t) for t in range(threads)]
+            results = [future.result(timeout=120) for future in futures]
+        for thread, got in enumerate(results):
+            assert got == list(range(thread * calls, (thread + 1) * calls))
 
 
 def test_stopping_the_loop_cancels_a_call_the_caller_runs_itself() -> None:

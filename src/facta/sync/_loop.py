@@ -147,57 +147,80 @@ class Loop:
         coroutine running on this loop, where waiting would deadlock it. An interrupt of the
         waiting thread (KeyboardInterrupt) cancels the call on the loop, then propagates.
         """
+        # The common call (nothing else on the loop) is a straight line through this one
+        # frame: on the memory engine each call and check here is a visible share of a
+        # whole command.
         running = _running_loop()
-        if running is self.loop or self.in_loop_thread:
+        me = _thread.get_ident()
+        if running is self.loop or me == self._thread_id:
             coroutine.close()
             raise RuntimeError(
                 "a synchronous facta call from the engine's own thread (an async handler,"
                 " hook or callback) would wait for itself: await the async API there"
             )
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: half its cost here, where every call passes
+        try:
             if self._stopped or not (self._accepting or closing):
                 coroutine.close()
                 raise EngineClosed("the engine is closed")
             # A thread running another event loop cannot run this one: it hands over.
-            drive = running is None and self._driver is None and not self._needs_thread()
-            if drive:
-                self._driver = threading.get_ident()
-            else:
+            handed = (
+                running is not None
+                or self._driver is not None
+                or self._handed > 0
+                or (bool(self._tasks) and bool(self._pending(None)))  # _needs_thread, inlined
+            )
+            if handed:
                 call = _Call(coroutine, self)
                 self._handed += 1
                 self.loop.call_soon_threadsafe(call.start)
                 if self._driver is None:
                     self._wake.notify()
-        if drive:
-            return self._drive(coroutine)
-        return self._await(call)
-
-    def _drive(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` in this thread (and the loop, if it waits), then give the loop
-        back."""
+            else:
+                self._driver = me
+        finally:
+            lock.release()
+        if handed:
+            return self._await(call)
         try:
             context = contextvars.copy_context()
             if self.steps_first:
-                ended, outcome = context.run(_first_step, self.loop, coroutine)
+                loop = self.loop
+                # As the loop would run a task's step: the loop set as the thread's running
+                # loop, in a copy of the caller's context.
+                events._set_running_loop(loop)
+                try:
+                    waiting_on = context.run(coroutine.send, None)
+                except StopIteration as done:
+                    ended, value = True, done.value
+                else:
+                    ended, value = False, None
+                finally:
+                    events._set_running_loop(None)
                 if ended:
                     if self._tasks:
                         # Work it left behind (a snapshot being saved): a pass of the loop
                         # here, in which that work most often ends (on the memory store,
                         # always), instead of waking the loop's thread and handing the next
                         # call to it.
-                        self.loop.stop()
-                        self.loop.run_forever()
-                    return outcome  # type: ignore[no-any-return]  # the coroutine's T
-                coroutine = _resumed(coroutine, outcome)
+                        loop.stop()
+                        loop.run_forever()
+                    return value  # type: ignore[no-any-return]  # the coroutine's T
+                coroutine = _resumed(coroutine, waiting_on)
             return self._run_task(coroutine, context)
         except asyncio.CancelledError:
             if not self._accepting:
                 raise EngineClosed("the engine was closed while the call ran") from None
             raise
         finally:
-            with self._lock:
-                self._driver = None
-                if self._stopped or self._needs_thread():
+            # Given back without the lock (a plain store, whole under the GIL): a thread
+            # that handed a call over meanwhile did so under the lock, saw this thread
+            # driving and left the wake-up to it, and it is counted in _handed, read after
+            # the store; one that comes after sees no driver and wakes the thread itself.
+            self._driver = None
+            if self._stopped or self._handed or (self._tasks and self._pending(None)):
+                with self._lock:
                     self._wake.notify()
 
     def _run_task(self, coroutine: Coroutine[Any, Any, T], context: contextvars.Context) -> T:
@@ -369,22 +392,6 @@ class Loop:
     def alive(self) -> bool:
         """Whether the loop's thread still runs."""
         return self._thread.is_alive()
-
-
-def _first_step(
-    loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, Any]
-) -> tuple[bool, Any]:
-    """Run ``coroutine`` up to what it first waits on, with ``loop`` as the running loop:
-    (True, its result) when it ended, else (False, what it waits on: a future, or None for
-    a bare yield). Its error is raised. (The result is returned rather than its StopIteration
-    let through: an exception passing up through frames costs a microsecond.)"""
-    events._set_running_loop(loop)
-    try:
-        return False, coroutine.send(None)
-    except StopIteration as done:
-        return True, done.value
-    finally:
-        events._set_running_loop(None)
 
 
 async def _resumed(coroutine: Coroutine[Any, Any, T], waiting_on: Any) -> T:

@@ -42,6 +42,9 @@ class Application:
         inline: Sequence[Projection[Any]] = (),
     ) -> None:
         self.engine = engine
+        # The engine's loop's own run, one frame fewer than engine.run per call: on the
+        # memory engine a whole command costs only some 15 of those.
+        self._run = engine._loop.run
 
         async def build() -> tuple[AsyncApplication, InlineProjections | None]:
             hook = None if not inline else InlineProjections(engine.engine, inline)
@@ -97,7 +100,7 @@ class Application:
         elsewhere, or when conflicts outlast the retries; CommandIdReused for a
         ``command_id`` used by another command; EngineClosed once the engine is closed.
         """
-        return self.engine.run(
+        return self._run(
             self.application.execute(
                 aggregate,
                 entity_id,
@@ -122,14 +125,14 @@ class Application:
         Raises the decision's DomainError unchanged; AppendConditionFailed when racing
         appends outlast the retries; CapabilityMissing on an engine without Boundaries.
         """
-        return self.engine.run(
+        return self._run(
             self.application.decide(decision, command, command_id=command_id, metadata=metadata)
         )
 
     def state_of(self, model: Model[S]) -> S:
         """The state ``model`` folds from the store now (CapabilityMissing on an engine
         without Boundaries)."""
-        return self.engine.run(self.application.state_of(model))
+        return self._run(self.application.state_of(model))
 
     def load(
         self,
@@ -142,7 +145,7 @@ class Application:
         """The state now, at ``version``, or as it was at Unix time ``at``; a stream with no
         events loads as the initial state at version 0. Raises StreamNotFound when
         ``version`` is past the stream's end."""
-        return self.engine.run(self.application.load(aggregate, entity_id, version=version, at=at))
+        return self._run(self.application.load(aggregate, entity_id, version=version, at=at))
 
     def history(
         self,
@@ -155,7 +158,7 @@ class Application:
         backwards: bool = False,
     ) -> list[EventEnvelope[E]]:
         """The stream's decoded events in version order (deprecated types left out)."""
-        return self.engine.run(
+        return self._run(
             self.application.history(
                 aggregate,
                 entity_id,
