@@ -20,7 +20,9 @@ each on a fresh store, after an untimed warm-up:
   and back.
 
 A row's value is the median of its rounds. Prints the raw rows and the ratio sync ÷ async
-per-command cost (target from issue 26: at most 1.25) and writes them as JSON
+per-command cost (target from issue 26: at most 1.25), both as the ratio of the medians and
+as the median of each round's ratio (the two sides run back to back in a round, so a drift in
+the machine's speed between rounds falls on both) and writes them as JSON
 (``sync-raw-<date>.json`` in ``--out``).
 """
 
@@ -209,6 +211,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ("call", "sync-deposit", "running the loop's share of a command", None),
         ("hand-over", "sync-deposit-busy", "the thread hop's share of a command", None),
     ]
+    rounds = {(r["store"], r["workload"]): r["rounds"] for r in rows if "error" not in r}
     out = []
     for store in STORES:
         for top, bottom, what, target in wanted:
@@ -216,6 +219,14 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 value = found[store, top] / found[store, bottom]
                 ratio = f"{top} / {bottom} ({what})"
                 out.append({"store": store, "ratio": ratio, "value": value, "target": target})
+        # The same ratio taken round by round (the two sides run one after the other in
+        # each round), then its median: a change in the machine's speed between rounds,
+        # which moves both sides of one round alike, drops out of it.
+        pair = rounds.get((store, "sync-deposit")), rounds.get((store, "async-deposit"))
+        if pair[0] and pair[1]:
+            value = statistics.median(s / a for s, a in zip(*pair, strict=True))
+            ratio = "sync-deposit / async-deposit, paired by round (median of the rounds' ratios)"
+            out.append({"store": store, "ratio": ratio, "value": value, "target": TARGET})
     return out
 
 
