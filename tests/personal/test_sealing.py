@@ -4,10 +4,10 @@ boundaries, and an engine without keys refusing rather than storing in clear."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 import pytest
@@ -32,7 +32,7 @@ from facta import (
 from facta.examples.bank.domain import Account, OpenAccount
 from facta.personal.envelope import open_sealed
 from facta.personal.fields import personal_fields
-from facta.personal.vault import master_key_from, new_master_key
+from facta.personal.vault import Vault, master_key_from, new_master_key
 from facta.store.memory import MemoryEventStore
 from facta.store.memory.checkpoints import MemoryCheckpoints
 from facta.store.memory.read_models import MemoryReadModels
@@ -239,3 +239,55 @@ def test_strings_that_only_look_like_envelopes_are_left_as_they_are() -> None:
         assert open_sealed(data, "e-1", gone) == data
     forgotten = b'{"city":"facta:pd1:ab:Zm9v:ImZvbyI="}'
     assert open_sealed(forgotten, "e-1", gone) == b'{"city":"foo"}'
+
+
+async def test_a_read_opens_each_event_once_reading_the_keys_not_cached_in_one_call(
+    memory: Engine,
+) -> None:
+    """A reader whose cache holds one subject's key (of four) reads a log where events of
+    all four interleave with clear ones, one subject forgotten: one call reads the missing
+    keys, every event opens, the forgotten subject's fields read as redacted."""
+    codec = Codec([Profile])
+    writer = memory.vault
+    assert writer is not None
+    for i in range(12):
+        user = f"u{i % 4}"
+        await memory.append(
+            f"profile-{user}", [codec.encode(msgspec.structs.replace(PROFILE, user_id=user, age=i))]
+        )
+        await memory.append("plain-1", [NewEvent("Plain", b'{"a":1}')])
+    await writer.forget("u3")
+
+    class CountingKeys:
+        """The engine's own key store, counting the reads of keys by id."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.reads = inner, 0
+
+        async def keys(self, key_ids: Sequence[str]) -> Any:
+            self.reads += 1
+            return await self.inner.keys(key_ids)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    keys = CountingKeys(writer.keys)
+    reader = Vault(keys)  # type: ignore[arg-type]  # a KeyStore by duck typing
+    sealed = await memory.events.inner.read_all()  # type: ignore[attr-defined]
+    first = [r for r in sealed if r.stream_id == "profile-u0"][:1]
+    assert msgspec.json.decode((await reader.open(first))[0].data)["email"] == PROFILE.email
+    assert keys.reads == 1  # u0's key, now cached
+
+    opened = await reader.open(sealed)
+    assert keys.reads == 2  # u1's, u2's and u3's (gone) in one call
+    assert [r.event_id for r in opened] == [r.event_id for r in sealed]
+    for record in opened:
+        data = msgspec.json.decode(record.data)
+        if record.type == "Plain":
+            assert data == {"a": 1}
+        elif data["user_id"] == "u3":
+            assert (data["email"], data["nickname"]) == (REDACTED, "someone")
+        else:
+            assert (data["email"], data["nickname"]) == (PROFILE.email, PROFILE.nickname)
+    assert await reader.open(sealed) == opened  # all cached now: no more reads
+    assert keys.reads == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import time
 import uuid
@@ -166,30 +167,41 @@ class Vault:
                 return records
         except TypeError:  # text where bytes belong (a row written by hand): checked one by one
             pass
-        opened, later = self._open(records, self._lookup(time.time()))
-        if later:
-            await self._load(k for i in later for k in key_ids(records[i].data))
-            again, _ = self._open([records[i] for i in later], self._lookup(time.time()))
-            for i, record in zip(later, again, strict=True):
-                opened[i] = record
+        opened: list[RecordedEvent] = []
+        at = self._open_from(records, 0, self._lookup(time.time()), opened)
+        if at is None:
+            return opened
+        # A key not cached: the keys of this record and of every one after it read in one
+        # call, then on from this record (each record opened once, not again after the read).
+        await self._load(
+            k for r in records[at:] if isinstance(r.data, bytes) for k in key_ids(r.data)
+        )
+        loaded = self._lookup(-math.inf)  # what was just read, whatever the cache's age
+        while (missing := self._open_from(records, at, loaded, opened)) is not None:
+            opened.append(records[missing])  # a key it names could not be read: as it is
+            at = missing + 1
         return opened
 
-    def _open(
-        self, records: Sequence[RecordedEvent], cipher: Cipher
-    ) -> tuple[list[RecordedEvent], list[int]]:
-        """``records`` opened with the cached keys, and the indexes of those that need a key
-        not cached (left as they are)."""
-        opened, later, replace = [], [], msgspec.structs.replace
-        for i, record in enumerate(records):
+    def _open_from(
+        self,
+        records: Sequence[RecordedEvent],
+        start: int,
+        cipher: Cipher,
+        opened: list[RecordedEvent],
+    ) -> int | None:
+        """Append ``records[start:]`` to ``opened``, opened with ``cipher``, up to the first
+        that needs a key ``cipher`` says is MISSING: its index (None when there is none)."""
+        replace = msgspec.structs.replace
+        for i in range(start, len(records)):
+            record = records[i]
             data = record.data
             if isinstance(data, bytes) and MARKER in data:
                 plain = open_sealed(data, record.event_id, cipher)
                 if plain is None:
-                    later.append(i)
-                else:
-                    record = replace(record, data=plain)
+                    return i
+                record = replace(record, data=plain)
             opened.append(record)
-        return opened, later
+        return None
 
     async def open_one(self, record: RecordedEvent | None) -> RecordedEvent | None:
         """One record opened (see :meth:`open`)."""
@@ -207,7 +219,9 @@ class Vault:
             entry = ciphers.get(key_id)
             return None if entry is None else entry[0]
 
-        return self._open(records, cipher)[0]
+        opened: list[RecordedEvent] = []
+        self._open_from(records, 0, cipher, opened)  # its cipher never says MISSING
+        return opened
 
     def plain_result(
         self, sealed: Sequence[NewEvent], plain: Sequence[NewEvent], stored: Sequence[RecordedEvent]
