@@ -11,7 +11,9 @@ each on a fresh store, after an untimed warm-up:
   account with the async Application (the bank example's domain), µs per command (the
   snapshots they start saved within the timing, as the sync side saves them);
 - ``sync-deposit``: the same commands through ``facta.sync.Application`` from the calling
-  thread, alone on the engine (the loop runs in the calling thread), µs per command;
+  thread, alone on the engine (the loop runs in the calling thread), µs per command. The
+  two run side by side, each on a store of its own, in alternating batches of 1% of the
+  commands (see ``side_by_side_deposits``);
 - ``sync-deposit-busy``: the same while a background task sits on the engine's loop (as a
   projection runner does): every call is handed to the engine's thread and back;
 - ``call``: ``engine.run(coroutine)`` of a coroutine that does nothing, alone: what running
@@ -21,8 +23,7 @@ each on a fresh store, after an untimed warm-up:
 
 A row's value is the median of its rounds. Prints the raw rows and the ratio sync ÷ async
 per-command cost (target from issue 26: at most 1.25), both as the ratio of the medians and
-as the median of each round's ratio (the two sides run back to back in a round, so a drift in
-the machine's speed between rounds falls on both) and writes them as JSON
+as the median of each round's ratio and writes them as JSON
 (``sync-raw-<date>.json`` in ``--out``).
 """
 
@@ -59,6 +60,7 @@ STORES = ("memory", "sqlite", "postgres")
 TARGET = 1.25  # sync ÷ async per-command cost, at most
 ACCOUNT = Account()
 AMOUNT = Decimal("1.25")
+OPEN = OpenAccount("Bench", Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -111,25 +113,56 @@ class Scratch:
         asyncio.run(drop())
 
 
-async def async_deposits(url: str, n: int, warmup: int) -> float:
-    """Seconds per command of ``n`` sequential deposits with the async Application."""
-    store = await open_store(url)
+def side_by_side_deposits(
+    async_url: str, sync_url: str, n: int, warmup: int, batch: int
+) -> tuple[float, float]:
+    """Seconds per command of ``n`` sequential deposits with the async Application and with
+    facta.sync's, each on a store of its own, in alternating batches of ``batch`` commands.
+
+    This machine's speed swings by up to 1.8x in phases of about a second (a CPU loop timed
+    back to back: 10-20 ms); batches far shorter than a phase, alternating (which side goes
+    first alternating too), put both sides in every phase alike, where whole runs one after
+    the other would each catch whichever phase came. The snapshots the async commands start
+    are saved within their batch's timing, as the sync side saves them (on the memory store,
+    where nothing suspends, they would otherwise wait until after it)."""
+    loop = asyncio.new_event_loop()
+    store = loop.run_until_complete(open_store(async_url))
     try:
         app = Application(store)
-        await app.execute(ACCOUNT, "bench", OpenAccount("Bench", Decimal(0)))
-        for _ in range(warmup):
-            await app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
-        gc.collect()
-        started = time.perf_counter()
-        for _ in range(n):
-            await app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
-        # The snapshots the commands started are saved inside the timing, as the sync side
-        # saves them (on the memory store, where nothing suspends, they would otherwise wait
-        # until after it).
-        await app.drain()
-        return (time.perf_counter() - started) / n
+        with facta.sync.open_store(sync_url) as engine:
+            sync_app = facta.sync.Application(engine)
+
+            async def async_batch(count: int) -> float:
+                started = time.perf_counter()
+                for _ in range(count):
+                    await app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
+                await app.drain()
+                return time.perf_counter() - started
+
+            def sync_batch(count: int) -> float:
+                started = time.perf_counter()
+                for _ in range(count):
+                    sync_app.execute(ACCOUNT, "bench", Deposit(AMOUNT))
+                return time.perf_counter() - started
+
+            loop.run_until_complete(app.execute(ACCOUNT, "bench", OPEN))
+            sync_app.execute(ACCOUNT, "bench", OPEN)
+            loop.run_until_complete(async_batch(warmup))
+            sync_batch(warmup)
+            gc.collect()
+            async_seconds = sync_seconds = 0.0
+            for index, start in enumerate(range(0, n, batch)):
+                count = min(batch, n - start)
+                if index % 2 == 0:
+                    async_seconds += loop.run_until_complete(async_batch(count))
+                    sync_seconds += sync_batch(count)
+                else:
+                    sync_seconds += sync_batch(count)
+                    async_seconds += loop.run_until_complete(async_batch(count))
+        return async_seconds / n, sync_seconds / n
     finally:
-        await store.close()
+        loop.run_until_complete(store.close())
+        loop.close()
 
 
 @contextlib.contextmanager
@@ -188,14 +221,19 @@ def measure(store: str, s: Settings, scratch: Scratch) -> dict[str, list[float]]
     """Each workload's µs per operation, one value per round (the sides alternate)."""
     n = s.count(store)
     sides: list[tuple[str, Callable[[], float]]] = [
-        ("async-deposit", lambda: asyncio.run(async_deposits(scratch.url(store), n, s.warmup))),
-        ("sync-deposit", lambda: sync_deposits(scratch.url(store), n, s.warmup)),
         ("sync-deposit-busy", lambda: sync_deposits(scratch.url(store), n, s.warmup, True)),
         ("call", lambda: calls(scratch.url(store), s.hand_overs, s.warmup)),
         ("hand-over", lambda: calls(scratch.url(store), s.hand_overs, s.warmup, True)),
     ]
-    runs: dict[str, list[float]] = {name: [] for name, _ in sides}
+    runs: dict[str, list[float]] = {"async-deposit": [], "sync-deposit": []}
+    runs |= {name: [] for name, _ in sides}
+    batch = max(n // 100, 1)  # memory: 100 commands, some 3 ms; SQLite and PostgreSQL: 3
     for round_ in range(s.rounds):
+        async_side, sync_side = side_by_side_deposits(
+            scratch.url(store), scratch.url(store), n, s.warmup, batch
+        )
+        runs["async-deposit"].append(async_side * 1e6)
+        runs["sync-deposit"].append(sync_side * 1e6)
         # Alternate which side goes first, so neither always runs on a warmer machine.
         for name, run_side in sides if round_ % 2 == 0 else sides[::-1]:
             runs[name].append(run_side() * 1e6)
@@ -219,9 +257,9 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 value = found[store, top] / found[store, bottom]
                 ratio = f"{top} / {bottom} ({what})"
                 out.append({"store": store, "ratio": ratio, "value": value, "target": target})
-        # The same ratio taken round by round (the two sides run one after the other in
-        # each round), then its median: a change in the machine's speed between rounds,
-        # which moves both sides of one round alike, drops out of it.
+        # The same ratio taken round by round (the two sides in alternating batches within
+        # each round), then its median: a round caught by a slow phase of the machine moves
+        # both of its sides alike, and drops out of it.
         pair = rounds.get((store, "sync-deposit")), rounds.get((store, "async-deposit"))
         if pair[0] and pair[1]:
             value = statistics.median(s / a for s, a in zip(*pair, strict=True))
