@@ -10,8 +10,10 @@ from typing import Any
 
 import msgspec
 
-from benchmarks.workloads import Measurement, Scale, Target
+from benchmarks.workloads import BULK, Measurement, Scale, Target
+from facta._ids import new_uuid
 from facta.examples.bank.domain import MoneyDeposited
+from facta.store.sqlite.schema import migrate
 
 _ROW = b'{"type":"MoneyDeposited","amount":1.00}'
 
@@ -35,6 +37,73 @@ def sqlite_single_transactions(target: Target, scale: Scale) -> Measurement:
         connection.execute("COMMIT")
     seconds = time.perf_counter() - started
     return Measurement(count / seconds, "transactions/s", seconds)
+
+
+def _sqlite_own_schema(target: Target) -> sqlite3.Connection:
+    """A connection to a new file holding facta's own schema (made by facta's migrations:
+    the events table's keys and indexes, five b-trees), as facta's writer sets it up."""
+    connection = sqlite3.connect(_sqlite_path(target), isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    migrate(connection, "")
+    return connection
+
+
+_OWN_INSERT = (
+    "INSERT INTO events (event_id, stream_id, category, version, type, schema_version, data,"
+    " metadata, recorded_at) VALUES (?, ?, 'account', ?, 'MoneyDeposited', 1, ?, ?, ?)"
+)
+
+
+def _deposit_row(stream_id: str, version: int) -> tuple[Any, ...]:
+    """A deposit's row as facta stores one (its columns, its metadata's size, its ids: time
+    ordered, so that each goes at the end of the event-id index, not at a random page)."""
+    event_id = new_uuid()
+    metadata = b'{"correlation_id":"%s","causation_id":"%s"}' % ((event_id.encode(),) * 2)
+    return (event_id, stream_id, version, _ROW, metadata, time.time())
+
+
+def sqlite_own_schema_transactions(target: Target, scale: Scale) -> Measurement:
+    """Single-row transactions into facta's own events table, each a deposit round robin
+    over the accounts' streams: the limit of the schema itself, with no version check, no
+    read, and no Python but the driver's calls (the rows are made before the timing)."""
+    connection = _sqlite_own_schema(target)
+    versions = [0] * scale.accounts
+    rows = []
+    for i in range(scale.commands // 2):
+        account = i % scale.accounts
+        versions[account] += 1
+        rows.append(_deposit_row(f"account-a{account}", versions[account]))
+    execute = connection.execute
+    started = time.perf_counter()
+    for row in rows:
+        execute("BEGIN IMMEDIATE")
+        execute(_OWN_INSERT, row)
+        execute("COMMIT")
+    seconds = time.perf_counter() - started
+    return Measurement(len(rows) / seconds, "transactions/s", seconds)
+
+
+def sqlite_own_schema_bulk(target: Target, scale: Scale) -> Measurement:
+    """Transactions of BULK rows each into facta's own events table, on the bulk workload's
+    streams (the rows made before the timing): events/s."""
+    connection = _sqlite_own_schema(target)
+    accounts = max(scale.accounts // 10, 1)
+    versions = [0] * accounts
+    batches = []
+    for i in range(scale.commands * 2 // BULK):
+        account = i % accounts
+        stream_id = f"account-a{account}"
+        batches.append([_deposit_row(stream_id, versions[account] + n) for n in range(1, BULK + 1)])
+        versions[account] += BULK
+    execute = connection.execute
+    started = time.perf_counter()
+    for rows in batches:
+        execute("BEGIN IMMEDIATE")
+        connection.executemany(_OWN_INSERT, rows)
+        execute("COMMIT")
+    seconds = time.perf_counter() - started
+    return Measurement(len(batches) * BULK / seconds, "events/s", seconds)
 
 
 _ENVELOPE = (
@@ -151,6 +220,12 @@ async def postgres_fetch_decode(target: Target, scale: Scale) -> Measurement:
     await connection.close()
     return Measurement(count / seconds, "events/s", seconds)
 
+
+RAW_SCHEMA = {
+    ("sqlite", "1-sequential"): sqlite_own_schema_transactions,
+    ("sqlite", "7-bulk-append"): sqlite_own_schema_bulk,
+}
+"""The same limits on facta's own schema (its keys and indexes), where measured."""
 
 RAW = {
     ("sqlite", "1-sequential"): sqlite_single_transactions,

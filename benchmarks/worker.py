@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from benchmarks.raw_limits import RAW
+from benchmarks.raw_limits import RAW, RAW_SCHEMA
 from benchmarks.telemetry import configure_from_env
 from benchmarks.workloads import WORKLOADS, Measurement, Scale, Target
 
@@ -70,6 +70,8 @@ def run(library: str, backend: str, workload: str, scale: Scale, scratch: Path) 
     target = target_for(backend, scratch)
     if library == "raw":
         function: Any = RAW[(backend, workload)]
+    elif library == "raw-schema":
+        function = RAW_SCHEMA[(backend, workload)]
     else:
         _, facta_side, es_side = WORKLOADS[workload]
         function = facta_side if library == "facta" else es_side

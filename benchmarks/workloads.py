@@ -209,6 +209,38 @@ async def facta_read_log(target: Target, scale: Scale) -> Measurement:
     return Measurement(count / seconds, "events/s", seconds)
 
 
+BULK = 100
+"""Events per append in the bulk workload."""
+
+
+async def facta_bulk(target: Target, scale: Scale) -> Measurement:
+    """Appends of BULK deposits at a time to the accounts' streams, round robin, each event
+    made and encoded within the timing (as the other side's are): events/s. The appends'
+    share of the time is given beside it (``append_only_events_per_s``: the rate of the
+    store's appends alone, what the raw limit of the schema compares with)."""
+    store = await open_store(target.facta_url)
+    app = Application(store)
+    accounts = max(scale.accounts // 10, 1)
+    await _facta_open_accounts(app, accounts)
+    encode = app.codec.encode
+    versions = [1] * accounts
+    batches = scale.commands * 2 // BULK
+    appending = 0.0
+    started = time.perf_counter()
+    for i in range(batches):
+        k = i % accounts
+        events = [encode(MoneyDeposited(ONE)) for _ in range(BULK)]
+        before = time.perf_counter()
+        await store.append(f"account-a{k}", events, versions[k])
+        appending += time.perf_counter() - before
+        versions[k] += BULK
+    seconds = time.perf_counter() - started
+    await store.close()
+    total = batches * BULK
+    extra = {"append_only_events_per_s": round(total / appending)}
+    return Measurement(total / seconds, "events/s", seconds, extra)
+
+
 # -- eventsourcing -----------------------------------------------------------------------
 
 
@@ -247,6 +279,25 @@ def es_concurrent(target: Target, scale: Scale) -> Measurement:
         list(pool.map(client, range(scale.clients)))
     seconds = time.perf_counter() - started
     return Measurement(per_client * scale.clients / seconds, "commands/s", seconds)
+
+
+def es_bulk(target: Target, scale: Scale) -> Measurement:
+    """The same with `eventsourcing`: BULK deposits on an account aggregate kept in hand,
+    then one save of its pending events."""
+    from benchmarks.es_bank import BankAccount
+
+    app = _es_app(target)
+    accounts = [BankAccount("Owner", ZERO) for _ in range(max(scale.accounts // 10, 1))]
+    app.save(*accounts)
+    batches = scale.commands * 2 // BULK
+    started = time.perf_counter()
+    for i in range(batches):
+        held = accounts[i % len(accounts)]
+        for _ in range(BULK):
+            held.deposit(ONE)
+        app.save(held)
+    seconds = time.perf_counter() - started
+    return Measurement(batches * BULK / seconds, "events/s", seconds)
 
 
 def es_open(target: Target, scale: Scale) -> Measurement:
@@ -384,6 +435,7 @@ WORKLOADS: dict[str, tuple[str, FactaWorkload | None, EsWorkload | None]] = {
     "4c-load-version": ("load at version 9,999", facta_load_version, es_load_version),
     "5-read-log": ("read whole log, decoded", facta_read_log, es_read_log),
     "6-projection": ("projection catch-up", facta_projection, es_projection),
+    "7-bulk-append": (f"appends of {BULK} events", facta_bulk, es_bulk),
 }
 
 

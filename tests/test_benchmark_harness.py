@@ -24,6 +24,31 @@ async def test_each_workload_runs_and_measures(workload: str, backend: str, tmp_
     assert measurement.seconds > 0
 
 
+@pytest.mark.parametrize("workload", ["1-sequential", "7-bulk-append"])
+def test_the_raw_limits_of_factas_own_schema_write_into_its_tables(
+    workload: str, tmp_path: Path
+) -> None:
+    """The own-schema raw limits measure something, into a file whose events table has
+    facta's keys and indexes (made by its migrations) and holds the rows they wrote."""
+    import sqlite3
+
+    from benchmarks.raw_limits import RAW_SCHEMA
+
+    scale = Scale.named("quick")
+    target = target_for("sqlite", tmp_path)
+    measurement = RAW_SCHEMA[("sqlite", workload)](target, scale)
+    assert measurement.value > 0
+    connection = sqlite3.connect(target.facta_url.removeprefix("sqlite:///"))
+    indexes = {
+        row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    assert {"events_by_category", "events_by_type"} <= indexes
+    [(rows, streams)] = connection.execute("SELECT count(*), count(DISTINCT stream_id) FROM events")
+    assert rows == (scale.commands // 2 if workload == "1-sequential" else scale.commands * 2)
+    assert streams > 1
+    connection.close()
+
+
 def test_the_sdk_floor_measures_both_calls() -> None:
     from benchmarks.telemetry import sdk_floor
 
