@@ -375,3 +375,28 @@ async def test_the_state_cache_is_bounded(store: EventStore) -> None:
 async def test_bad_ids_are_refused(store: EventStore, bad: str) -> None:
     with pytest.raises(InvalidStreamId):
         await Application(store).execute(account, bad, Deposit(Decimal(1)))
+
+
+async def test_states_without_personal_data_outlive_the_key_cache_and_others_do_not(
+    store: Engine,
+) -> None:
+    """A cached state is used for as long as the keys are cached (Vault.cache_seconds) only
+    when its aggregate's events have personal fields (an account's owner): a subject
+    forgotten elsewhere must not live on in it. A transfer's state holds none, and stays."""
+    from facta.examples.bank.transfers import RequestTransfer, Transfer
+
+    assert store.vault is not None
+    store.vault.cache_seconds = 0.2
+    app = Application(store)
+    await open_alice(app)
+    await app.execute(Transfer(), "t-1", RequestTransfer("acc-001", "acc-002", Decimal(5)))
+    await app.load(account, "acc-001")  # a load caches the state afresh
+    await app.load(Transfer(), "t-1")
+    assert app.cache.get("account-acc-001") is not None
+    assert app.cache.get("transfer-t-1") is not None
+    await asyncio.sleep(0.3)
+    assert app.cache.get("account-acc-001") is None  # past the keys' age: loaded again
+    assert app.cache.get("transfer-t-1") is not None
+    # Both still decide on the right state.
+    result = await app.execute(account, "acc-001", Deposit(Decimal(1)))
+    assert result.state.balance == Decimal("1001.0")

@@ -35,6 +35,7 @@ from facta.errors import (
     WrongExpectedVersion,
 )
 from facta.observability import tracing
+from facta.personal.fields import personal_fields
 from facta.store.base import (
     START,
     Position,
@@ -116,6 +117,21 @@ class Application:
         # An engine without keys cannot store personal fields: refused rather than in clear.
         self._unsealed = store.vault is None
         self._locks = KeyedLocks()
+        self._without_personal: dict[type[Any], bool] = {}
+
+    def _lasting(self, aggregate: Aggregate[Any, Any, Any]) -> bool:
+        """Whether ``aggregate``'s states hold no personal data (none of its event classes
+        has a personal field), so that the state cache keeps them past the key cache's age:
+        only a state folded from personal fields must not outlive a forget elsewhere."""
+        kind = type(aggregate)
+        lasting = self._without_personal.get(kind)
+        if lasting is None:
+            try:
+                lasting = not any(personal_fields(cls) for cls in kind.event_types)
+            except TypeError:  # a declaration that cannot work: refused when encoding it
+                lasting = False
+            self._without_personal[kind] = lasting
+        return lasting
 
     @staticmethod
     def stream_id(aggregate: Aggregate[Any, Any, Any], entity_id: str) -> str:
@@ -244,7 +260,10 @@ class Application:
                         assert earlier is not None
                         return earlier
                     new_state = aggregate.fold(events, state)
-                    self.cache.put(stream_id, new_state, appended.version, derived=True)
+                    lasting = self._lasting(aggregate)
+                    self.cache.put(
+                        stream_id, new_state, appended.version, derived=True, lasting=lasting
+                    )
                     self.snapshots.maybe_take(aggregate, appended.events, new_state)
                     scope.done(appended.version, len(events))
                     return CommandResult(
@@ -331,7 +350,7 @@ class Application:
         if cached is not None and (expected is None or cached[1] == expected):
             return cached[0], cached[1]
         loaded = await self._load(aggregate, stream_id, None, None)
-        self.cache.put(stream_id, loaded.state, loaded.version)
+        self.cache.put(stream_id, loaded.state, loaded.version, lasting=self._lasting(aggregate))
         return loaded.state, loaded.version
 
     async def load(
@@ -358,7 +377,8 @@ class Application:
             cached = self.cache.get(stream_id)
             if cached is None:
                 loaded = await self._replay(aggregate, stream_id, None, None)
-                self.cache.put(stream_id, loaded.state, loaded.version)
+                lasting = self._lasting(aggregate)
+                self.cache.put(stream_id, loaded.state, loaded.version, lasting=lasting)
                 return loaded
             state, head, read = await self._since(aggregate, stream_id, *cached)
         if read:  # folded from the cached state: it expires when that one would have
