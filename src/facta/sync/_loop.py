@@ -214,12 +214,16 @@ class Loop:
                 raise EngineClosed("the engine was closed while the call ran") from None
             raise
         finally:
+            # Tasks left behind are looked at while this thread still drives: nobody else
+            # runs the loop, so nobody adds or ends one meanwhile (after the store below,
+            # the loop's thread may take the loop and change the set under the iteration).
+            left_behind = bool(self._tasks) and bool(self._pending(None))
             # Given back without the lock (a plain store, whole under the GIL): a thread
             # that handed a call over meanwhile did so under the lock, saw this thread
             # driving and left the wake-up to it, and it is counted in _handed, read after
             # the store; one that comes after sees no driver and wakes the thread itself.
             self._driver = None
-            if self._stopped or self._handed or (self._tasks and self._pending(None)):
+            if self._stopped or self._handed or left_behind:
                 with self._lock:
                     self._wake.notify()
 
