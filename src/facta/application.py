@@ -260,7 +260,8 @@ class Application:
                         assert earlier is not None
                         return earlier
                     new_state = aggregate.fold(events, state)
-                    lasting = self._lasting(aggregate)
+                    # Only a creation had no entry to inherit its age from (put keeps it).
+                    lasting = guess and self._lasting(aggregate)
                     self.cache.put(
                         stream_id, new_state, appended.version, derived=True, lasting=lasting
                     )
