@@ -411,7 +411,7 @@ async def test_runners_sharing_partitions_keep_a_connection_per_partition_they_h
 
     def runner(owner: str) -> ProjectionRunner:
         return ProjectionRunner(
-            store, [Applications()], codec=codec, owner=owner, lease_ttl=1.0, poll_interval=0.05
+            store, [Applications()], codec=codec, owner=owner, lease_ttl=3.0, poll_interval=0.05
         )
 
     try:
