@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from facta import REDACTED, Application, Engine, forget
+from facta import REDACTED, Application, Engine, NewEvent, forget
 from facta.archive.cold import ColdStore
+from facta.errors import CommandIdReused, DuplicateEventId
 from facta.examples.bank.domain import Account, Deposit, OpenAccount, Withdraw
 from facta.examples.bank.read_model import Accounts, AccountsProjection
 from facta.lifecycle import archive_status, archive_streams, delete_stream, readers_horizon
@@ -139,6 +140,70 @@ async def test_a_projection_rebuilds_from_the_archive_and_subscriptions_read_it(
             if len(followed) == len(before_log):
                 break
     assert followed == before_log
+
+
+async def test_archived_events_are_found_by_id_and_their_commands_not_run_twice(
+    archived: Engine,
+) -> None:
+    """An idempotent command retried after its events were archived returns its first
+    result and writes nothing; appending archived event ids again is a repeat (the first
+    result), or DuplicateEventId in another stream, as for events still in the database."""
+    app = await fill(archived)
+    first = await app.execute(Account(), "acc-7", Deposit(Decimal(5)), command_id="pay-1")
+    await app.execute(Account(), "acc-7", Withdraw(Decimal(1)))  # so that pay-1's is archived
+    before = await archived.read_stream("account-acc-7")
+    run = await archive_streams(archived, older_than=60, now=time.time() + 3600, chunk_size=9)
+    assert run.events == ACCOUNTS * (EVENTS_EACH - 1) + 2
+    assert archived.archive is not None
+    assert archived.archive.may_hold_event(before[0].event_id)
+    for record in before:
+        assert await archived.find_event(record.event_id) == record  # byte for byte
+    assert await archived.find_event("00000000-0000-0000-0000-000000000000") is None
+    again = await Application(archived).execute(
+        Account(), "acc-7", Deposit(Decimal(5)), command_id="pay-1"
+    )
+    assert (again.version, again.position) == (first.version, first.position)
+    assert await archived.read_stream("account-acc-7") == before  # nothing written
+    with pytest.raises(CommandIdReused):
+        await Application(archived).execute(
+            Account(), "acc-7", Withdraw(Decimal(5)), command_id="pay-1"
+        )
+    # The store's own repeat rule, for archived ids: the same append, or another stream.
+    archived_ones = before[1:3]
+    events = [
+        NewEvent(r.type, r.data, r.schema_version, r.metadata, event_id=r.event_id)
+        for r in archived_ones
+    ]
+    repeat = await archived.append("account-acc-7", events)
+    assert repeat.events == tuple(archived_ones)
+    with pytest.raises(DuplicateEventId):
+        await archived.append("account-acc-8", events)
+    assert await archived.read_stream("account-acc-7") == before
+    assert await archived.read_stream("account-acc-8", from_version=EVENTS_EACH + 1) == []
+
+
+async def test_an_archive_indexed_before_event_ids_were_is_indexed_when_opened(
+    tmp_path: Path,
+) -> None:
+    cold = ColdStore(tmp_path / "cold")
+    records = [
+        RecordedEvent(f"id-{n}", "s-1", n, Position(0, n), "E", 1, b"{}", b"{}", 0.0)
+        for n in range(1, 6)
+    ]
+    cold.write_chunk(records[:3])
+    cold.write_chunk(records[3:])
+    cold._db.execute("DROP TABLE event_ids")  # as an archive of the version before
+    cold.close()
+    reopened = ColdStore(tmp_path / "cold")
+    try:
+        assert [reopened.find_event(f"id-{n}") for n in range(1, 6)] == records
+        assert reopened.find_event("id-6") is None
+        assert not reopened.may_hold_event("id-6")
+        assert reopened.erase("s-1") == 5
+        assert not reopened.may_hold_event("id-2")
+        assert reopened.find_event("id-2") is None
+    finally:
+        reopened.close()
 
 
 async def test_only_what_every_reader_passed_is_archived(archived: Engine) -> None:

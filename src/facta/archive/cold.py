@@ -3,7 +3,9 @@
 The directory holds ``chunks/*.jsonl.gz``, each up to a few thousand events in log order,
 one JSON object per line (readable with ``zcat``; ``data`` and ``metadata`` are the stored
 JSON as strings, so what comes back is byte for byte what was stored), and ``index.sqlite``,
-which says which chunks hold which position range and which versions of which stream.
+which says which chunks hold which position range and which versions of which stream, and
+where each event id is (by a 64-bit hash of it and its position: about 18 bytes an event,
+not the id and the chunk's name).
 Several processes may read one directory (on one host, or a shared file system); one
 archiver writes it at a time. A chunk is written whole under a temporary name and renamed,
 and entered in the index in one transaction: readers see all of it or none of it.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import os
 import sqlite3
 import threading
@@ -38,7 +41,18 @@ CREATE TABLE IF NOT EXISTS streams (
     PRIMARY KEY (stream_id, first_version)
 );
 CREATE INDEX IF NOT EXISTS streams_by_chunk ON streams (chunk);
+CREATE TABLE IF NOT EXISTS event_ids (
+    id_hash INTEGER NOT NULL, commit_position INTEGER NOT NULL, sequence INTEGER NOT NULL,
+    PRIMARY KEY (id_hash, commit_position, sequence)
+) WITHOUT ROWID;
 """
+
+
+def _id_hash(event_id: str) -> int:
+    """An event id's key in the index: 64 bits of its hash (ids that share one are told
+    apart by reading their chunks)."""
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class _Line(msgspec.Struct, frozen=True, gc=False):
@@ -69,6 +83,11 @@ def _line(record: RecordedEvent) -> _Line:
         record.recorded_at,
         record.tags,
     )
+
+
+def _id_row(record: RecordedEvent) -> tuple[int, int, int]:
+    """The index's row for an archived event's id."""
+    return (_id_hash(record.event_id), record.position.commit, record.position.sequence)
 
 
 def _record(line: _Line) -> RecordedEvent:
@@ -112,6 +131,9 @@ class ColdStore:
             self.directory / "index.sqlite", isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode = WAL")
+        indexed = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_ids'"
+        ).fetchall()
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # one connection, used from the loop and from threads
         self._cache: OrderedDict[str, list[RecordedEvent]] = OrderedDict()
@@ -119,6 +141,16 @@ class ColdStore:
         self._cached_chunks = cached_chunks
         self._decode = msgspec.json.Decoder(_Line).decode
         self._encode = msgspec.json.Encoder().encode
+        if not indexed:
+            self._index_event_ids()
+
+    def _index_event_ids(self) -> None:
+        """Enter the event ids of every chunk in the index (an archive written before the
+        index had them; several processes may do it at once: the rows are the same)."""
+        for chunk in self.chunks():
+            rows = [_id_row(r) for r in self.events_of(chunk.name)]
+            with self._lock, self._transaction():
+                self._db.executemany("INSERT OR IGNORE INTO event_ids VALUES (?, ?, ?)", rows)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -156,6 +188,31 @@ class ColdStore:
     def holds(self, stream_id: str) -> bool:
         """Whether any version of ``stream_id`` is archived."""
         return bool(self._query("SELECT 1 FROM streams WHERE stream_id = ? LIMIT 1", (stream_id,)))
+
+    def may_hold_event(self, event_id: str) -> bool:
+        """Whether an event with this id may be archived (an indexed query: False, the
+        commonest answer, for certain; True may be another id with the same hash)."""
+        return bool(
+            self._query("SELECT 1 FROM event_ids WHERE id_hash = ? LIMIT 1", (_id_hash(event_id),))
+        )
+
+    def find_event(self, event_id: str) -> RecordedEvent | None:
+        """The archived event with this id, or None (decodes the chunk that holds it)."""
+        positions = self._query(
+            "SELECT commit_position, sequence FROM event_ids WHERE id_hash = ?",
+            (_id_hash(event_id),),
+        )
+        for commit, sequence in positions:
+            chunks = self._query(
+                "SELECT name FROM chunks WHERE (first_commit, first_sequence) <= (?, ?)"
+                " AND (last_commit, last_sequence) >= (?, ?)",
+                (commit, sequence, commit, sequence),
+            )
+            for (chunk,) in chunks:
+                for record in self.events_of(str(chunk)):
+                    if record.event_id == event_id:
+                        return record
+        return None
 
     def read_stream(
         self, stream_id: str, from_version: int, to_version: int
@@ -224,14 +281,14 @@ class ColdStore:
 
     def write_chunk(self, records: Sequence[RecordedEvent]) -> ChunkInfo:
         """Write ``records`` (in log order) as one chunk and enter it in the index."""
-        chunk, ranges = self._write_file(records)
+        written = self._write_file(records)
         with self._lock, self._transaction():
-            self._enter(chunk, ranges)
-        return chunk
+            self._enter(*written)
+        return written[0]
 
     def _write_file(
         self, records: Sequence[RecordedEvent]
-    ) -> tuple[ChunkInfo, dict[str, list[int]]]:
+    ) -> tuple[ChunkInfo, dict[str, list[int]], list[tuple[int, int, int]]]:
         first, last = records[0].position, records[-1].position
         # A fresh name each time: a chunk written again (an erasure) never replaces a file
         # that another process may be reading.
@@ -248,9 +305,12 @@ class ColdStore:
         for r in records:
             span = ranges.setdefault(r.stream_id, [r.version, r.version])
             span[0], span[1] = min(span[0], r.version), max(span[1], r.version)
-        return ChunkInfo(name, first, last, len(records), path.stat().st_size), ranges
+        info = ChunkInfo(name, first, last, len(records), path.stat().st_size)
+        return info, ranges, [_id_row(r) for r in records]
 
-    def _enter(self, chunk: ChunkInfo, ranges: dict[str, list[int]]) -> None:
+    def _enter(
+        self, chunk: ChunkInfo, ranges: dict[str, list[int]], ids: list[tuple[int, int, int]]
+    ) -> None:
         first, last = chunk.first, chunk.last
         row = [chunk.name, first.commit, first.sequence, last.commit, last.sequence]
         row += [chunk.events, chunk.bytes]
@@ -259,6 +319,7 @@ class ColdStore:
             "INSERT INTO streams VALUES (?, ?, ?, ?)",
             [(stream, chunk.name, span[0], span[1]) for stream, span in ranges.items()],
         )
+        self._db.executemany("INSERT OR IGNORE INTO event_ids VALUES (?, ?, ?)", ids)
 
     def erase(self, stream_id: str) -> int:
         """Remove every archived event of ``stream_id`` (a hard delete): each chunk that
@@ -270,11 +331,17 @@ class ColdStore:
             name = str(chunk)
             events = self.events_of(name)
             kept = [r for r in events if r.stream_id != stream_id]
-            removed += len(events) - len(kept)
+            gone = [_id_row(r) for r in events if r.stream_id == stream_id]
+            removed += len(gone)
             written = self._write_file(kept) if kept else None
             with self._lock, self._transaction():
                 self._db.execute("DELETE FROM chunks WHERE name = ?", (name,))
                 self._db.execute("DELETE FROM streams WHERE chunk = ?", (name,))
+                self._db.executemany(
+                    "DELETE FROM event_ids"
+                    " WHERE id_hash = ? AND commit_position = ? AND sequence = ?",
+                    gone,
+                )
                 if written is not None:
                     self._enter(*written)
             with self._lock:

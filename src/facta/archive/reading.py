@@ -12,9 +12,14 @@ nothing they ask for is archived:
   the engine is read first and the index after, so an event the archiver is moving is seen
   in one place or the other, never in neither (seen in both, it is returned once).
 
-Not read through: finding an event by id (an idempotent command retried after its events
-were archived runs again), and consistency-boundary queries (the archiver leaves tagged
-events in the engine).
+- finding an event by id looks in the archive only when the engine has no such event and
+  the index has the id's hash (an indexed query, on the loop);
+- an append whose first event id is archived is a repeat: it gets the first append's result
+  (or DuplicateEventId), as a repeat of events still in the engine does, so an idempotent
+  command retried after its events were archived does not run again.
+
+Not read through: consistency-boundary queries (the archiver leaves tagged events in the
+engine).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from facta.archive.cold import ChunkInfo, ColdStore
+from facta.errors import DuplicateEventId
 from facta.store._follow import follow
 from facta.store.base import (
     ANY,
@@ -85,6 +91,10 @@ class ArchivedEvents:
         *,
         hook: TransactionHook | None = None,
     ) -> AppendResult:
+        if events and self.cold.may_hold_event(events[0].event_id):
+            repeated = await self._archived_repeat(stream_id, events)
+            if repeated is not None:
+                return repeated
         if hook is None:
             return await self.inner.append(stream_id, events, expected_version)
         assert self._inline is not None, "the engine declares no inline transactions"
@@ -183,7 +193,26 @@ class ArchivedEvents:
         return await self.inner.head()
 
     async def find_event(self, event_id: str) -> RecordedEvent | None:
-        return await self.inner.find_event(event_id)
+        # The engine first: an event being archived is in one or the other.
+        found = await self.inner.find_event(event_id)
+        if found is not None or not self.cold.may_hold_event(event_id):
+            return found
+        return await asyncio.to_thread(self.cold.find_event, event_id)
+
+    async def _archived_repeat(
+        self, stream_id: str, events: Sequence[NewEvent]
+    ) -> AppendResult | None:
+        """The result of the earlier append of ``events``, whose first is archived (None
+        when it is not, after all: another id with the same hash); DuplicateEventId when
+        they were stored in another stream or as part of other appends."""
+        earlier = [await self.find_event(e.event_id) for e in events]
+        first = earlier[0]
+        if first is None:
+            return None
+        if any(e is None or e.stream_id != stream_id for e in earlier):
+            raise DuplicateEventId(first.event_id, f"in stream {first.stream_id!r}")
+        stored = tuple(e for e in earlier if e is not None)
+        return AppendResult(stream_id, stored[-1].version, stored[-1].position, stored)
 
     async def wait_for_events(self, after: Position, max_wait: float) -> None:
         await self.inner.wait_for_events(after, max_wait)
