@@ -107,9 +107,9 @@ class Application:
         self.store = store
         self.codec = codec or Codec()
         self.max_retries = max_retries
-        # States hold decrypted personal data: kept no longer than the keys that opened it.
-        max_age = None if store.vault is None else store.vault.cache_seconds
-        self.cache = StateCache(cache_size, max_age=max_age)
+        # States hold decrypted personal data: trusted no longer than the keys that opened it,
+        # unless the key store shows that no subject was forgotten since.
+        self.cache = StateCache.for_vault(cache_size, store.vault)
         self.transaction_hook = transaction_hook
         self._events = store.events
         self.snapshots = Snapshotter(store.capability(Snapshots))
@@ -184,6 +184,9 @@ class Application:
                         )
                         if earlier is not None:
                             return earlier
+                    if not self.cache.trusted():
+                        await self.cache.check_trust()
+                    epoch = self.cache.epoch
                     guess = guess and self.cache.get(stream_id) is None
                     if guess:
                         state, version = aggregate.initial, 0
@@ -263,7 +266,12 @@ class Application:
                     # Only a creation had no entry to inherit its age from (put keeps it).
                     lasting = guess and self._lasting(aggregate)
                     self.cache.put(
-                        stream_id, new_state, appended.version, derived=True, lasting=lasting
+                        stream_id,
+                        new_state,
+                        appended.version,
+                        derived=True,
+                        lasting=lasting,
+                        epoch=epoch,
                     )
                     self.snapshots.maybe_take(aggregate, appended.events, new_state)
                     scope.done(appended.version, len(events))
@@ -321,11 +329,12 @@ class Application:
         if cached is None or cached[1] != version:
             self.cache.discard(stream_id)
             return False
+        epoch = self.cache.epoch
         state, head, read = await self._since(aggregate, stream_id, cached[0], version)
         if not read:  # not behind after all (the stream was rewritten): load it afresh
             self.cache.discard(stream_id)
             return False
-        self.cache.put(stream_id, state, head, derived=True)
+        self.cache.put(stream_id, state, head, derived=True, epoch=epoch)
         return True
 
     async def _since(
@@ -350,8 +359,10 @@ class Application:
         # A cache entry behind a pinned version may just be stale: only trust it when it agrees.
         if cached is not None and (expected is None or cached[1] == expected):
             return cached[0], cached[1]
+        epoch = self.cache.epoch
         loaded = await self._load(aggregate, stream_id, None, None)
-        self.cache.put(stream_id, loaded.state, loaded.version, lasting=self._lasting(aggregate))
+        lasting = self._lasting(aggregate)
+        self.cache.put(stream_id, loaded.state, loaded.version, lasting=lasting, epoch=epoch)
         return loaded.state, loaded.version
 
     async def load(
@@ -375,15 +386,20 @@ class Application:
         # Now: from the cached state and what was appended since (usually nothing: one read
         # that finds no rows), instead of a snapshot and the events after it.
         with tracing.loading(stream_id, None):
+            if not self.cache.trusted():
+                await self.cache.check_trust()
+            epoch = self.cache.epoch
             cached = self.cache.get(stream_id)
             if cached is None:
                 loaded = await self._replay(aggregate, stream_id, None, None)
                 lasting = self._lasting(aggregate)
-                self.cache.put(stream_id, loaded.state, loaded.version, lasting=lasting)
+                self.cache.put(
+                    stream_id, loaded.state, loaded.version, lasting=lasting, epoch=epoch
+                )
                 return loaded
             state, head, read = await self._since(aggregate, stream_id, *cached)
-        if read:  # folded from the cached state: it expires when that one would have
-            self.cache.put(stream_id, state, head, derived=True)
+        if read:  # folded from the cached state: personal or lasting as that one is
+            self.cache.put(stream_id, state, head, derived=True, epoch=epoch)
         return StateAt(stream_id, head, state)
 
     async def _load(

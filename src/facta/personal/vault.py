@@ -238,6 +238,16 @@ class Vault:
             records.append(record if new is old else replace(record, data=old.data))
         return records
 
+    def age_cached_keys(self) -> None:
+        """Treat every cached key as read too long ago: each is read again before it opens
+        or seals anything more (a subject was forgotten somewhere); one known gone stays so.
+        Kept meanwhile for :meth:`open_cached`, which an append's hook uses with the keys it
+        sealed with."""
+        self._ciphers = {
+            k: (c, until if c is None else 0.0) for k, (c, until) in self._ciphers.items()
+        }
+        self._live = {s: (k, c, 0.0) for s, (k, c, _) in self._live.items()}
+
     async def forget(self, subject: str) -> list[str]:
         """Delete ``subject``'s keys for good; returns their ids. From now on its sealed
         fields read as their redacted values (in other processes once their cache expires)."""

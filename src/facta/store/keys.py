@@ -45,7 +45,14 @@ class KeyStore(Protocol):
         ...
 
     async def delete_keys(self, subject: str) -> list[str]:
-        """Delete every key of ``subject`` for good; returns their ids."""
+        """Delete every key of ``subject`` for good; returns their ids. When there were
+        any, :meth:`forgets` grows by one in the same transaction."""
+        ...
+
+    async def forgets(self) -> int:
+        """How many times keys were deleted (a number that only grows): a process compares
+        it with what it read before to learn whether a subject was forgotten elsewhere
+        meanwhile, and so whether the states it cached may still hold its fields."""
         ...
 
     async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:

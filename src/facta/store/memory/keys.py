@@ -15,6 +15,7 @@ class MemoryKeys:
     def __init__(self, events: MemoryEventStore) -> None:
         self._events = events
         self._by_subject: dict[str, SubjectKey] = {}
+        self._forgets = 0
 
     async def subject_key(self, candidate: SubjectKey) -> SubjectKey:
         return self._by_subject.setdefault(candidate.subject, candidate)
@@ -29,7 +30,13 @@ class MemoryKeys:
 
     async def delete_keys(self, subject: str) -> list[str]:
         key = self._by_subject.pop(subject, None)
-        return [] if key is None else [key.key_id]
+        if key is None:
+            return []
+        self._forgets += 1
+        return [key.key_id]
+
+    async def forgets(self) -> int:
+        return self._forgets
 
     async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
         found: set[str] = set()

@@ -22,6 +22,7 @@ class PostgresKeys:
     def __init__(self, store: PostgresEventStore) -> None:
         self._store = store
         self.table = f"{store.schema}.{store.prefix}personal_keys"
+        self._forgets = f"{store.schema}.{store.prefix}personal_forgets"
         self._snapshots = f"{store.schema}.{store.prefix}snapshots"
         self._events = f"{store.schema}.{store.prefix}events"
 
@@ -62,10 +63,20 @@ class PostgresKeys:
         return [row[0] for row in rows]
 
     async def delete_keys(self, subject: str) -> list[str]:
+        # One statement, so one transaction: the count grows with the deletion or not at all
+        # (a data-modifying WITH runs whether or not the query reads it).
         rows = await self._store.fetch(
-            f"DELETE FROM {self.table} WHERE subject = $1 RETURNING key_id", subject
+            f"WITH deleted AS (DELETE FROM {self.table} WHERE subject = $1 RETURNING key_id),"
+            f" counted AS (UPDATE {self._forgets} SET forgets = forgets + 1"
+            "  WHERE EXISTS (SELECT FROM deleted))"
+            " SELECT key_id FROM deleted",
+            subject,
         )
         return [row[0] for row in rows]
+
+    async def forgets(self) -> int:
+        rows = await self._store.fetch(f"SELECT forgets FROM {self._forgets}")
+        return int(rows[0][0])
 
     async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
         if not needles:

@@ -22,6 +22,7 @@ class SQLiteKeys:
     def __init__(self, connections: Connections, prefix: str) -> None:
         self._connections = connections
         self.table = f"{prefix}personal_keys"
+        self._forgets = f"{prefix}personal_forgets"
         self._snapshots = f"{prefix}snapshots"
         self._events = f"{prefix}events"
 
@@ -63,6 +64,7 @@ class SQLiteKeys:
 
     async def delete_keys(self, subject: str) -> list[str]:
         delete = f"DELETE FROM {self.table} WHERE subject = ? RETURNING key_id"
+        count = f"UPDATE {self._forgets} SET forgets = forgets + 1"
 
         def work(c: sqlite3.Connection) -> list[str]:
             # Zeroes the deleted bytes in the file's pages rather than leaving them free.
@@ -70,6 +72,8 @@ class SQLiteKeys:
             try:
                 with immediate(c):
                     deleted = [row[0] for row in c.execute(delete, (subject,)).fetchall()]
+                    if deleted:
+                        c.execute(count)
             finally:
                 c.execute("PRAGMA secure_delete = OFF")
             # The WAL still holds the page as it was: copy it back and empty the WAL now,
@@ -78,6 +82,11 @@ class SQLiteKeys:
             return deleted
 
         return await self._connections.run(work)
+
+    async def forgets(self) -> int:
+        sql = f"SELECT forgets FROM {self._forgets}"
+        row = await self._connections.run(lambda c: c.execute(sql).fetchone())
+        return int(row[0])
 
     async def streams_containing(self, needles: Sequence[bytes]) -> list[str]:
         if not needles:

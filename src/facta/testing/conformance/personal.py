@@ -1,7 +1,7 @@
 """Personal data (the PersonalData capability), as tests an engine runs: one live key per
-subject whatever the race, keys read back and deleted for good, the scan for the streams
-that hold given bytes, snapshots purged, and fields sealed in storage and redacted once the
-subject is forgotten."""
+subject whatever the race, keys read back and deleted for good (each deletion counted), the
+scan for the streams that hold given bytes, snapshots purged, and fields sealed in storage
+and redacted once the subject is forgotten."""
 
 from __future__ import annotations
 
@@ -51,6 +51,21 @@ class PersonalDataContract:
         again = await keys.subject_key(_key("s-1", "d" * 32))
         assert again.key_id == "d" * 32  # a new key for the same subject
         assert await keys.keys([other.key_id]) == [other]
+
+    async def test_each_deletion_of_keys_is_counted(self, keys: KeyStore) -> None:
+        """What other processes read to learn that a subject was forgotten since they
+        last looked: it grows with every deletion that deleted keys, and only then."""
+        start = await keys.forgets()
+        await keys.subject_key(_key("s-1", "a" * 32))
+        await keys.subject_key(_key("s-2", "b" * 32))
+        assert await keys.forgets() == start  # making keys is not forgetting
+        await keys.delete_keys("s-1")
+        assert await keys.forgets() == start + 1
+        await keys.delete_keys("s-1")  # nothing left to delete
+        await keys.delete_keys("never-seen")
+        assert await keys.forgets() == start + 1
+        await keys.delete_keys("s-2")
+        assert await keys.forgets() == start + 2
 
     async def test_the_streams_holding_given_bytes_are_found(
         self, store: Engine, keys: KeyStore

@@ -1,0 +1,10 @@
+-- How many times a subject's keys were deleted (forgotten): a number that only grows, in the
+-- transaction that deletes them. A process reads it to learn whether a subject was forgotten
+-- elsewhere since it last looked, so that the states it cached (which may hold personal
+-- fields in clear) are kept while nothing was, and dropped when something was.
+CREATE TABLE {schema}.{prefix}personal_forgets (
+    id      integer NOT NULL CHECK (id = 1),
+    forgets bigint  NOT NULL,
+    CONSTRAINT {prefix}personal_forgets_pkey PRIMARY KEY (id)
+);
+INSERT INTO {schema}.{prefix}personal_forgets (id, forgets) VALUES (1, 0);
