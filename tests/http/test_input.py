@@ -148,6 +148,33 @@ def test_any_json_without_nul_or_deep_nesting_passes(value: object) -> None:
         assert not has_nul(value)
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=4),
+            st.integers() | st.text(alphabet=st.characters(exclude_characters="\x00")),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from([b":", b" : ", b":  "]),
+)
+def test_flat_objects_are_refused_exactly_when_a_key_repeats(
+    pairs: list[tuple[str, object]], colon: bytes
+) -> None:
+    """One object, its keys repeated or not, written with or without escapes and spaces:
+    the short way for flat bodies with no escape and the full one agree."""
+    encode = msgspec.json.encode
+    body = b"{" + b",".join(encode(k) + colon + encode(v) for k, v in pairs) + b"}"
+    repeated = len({k for k, _ in pairs}) < len(pairs)
+    try:
+        check_json(body)
+    except ApiError as error:
+        assert repeated, error.message  # noqa: PT017
+        assert "repeats the key" in error.message  # noqa: PT017
+    else:
+        assert not repeated
+
+
 def has_nul(value: object) -> bool:
     if isinstance(value, str):
         return "\x00" in value

@@ -11,7 +11,8 @@ msgspec decodes strictly by type, but some things it lets through or cannot see:
 - the media type: a body is JSON only when its ``Content-Type`` says so (else 415).
 
 :func:`check_json` does the first three in one pass over the tokens (about 1.5 µs for a
-command of 50 bytes, 3.5 ms for 64 KB of small objects); :func:`numbers_only` builds a second
+command of 50 bytes, 3.5 ms for 64 KB of small objects; a flat object with no escape, most
+commands, takes a shorter way); :func:`numbers_only` builds a second
 decoder that refuses a string where the type wants a Decimal, run after the real decode.
 Each raises ApiError (422, or 415) with a message naming the field where it can.
 """
@@ -36,6 +37,7 @@ MAX_DEPTH = 32
 # everything else (numbers, literals, commas, white space) is skipped by ``findall``.
 _TOKEN = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:)?|([{\[])|[}\]]')
 _NUL = b"\\u0000"
+_FLAT_KEY = re.compile(rb'"([^"]*)"\s*:')
 
 NO_NUL_PATTERN = "^[^\\x00]*$"
 """What a string in a request body may be, as a JSON Schema pattern: anything but NUL."""
@@ -45,6 +47,12 @@ def check_json(body: bytes) -> None:
     """Raise ApiError(422) when ``body`` nests deeper than :data:`MAX_DEPTH`, repeats a key
     in one object, or holds a NUL character in a string. Malformed JSON passes: the decoder
     after this refuses it with its own message."""
+    if b"\\" not in body and body.count(b"{") == 1 and b"[" not in body:
+        # One flat object with no escape (most commands): it cannot nest or hold a NUL, and
+        # every quote delimits a string, so its keys are the strings a colon follows.
+        flat = _FLAT_KEY.findall(body)
+        if len(set(flat)) == len(flat):
+            return
     nul = _NUL in body
     stack: list[set[bytes] | None] = []
     keys: set[bytes] | None = None
