@@ -263,7 +263,7 @@ class Application:
                         assert earlier is not None
                         return earlier
                     new_state = aggregate.fold(events, state)
-                    # Only a creation had no entry to inherit its age from (put keeps it).
+                    # Only a creation has no entry to inherit its kind from (personal or lasting).
                     lasting = guess and self._lasting(aggregate)
                     self.cache.put(
                         stream_id,
