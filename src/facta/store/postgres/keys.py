@@ -29,22 +29,23 @@ class PostgresKeys:
     async def subject_key(self, candidate: SubjectKey) -> SubjectKey:
         fetch = self._store.fetch
         select = f"SELECT {_COLUMNS} FROM {self.table} WHERE subject = $1"
-        # Read first: a subject's key is made once and read often.
-        found = await fetch(select, candidate.subject)
-        if found:
-            return _key(found[0])
-        inserted = await fetch(
-            f"INSERT INTO {self.table} ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
-            f" ON CONFLICT (subject) DO NOTHING RETURNING {_COLUMNS}",
-            candidate.key_id,
+        # One round trip for a new subject (the candidate stored) and for a stored one (it is
+        # read): an account's opening took one more before, for a read that found nothing.
+        found = await fetch(
+            f"WITH made AS (INSERT INTO {self.table} ({_COLUMNS}) VALUES ($2, $1, $3, $4, $5)"
+            f" ON CONFLICT (subject) DO NOTHING RETURNING {_COLUMNS})"
+            f" SELECT {_COLUMNS} FROM made"
+            f" UNION ALL ({select} AND NOT EXISTS (SELECT FROM made))",
             candidate.subject,
+            candidate.key_id,
             candidate.material,
             candidate.wrapped,
             candidate.created_at,
         )
-        if inserted:
-            return _key(inserted[0])
-        # Another writer's key won: read in a statement of its own, which sees its commit.
+        if found:
+            return _key(found[0])
+        # A key committed by another writer after this statement's snapshot was taken (it
+        # waited for it, then inserted nothing): read in a statement of its own.
         found = await fetch(select, candidate.subject)
         if found:
             return _key(found[0])

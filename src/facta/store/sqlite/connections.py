@@ -67,10 +67,25 @@ class Connections:
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._loop_side: sqlite3.Connection | None = None
 
     def connect(self) -> sqlite3.Connection:
         """A new connection of its own with the store's settings (the caller closes it)."""
         return connect(self.path, self.synchronous)
+
+    def on_loop(self) -> sqlite3.Connection:
+        """A connection for short work on the event loop itself, where a hop to a thread
+        would cost more than the work: it never waits for a lock (SQLITE_BUSY at once: do the
+        work on a thread then, with :meth:`run`) and never checkpoints the write-ahead log
+        (the event store's writer and checkpointer do). Closed with the others."""
+        if self._loop_side is None:
+            connection = self.connect()
+            connection.execute("PRAGMA busy_timeout=0")
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+            with self._lock:
+                self._open.append(connection)
+            self._loop_side = connection
+        return self._loop_side
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from facta.store.keys import SubjectKey
-from facta.store.sqlite.connections import Connections, immediate, unsynced
+from facta.store.sqlite.connections import Connections, immediate, locked, unsynced
 
 _COLUMNS = "key_id, subject, material, wrapped, created_at"
 
@@ -32,22 +32,40 @@ class SQLiteKeys:
         write-ahead log, and that commit's fsync makes every earlier frame of the log durable
         too, the key's among them. So an event is never durable without its key, and opening
         an account (a new subject) costs one fsync, not two. A key whose event never comes
-        may be lost in a machine crash; nothing names it then."""
+        may be lost in a machine crash; nothing names it then.
+
+        It runs on the event loop (about 0.1 ms for a new key, 30 µs for a stored one), as
+        the event store's lone appends do: the hop to a pool thread and back cost more than
+        the work (an account's opening took 888 µs, 354 of them in here). On a pool thread
+        only when another connection holds the write lock, which the loop must not wait
+        for."""
         select = f"SELECT {_COLUMNS} FROM {self.table} WHERE subject = ?"
-        insert = f"INSERT OR IGNORE INTO {self.table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+        insert = (
+            f"INSERT OR IGNORE INTO {self.table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            f" RETURNING {_COLUMNS}"
+        )
         synchronous = self._connections.synchronous
 
         def work(c: sqlite3.Connection) -> SubjectKey:
-            # Read first, on the same thread (a hop to a pool thread costs about 0.1 ms): a
-            # subject's key is made once and read often.
+            # Read first (it needs no lock): a subject's key is made once and read often.
             found = c.execute(select, (candidate.subject,)).fetchone()
             if found is not None:
                 return _key(found)
             k = candidate
-            with unsynced(c, synchronous), immediate(c):
-                c.execute(insert, (k.key_id, k.subject, k.material, int(k.wrapped), k.created_at))
-                return _key(c.execute(select, (candidate.subject,)).fetchone())
+            with unsynced(c, synchronous):  # one statement: a transaction of its own, which
+                # commits once the statement has run to its end (fetchall, not fetchone)
+                made = c.execute(
+                    insert, (k.key_id, k.subject, k.material, int(k.wrapped), k.created_at)
+                ).fetchall()
+            if not made:  # another connection's key came first
+                made = c.execute(select, (candidate.subject,)).fetchall()
+            return _key(made[0])
 
+        try:
+            return work(self._connections.on_loop())
+        except sqlite3.OperationalError as exc:
+            if not locked(exc):
+                raise
         return await self._connections.run(work)
 
     async def keys(self, key_ids: Sequence[str]) -> list[SubjectKey]:
