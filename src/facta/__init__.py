@@ -3,7 +3,7 @@
 The public API is re-exported here; everything else is importable but internal.
 """
 
-from facta.application import Application, CommandResult, EventEnvelope, StateAt
+from facta.application import Application
 from facta.codec import Codec
 from facta.decisions import Decision, DecisionResult, Fold, Model
 from facta.domain import (
@@ -34,6 +34,7 @@ from facta.errors import (
     WrongExpectedVersion,
 )
 from facta.forgetting import Forgetting, SubjectForgotten, forget
+from facta.results import CommandResult, EventEnvelope, StateAt
 from facta.store import Boundaries, CapabilityMissing, Engine, PersonalData, open_store
 from facta.store.base import (
     ANY,

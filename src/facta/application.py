@@ -12,9 +12,7 @@ import itertools
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
-
-import msgspec
+from typing import Any, TypeVar
 
 from facta import decisions
 from facta._commands import event_id as _event_id
@@ -36,9 +34,8 @@ from facta.errors import (
 )
 from facta.observability import tracing
 from facta.personal.fields import personal_fields
+from facta.results import CommandResult, EventEnvelope, StateAt
 from facta.store.base import (
-    START,
-    Position,
     RecordedEvent,
     TransactionHook,
     validate_stream_id,
@@ -57,32 +54,6 @@ log = logging.getLogger("facta.application")
 S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E", bound=AnyEvent)
-
-
-class CommandResult(msgspec.Struct, Generic[S, E], frozen=True):
-    """What a command did: the stream's version after it, the events it caused, the new state,
-    and the log position of its last event (for read-your-writes on projections)."""
-
-    stream_id: str
-    version: int
-    events: tuple[E, ...]
-    state: S
-    position: Position = START
-
-
-class StateAt(msgspec.Struct, Generic[S], frozen=True):
-    """An aggregate's state at a version of its stream (0: the stream has no events)."""
-
-    stream_id: str
-    version: int
-    state: S
-
-
-class EventEnvelope(msgspec.Struct, Generic[E], frozen=True, gc=False):
-    """A decoded event together with the record it was stored as."""
-
-    event: E
-    recorded: RecordedEvent
 
 
 class Application:
@@ -511,3 +482,6 @@ class Application:
     async def drain(self) -> None:
         """Wait for background work (snapshots) to finish."""
         await self.snapshots.drain()
+
+
+__all__ = ["Application", "CommandResult", "EventEnvelope", "StateAt"]

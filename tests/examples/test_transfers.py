@@ -12,7 +12,6 @@ import msgspec
 import pytest
 
 from facta import NO_STREAM, Application, EventStore
-from facta.application import EventEnvelope
 from facta.examples.bank.domain import Account, Deposit, OpenAccount, Withdraw
 from facta.examples.bank.read_model import (
     Accounts,
@@ -30,6 +29,7 @@ from facta.examples.bank.transfers import (
     TransferState,
 )
 from facta.projections import PolicyContext, ProjectionRunner, ReadStore
+from facta.results import EventEnvelope
 from tests.projections.helpers import eventually
 
 account, transfer = Account(), Transfer()

@@ -27,11 +27,11 @@ import nats
 import pytest
 
 from facta import Engine, NewEvent, open_store
-from facta.application import EventEnvelope
 from facta.relay._fastpath import CHECKED_VERSIONS, PUBLIC_API
 from facta.relay.nats import NatsConsumer, NatsPublisher
 from facta.relay.publisher import Publisher
 from facta.relay.rabbitmq import RabbitMQConsumer, RabbitMQPublisher
+from facta.results import EventEnvelope
 from tests.conftest import service_missing
 
 RABBITMQ_URL = os.environ.get("FACTA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")

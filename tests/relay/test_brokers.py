@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from facta import NewEvent
-from facta.application import EventEnvelope
 from facta.relay import Relay, to_message
+from facta.results import EventEnvelope
 from tests.relay.conftest import (
     Harness,
     NatsHarness,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facta._retry import backoff
-from facta.application import Application, EventEnvelope
+from facta.application import Application
 from facta.codec import Codec
 from facta.observability import metrics
 from facta.projections._target import Target
@@ -20,6 +20,7 @@ from facta.projections.policy import PolicyContext
 from facta.projections.projection import Projection
 from facta.projections.session import Session
 from facta.projections.status import DeadLetter
+from facta.results import EventEnvelope
 from facta.store.base import Position, RecordedEvent
 from facta.store.read_models import Batch, Failure, ReadModels, SlotRow, Unit, Worker
 

@@ -13,13 +13,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from facta.application import EventEnvelope
 from facta.codec import Codec
 from facta.observability import batches
 from facta.projections.progress import ProgressCallback
 from facta.projections.projection import Projection
 from facta.projections.runner import ProjectionRunner
 from facta.projections.session import Session
+from facta.results import EventEnvelope
 from facta.store.base import START, Hook, RecordedEvent, Transaction, TransactionHook
 from facta.store.engine import Engine
 from facta.store.read_models import Batch, SlotRow

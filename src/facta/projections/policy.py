@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar, Literal, TypeVar
 
-from facta.application import Application, CommandResult, EventEnvelope, StateAt
+from facta.application import Application
 from facta.domain import Aggregate, Command, DomainError, Event, type_name
 from facta.errors import InvalidStreamId, WrongExpectedVersion
 from facta.projections.errors import CommandRefused
 from facta.projections.handler import OUTAGES, EventHandler
+from facta.results import CommandResult, EventEnvelope, StateAt
 
 S = TypeVar("S")
 C = TypeVar("C", bound=Command)

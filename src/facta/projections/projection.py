@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import msgspec
 
-from facta.application import EventEnvelope
 from facta.domain import Event
 from facta.projections.handler import EventHandler
+from facta.results import EventEnvelope
 from facta.store.documents import D, DocumentSpec
 
 if TYPE_CHECKING:

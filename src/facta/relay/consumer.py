@@ -18,10 +18,10 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from facta.application import EventEnvelope
 from facta.codec import Codec
 from facta.errors import EventDecodeError, UnknownEventType
 from facta.relay.message import EnvelopeError, to_recorded
+from facta.results import EventEnvelope
 
 log = logging.getLogger("facta.relay")
 

@@ -7,12 +7,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from facta.application import Application as AsyncApplication
-from facta.application import CommandResult, EventEnvelope, StateAt
 from facta.codec import Codec
 from facta.decisions import Decision, DecisionResult, Model
 from facta.domain import Aggregate, Command, Event
 from facta.projections.inline import InlineProjections
 from facta.projections.projection import Projection
+from facta.results import CommandResult, EventEnvelope, StateAt
 from facta.sync.engine import Engine
 
 S = TypeVar("S")

@@ -13,10 +13,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from facta.application import EventEnvelope
 from facta.codec import Codec
 from facta.domain import Event
 from facta.projections import Documents, Projection, ProjectionRunner, ReadStore, Session
+from facta.results import EventEnvelope
 from facta.store.base import NewEvent, Position
 from facta.store.engine import Engine
 
