@@ -72,6 +72,20 @@ class PostgresBoundaries(TaggedLog):
         """The visible matching events after ``after``, and whether matching events are
         held back behind them (each row says whether it is visible: they sort after
         every visible row, so the visible ones are a prefix)."""
+        sql, arguments = self.statement(query, after, limit)
+        rows = await self._events.fetch(sql, *arguments)
+        if not rows or rows[-1][_VISIBLE_COLUMN]:
+            return _recorded(rows), False
+        visible = len(rows) - 1
+        while visible > 0 and not rows[visible - 1][_VISIBLE_COLUMN]:
+            visible -= 1
+        return _recorded(rows[:visible]), True
+
+    def statement(
+        self, query: Query, after: Position | None, limit: int | None
+    ) -> tuple[str, list[Any]]:
+        """The statement that reads ``query``'s events after ``after`` (at most ``limit``),
+        and its arguments: one statement for each shape of query, made once."""
         start = after or Position(0, 0)
         arguments: list[Any] = [start.commit, start.sequence, limit]
         shape = []
@@ -87,17 +101,18 @@ class PostgresBoundaries(TaggedLog):
         sql = self._statements.get(key)
         if sql is None:
             sql = self._statements[key] = self._statement(query.items)
-        rows = await self._events.fetch(sql, *arguments)
-        if not rows or rows[-1][_VISIBLE_COLUMN]:
-            return _recorded(rows), False
-        visible = len(rows) - 1
-        while visible > 0 and not rows[visible - 1][_VISIBLE_COLUMN]:
-            visible -= 1
-        return _recorded(rows[:visible]), True
+        return sql, arguments
 
     def _statement(self, items: Sequence[QueryItem]) -> str:
         """The statement for queries of this shape: one index-ordered select per item (by
-        the tag index for an item with tags, by the log's order otherwise), merged."""
+        the tag index for an item with tags, by the log's order otherwise), merged.
+
+        An item with tags reads the tag index, then each event by the log's primary key,
+        in a LATERAL subquery that the planner cannot flatten (OFFSET 0), so a nested loop
+        of key lookups in every plan. As a plain join, a connection's cached generic plan,
+        made while the log was young and never analyzed, could be a hash join over a
+        sequential scan of the whole log: each read of a tag then cost a pass over the log
+        until autovacuum analyzed it."""
         t = self._tables
         n = 3
         selects = []
@@ -106,8 +121,9 @@ class PostgresBoundaries(TaggedLog):
             if item.tags:
                 n += 1
                 source = (
-                    f"{t}event_tags g JOIN {t}events e"
-                    " ON e.commit_xid = g.commit_xid AND e.sequence = g.sequence"
+                    f"{t}event_tags g CROSS JOIN LATERAL (SELECT * FROM {t}events x"
+                    " WHERE x.commit_xid = g.commit_xid AND x.sequence = g.sequence"
+                    " OFFSET 0) e"
                 )
                 order = "g.commit_xid, g.sequence"
                 where += [f"g.tag = ${n}", "(g.commit_xid, g.sequence) > ($1, $2)"]
